@@ -1,0 +1,516 @@
+//! A circuit breaker keyed by string (e.g. a registry host), so that a host that keeps
+//! failing is not hammered by every operation of every process on the machine.
+//!
+//! States: *closed* (calls go through) -> *open* after `threshold` consecutive exhausted
+//! operations (calls fail fast) -> *half-open* once `cooldown` has passed (one trial call
+//! goes through; its success closes the circuit, its failure opens it again).
+//!
+//! The state lives in a [`CircuitStore`]: [`MemoryStore`] for one process, [`FileStore`]
+//! (one JSON file per key, guarded by `flock`, written atomically) for all processes on a
+//! host. Time is wall-clock time, since it is shared between processes; it is injectable.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The stored state of one key. Times are milliseconds since the Unix epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CircuitRecord {
+    /// Consecutive operations that gave up on transient failures.
+    pub failures: u32,
+    /// When the circuit opened, if it is open or half-open.
+    pub opened_at_ms: Option<u64>,
+    /// From when a trial call is allowed.
+    pub reopen_at_ms: Option<u64>,
+    /// When the current half-open trial began.
+    pub trial_started_ms: Option<u64>,
+    /// The last failure, for the fail-fast message.
+    pub last_error: Option<String>,
+}
+
+/// Where circuit records live.
+pub trait CircuitStore: Send + Sync {
+    /// Reads the record of `key` (default when there is none).
+    fn load(&self, key: &str) -> io::Result<CircuitRecord>;
+    /// Reads, changes and writes the record of `key` as one atomic step (no other process
+    /// or thread changes it in between); returns the new record.
+    fn update(
+        &self,
+        key: &str,
+        change: &mut dyn FnMut(&mut CircuitRecord),
+    ) -> io::Result<CircuitRecord>;
+}
+
+/// Records in memory: for one process, and for tests.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<String, CircuitRecord>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+}
+
+impl CircuitStore for MemoryStore {
+    fn load(&self, key: &str) -> io::Result<CircuitRecord> {
+        let records = self
+            .records
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        Ok(records.get(key).cloned().unwrap_or_default())
+    }
+
+    fn update(
+        &self,
+        key: &str,
+        change: &mut dyn FnMut(&mut CircuitRecord),
+    ) -> io::Result<CircuitRecord> {
+        let mut records = self
+            .records
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        let record = records.entry(key.to_string()).or_default();
+        change(record);
+        Ok(record.clone())
+    }
+}
+
+/// One file per key under a directory (`<key>.json`, with `<key>.lock` for `flock`), so
+/// that concurrent processes on one host share the circuit. Writes go to a temporary file
+/// that is fsynced and renamed over the record: a crash never leaves half a record.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// A store in `dir` (created when first written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileStore { dir: dir.into() }
+    }
+
+    /// The directory of the records.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The record file of `key`: the key with every byte outside `[A-Za-z0-9._-]`
+    /// percent-encoded, so that distinct keys never share a file.
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", file_stem(key)))
+    }
+
+    fn lock(&self, key: &str) -> io::Result<File> {
+        fs::create_dir_all(&self.dir)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(format!("{}.lock", file_stem(key))))?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    fn read(&self, key: &str) -> io::Result<CircuitRecord> {
+        match fs::read(self.path_of(key)) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(key, "unreadable circuit record, starting closed: {e}");
+                CircuitRecord::default()
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CircuitRecord::default()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn file_stem(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out
+}
+
+impl CircuitStore for FileStore {
+    fn load(&self, key: &str) -> io::Result<CircuitRecord> {
+        let _guard = self.lock(key)?;
+        self.read(key)
+    }
+
+    fn update(
+        &self,
+        key: &str,
+        change: &mut dyn FnMut(&mut CircuitRecord),
+    ) -> io::Result<CircuitRecord> {
+        let _guard = self.lock(key)?;
+        let mut record = self.read(key)?;
+        let before = record.clone();
+        change(&mut record);
+        if record != before {
+            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+            serde_json::to_writer_pretty(&mut tmp, &record).map_err(io::Error::other)?;
+            tmp.write_all(b"\n")?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(self.path_of(key)).map_err(|e| e.error)?;
+        }
+        Ok(record)
+        // `_guard` drops here: closing the file releases the lock.
+    }
+}
+
+/// What a key's circuit is doing now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CircuitState {
+    /// Calls go through; `failures` consecutive operations have given up so far.
+    Closed {
+        /// Consecutive exhausted operations.
+        failures: u32,
+    },
+    /// Calls fail fast until `until`.
+    Open {
+        /// Consecutive exhausted operations.
+        failures: u32,
+        /// When a trial call will be allowed.
+        until: SystemTime,
+    },
+    /// One trial call is allowed (or running).
+    HalfOpen {
+        /// Whether a trial is running now.
+        trial_running: bool,
+    },
+}
+
+/// The error of a call refused by an open circuit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CircuitOpen {
+    /// The key, e.g. the registry host.
+    pub key: String,
+    /// Consecutive exhausted operations that opened it.
+    pub failures: u32,
+    /// When a trial call will be allowed.
+    pub reopen_at: SystemTime,
+    /// The last failure seen.
+    pub last_error: Option<String>,
+    /// Whether another process is running the half-open trial right now.
+    pub trial_running: bool,
+    /// The time this was decided.
+    pub now: SystemTime,
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "circuit for {} is open after {} consecutive failed operation{}",
+            self.key,
+            self.failures,
+            if self.failures == 1 { "" } else { "s" }
+        )?;
+        if let Some(last) = &self.last_error {
+            write!(f, " (last: {last})")?;
+        }
+        if self.trial_running {
+            write!(f, "; a trial call is running now")
+        } else {
+            let wait = self.reopen_at.duration_since(self.now).unwrap_or_default();
+            write!(
+                f,
+                "; next trial in {} at {}",
+                crate::fmt_duration(wait),
+                humantime::format_rfc3339_seconds(self.reopen_at)
+            )
+        }
+    }
+}
+
+impl std::error::Error for CircuitOpen {}
+
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Opens after `threshold` consecutive exhausted operations (default 3), allows one trial
+/// after `cooldown` (default 300 s).
+///
+/// ```
+/// use std::sync::Arc;
+/// use em_retry::{CircuitBreaker, MemoryStore};
+/// let breaker = CircuitBreaker::new(Arc::new(MemoryStore::new())).with_threshold(2);
+/// breaker.record_failure("mirror.test", "503");
+/// assert!(breaker.acquire("mirror.test").is_ok());
+/// breaker.record_failure("mirror.test", "503");
+/// assert!(breaker.acquire("mirror.test").is_err());
+/// ```
+pub struct CircuitBreaker {
+    store: Arc<dyn CircuitStore>,
+    threshold: u32,
+    cooldown: Duration,
+    clock: Clock,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("threshold", &self.threshold)
+            .field("cooldown", &self.cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+impl CircuitBreaker {
+    /// A breaker over `store` with the defaults (3 failures, 300 s cooldown, system clock).
+    pub fn new(store: Arc<dyn CircuitStore>) -> Self {
+        CircuitBreaker {
+            store,
+            threshold: 3,
+            cooldown: Duration::from_secs(300),
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// Opens after this many consecutive exhausted operations (at least 1).
+    pub fn with_threshold(mut self, threshold: u32) -> Self {
+        self.threshold = threshold.max(1);
+        self
+    }
+
+    /// Stays open this long before a trial.
+    pub fn with_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Replaces the wall clock (for tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn now_ms(&self) -> u64 {
+        to_ms((self.clock)())
+    }
+
+    /// Asks to make a call for `key`: `Ok` when closed, or when half-open and no other
+    /// trial is running (this call becomes the trial); `Err` while open.
+    ///
+    /// A store that cannot be read or written lets the call through (and logs why):
+    /// the breaker protects hosts, it must never be the reason an install fails.
+    pub fn acquire(&self, key: &str) -> Result<(), CircuitOpen> {
+        let now = self.now_ms();
+        let cooldown = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX);
+        let mut refused = None;
+        let result = self.store.update(key, &mut |r| {
+            refused = None;
+            let (Some(_), Some(reopen_at)) = (r.opened_at_ms, r.reopen_at_ms) else {
+                return;
+            };
+            let trial_running = r
+                .trial_started_ms
+                .is_some_and(|t| now < t.saturating_add(cooldown));
+            if now < reopen_at || trial_running {
+                refused = Some(CircuitOpen {
+                    key: key.to_string(),
+                    failures: r.failures,
+                    reopen_at: from_ms(reopen_at),
+                    last_error: r.last_error.clone(),
+                    trial_running: now >= reopen_at,
+                    now: from_ms(now),
+                });
+            } else {
+                r.trial_started_ms = Some(now);
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(
+                key,
+                "circuit store unavailable, letting the call through: {e}"
+            );
+            return Ok(());
+        }
+        match refused {
+            Some(open) => Err(open),
+            None => Ok(()),
+        }
+    }
+
+    /// Records an operation on `key` that succeeded (or got a definite answer): closes the circuit.
+    pub fn record_success(&self, key: &str) {
+        if let Err(e) = self
+            .store
+            .update(key, &mut |r| *r = CircuitRecord::default())
+        {
+            tracing::warn!(key, "could not record a success in the circuit store: {e}");
+        }
+    }
+
+    /// Records an operation on `key` that gave up on transient failures: opens the circuit
+    /// at the threshold, or again at once after a failed half-open trial.
+    pub fn record_failure(&self, key: &str, reason: &str) {
+        let now = self.now_ms();
+        let cooldown = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX);
+        let threshold = self.threshold;
+        let result = self.store.update(key, &mut |r| {
+            r.failures = r.failures.saturating_add(1);
+            if !reason.is_empty() {
+                r.last_error = Some(reason.to_string());
+            }
+            if r.opened_at_ms.is_some() || r.failures >= threshold {
+                r.opened_at_ms = Some(now);
+                r.reopen_at_ms = Some(now.saturating_add(cooldown));
+                r.trial_started_ms = None;
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(key, "could not record a failure in the circuit store: {e}");
+        }
+    }
+
+    /// The state of `key` now.
+    pub fn state(&self, key: &str) -> io::Result<CircuitState> {
+        let r = self.store.load(key)?;
+        let now = self.now_ms();
+        let cooldown = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX);
+        Ok(match (r.opened_at_ms, r.reopen_at_ms) {
+            (Some(_), Some(reopen_at)) if now < reopen_at => CircuitState::Open {
+                failures: r.failures,
+                until: from_ms(reopen_at),
+            },
+            (Some(_), Some(_)) => CircuitState::HalfOpen {
+                trial_running: r
+                    .trial_started_ms
+                    .is_some_and(|t| now < t.saturating_add(cooldown)),
+            },
+            _ => CircuitState::Closed {
+                failures: r.failures,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn breaker_with_clock(store: Arc<dyn CircuitStore>) -> (CircuitBreaker, Arc<AtomicU64>) {
+        let now = Arc::new(AtomicU64::new(1_000_000));
+        let clock = now.clone();
+        let b = CircuitBreaker::new(store)
+            .with_cooldown(Duration::from_secs(300))
+            .with_clock(move || from_ms(clock.load(Ordering::SeqCst)));
+        (b, now)
+    }
+
+    fn lifecycle(store: Arc<dyn CircuitStore>) {
+        let (b, now) = breaker_with_clock(store);
+        let key = "127.0.0.1:8080";
+        for _ in 0..2 {
+            b.record_failure(key, "503 Service Unavailable");
+            assert!(b.acquire(key).is_ok());
+        }
+        b.record_failure(key, "503 Service Unavailable");
+        let open = b.acquire(key).expect_err("open after 3");
+        assert_eq!(open.failures, 3);
+        let text = open.to_string();
+        assert!(text.contains("127.0.0.1:8080"), "{text}");
+        assert!(text.contains("503 Service Unavailable"), "{text}");
+        assert!(text.contains("next trial in 5m"), "{text}");
+        assert!(matches!(
+            b.state(key).expect("state"),
+            CircuitState::Open { .. }
+        ));
+
+        now.fetch_add(300_000, Ordering::SeqCst);
+        assert!(b.acquire(key).is_ok(), "half-open: one trial");
+        let second = b.acquire(key).expect_err("only one trial at a time");
+        assert!(second.trial_running);
+        b.record_failure(key, "reset");
+        assert!(b.acquire(key).is_err(), "failed trial opens again");
+
+        now.fetch_add(300_000, Ordering::SeqCst);
+        assert!(b.acquire(key).is_ok());
+        b.record_success(key);
+        assert_eq!(
+            b.state(key).expect("state"),
+            CircuitState::Closed { failures: 0 }
+        );
+        assert!(b.acquire(key).is_ok());
+    }
+
+    #[test]
+    fn memory_store_lifecycle() {
+        lifecycle(Arc::new(MemoryStore::new()));
+    }
+
+    #[test]
+    fn file_store_lifecycle_and_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(dir.path().join("circuits"));
+        lifecycle(Arc::new(store.clone()));
+        let path = store.path_of("127.0.0.1:8080");
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some("127.0.0.1%3A8080.json")
+        );
+        let record: CircuitRecord =
+            serde_json::from_slice(&fs::read(path).expect("record written")).expect("json");
+        assert_eq!(record, CircuitRecord::default());
+    }
+
+    #[test]
+    fn a_trial_abandoned_by_a_crashed_process_expires() {
+        let (b, now) = breaker_with_clock(Arc::new(MemoryStore::new()));
+        for _ in 0..3 {
+            b.record_failure("k", "x");
+        }
+        now.fetch_add(300_000, Ordering::SeqCst);
+        assert!(b.acquire("k").is_ok());
+        assert!(b.acquire("k").is_err());
+        now.fetch_add(300_000, Ordering::SeqCst);
+        assert!(b.acquire("k").is_ok(), "the stale trial no longer blocks");
+    }
+
+    #[test]
+    fn corrupt_file_counts_as_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(dir.path());
+        fs::write(store.path_of("k"), b"{not json").expect("write");
+        let b = CircuitBreaker::new(Arc::new(store));
+        assert!(b.acquire("k").is_ok());
+    }
+
+    #[test]
+    fn keys_map_to_distinct_safe_files() {
+        assert_eq!(file_stem("a/b"), "a%2Fb");
+        assert_eq!(file_stem("a%2Fb"), "a%252Fb");
+        assert_eq!(file_stem(".."), "_..");
+        assert_eq!(file_stem(""), "_");
+    }
+}

@@ -1,0 +1,284 @@
+//! What happens during a retried operation, as events that subscribers (logs, metrics,
+//! reports, progress bars) consume. The retry loop itself never prints anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fmt_duration;
+
+/// Names the operation in events, logs and metrics: which component (an adapter, a client,
+/// a host) and what it was doing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Operation {
+    /// The system the operation talks to, e.g. `apt` or `billing-api`.
+    pub component: String,
+    /// What it does, e.g. `install python3`.
+    pub name: String,
+}
+
+impl Operation {
+    /// An operation named `name` of `component`.
+    pub fn new(component: impl Into<String>, name: impl Into<String>) -> Self {
+        Operation {
+            component: component.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.component.is_empty(), self.name.is_empty()) {
+            (true, _) => f.write_str(&self.name),
+            (false, true) => f.write_str(&self.component),
+            (false, false) => write!(f, "{} {}", self.component, self.name),
+        }
+    }
+}
+
+/// How a failed attempt was classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Worth another attempt.
+    Transient,
+    /// The other side asked to wait at least this long.
+    RetryAfter(Duration),
+    /// Worth another attempt after the named repair.
+    Repairable(String),
+    /// Another attempt would fail the same way.
+    Permanent,
+    /// The attempt ran past its per-attempt timeout and was cancelled.
+    TimedOut(Duration),
+}
+
+impl FailureClass {
+    /// A short label for metrics: `transient`, `retry_after`, `repairable`, `permanent`, `timeout`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::RetryAfter(_) => "retry_after",
+            FailureClass::Repairable(_) => "repairable",
+            FailureClass::Permanent => "permanent",
+            FailureClass::TimedOut(_) => "timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureClass::RetryAfter(d) => write!(f, "transient, retry after {}", fmt_duration(*d)),
+            FailureClass::Repairable(r) => write!(f, "repairable by {r}"),
+            FailureClass::TimedOut(d) => write!(f, "timed out after {}", fmt_duration(*d)),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+/// Why an operation stopped without success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GiveUpReason {
+    /// Every attempt failed with a failure worth retrying.
+    Exhausted,
+    /// An attempt failed permanently.
+    Permanent,
+    /// The next attempt or sleep would have ended past the deadline.
+    Deadline,
+    /// The circuit of the named key is open: nothing was attempted.
+    CircuitOpen(String),
+}
+
+impl std::fmt::Display for GiveUpReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GiveUpReason::Exhausted => f.write_str("retries exhausted"),
+            GiveUpReason::Permanent => f.write_str("permanent failure"),
+            GiveUpReason::Deadline => f.write_str("deadline reached"),
+            GiveUpReason::CircuitOpen(key) => write!(f, "circuit open for {key}"),
+        }
+    }
+}
+
+/// One thing that happened while running an operation under a policy.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Attempt `attempt` of `max_attempts` begins.
+    AttemptStarted {
+        /// Which operation.
+        operation: Arc<Operation>,
+        /// 1-based.
+        attempt: u32,
+        /// The policy's attempts in all.
+        max_attempts: u32,
+    },
+    /// An attempt failed.
+    AttemptFailed {
+        /// Which operation.
+        operation: Arc<Operation>,
+        /// 1-based.
+        attempt: u32,
+        /// The policy's attempts in all.
+        max_attempts: u32,
+        /// How the failure was classified.
+        class: FailureClass,
+        /// The error, as its `Display` shows it.
+        reason: String,
+        /// How long the attempt ran.
+        duration: Duration,
+    },
+    /// A repair ran between two attempts.
+    Repaired {
+        /// Which operation.
+        operation: Arc<Operation>,
+        /// The repair's name, e.g. `dpkg --configure -a`.
+        repair: String,
+        /// `Err` with the reason when the repair failed (the next attempt still runs).
+        outcome: Result<(), String>,
+        /// How long the repair ran.
+        duration: Duration,
+    },
+    /// Waiting before the next attempt.
+    Sleeping {
+        /// Which operation.
+        operation: Arc<Operation>,
+        /// The attempt that will follow the sleep.
+        next_attempt: u32,
+        /// The policy's attempts in all.
+        max_attempts: u32,
+        /// How long.
+        delay: Duration,
+    },
+    /// The operation succeeded.
+    Succeeded {
+        /// Which operation.
+        operation: Arc<Operation>,
+        /// The attempt that succeeded.
+        attempt: u32,
+        /// From the first attempt's start to now.
+        elapsed: Duration,
+    },
+    /// The operation stopped without success.
+    GaveUp {
+        /// Which operation.
+        operation: Arc<Operation>,
+        /// Attempts made.
+        attempts: u32,
+        /// Why it stopped.
+        reason: GiveUpReason,
+        /// The last failure, as its `Display` shows it.
+        last_error: String,
+        /// From the first attempt's start to now.
+        elapsed: Duration,
+    },
+}
+
+impl Event {
+    /// The operation the event belongs to.
+    pub fn operation(&self) -> &Operation {
+        match self {
+            Event::AttemptStarted { operation, .. }
+            | Event::AttemptFailed { operation, .. }
+            | Event::Repaired { operation, .. }
+            | Event::Sleeping { operation, .. }
+            | Event::Succeeded { operation, .. }
+            | Event::GaveUp { operation, .. } => operation,
+        }
+    }
+}
+
+/// Receives every [`Event`] of the operations it is subscribed to.
+///
+/// Closures `Fn(&Event)` are subscribers too:
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use em_retry::{Event, Subscriber};
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = seen.clone();
+/// let subscriber: Arc<dyn Subscriber> = Arc::new(move |e: &Event| {
+///     sink.lock().expect("not poisoned").push(e.clone())
+/// });
+/// # let _ = subscriber;
+/// ```
+pub trait Subscriber: Send + Sync {
+    /// Called synchronously from the retry loop: keep it quick.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> Subscriber for F {
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// Logs every event through `tracing` (target `em_retry`): failures and retries at WARN,
+/// repairs at INFO (WARN when they fail), give-ups at ERROR, attempts at DEBUG.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingLog;
+
+impl Subscriber for TracingLog {
+    fn on_event(&self, event: &Event) {
+        match event {
+            Event::AttemptStarted {
+                operation,
+                attempt,
+                max_attempts,
+            } => {
+                tracing::debug!(target: "em_retry", operation = %operation, attempt, max_attempts, "attempt started")
+            }
+            Event::AttemptFailed {
+                operation,
+                attempt,
+                max_attempts,
+                class,
+                reason,
+                duration,
+            } => tracing::warn!(
+                target: "em_retry",
+                operation = %operation,
+                attempt,
+                max_attempts,
+                class = class.label(),
+                duration_ms = duration.as_millis() as u64,
+                "attempt {attempt}/{max_attempts} failed ({class}: {reason})"
+            ),
+            Event::Repaired {
+                operation,
+                repair,
+                outcome: Ok(()),
+                ..
+            } => tracing::info!(target: "em_retry", operation = %operation, repair, "repaired"),
+            Event::Repaired {
+                operation,
+                repair,
+                outcome: Err(e),
+                ..
+            } => {
+                tracing::warn!(target: "em_retry", operation = %operation, repair, "repair failed: {e}")
+            }
+            Event::Sleeping {
+                operation, delay, ..
+            } => tracing::info!(
+                target: "em_retry",
+                operation = %operation,
+                delay_ms = delay.as_millis() as u64,
+                "retrying in {}",
+                fmt_duration(*delay)
+            ),
+            Event::Succeeded {
+                operation, attempt, ..
+            } => tracing::debug!(target: "em_retry", operation = %operation, attempt, "succeeded"),
+            Event::GaveUp {
+                operation,
+                attempts,
+                reason,
+                last_error,
+                ..
+            } => tracing::error!(
+                target: "em_retry",
+                operation = %operation,
+                attempts,
+                "gave up after {attempts} attempt(s) ({reason}): {last_error}"
+            ),
+        }
+    }
+}

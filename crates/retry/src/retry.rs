@@ -1,0 +1,461 @@
+//! The retry loop: attempts, classification, repairs, sleeps, limits.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::circuit::CircuitBreaker;
+use crate::events::{Event, FailureClass, GiveUpReason, Operation, Subscriber};
+use crate::policy::RetryPolicy;
+use crate::random::Random;
+
+type RepairFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type RepairFn = Box<dyn FnOnce() -> RepairFuture + Send>;
+type Classifier<E> = Box<dyn FnMut(&E) -> Decision + Send>;
+
+/// What to do after a failed attempt. The classifier returns one for each error.
+pub enum Decision {
+    /// Try again after the policy's delay.
+    Retry,
+    /// Try again after `max(d, the policy's delay)`: the other side said when (Retry-After).
+    RetryAfter(Duration),
+    /// Run the repair, then try again after the policy's delay.
+    Repair(Repair),
+    /// Stop now: another attempt would fail the same way.
+    Fail,
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Retry => f.write_str("Retry"),
+            Decision::RetryAfter(d) => write!(f, "RetryAfter({d:?})"),
+            Decision::Repair(r) => write!(f, "Repair({:?})", r.name),
+            Decision::Fail => f.write_str("Fail"),
+        }
+    }
+}
+
+/// A named action that puts things right between two attempts (e.g. `dpkg --configure -a`).
+///
+/// A repair that fails is reported as an event, and the next attempt still runs.
+pub struct Repair {
+    name: String,
+    action: RepairFn,
+}
+
+impl Repair {
+    /// A repair called `name` that runs `action`.
+    pub fn new<F, Fut>(name: impl Into<String>, action: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Repair {
+            name: name.into(),
+            action: Box::new(move || Box::pin(action())),
+        }
+    }
+
+    /// The repair's name, as events show it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repair").field("name", &self.name).finish()
+    }
+}
+
+/// What an attempt knows about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1-based.
+    pub number: u32,
+    /// The policy's attempts in all.
+    pub max_attempts: u32,
+    /// The time this attempt has before it is cancelled: the per-attempt timeout, shortened
+    /// to what is left of the deadline. An operation that runs a tool can pass it on.
+    pub timeout: Option<Duration>,
+}
+
+impl Attempt {
+    /// Whether this is the last attempt the policy allows.
+    pub fn is_last(&self) -> bool {
+        self.number >= self.max_attempts
+    }
+}
+
+/// The last failure of an operation that gave up.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The operation returned this error.
+    Error(E),
+    /// The attempt ran past this timeout and was cancelled.
+    TimedOut(Duration),
+}
+
+impl<E: fmt::Display> fmt::Display for Failure<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Error(e) => e.fmt(f),
+            Failure::TimedOut(d) => write!(f, "timed out after {}", crate::fmt_duration(*d)),
+        }
+    }
+}
+
+/// An operation that did not succeed under its policy.
+#[derive(Debug)]
+pub struct RetryError<E> {
+    reason: GiveUpReason,
+    attempts: u32,
+    last: Option<Failure<E>>,
+    message: String,
+}
+
+impl<E> RetryError<E> {
+    /// Why it stopped.
+    pub fn reason(&self) -> &GiveUpReason {
+        &self.reason
+    }
+
+    /// Attempts made (0 when an open circuit or the deadline prevented the first).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The last failure, if an attempt was made.
+    pub fn last(&self) -> Option<&Failure<E>> {
+        self.last.as_ref()
+    }
+
+    /// The last error the operation returned, unless the last attempt timed out.
+    pub fn last_error(&self) -> Option<&E> {
+        match &self.last {
+            Some(Failure::Error(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Takes the last failure out.
+    pub fn into_last(self) -> Option<Failure<E>> {
+        self.last
+    }
+
+    /// Whether the last attempt was cancelled by its timeout.
+    pub fn timed_out(&self) -> bool {
+        matches!(self.last, Some(Failure::TimedOut(_)))
+    }
+
+    /// Whether it stopped on failures worth retrying (exhausted, deadline, open circuit):
+    /// the case in which an outer layer may try again later (EX_TEMPFAIL).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self.reason, GiveUpReason::Permanent)
+    }
+}
+
+impl<E> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: fmt::Debug> std::error::Error for RetryError<E> {}
+
+/// Runs an operation under a [`RetryPolicy`].
+///
+/// Time is tokio's clock, so tests run with `#[tokio::test(start_paused = true)]` and
+/// never sleep for real.
+///
+/// ```
+/// use std::time::Duration;
+/// use em_retry::{Backoff, Decision, Retry, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let policy = RetryPolicy::new(5).with_backoff(Backoff::Fixed { delay: Duration::from_millis(1) });
+/// let mut calls = 0;
+/// let result: Result<u32, _> = Retry::new(policy)
+///     .classify(|e: &String| if e.contains("404") { Decision::Fail } else { Decision::Retry })
+///     .run(|attempt| {
+///         calls += 1;
+///         async move {
+///             if attempt.number < 3 { Err("503 Service Unavailable".to_string()) } else { Ok(attempt.number) }
+///         }
+///     })
+///     .await;
+/// assert_eq!(result.unwrap(), 3);
+/// assert_eq!(calls, 3);
+/// # }
+/// ```
+pub struct Retry<E> {
+    policy: RetryPolicy,
+    operation: Arc<Operation>,
+    classify: Classifier<E>,
+    subscribers: Vec<Arc<dyn Subscriber>>,
+    random: Box<dyn Random>,
+    circuit: Option<(Arc<CircuitBreaker>, String)>,
+}
+
+impl<E: fmt::Display> Retry<E> {
+    /// Runs under `policy`; every error retries until a classifier says otherwise.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Retry {
+            policy,
+            operation: Arc::new(Operation::default()),
+            classify: Box::new(|_| Decision::Retry),
+            subscribers: Vec::new(),
+            random: Box::new(fastrand::Rng::new()),
+            circuit: None,
+        }
+    }
+
+    /// Names the operation in events.
+    pub fn operation(mut self, operation: Operation) -> Self {
+        self.operation = Arc::new(operation);
+        self
+    }
+
+    /// Sets the classifier: error -> [`Decision`]. It may keep state (e.g. "repair once,
+    /// then fail").
+    pub fn classify(mut self, classifier: impl FnMut(&E) -> Decision + Send + 'static) -> Self {
+        self.classify = Box::new(classifier);
+        self
+    }
+
+    /// Adds a subscriber to this operation's events.
+    pub fn subscribe(mut self, subscriber: Arc<dyn Subscriber>) -> Self {
+        self.subscribers.push(subscriber);
+        self
+    }
+
+    /// Adds several subscribers.
+    pub fn subscribe_all(mut self, subscribers: &[Arc<dyn Subscriber>]) -> Self {
+        self.subscribers.extend(subscribers.iter().cloned());
+        self
+    }
+
+    /// Sets the jitter's random source.
+    pub fn random(mut self, random: impl Random + 'static) -> Self {
+        self.random = Box::new(random);
+        self
+    }
+
+    /// Seeds the jitter's random source, for repeatable runs.
+    pub fn seed(self, seed: u64) -> Self {
+        self.random(fastrand::Rng::with_seed(seed))
+    }
+
+    /// Guards the operation with `breaker` under `key` (e.g. a registry host): when the
+    /// circuit is open, nothing is attempted; an exhausted operation counts as a failure.
+    pub fn circuit(mut self, breaker: Arc<CircuitBreaker>, key: impl Into<String>) -> Self {
+        self.circuit = Some((breaker, key.into()));
+        self
+    }
+
+    fn emit(&self, event: Event) {
+        for s in &self.subscribers {
+            s.on_event(&event);
+        }
+    }
+
+    fn give_up(
+        &self,
+        reason: GiveUpReason,
+        attempts: u32,
+        last: Option<Failure<E>>,
+        start: Instant,
+    ) -> RetryError<E> {
+        let last_error = match &last {
+            Some(f) => f.to_string(),
+            None => String::new(),
+        };
+        if let Some((breaker, key)) = &self.circuit {
+            match reason {
+                GiveUpReason::Exhausted | GiveUpReason::Deadline => {
+                    breaker.record_failure(key, &last_error)
+                }
+                // The other side answered: it is up, whatever it said.
+                GiveUpReason::Permanent => breaker.record_success(key),
+                GiveUpReason::CircuitOpen(_) => {}
+            }
+        }
+        self.emit(Event::GaveUp {
+            operation: self.operation.clone(),
+            attempts,
+            reason: reason.clone(),
+            last_error: last_error.clone(),
+            elapsed: start.elapsed(),
+        });
+        let message = match (&reason, last_error.is_empty()) {
+            (GiveUpReason::CircuitOpen(_), _) | (_, true) => format!("{}", reason),
+            (_, false) => format!(
+                "{last_error} ({reason} after {attempts} attempt{})",
+                if attempts == 1 { "" } else { "s" }
+            ),
+        };
+        RetryError {
+            reason,
+            attempts,
+            last,
+            message,
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails permanently, or the policy runs out.
+    ///
+    /// `op` is called once per attempt; the future it returns is dropped (cancelled) when
+    /// the attempt's timeout passes, so it must clean up on drop (e.g. kill its process).
+    pub async fn run<T, F, Fut>(mut self, mut op: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let start = Instant::now();
+        let deadline_at = self.policy.deadline().and_then(|d| start.checked_add(d));
+        if let Some((breaker, key)) = &self.circuit
+            && let Err(open) = breaker.acquire(key)
+        {
+            let key = key.clone();
+            let mut err = self.give_up(GiveUpReason::CircuitOpen(key), 0, None, start);
+            err.message = open.to_string();
+            return Err(err);
+        }
+        let max_attempts = self.policy.max_attempts();
+        let mut schedule = self.policy.schedule();
+        let mut number = 1;
+        let mut last: Option<Failure<E>> = None;
+        loop {
+            let remaining = deadline_at.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining == Some(Duration::ZERO) {
+                return Err(self.give_up(GiveUpReason::Deadline, number - 1, last, start));
+            }
+            let timeout = match (self.policy.timeout(), remaining) {
+                (Some(t), Some(r)) => Some(t.min(r)),
+                (t, r) => t.or(r),
+            };
+            let attempt = Attempt {
+                number,
+                max_attempts,
+                timeout,
+            };
+            self.emit(Event::AttemptStarted {
+                operation: self.operation.clone(),
+                attempt: number,
+                max_attempts,
+            });
+            let began = Instant::now();
+            let outcome = match timeout {
+                Some(t) => match tokio::time::timeout(t, op(attempt)).await {
+                    Ok(result) => result.map_err(Failure::Error),
+                    Err(_) => Err(Failure::TimedOut(t)),
+                },
+                None => op(attempt).await.map_err(Failure::Error),
+            };
+            let failure = match outcome {
+                Ok(value) => {
+                    if let Some((breaker, key)) = &self.circuit {
+                        breaker.record_success(key);
+                    }
+                    self.emit(Event::Succeeded {
+                        operation: self.operation.clone(),
+                        attempt: number,
+                        elapsed: start.elapsed(),
+                    });
+                    return Ok(value);
+                }
+                Err(failure) => failure,
+            };
+            let (class, decision) = match &failure {
+                Failure::TimedOut(t) => (FailureClass::TimedOut(*t), Decision::Retry),
+                Failure::Error(e) => {
+                    let decision = (self.classify)(e);
+                    let class = match &decision {
+                        Decision::Retry => FailureClass::Transient,
+                        Decision::RetryAfter(d) => FailureClass::RetryAfter(*d),
+                        Decision::Repair(r) => FailureClass::Repairable(r.name.clone()),
+                        Decision::Fail => FailureClass::Permanent,
+                    };
+                    (class, decision)
+                }
+            };
+            self.emit(Event::AttemptFailed {
+                operation: self.operation.clone(),
+                attempt: number,
+                max_attempts,
+                class,
+                reason: failure.to_string(),
+                duration: began.elapsed(),
+            });
+            last = Some(failure);
+            if matches!(decision, Decision::Fail) {
+                return Err(self.give_up(GiveUpReason::Permanent, number, last, start));
+            }
+            if number >= max_attempts {
+                return Err(self.give_up(GiveUpReason::Exhausted, number, last, start));
+            }
+            let mut floor = Duration::ZERO;
+            match decision {
+                Decision::Repair(repair) => {
+                    let began = Instant::now();
+                    let left = deadline_at.map(|d| d.saturating_duration_since(began));
+                    let outcome = match left {
+                        Some(left) => tokio::time::timeout(left, (repair.action)())
+                            .await
+                            .unwrap_or_else(|_| Err("stopped at the deadline".to_string())),
+                        None => (repair.action)().await,
+                    };
+                    self.emit(Event::Repaired {
+                        operation: self.operation.clone(),
+                        repair: repair.name,
+                        outcome,
+                        duration: began.elapsed(),
+                    });
+                }
+                Decision::RetryAfter(d) => floor = d,
+                Decision::Retry | Decision::Fail => {}
+            }
+            let delay = schedule.next_delay(number, self.random.as_mut()).max(floor);
+            if let Some(deadline_at) = deadline_at {
+                let wakes = Instant::now().checked_add(delay);
+                if wakes.is_none_or(|w| w >= deadline_at) {
+                    return Err(self.give_up(GiveUpReason::Deadline, number, last, start));
+                }
+            }
+            number += 1;
+            self.emit(Event::Sleeping {
+                operation: self.operation.clone(),
+                next_attempt: number,
+                max_attempts,
+                delay,
+            });
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    /// [`Retry::run`] for code without a tokio runtime: runs on a private current-thread
+    /// runtime. A synchronous operation can be passed as `|a| std::future::ready(f(a))`;
+    /// its timeout then cannot interrupt it, since nothing awaits inside.
+    ///
+    /// Panics if called from inside a tokio runtime (use [`Retry::run`] there).
+    pub fn run_blocking<T, F, Fut>(self, op: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect(
+                "a current-thread runtime with only the timer needs no OS resource that can fail",
+            );
+        runtime.block_on(self.run(op))
+    }
+}
