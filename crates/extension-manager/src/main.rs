@@ -1,1 +1,5 @@
-fn main() {}
+//! The `extension-manager` command; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    extension_manager::main()
+}

@@ -1,0 +1,20 @@
+//! # extension-manager: install developer tooling, and survive flaky registries
+//!
+//! The command-line product over the retry core (`em-retry`) and the process runner
+//! (`em-exec`). `main.rs` is a one-line shim; everything is here so that tests can reach it.
+//!
+//! - [`cli`]: the command line (clap), global options, dispatch, exit codes.
+//! - [`commands`]: one module per subcommand.
+//! - [`output`]: status lines on stderr (TTY vs plain), never on stdout.
+//! - [`policy_options`]: the retry policy flags and their parsers.
+//!
+//! Streams: stdout carries only what was asked for (the wrapped command's stdout under
+//! `retry`); logs and status lines go to stderr.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod output;
+pub mod policy_options;
+
+pub use cli::main;
