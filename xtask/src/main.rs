@@ -1,1 +1,112 @@
-fn main() {}
+//! Project automation for the extension-manager workspace, written in Rust rather than
+//! as a pile of shell scripts (the rust-analyzer habit):
+//!
+//! - `cargo xtask ci`: tidy, formatting, clippy with warnings denied, the tests and the
+//!   doctests, in that order, stopping at the first failure. `.ci/run` calls it.
+//! - `cargo xtask tidy`: checks the repository itself (crate docs, no unfinished-work or
+//!   debug macros, the required documents).
+//! - `cargo xtask bench`: the overhead of `extension-manager retry -- true` over `true`,
+//!   measured in one run on this machine and reported as a ratio.
+//!
+//! It has no dependencies on purpose: it must build on a fresh machine before anything
+//! else, and a failing crate of the workspace must never stop it from reporting why.
+
+mod bench;
+mod ci;
+mod tidy;
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  ci                 tidy, cargo fmt --check, cargo clippy -D warnings, the tests
+                     (cargo nextest, or cargo test without it) and the doctests
+  tidy               check the repository itself: crate docs, no unfinished-work or
+                     debug macros, README.md / ARCHITECTURE.md / docs/decisions.md present
+  bench [options]    overhead of `extension-manager retry -- true` versus `true`
+      --runs N       runs of each command, interleaved (default 200)
+      --write        also rewrite the retry-overhead section of BENCHMARKS.md
+      --binary PATH  measure this binary instead of building
+                     target/release/extension-manager (for trying the bench itself)
+  help               this message
+";
+
+fn main() -> ExitCode {
+    let mut args = env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root();
+
+    let result = match command.as_deref() {
+        Some("ci") if rest.is_empty() => ci::run(&root),
+        Some("tidy") if rest.is_empty() => tidy::run(&root),
+        Some("bench") => {
+            bench::Options::parse(&rest).and_then(|options| bench::run(&root, &options))
+        }
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some("ci" | "tidy") => Err(format!("unexpected arguments: {}", rest.join(" "))),
+        Some(other) => Err(format!("unknown command `{other}`")),
+        None => Err("no command given".to_owned()),
+    };
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            if command.is_none()
+                || message.starts_with("unknown")
+                || message.starts_with("unexpected")
+            {
+                eprint!("\n{USAGE}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: the parent of this package's directory, whatever the current
+/// directory was when `cargo xtask` ran.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in a subdirectory of the workspace")
+        .to_path_buf()
+}
+
+/// The directory cargo builds into: `CARGO_TARGET_DIR` when set, else `<root>/target`.
+fn target_dir(root: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// A command line as a user would type it, e.g. `cargo fmt --all -- --check`.
+///
+/// The first word is `cargo` for cargo itself; [`command`] runs the cargo that runs us
+/// (`$CARGO`), so that a toolchain override applies to every step.
+fn command(root: &Path, argv: &[&str]) -> Command {
+    let (program, args) = argv.split_first().expect("a command line has a program");
+    let program: OsString = if *program == "cargo" {
+        env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+    } else {
+        (*program).into()
+    };
+    let mut command = Command::new(program);
+    command.args(args).current_dir(root);
+    command
+}
+
+/// Seconds with two decimals: `12.34s`.
+fn format_duration(duration: Duration) -> String {
+    format!("{:.2}s", duration.as_secs_f64())
+}
