@@ -28,12 +28,20 @@
 //! # }
 //! ```
 
+mod adapter;
+
+pub use adapter::{
+    Adapter, MirrorNotice, Runner, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root,
+    check_argument, find_tool, is_root,
+};
+
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -47,10 +55,25 @@ pub enum OutputMode {
     Capture,
     /// Passed through to our stdout and stderr as it arrives, and kept in [`Output`].
     Tee,
+    /// Both streams passed through to our stderr as they arrive (stdout stays ours for
+    /// requested output), and kept in [`Output`].
+    TeeStderr,
 }
 
+/// Which stream a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The child's stdout.
+    Stdout,
+    /// The child's stderr.
+    Stderr,
+}
+
+/// Receives each line a child prints, as it arrives (for log files, progress, tracing).
+pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
 /// A command to run: a program, its arguments and its environment.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
@@ -58,6 +81,13 @@ pub struct Cmd {
     cwd: Option<PathBuf>,
     stdin_null: bool,
     output: OutputMode,
+    lines: Option<LineSink>,
+}
+
+impl fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Cmd").field(&self.command_line()).finish()
+    }
 }
 
 impl Cmd {
@@ -70,7 +100,56 @@ impl Cmd {
             cwd: None,
             stdin_null: false,
             output: OutputMode::Inherit,
+            lines: None,
         }
+    }
+
+    /// The non-interactive tool environment: `LC_ALL=C` (messages stay matchable, in
+    /// English), `DEBIAN_FRONTEND=noninteractive`, and stdin closed.
+    pub fn tool(program: impl AsRef<OsStr>) -> Self {
+        Cmd::new(program)
+            .env("LC_ALL", "C")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin_null()
+    }
+
+    /// This command run through `wrapper` (e.g. `sudo -n --`): the environment set for
+    /// the child is passed with `env VAR=value`, since wrappers like sudo reset it.
+    pub fn wrapped_in(self, wrapper: impl AsRef<OsStr>, wrapper_args: &[&str]) -> Self {
+        let mut args: Vec<OsString> = wrapper_args.iter().map(OsString::from).collect();
+        let vars: Vec<OsString> = self
+            .env
+            .iter()
+            .filter_map(|(k, v)| {
+                v.as_ref().map(|v| {
+                    let mut kv = k.clone();
+                    kv.push("=");
+                    kv.push(v);
+                    kv
+                })
+            })
+            .collect();
+        if !vars.is_empty() {
+            args.push("env".into());
+            args.extend(vars);
+        }
+        args.push(self.program.clone());
+        args.extend(self.args.iter().cloned());
+        Cmd {
+            program: wrapper.as_ref().to_owned(),
+            args,
+            env: Vec::new(),
+            cwd: self.cwd,
+            stdin_null: self.stdin_null,
+            output: self.output,
+            lines: self.lines,
+        }
+    }
+
+    /// Sends each output line to `sink` as it arrives (captured and teed modes).
+    pub fn on_line(mut self, sink: LineSink) -> Self {
+        self.lines = Some(sink);
+        self
     }
 
     /// Adds one argument.
@@ -178,13 +257,23 @@ impl Cmd {
         let mut group = GroupGuard {
             pgid: child.id().and_then(|id| i32::try_from(id).ok()),
         };
-        let tee = self.output == OutputMode::Tee;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        let (out_sink, err_sink): (Option<Sink>, Option<Sink>) = match self.output {
+            OutputMode::Tee => (
+                Some(Box::new(tokio::io::stdout())),
+                Some(Box::new(tokio::io::stderr())),
+            ),
+            OutputMode::TeeStderr => (
+                Some(Box::new(tokio::io::stderr())),
+                Some(Box::new(tokio::io::stderr())),
+            ),
+            _ => (None, None),
+        };
         let (status, stdout, stderr) = tokio::join!(
             child.wait(),
-            drain(stdout, tee.then(tokio::io::stdout)),
-            drain(stderr, tee.then(tokio::io::stderr)),
+            drain(stdout, out_sink, self.lines.clone(), Stream::Stdout),
+            drain(stderr, err_sink, self.lines.clone(), Stream::Stderr),
         );
         let status = status.map_err(|source| ExecError::Wait {
             command: self.command_line(),
@@ -229,9 +318,13 @@ pub fn quote(word: &str) -> String {
     }
 }
 
+type Sink = Box<dyn AsyncWrite + Unpin + Send>;
+
 async fn drain(
     source: Option<impl AsyncRead + Unpin>,
-    mut sink: Option<impl AsyncWrite + Unpin>,
+    mut sink: Option<Sink>,
+    lines: Option<LineSink>,
+    stream: Stream,
 ) -> Vec<u8> {
     let mut kept = Vec::new();
     let Some(mut source) = source else {
@@ -248,11 +341,45 @@ async fn drain(
                         sink = None;
                     }
                 }
+                let line_start = kept.len();
                 kept.extend_from_slice(&buf[..n]);
+                if let Some(lines) = &lines {
+                    emit_lines(&kept, line_start, lines, stream, false);
+                }
             }
         }
     }
+    if let Some(lines) = &lines {
+        emit_lines(&kept, kept.len(), lines, stream, true);
+    }
     kept
+}
+
+/// Calls `sink` for each line completed by the bytes from `new_from` on (and for the
+/// unterminated last line when `at_end`).
+fn emit_lines(kept: &[u8], new_from: usize, sink: &LineSink, stream: Stream, at_end: bool) {
+    // The line containing `new_from` starts after the last newline before it.
+    let start_of_pending = kept[..new_from]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let mut start = start_of_pending;
+    if !at_end {
+        for (i, b) in kept.iter().enumerate().skip(new_from) {
+            if *b == b'\n' {
+                sink(
+                    stream,
+                    String::from_utf8_lossy(&kept[start..i]).trim_end_matches('\r'),
+                );
+                start = i + 1;
+            }
+        }
+    } else if start < kept.len() {
+        sink(
+            stream,
+            String::from_utf8_lossy(&kept[start..]).trim_end_matches('\r'),
+        );
+    }
 }
 
 /// Kills a process group when dropped, unless disarmed.

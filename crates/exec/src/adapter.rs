@@ -1,0 +1,589 @@
+//! The contract every adapter keeps: build a command, run it, read its failure, repair.
+//!
+//! An adapter (apt, npm, pip, curl, wget) implements [`Adapter`]: it classifies a
+//! [`ToolFailure`] into a [`Verdict`] and knows how to run its repairs. [`Runner`] drives
+//! it under an `em_retry` policy: it runs the command, turns the verdict into a retry
+//! decision, runs repairs between attempts (each kind of repair at most
+//! [`Adapter::repair_limit`] times per operation: a repair that did not help becomes a
+//! permanent failure), and walks a list of mirrors when a source is exhausted.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use em_retry::{
+    CircuitBreaker, Decision, Failure, GiveUpReason, Operation, Repair, Retry, RetryPolicy,
+    Subscriber,
+};
+
+use crate::{Cmd, ExecError, LineSink, Output, OutputMode};
+
+/// A failed run of a tool: what ran, how it ended, what it said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolFailure {
+    /// The command line, as a user would retype it.
+    pub command: String,
+    /// The exit code (128 + signal when killed).
+    pub code: i32,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+impl ToolFailure {
+    /// A failure of `command` with `code` and the two streams.
+    pub fn new(
+        command: impl Into<String>,
+        code: i32,
+        stdout: impl Into<String>,
+        stderr: impl Into<String>,
+    ) -> Self {
+        ToolFailure {
+            command: command.into(),
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    /// From a finished run.
+    pub fn from_output(command: &Cmd, output: &Output) -> Self {
+        ToolFailure::new(
+            command.command_line(),
+            output.code(),
+            output.stdout_text(),
+            output.stderr_text(),
+        )
+    }
+
+    /// Stderr then stdout, the way classification reads them.
+    pub fn text(&self) -> String {
+        let mut text = self.stderr.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&self.stdout);
+        text
+    }
+
+    /// The last `n` non-empty lines of the output, for an error message.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        let text = self.text();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
+    }
+}
+
+/// How an adapter reads a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict<R> {
+    /// Worth another attempt; the reason as a user should read it.
+    Transient(String),
+    /// Worth another attempt after at least this long (a server's Retry-After).
+    RetryAfter(String, Duration),
+    /// Worth another attempt after this repair.
+    Repairable(R, String),
+    /// Another attempt would fail the same way; the reason, and what to do about it.
+    Permanent(String, Option<String>),
+}
+
+impl<R> Verdict<R> {
+    /// The reason text.
+    pub fn reason(&self) -> &str {
+        match self {
+            Verdict::Transient(r)
+            | Verdict::RetryAfter(r, _)
+            | Verdict::Repairable(_, r)
+            | Verdict::Permanent(r, _) => r,
+        }
+    }
+
+    /// `transient`, `repairable` or `permanent`, as the fixtures' `expect:` field says.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Verdict::Transient(_) | Verdict::RetryAfter(..) => "transient",
+            Verdict::Repairable(..) => "repairable",
+            Verdict::Permanent(..) => "permanent",
+        }
+    }
+}
+
+/// A tool's knowledge: how its failures read, and how to repair them.
+pub trait Adapter: Send + Sync + 'static {
+    /// A repair this tool knows. `Display` is its name in logs (`dpkg --configure -a`);
+    /// `Eq + Hash` lets the runner count how often each ran.
+    type Repair: Clone + Eq + std::hash::Hash + fmt::Display + Send + Sync + 'static;
+
+    /// The adapter's name, the `adapter` label of metrics: `apt`, `npm`, ...
+    fn name(&self) -> &'static str;
+
+    /// Reads a failed run.
+    fn classify(&self, failure: &ToolFailure) -> Verdict<Self::Repair>;
+
+    /// Runs a repair.
+    fn repair(&self, repair: Self::Repair) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// How often a repair may run within one operation before the failure it answers
+    /// counts as permanent ("the repair did not help"). Default 1.
+    fn repair_limit(&self, _repair: &Self::Repair) -> u32 {
+        1
+    }
+}
+
+/// Why an adapter operation failed, for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToolErrorKind {
+    /// A permanent failure (exit 1).
+    Permanent,
+    /// Transient failures until the policy ran out, on every source (exit 75).
+    Exhausted,
+    /// The circuit of every source was open (exit 75).
+    CircuitOpen,
+    /// The tool could not be run at all (exit 1).
+    NotRunnable,
+}
+
+/// An adapter operation that did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolError {
+    /// What kind of end.
+    pub kind: ToolErrorKind,
+    /// The operation, e.g. `apt install python3`.
+    pub operation: String,
+    /// The reason, as a user should read it.
+    pub reason: String,
+    /// What to do about it, when we know.
+    pub hint: Option<String>,
+    /// Attempts made in all (over every source).
+    pub attempts: u32,
+    /// The last failed run, if any ran.
+    pub last: Option<ToolFailure>,
+    /// Whether the last attempt timed out.
+    pub timed_out: bool,
+}
+
+impl ToolError {
+    /// A permanent error before anything ran (e.g. the tool is missing, a bad argument).
+    pub fn permanent(
+        operation: impl Into<String>,
+        reason: impl Into<String>,
+        hint: Option<String>,
+    ) -> Self {
+        ToolError {
+            kind: ToolErrorKind::Permanent,
+            operation: operation.into(),
+            reason: reason.into(),
+            hint,
+            attempts: 0,
+            last: None,
+            timed_out: false,
+        }
+    }
+
+    /// The exit code of SPEC section 6: 1 permanent, 75 retries exhausted (EX_TEMPFAIL).
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            ToolErrorKind::Exhausted | ToolErrorKind::CircuitOpen => 75,
+            ToolErrorKind::Permanent | ToolErrorKind::NotRunnable => 1,
+        }
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.operation, self.reason)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// The error of one attempt, inside the retry loop.
+#[derive(Debug)]
+enum AttemptError {
+    NotRunnable(ExecError),
+    Failed(ToolFailure),
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptError::NotRunnable(e) => e.fmt(f),
+            AttemptError::Failed(failure) => write!(f, "exit code {}", failure.code),
+        }
+    }
+}
+
+/// Called when a source is given up and the next one is tried: (from, to, why).
+pub type MirrorNotice = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
+/// Runs adapter operations under a policy, with subscribers, an optional circuit breaker,
+/// and a sink for the tools' output lines.
+#[derive(Clone)]
+pub struct Runner {
+    policy: RetryPolicy,
+    subscribers: Vec<Arc<dyn Subscriber>>,
+    circuit: Option<Arc<CircuitBreaker>>,
+    lines: Option<LineSink>,
+    echo: bool,
+    on_mirror: Option<MirrorNotice>,
+    seed: Option<u64>,
+}
+
+impl fmt::Debug for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("policy", &self.policy)
+            .field("echo", &self.echo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runner {
+    /// Runs under `policy`, silently.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Runner {
+            policy,
+            subscribers: Vec::new(),
+            circuit: None,
+            lines: None,
+            echo: false,
+            on_mirror: None,
+            seed: None,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The same runner under another policy (a step's own `retry` table).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Adds event subscribers.
+    pub fn subscribe_all(mut self, subscribers: &[Arc<dyn Subscriber>]) -> Self {
+        self.subscribers.extend(subscribers.iter().cloned());
+        self
+    }
+
+    /// Guards each source with `breaker`, keyed by the source's host.
+    pub fn with_circuit(mut self, breaker: Arc<CircuitBreaker>) -> Self {
+        self.circuit = Some(breaker);
+        self
+    }
+
+    /// Sends every line the tools print to `sink` (logs, progress).
+    pub fn with_lines(mut self, sink: LineSink) -> Self {
+        self.lines = Some(sink);
+        self
+    }
+
+    /// Also copies the tools' output (both streams) to our stderr as it arrives.
+    pub fn with_echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+
+    /// Tells `notice` when a source is given up for the next one.
+    pub fn on_mirror(mut self, notice: MirrorNotice) -> Self {
+        self.on_mirror = Some(notice);
+        self
+    }
+
+    /// Seeds the jitter, for repeatable runs.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Runs the command that `build` makes (once per attempt: it may change between
+    /// attempts, e.g. `--no-cache-dir` after a cache repair) until it succeeds, fails
+    /// permanently, or the policy runs out.
+    ///
+    /// `circuit_key` (usually the registry's host) guards the operation when the runner
+    /// has a circuit breaker.
+    pub async fn run<A, B>(
+        &self,
+        adapter: &Arc<A>,
+        operation: Operation,
+        circuit_key: Option<&str>,
+        build: B,
+    ) -> Result<Output, ToolError>
+    where
+        A: Adapter,
+        B: Fn(&em_retry::Attempt) -> Cmd,
+    {
+        let label = operation.to_string();
+        let repairs_run: Arc<Mutex<HashMap<A::Repair, u32>>> = Arc::default();
+        let verdicts: Arc<Mutex<Option<(String, Option<String>)>>> = Arc::default();
+        let classify_adapter = adapter.clone();
+        let classify_verdicts = verdicts.clone();
+        let mut retry = Retry::new(self.policy.clone())
+            .operation(operation)
+            .subscribe_all(&self.subscribers)
+            .classify(move |e: &AttemptError| {
+                let failure = match e {
+                    AttemptError::NotRunnable(_) => return Decision::Fail,
+                    AttemptError::Failed(f) => f,
+                };
+                let verdict = classify_adapter.classify(failure);
+                let decision = match verdict {
+                    Verdict::Transient(_) => Decision::Retry,
+                    Verdict::RetryAfter(_, d) => Decision::RetryAfter(d),
+                    Verdict::Permanent(ref reason, ref hint) => {
+                        set(&classify_verdicts, Some((reason.clone(), hint.clone())));
+                        Decision::Fail
+                    }
+                    Verdict::Repairable(ref repair, ref reason) => {
+                        let mut counts = repairs_run.lock().unwrap_or_else(|p| p.into_inner());
+                        let count = counts.entry(repair.clone()).or_default();
+                        if *count >= classify_adapter.repair_limit(repair) {
+                            set(
+                                &classify_verdicts,
+                                Some((format!("{reason} (still failing after {repair})"), None)),
+                            );
+                            Decision::Fail
+                        } else {
+                            *count += 1;
+                            let adapter = classify_adapter.clone();
+                            let repair = repair.clone();
+                            Decision::Repair(Repair::new(repair.to_string(), move || async move {
+                                adapter.repair(repair).await
+                            }))
+                        }
+                    }
+                };
+                if !matches!(decision, Decision::Fail) {
+                    set(
+                        &classify_verdicts,
+                        Some((verdict.reason().to_string(), None)),
+                    );
+                }
+                decision
+            });
+        if let Some(seed) = self.seed {
+            retry = retry.seed(seed);
+        }
+        if let (Some(breaker), Some(key)) = (&self.circuit, circuit_key) {
+            retry = retry.circuit(breaker.clone(), key);
+        }
+        let mode = if self.echo {
+            OutputMode::TeeStderr
+        } else {
+            OutputMode::Capture
+        };
+        let result = retry
+            .run(|attempt| {
+                let mut cmd = build(&attempt).output(mode).stdin_null();
+                if let Some(lines) = &self.lines {
+                    cmd = cmd.on_line(lines.clone());
+                }
+                async move {
+                    let out = cmd.run().await.map_err(AttemptError::NotRunnable)?;
+                    if out.success() {
+                        Ok(out)
+                    } else {
+                        Err(AttemptError::Failed(ToolFailure::from_output(&cmd, &out)))
+                    }
+                }
+            })
+            .await;
+        let err = match result {
+            Ok(out) => return Ok(out),
+            Err(err) => err,
+        };
+        let attempts = err.attempts();
+        let reason_kind = err.reason().clone();
+        let timed_out = err.timed_out();
+        let (reason, hint) = verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| (err.to_string(), None));
+        let (kind, reason, last) = match err.into_last() {
+            Some(Failure::Error(AttemptError::NotRunnable(e))) => {
+                (ToolErrorKind::NotRunnable, e.to_string(), None)
+            }
+            Some(Failure::Error(AttemptError::Failed(f))) => {
+                let kind = match reason_kind {
+                    GiveUpReason::Permanent => ToolErrorKind::Permanent,
+                    _ => ToolErrorKind::Exhausted,
+                };
+                (kind, reason, Some(f))
+            }
+            Some(Failure::TimedOut(d)) => (
+                ToolErrorKind::Exhausted,
+                format!("timed out after {}", em_retry::fmt_duration(d)),
+                None,
+            ),
+            None => match reason_kind {
+                GiveUpReason::CircuitOpen(_) => (ToolErrorKind::CircuitOpen, reason, None),
+                _ => (ToolErrorKind::Exhausted, reason, None),
+            },
+        };
+        Err(ToolError {
+            kind,
+            operation: label,
+            reason,
+            hint,
+            attempts,
+            last,
+            timed_out,
+        })
+    }
+
+    /// [`Runner::run`] over an ordered list of sources (a primary and its mirrors): when a
+    /// source is exhausted or its circuit is open, the next is tried with a fresh policy.
+    /// A permanent failure stops at once. Returns the output and the index of the source
+    /// that worked.
+    pub async fn run_with_mirrors<A, S, B>(
+        &self,
+        adapter: &Arc<A>,
+        operation: Operation,
+        sources: &[S],
+        key: impl Fn(&S) -> String,
+        build: B,
+    ) -> Result<(Output, usize), ToolError>
+    where
+        A: Adapter,
+        S: fmt::Display,
+        B: Fn(&S, &em_retry::Attempt) -> Cmd,
+    {
+        let mut attempts = 0;
+        let mut last_error = None;
+        for (i, source) in sources.iter().enumerate() {
+            let k = key(source);
+            match self
+                .run(adapter, operation.clone(), Some(&k), |a| build(source, a))
+                .await
+            {
+                Ok(out) => return Ok((out, i)),
+                Err(mut e) => {
+                    attempts += e.attempts;
+                    e.attempts = attempts;
+                    let retryable = matches!(
+                        e.kind,
+                        ToolErrorKind::Exhausted | ToolErrorKind::CircuitOpen
+                    );
+                    if !retryable {
+                        return Err(e);
+                    }
+                    if let (Some(next), Some(notice)) = (sources.get(i + 1), &self.on_mirror) {
+                        notice(&source.to_string(), &next.to_string(), &e.reason);
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            ToolError::permanent(operation.to_string(), "no source to try", None)
+        }))
+    }
+}
+
+fn set<T>(slot: &Mutex<Option<T>>, value: Option<T>) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = value;
+}
+
+/// The user's effective uid is 0 (the owner of `/proc/self` is the effective uid).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// Checks a value that goes to a tool as one argument: not empty, not an option (`-x`),
+/// no whitespace, control characters or shell metacharacters. Ecosystem grammars (package
+/// names) are checked by each adapter on top of this.
+pub fn check_argument(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("an empty argument".into());
+    }
+    if value.starts_with('-') {
+        return Err(format!(
+            "`{value}` starts with `-`: it would be read as an option"
+        ));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "`$;&|\\\"'(){}!#?".contains(*c))
+    {
+        return Err(format!(
+            "`{value}` contains {c:?}, which no package name has"
+        ));
+    }
+    Ok(())
+}
+
+/// Finds `tool` on `PATH`; the error names what provides it.
+pub fn find_tool(tool: &str, provided_by: &str) -> Result<std::path::PathBuf, ToolError> {
+    which::which(tool).map_err(|_| {
+        ToolError::permanent(
+            tool.to_string(),
+            format!("`{tool}` was not found on PATH"),
+            Some(format!("it is provided by {provided_by}")),
+        )
+    })
+}
+
+/// Prefixes `sudo -n` when not root and `sudo` exists; errors when neither.
+pub fn as_root(cmd: Cmd, operation: &str) -> Result<Cmd, ToolError> {
+    if is_root() {
+        return Ok(cmd);
+    }
+    match which::which("sudo") {
+        Ok(sudo) => Ok(cmd.wrapped_in(sudo, &["-n", "--"])),
+        Err(_) => Err(ToolError::permanent(
+            operation.to_string(),
+            "this needs root, and `sudo` is not installed",
+            Some("run it as root (e.g. in a Dockerfile RUN before USER), or install sudo".into()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_that_could_inject_are_refused() {
+        for bad in [
+            "",
+            "-y",
+            "--allow-unauthenticated",
+            "a b",
+            "a;rm",
+            "$(x)",
+            "a\nb",
+            "`x`",
+        ] {
+            assert!(check_argument(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "python3",
+            "python3-venv",
+            "typescript@5",
+            "black==24.*",
+            "libc6:amd64",
+            "@scope/pkg",
+        ] {
+            assert!(check_argument(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn tail_skips_blank_lines() {
+        let f = ToolFailure::new("x", 1, "out\n", "E: one\n\nE: two\n");
+        assert_eq!(f.tail(2), ["E: two", "out"]);
+    }
+}
