@@ -277,9 +277,11 @@ impl<E: fmt::Display> Retry<E> {
         };
         if let Some((breaker, key)) = &self.circuit {
             match reason {
-                GiveUpReason::Exhausted | GiveUpReason::Deadline => {
+                // A run that never reached the host says nothing about it.
+                GiveUpReason::Exhausted | GiveUpReason::Deadline if attempts > 0 => {
                     breaker.record_failure(key, &last_error)
                 }
+                GiveUpReason::Exhausted | GiveUpReason::Deadline => {}
                 // The other side answered: it is up, whatever it said.
                 GiveUpReason::Permanent => breaker.record_success(key),
                 GiveUpReason::CircuitOpen(_) => {}
