@@ -134,6 +134,13 @@ pub trait Adapter: Send + Sync + 'static {
     fn repair_limit(&self, _repair: &Self::Repair) -> u32 {
         1
     }
+
+    /// Whether a failure that its repair did not fix ends the whole operation (`true`,
+    /// the default) or only this source, so that the next mirror is tried (`false`: e.g.
+    /// apt's Hash Sum mismatch after the lists were cleared is a mirror mid-sync).
+    fn exhausted_repair_is_permanent(&self, _repair: &Self::Repair) -> bool {
+        true
+    }
 }
 
 /// Why an adapter operation failed, for the user.
@@ -324,7 +331,7 @@ impl Runner {
     {
         let label = operation.to_string();
         let repairs_run: Arc<Mutex<HashMap<A::Repair, u32>>> = Arc::default();
-        let verdicts: Arc<Mutex<Option<(String, Option<String>)>>> = Arc::default();
+        let verdicts: Arc<Mutex<Option<LastVerdict>>> = Arc::default();
         let classify_adapter = adapter.clone();
         let classify_verdicts = verdicts.clone();
         let mut retry = Retry::new(self.policy.clone())
@@ -340,7 +347,14 @@ impl Runner {
                     Verdict::Transient(_) => Decision::Retry,
                     Verdict::RetryAfter(_, d) => Decision::RetryAfter(d),
                     Verdict::Permanent(ref reason, ref hint) => {
-                        set(&classify_verdicts, Some((reason.clone(), hint.clone())));
+                        set(
+                            &classify_verdicts,
+                            Some(LastVerdict {
+                                reason: reason.clone(),
+                                hint: hint.clone(),
+                                source_exhausted: false,
+                            }),
+                        );
                         Decision::Fail
                     }
                     Verdict::Repairable(ref repair, ref reason) => {
@@ -349,7 +363,12 @@ impl Runner {
                         if *count >= classify_adapter.repair_limit(repair) {
                             set(
                                 &classify_verdicts,
-                                Some((format!("{reason} (still failing after {repair})"), None)),
+                                Some(LastVerdict {
+                                    reason: format!("{reason} (still failing after {repair})"),
+                                    hint: None,
+                                    source_exhausted: !classify_adapter
+                                        .exhausted_repair_is_permanent(repair),
+                                }),
                             );
                             Decision::Fail
                         } else {
@@ -365,7 +384,11 @@ impl Runner {
                 if !matches!(decision, Decision::Fail) {
                     set(
                         &classify_verdicts,
-                        Some((verdict.reason().to_string(), None)),
+                        Some(LastVerdict {
+                            reason: verdict.reason().to_string(),
+                            hint: None,
+                            source_exhausted: false,
+                        }),
                     );
                 }
                 decision
@@ -404,18 +427,26 @@ impl Runner {
         let attempts = err.attempts();
         let reason_kind = err.reason().clone();
         let timed_out = err.timed_out();
-        let (reason, hint) = verdicts
+        let LastVerdict {
+            reason,
+            hint,
+            source_exhausted,
+        } = verdicts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_else(|| (err.to_string(), None));
+            .unwrap_or_else(|| LastVerdict {
+                reason: err.to_string(),
+                hint: None,
+                source_exhausted: false,
+            });
         let (kind, reason, last) = match err.into_last() {
             Some(Failure::Error(AttemptError::NotRunnable(e))) => {
                 (ToolErrorKind::NotRunnable, e.to_string(), None)
             }
             Some(Failure::Error(AttemptError::Failed(f))) => {
                 let kind = match reason_kind {
-                    GiveUpReason::Permanent => ToolErrorKind::Permanent,
+                    GiveUpReason::Permanent if !source_exhausted => ToolErrorKind::Permanent,
                     _ => ToolErrorKind::Exhausted,
                 };
                 (kind, reason, Some(f))
@@ -488,6 +519,15 @@ impl Runner {
             ToolError::permanent(operation.to_string(), "no source to try", None)
         }))
     }
+}
+
+/// What the classifier last decided, for the final error.
+#[derive(Clone, Debug)]
+struct LastVerdict {
+    reason: String,
+    hint: Option<String>,
+    /// A repair that did not help, on a source whose mirror may do better.
+    source_exhausted: bool,
 }
 
 fn set<T>(slot: &Mutex<Option<T>>, value: Option<T>) {

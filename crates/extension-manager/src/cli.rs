@@ -7,9 +7,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use em_retry::{Metrics, Subscriber, TracingLog};
 
+use crate::adapter_context::AdapterContext;
 use crate::commands;
 use crate::exit;
 use crate::output::{ColorChoice, HumanEvents, Ui, Verbosity};
+use crate::state_dir;
 
 /// Installs developer tooling into dev VMs and container images, through apt, npm, pip,
 /// curl and wget, and keeps working when registries and mirrors fail.
@@ -40,6 +42,9 @@ struct GlobalOptions {
     /// Write Prometheus metrics of this run to FILE (atomically, for node_exporter's textfile collector)
     #[arg(long, value_name = "FILE", global = true)]
     metrics: Option<PathBuf>,
+    /// Where state lives [default: /var/lib/extension-manager as root, else $XDG_STATE_HOME/extension-manager]
+    #[arg(long, value_name = "DIR", global = true, env = "EM_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,6 +57,11 @@ enum LogFormat {
 enum Command {
     /// Run any command under a retry policy (for CI and workflows)
     Retry(commands::retry::RetryArgs),
+    /// apt-get under a retry policy, with apt's failures classified and repaired
+    #[command(subcommand)]
+    Apt(commands::apt::AptCommand),
+    /// Print shell functions (apt_install_retry, curl_retry, ...) backed by this binary
+    ShellInit(commands::shell_init::ShellInitArgs),
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -104,6 +114,7 @@ fn run(cli: Cli) -> u8 {
             Command::Retry(_) => subscribers.push(Arc::new(
                 HumanEvents::new(ui.clone()).with_label(|op| op.name.clone()),
             )),
+            _ => subscribers.push(Arc::new(HumanEvents::new(ui.clone()))),
         },
     }
     let metrics = global.metrics.as_ref().map(|_| {
@@ -123,9 +134,16 @@ fn run(cli: Cli) -> u8 {
         }
     };
     let code = runtime.block_on(async {
+        let context = AdapterContext {
+            ui: ui.clone(),
+            subscribers: subscribers.clone(),
+            circuits: state_dir::circuits(&state_dir::resolve(global.state_dir.as_deref())),
+        };
         let work = async {
             match cli.command {
                 Command::Retry(args) => commands::retry::run(args, &subscribers).await,
+                Command::Apt(command) => commands::apt::run(command, &context).await,
+                Command::ShellInit(args) => commands::shell_init::run(&args),
             }
         };
         tokio::select! {

@@ -11,10 +11,12 @@
 //! Streams: stdout carries only what was asked for (the wrapped command's stdout under
 //! `retry`); logs and status lines go to stderr.
 
+pub mod adapter_context;
 pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod output;
 pub mod policy_options;
+pub mod state_dir;
 
 pub use cli::main;

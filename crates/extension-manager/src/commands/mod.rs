@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
+pub mod apt;
 pub mod retry;
+pub mod shell_init;

@@ -1,0 +1,779 @@
+//! # em-apt: apt-get and dpkg, run so that sporadic failures are survived
+//!
+//! The apt adapter of extension-manager: it builds the argument vectors of `apt-get
+//! update`, `apt-get install`, `apt-get remove` and `dpkg-query`, runs them through an
+//! [`em_exec::Runner`] (which owns the retry loop), reads their failures with
+//! [`classify`], and runs the repairs apt needs ([`AptRepair`]). What it is not: a
+//! resolver, a sources.list manager, or a wrapper for every apt command.
+//!
+//! Every command is non-interactive (`LC_ALL=C`, `DEBIAN_FRONTEND=noninteractive`, stdin
+//! closed, `-y`, `--force-confdef --force-confold`, `-q`) and bounds its waits:
+//! `Acquire::http::Timeout` / `Acquire::https::Timeout` ([`AptConfig::http_timeout`]) and
+//! `DPkg::Lock::Timeout` ([`AptConfig::lock_timeout`]: a held dpkg lock is waited for, up
+//! to that long, by apt itself; lock files are never deleted). `apt-get update` always
+//! gets `--error-on=any`: without it apt-get exits 0 when indexes fail to download
+//! (FAILURES.md trap 1). Root is not assumed: `sudo -n` is used when not root.
+//!
+//! ## Who retries: apt or us
+//!
+//! apt retries each download itself (`Acquire::Retries`, 3 since apt 2.3.2, with 1-2-4 s
+//! backoff since 2.3.7), invisibly, and it never retries a Hash Sum mismatch or a
+//! connect failure it did not classify as transient. We pass `-o Acquire::Retries=0`: apt
+//! fetches each file once per attempt, and our policy is the only retry layer, visible in
+//! events, bounded by the policy's deadline and able to move to a mirror. The arithmetic:
+//! a policy of 4 attempts means at most 4 fetches of a failing file per source, not
+//! 4 x (1 + 3) = 16, and a mirror chain of 1 + M sources means at most 4 x (1 + M).
+//!
+//! ## Classification
+//!
+//! Matched in this order (first match wins) over stderr then stdout:
+//!
+//! | signal | class | action |
+//! |---|---|---|
+//! | `are you root?`, `requires superuser privilege`, `E:`/`dpkg: error` line with `Permission denied`, `sudo: a password is required` | permanent | hint: run as root / passwordless sudo |
+//! | `No space left on device`, `You don't have enough free space` | permanent | hint: free space, `apt-get clean` |
+//! | the command is `dpkg --configure` and a maintainer script failed | permanent | the repair did not help (hint: `dpkg --audit`) |
+//! | `dpkg was interrupted` | repairable | [`AptRepair::ConfigurePending`] |
+//! | `Could not get lock`, `Unable to acquire the dpkg frontend lock`, `... lock was locked by another process`, `Unable to lock directory` | transient | `DPkg::Lock::Timeout` already waited; retry later |
+//! | `held broken packages` | permanent | hint: `apt-cache policy` |
+//! | `Unmet dependencies`, `apt --fix-broken install`, `dependency problems prevent configuration`, `unpacked but not yet configured` | repairable | [`AptRepair::FixBroken`] |
+//! | `Sub-process /usr/bin/dpkg returned an error code`, `subprocess returned error exit status`, `only half configured` | repairable | [`AptRepair::ConfigurePending`] |
+//! | `Hash Sum mismatch`, `File has unexpected size` | repairable | [`AptRepair::ClearLists`] |
+//! | `Release file ... is expired`, `is not valid yet` | permanent | hint: the clock |
+//! | `Clearsigned file isn't valid` | transient | reason names a captive portal / proxy |
+//! | `NO_PUBKEY`, `is not signed`, `signatures couldn't be verified` | permanent | hint: `signed-by=` key |
+//! | `does not have a Release file` | permanent | hint: the suite or URL |
+//! | `Failed to fetch URL  408/429/5xx ...` | transient | retry, then the next mirror |
+//! | `Failed to fetch URL  404 ...` (other 4xx) of an index (`update`) | permanent | hint: the source entry |
+//! | `Failed to fetch URL  404 ...` of an archive (`.deb`) | repairable | [`AptRepair::Update`]: the lists predate the mirror |
+//! | `Failed to fetch` with `Temporary failure resolving`, `Could not resolve` (\*), `Could not connect`, `Connection timed out`, `Connection failed`, `Connection reset` | transient | retry |
+//! | `Unable to locate package X`, lists fresh | permanent | reason names X; hint: spelling, missing repository |
+//! | `Unable to locate package X`, lists missing or older than `update_max_age` | repairable | [`AptRepair::Update`] |
+//! | `has no installation candidate`, `Version 'V' for 'X' was not found` | permanent | hint: `apt-cache policy` |
+//! | `Unable to fetch some archives`, `Some files failed to download` | repairable | [`AptRepair::Update`] |
+//! | `Some index files failed to download` | transient | retry |
+//! | anything else | transient | SPEC 3: unclassified failures retry; the reason quotes the first `E:` line |
+//!
+//! (\*) `Could not resolve` is NXDOMAIN, more often a wrong host than a hiccup; it is
+//! retried like the rest, so a misspelt host costs the policy's attempts before failing.
+//!
+//! Each repair runs at most once per operation ([`em_exec::Adapter::repair_limit`] is 1):
+//! the same failure after its repair is permanent ("the repair did not help").
+//!
+//! ## Fresh lists
+//!
+//! "Unable to locate package" is worth an update only when the lists may be stale:
+//! [`Apt::lists_are_fresh`] is true when this `Apt` ran a successful update within
+//! `update_max_age`, or when the lists directory (`Dir::State::Lists`, read from the file
+//! `APT_CONFIG` names, else `/var/lib/apt/lists`) holds list files and the newest mtime
+//! among them, the directory and `partial/` is within `update_max_age`. apt sets a list
+//! file's mtime to the server's `Last-Modified`, so an unchanged repository looks older
+//! than it is: the error is on the side of one extra `apt-get update`.
+//!
+//! ## Mirrors
+//!
+//! [`AptConfig::mirrors`] are alternates of the primary archive. `update` tries the
+//! machine's sources first; when they are exhausted (or their circuit is open) it tries
+//! each mirror with a fresh policy, through temporary sources (see [`rewrite_for_mirror`])
+//! passed with `-o Dir::Etc::SourceList=` and `-o Dir::Etc::SourceParts=`; nothing under
+//! `/etc` is written. After an update through a mirror, `install`, `remove` and the
+//! repairs of this `Apt` use the same temporary sources, so that the packages come from
+//! where the lists came from.
+
+// `ToolError` is em-exec's error type, shared by every adapter; boxing it is em-exec's call.
+#![allow(clippy::result_large_err)]
+
+mod classify;
+mod package;
+mod sources;
+
+pub use classify::{AptRepair, ClassifyContext, classify};
+pub use package::AptPackage;
+pub use sources::{
+    AptDirs, MirrorSources, SourceFile, primary_archive, read_sources, rewrite_for_mirror,
+};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use em_exec::{
+    Adapter, Cmd, OutputMode, Runner, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root,
+    find_tool,
+};
+use em_retry::Operation;
+
+/// What provides apt-get, dpkg and dpkg-query, for the "not found" error.
+const PROVIDED_BY: &str = "the Debian package apt / dpkg (extension: base)";
+
+/// How the apt adapter runs its tools.
+#[derive(Clone, Debug)]
+pub struct AptConfig {
+    /// `DPkg::Lock::Timeout`: how long apt waits for the dpkg frontend lock before failing.
+    /// Keep the policy's per-attempt timeout above it. Default 120 s.
+    pub lock_timeout: Duration,
+    /// `Acquire::http::Timeout` and `Acquire::https::Timeout`. Default 30 s.
+    pub http_timeout: Duration,
+    /// Mirror base URLs of the primary archive, tried in order after it (e.g.
+    /// `http://127.0.0.1:8080/debian`).
+    pub mirrors: Vec<String>,
+    /// Extra environment for every command (e.g. `APT_CONFIG`, `http_proxy`).
+    pub env: Vec<(String, String)>,
+    /// Lists younger than this are fresh: "Unable to locate package" is then permanent.
+    /// Default 1 h.
+    pub update_max_age: Duration,
+    /// Where apt keeps its sources and lists; `None`: read from `APT_CONFIG` (in `env`,
+    /// else ours), else Debian's defaults. See [`AptDirs::from_apt_config`].
+    pub dirs: Option<AptDirs>,
+}
+
+impl Default for AptConfig {
+    fn default() -> Self {
+        AptConfig {
+            lock_timeout: Duration::from_secs(120),
+            http_timeout: Duration::from_secs(30),
+            mirrors: Vec::new(),
+            env: Vec::new(),
+            update_max_age: Duration::from_secs(3600),
+            dirs: None,
+        }
+    }
+}
+
+/// Temporary sources pointing the primary archive at one mirror; removed when dropped.
+#[derive(Debug)]
+struct MirrorDir {
+    mirror: String,
+    list: PathBuf,
+    parts: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl MirrorDir {
+    fn args(&self) -> Vec<String> {
+        vec![
+            "-o".into(),
+            format!("Dir::Etc::SourceList={}", self.list.display()),
+            "-o".into(),
+            format!("Dir::Etc::SourceParts={}", self.parts.display()),
+        ]
+    }
+}
+
+/// One source of an update: the machine's sources, or a mirror of its primary archive.
+enum UpdateSource {
+    Primary { key: String },
+    Mirror(Arc<MirrorDir>),
+}
+
+impl UpdateSource {
+    fn circuit_key(&self) -> String {
+        match self {
+            UpdateSource::Primary { key } => key.clone(),
+            UpdateSource::Mirror(m) => classify::url_host(&m.mirror),
+        }
+    }
+}
+
+impl fmt::Display for UpdateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateSource::Primary { key } => write!(f, "the configured apt sources ({key})"),
+            UpdateSource::Mirror(m) => f.write_str(&m.mirror),
+        }
+    }
+}
+
+/// The apt adapter. Hold it in an `Arc`: operations take `self: &Arc<Self>`.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), em_exec::ToolError> {
+/// use std::sync::Arc;
+/// use em_apt::{Apt, AptConfig, AptPackage};
+/// use em_exec::Runner;
+/// use em_retry::RetryPolicy;
+/// let apt = Arc::new(Apt::new(AptConfig::default())?);
+/// let runner = Runner::new(RetryPolicy::new(4));
+/// apt.update(&runner).await?;
+/// apt.install(&runner, &[AptPackage::parse("python3").expect("valid")]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Apt {
+    config: AptConfig,
+    dirs: AptDirs,
+    apt_get: PathBuf,
+    dpkg: PathBuf,
+    dpkg_query: PathBuf,
+    /// Run privileged commands through `as_root` (sudo -n when not root).
+    elevate: bool,
+    last_update: Mutex<Option<Instant>>,
+    active_mirror: Mutex<Option<Arc<MirrorDir>>>,
+}
+
+impl Apt {
+    /// Finds `apt-get`, `dpkg` and `dpkg-query` on `PATH`.
+    pub fn new(config: AptConfig) -> Result<Apt, ToolError> {
+        let apt_get = find_tool("apt-get", PROVIDED_BY)?;
+        let dpkg = find_tool("dpkg", PROVIDED_BY)?;
+        let dpkg_query = find_tool("dpkg-query", PROVIDED_BY)?;
+        let mut apt = Apt::with_tools(config, apt_get, dpkg, dpkg_query);
+        apt.elevate = true;
+        Ok(apt)
+    }
+
+    /// Uses the given programs, run exactly as given: never through `sudo` (for tests with
+    /// stand-in tools, or a caller that has already arranged privileges).
+    pub fn with_tools(
+        config: AptConfig,
+        apt_get: impl Into<PathBuf>,
+        dpkg: impl Into<PathBuf>,
+        dpkg_query: impl Into<PathBuf>,
+    ) -> Apt {
+        let dirs = config
+            .dirs
+            .clone()
+            .unwrap_or_else(|| AptDirs::from_apt_config(&config.env));
+        Apt {
+            config,
+            dirs,
+            apt_get: apt_get.into(),
+            dpkg: dpkg.into(),
+            dpkg_query: dpkg_query.into(),
+            elevate: false,
+            last_update: Mutex::new(None),
+            active_mirror: Mutex::new(None),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AptConfig {
+        &self.config
+    }
+
+    /// The directories apt uses (sources, lists).
+    pub fn dirs(&self) -> &AptDirs {
+        &self.dirs
+    }
+
+    /// The mirror the last successful update went through, if it was not the primary.
+    pub fn active_mirror(&self) -> Option<String> {
+        lock(&self.active_mirror).as_ref().map(|m| m.mirror.clone())
+    }
+
+    /// Whether the package lists are fresh: updated by this `Apt` within `update_max_age`,
+    /// or present on disk with a recent enough mtime (see the crate doc, "Fresh lists").
+    pub fn lists_are_fresh(&self) -> bool {
+        let max_age = self.config.update_max_age;
+        if lock(&self.last_update).is_some_and(|t| t.elapsed() <= max_age) {
+            return true;
+        }
+        lists_fresh_on_disk(&self.dirs.lists, max_age, SystemTime::now())
+    }
+
+    /// `apt-get update --error-on=any`, through the machine's sources, then each mirror.
+    pub async fn update(self: &Arc<Self>, runner: &Runner) -> Result<(), ToolError> {
+        let operation = Operation::new("apt", "update");
+        let label = operation.to_string();
+        self.check_privileges(&label)?;
+        let files = read_sources(&self.dirs);
+        let primary = files
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|f| primary_archive(f));
+        let key = primary
+            .as_ref()
+            .map_or_else(|_| "apt".to_string(), |p| classify::url_host(p));
+        let mut sources = vec![UpdateSource::Primary { key }];
+        let mut mirror_problem = None;
+        if !self.config.mirrors.is_empty() {
+            match (&files, &primary) {
+                (Ok(files), Ok(primary)) => {
+                    for mirror in &self.config.mirrors {
+                        match write_mirror_sources(files, primary, mirror) {
+                            Ok(dir) => sources.push(UpdateSource::Mirror(Arc::new(dir))),
+                            Err(e) => {
+                                mirror_problem.get_or_insert(format!("mirror {mirror}: {e}"));
+                            }
+                        }
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    mirror_problem = Some(format!(
+                        "the apt sources cannot be read, so no mirror can be derived from them: {e}"
+                    ));
+                }
+            }
+        }
+        if let Some(problem) = &mirror_problem {
+            tracing::warn!(target: "em_apt", "{problem}");
+        }
+        let step = Arc::new(Step {
+            apt: self.clone(),
+            update_after_clear: false,
+        });
+        let result = runner
+            .run_with_mirrors(
+                &step,
+                operation,
+                &sources,
+                UpdateSource::circuit_key,
+                |source, _| {
+                    let mirror = match source {
+                        UpdateSource::Primary { .. } => None,
+                        UpdateSource::Mirror(m) => Some(m.as_ref()),
+                    };
+                    self.privileged(self.update_cmd(mirror), &label)
+                },
+            )
+            .await;
+        match result {
+            Ok((_, used)) => {
+                *lock(&self.last_update) = Some(Instant::now());
+                *lock(&self.active_mirror) = match &sources[used] {
+                    UpdateSource::Primary { .. } => None,
+                    UpdateSource::Mirror(m) => Some(m.clone()),
+                };
+                Ok(())
+            }
+            Err(mut e) => {
+                if let Some(problem) = mirror_problem {
+                    let hint = e.hint.take().map(|h| format!("{h}; ")).unwrap_or_default();
+                    e.hint = Some(format!("{hint}mirrors not used: {problem}"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `apt-get install -y --no-install-recommends` of `packages` (nothing to do when empty).
+    pub async fn install(
+        self: &Arc<Self>,
+        runner: &Runner,
+        packages: &[AptPackage],
+    ) -> Result<(), ToolError> {
+        self.change_packages(runner, "install", packages).await
+    }
+
+    /// `apt-get remove -y` of `packages` (nothing to do when empty).
+    pub async fn remove(
+        self: &Arc<Self>,
+        runner: &Runner,
+        packages: &[AptPackage],
+    ) -> Result<(), ToolError> {
+        self.change_packages(runner, "remove", packages).await
+    }
+
+    async fn change_packages(
+        self: &Arc<Self>,
+        runner: &Runner,
+        verb: &str,
+        packages: &[AptPackage],
+    ) -> Result<(), ToolError> {
+        if packages.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = packages.iter().map(ToString::to_string).collect();
+        let operation = Operation::new("apt", format!("{verb} {}", names.join(" ")));
+        let label = operation.to_string();
+        self.check_privileges(&label)?;
+        let step = Arc::new(Step {
+            apt: self.clone(),
+            update_after_clear: true,
+        });
+        // No circuit key: a held lock or a broken dpkg state is not the registry's fault.
+        runner
+            .run(&step, operation, None, |_| {
+                let mut cmd = self.apt_get().arg(verb).args(["-y", "-q"]);
+                if verb == "install" {
+                    cmd = cmd.arg("--no-install-recommends").args(self.acquire_args());
+                }
+                cmd = cmd
+                    .args(self.lock_args())
+                    .args(self.dpkg_options())
+                    .args(self.mirror_args())
+                    .args(&names);
+                self.privileged(cmd, &label)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether `package` is installed (`dpkg-query -W`: status `install ok installed`,
+    /// and the version, when `package` names one). Read-only: no root, no retry.
+    pub async fn is_installed(&self, package: &AptPackage) -> Result<bool, ToolError> {
+        let operation = format!("apt is-installed {package}");
+        let cmd = self
+            .tool(&self.dpkg_query)
+            .args(["-W", "-f", "${Status}\t${Version}\n"])
+            .arg(package.query_name())
+            .output(OutputMode::Capture);
+        let out = cmd.run().await.map_err(|e| ToolError {
+            kind: ToolErrorKind::NotRunnable,
+            ..ToolError::permanent(operation.clone(), e.to_string(), None)
+        })?;
+        let stdout = out.stdout_text();
+        if out.success() {
+            return Ok(stdout.lines().any(|line| {
+                let (status, version) = line.split_once('\t').unwrap_or((line, ""));
+                status.trim() == "install ok installed"
+                    && package.version().is_none_or(|v| v == version.trim())
+            }));
+        }
+        let failure = ToolFailure::from_output(&cmd, &out);
+        if failure.text().contains("no packages found matching") {
+            return Ok(false);
+        }
+        let reason = failure
+            .tail(1)
+            .pop()
+            .unwrap_or_else(|| format!("dpkg-query exited with code {}", failure.code));
+        Err(ToolError {
+            last: Some(failure),
+            ..ToolError::permanent(operation, reason, None)
+        })
+    }
+
+    /// Classifies with the lists' freshness read now.
+    fn classify_now(&self, failure: &ToolFailure) -> Verdict<AptRepair> {
+        classify(
+            failure,
+            &ClassifyContext {
+                lists_fresh: self.lists_are_fresh(),
+            },
+        )
+    }
+
+    async fn run_repair(&self, repair: AptRepair, update_after_clear: bool) -> Result<(), String> {
+        match repair {
+            AptRepair::ConfigurePending => {
+                self.run_step(self.tool(&self.dpkg).args(["--configure", "-a"]))
+                    .await?;
+                self.run_step(self.fix_broken_cmd()).await
+            }
+            AptRepair::FixBroken => self.run_step(self.fix_broken_cmd()).await,
+            AptRepair::ClearLists => {
+                self.clear_partial_lists().await?;
+                self.run_step(self.apt_get().arg("clean").args(self.lock_args()))
+                    .await?;
+                if update_after_clear {
+                    self.repair_update().await?;
+                }
+                Ok(())
+            }
+            AptRepair::Update => self.repair_update().await,
+        }
+    }
+
+    /// One `apt-get update` (no retry of its own) through the active sources.
+    async fn repair_update(&self) -> Result<(), String> {
+        let mirror = lock(&self.active_mirror).clone();
+        self.run_step(self.update_cmd(mirror.as_deref())).await?;
+        *lock(&self.last_update) = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Removes what an interrupted or corrupt download left in `<lists>/partial/`.
+    async fn clear_partial_lists(&self) -> Result<(), String> {
+        let partial = self.dirs.lists.join("partial");
+        let entries = match std::fs::read_dir(&partial) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return self.clear_as_root(&partial, e).await,
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return self.clear_as_root(&partial, e).await,
+            }
+        }
+        Ok(())
+    }
+
+    async fn clear_as_root(&self, partial: &Path, error: std::io::Error) -> Result<(), String> {
+        if self.elevate && error.kind() == std::io::ErrorKind::PermissionDenied {
+            self.run_step(
+                self.tool("find")
+                    .arg(partial)
+                    .args(["-mindepth", "1", "-delete"]),
+            )
+            .await
+        } else {
+            Err(format!("cannot clear {}: {error}", partial.display()))
+        }
+    }
+
+    /// Runs one repair command, privileged, capturing its output for the error.
+    async fn run_step(&self, cmd: Cmd) -> Result<(), String> {
+        let cmd = self
+            .privileged(cmd, "apt repair")
+            .output(OutputMode::Capture);
+        match cmd.run().await {
+            Ok(out) if out.success() => Ok(()),
+            Ok(out) => {
+                let failure = ToolFailure::from_output(&cmd, &out);
+                let last = failure.tail(1).pop().unwrap_or_default();
+                Err(format!(
+                    "`{}` exited with code {}: {last}",
+                    short_command(&cmd),
+                    failure.code
+                ))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn tool(&self, program: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        let mut cmd = Cmd::tool(program);
+        for (k, v) in &self.config.env {
+            cmd = cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn apt_get(&self) -> Cmd {
+        self.tool(&self.apt_get)
+    }
+
+    fn update_cmd(&self, mirror: Option<&MirrorDir>) -> Cmd {
+        self.apt_get()
+            .args(["update", "--error-on=any", "-q"])
+            .args(self.acquire_args())
+            .args(self.lock_args())
+            .args(mirror.map(MirrorDir::args).unwrap_or_default())
+    }
+
+    fn fix_broken_cmd(&self) -> Cmd {
+        self.apt_get()
+            .args(["-f", "install", "-y", "-q"])
+            .args(self.acquire_args())
+            .args(self.lock_args())
+            .args(self.dpkg_options())
+            .args(self.mirror_args())
+    }
+
+    /// One fetch per file per attempt (see "Who retries"), with bounded network waits.
+    fn acquire_args(&self) -> Vec<String> {
+        let secs = whole_seconds(self.config.http_timeout).max(1);
+        vec![
+            "-o".into(),
+            "Acquire::Retries=0".into(),
+            "-o".into(),
+            format!("Acquire::http::Timeout={secs}"),
+            "-o".into(),
+            format!("Acquire::https::Timeout={secs}"),
+        ]
+    }
+
+    fn lock_args(&self) -> Vec<String> {
+        vec![
+            "-o".into(),
+            format!(
+                "DPkg::Lock::Timeout={}",
+                whole_seconds(self.config.lock_timeout)
+            ),
+        ]
+    }
+
+    /// Keep changed configuration files, take the default for the rest: never a prompt.
+    fn dpkg_options(&self) -> [&'static str; 4] {
+        [
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+        ]
+    }
+
+    fn mirror_args(&self) -> Vec<String> {
+        lock(&self.active_mirror)
+            .as_ref()
+            .map(|m| m.args())
+            .unwrap_or_default()
+    }
+
+    /// Fails early when root is needed and cannot be had (not root, no sudo).
+    fn check_privileges(&self, operation: &str) -> Result<(), ToolError> {
+        if self.elevate {
+            as_root(Cmd::new("true"), operation)?;
+        }
+        Ok(())
+    }
+
+    fn privileged(&self, cmd: Cmd, operation: &str) -> Cmd {
+        if self.elevate {
+            // `check_privileges` ran first: as_root only fails when it already failed there.
+            as_root(cmd.clone(), operation).unwrap_or(cmd)
+        } else {
+            cmd
+        }
+    }
+}
+
+impl Adapter for Apt {
+    type Repair = AptRepair;
+
+    fn name(&self) -> &'static str {
+        "apt"
+    }
+
+    fn classify(&self, failure: &ToolFailure) -> Verdict<AptRepair> {
+        self.classify_now(failure)
+    }
+
+    async fn repair(&self, repair: AptRepair) -> Result<(), String> {
+        self.run_repair(repair, true).await
+    }
+}
+
+/// The adapter as one operation sees it: an update's next attempt is itself an update, so
+/// its ClearLists repair does not run one; an install's does.
+struct Step {
+    apt: Arc<Apt>,
+    update_after_clear: bool,
+}
+
+impl Adapter for Step {
+    type Repair = AptRepair;
+
+    fn name(&self) -> &'static str {
+        "apt"
+    }
+
+    fn classify(&self, failure: &ToolFailure) -> Verdict<AptRepair> {
+        self.apt.classify_now(failure)
+    }
+
+    async fn repair(&self, repair: AptRepair) -> Result<(), String> {
+        self.apt.run_repair(repair, self.update_after_clear).await
+    }
+
+    /// A Hash Sum mismatch that survives clearing the lists is a mirror in mid-sync:
+    /// give up this source, not the operation, so the next mirror is tried.
+    fn exhausted_repair_is_permanent(&self, repair: &AptRepair) -> bool {
+        *repair != AptRepair::ClearLists
+    }
+}
+
+/// Writes the sources of `mirror` into a new temporary directory.
+fn write_mirror_sources(
+    files: &[SourceFile],
+    primary: &str,
+    mirror: &str,
+) -> Result<MirrorDir, String> {
+    let sources = rewrite_for_mirror(files, primary, mirror)?;
+    let dir = tempfile::Builder::new()
+        .prefix("em-apt-sources-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let list = dir.path().join("sources.list");
+    let parts = dir.path().join("sources.list.d");
+    let written = std::fs::write(&list, &sources.list)
+        .and_then(|()| std::fs::create_dir(&parts))
+        .and_then(|()| {
+            if sources.deb822.is_empty() {
+                Ok(())
+            } else {
+                std::fs::write(parts.join("mirror.sources"), &sources.deb822)
+            }
+        });
+    written.map_err(|e| format!("cannot write {}: {e}", dir.path().display()))?;
+    Ok(MirrorDir {
+        mirror: mirror.to_string(),
+        list,
+        parts,
+        _dir: dir,
+    })
+}
+
+/// Whether `lists` holds list files and the newest mtime among them, the directory and its
+/// `partial/` is at most `max_age` before `now` (a time in the future counts as fresh).
+pub fn lists_fresh_on_disk(lists: &Path, max_age: Duration, now: SystemTime) -> bool {
+    let Ok(entries) = std::fs::read_dir(lists) else {
+        return false;
+    };
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut has_lists = false;
+    let mut newest = [mtime(lists), mtime(&lists.join("partial"))]
+        .into_iter()
+        .flatten()
+        .max();
+    for entry in entries.flatten() {
+        let is_list = entry.file_type().is_ok_and(|t| t.is_file()) && entry.file_name() != "lock";
+        if is_list {
+            has_lists = true;
+            newest = newest.max(entry.metadata().and_then(|m| m.modified()).ok());
+        }
+    }
+    has_lists && newest.is_some_and(|t| now.duration_since(t).map_or(true, |age| age <= max_age))
+}
+
+/// Whole seconds, rounded up (apt takes integers; 1.5 s must not become 1 s).
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The program's file name and the arguments, for a short error message.
+fn short_command(cmd: &Cmd) -> String {
+    let program = Path::new(cmd.program())
+        .file_name()
+        .map_or_else(|| cmd.program().to_string_lossy(), |f| f.to_string_lossy());
+    let mut words = vec![program.into_owned()];
+    words.extend(
+        cmd.get_args()
+            .iter()
+            .map(|a| em_exec::quote(&a.to_string_lossy())),
+    );
+    words.join(" ")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(30)), 30);
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn freshness_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        assert!(!lists_fresh_on_disk(&dir.path().join("missing"), hour, now));
+        std::fs::write(dir.path().join("lock"), "").expect("write");
+        assert!(
+            !lists_fresh_on_disk(dir.path(), hour, now),
+            "a lock is not a list"
+        );
+        std::fs::write(
+            dir.path()
+                .join("deb.example.org_debian_dists_bookworm_InRelease"),
+            "",
+        )
+        .expect("write");
+        assert!(lists_fresh_on_disk(dir.path(), hour, now));
+        assert!(!lists_fresh_on_disk(dir.path(), hour, now + 2 * hour));
+    }
+
+    #[test]
+    fn short_commands_drop_the_environment() {
+        let cmd = Cmd::tool("/usr/bin/dpkg").args(["--configure", "-a"]);
+        assert_eq!(short_command(&cmd), "dpkg --configure -a");
+    }
+}

@@ -1,0 +1,80 @@
+//! What every adapter command (`apt`, `npm`, `pip`, `fetch`) shares: the Runner it runs
+//! under (policy, event subscribers, circuit breaker, mirror notices), and how a failed
+//! operation is shown to the user.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use em_exec::{Runner, ToolError};
+use em_retry::{Backoff, CircuitBreaker, FileStore, Jitter, RetryPolicy, Subscriber};
+
+use crate::output::{Tone, Ui, Verbosity};
+
+/// The default policy of an adapter's operations (SPEC 6: each adapter command takes the
+/// policy options of `retry`; unset ones come from here).
+pub fn default_policy(adapter: &str) -> RetryPolicy {
+    let base = RetryPolicy::new(4)
+        .with_backoff(Backoff::Exponential {
+            base: Duration::from_secs(2),
+            multiplier: 2.0,
+            max: Duration::from_secs(60),
+        })
+        .with_jitter(Jitter::Equal);
+    match adapter {
+        // Installs can be long (maintainer scripts, native builds): a generous bound that
+        // still ends a hung tool.
+        "apt" | "npm" | "pip" => base.with_timeout(Duration::from_secs(30 * 60)),
+        _ => base.with_timeout(Duration::from_secs(15 * 60)),
+    }
+}
+
+/// The shared parts of an adapter command's run.
+pub struct AdapterContext {
+    /// Status lines.
+    pub ui: Arc<Ui>,
+    /// Event subscribers (status lines, metrics, JSON logs).
+    pub subscribers: Vec<Arc<dyn Subscriber>>,
+    /// Where circuit records live.
+    pub circuits: std::path::PathBuf,
+}
+
+impl AdapterContext {
+    /// A runner under `policy`, echoing the tool's output to stderr unless quiet.
+    pub fn runner(&self, policy: RetryPolicy) -> Runner {
+        let ui = self.ui.clone();
+        let breaker = CircuitBreaker::new(Arc::new(FileStore::new(&self.circuits)));
+        Runner::new(policy)
+            .subscribe_all(&self.subscribers)
+            .with_circuit(Arc::new(breaker))
+            .with_echo(self.ui.verbosity() > Verbosity::Quiet)
+            .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
+                ui.status(
+                    "Switching",
+                    Tone::Warn,
+                    &format!("from {from} to mirror {to} ({why})"),
+                )
+            }))
+    }
+
+    /// Shows a failed operation: what failed, why, the tool's last lines, a hint; returns
+    /// its exit code (1 permanent, 75 retries exhausted).
+    pub fn report(&self, error: &ToolError) -> u8 {
+        let mut message = format!("{}: {}", error.operation, error.reason);
+        if let Some(last) = &error.last {
+            message.push_str(&format!("\n  command: {}", last.command));
+            let tail = last.tail(5);
+            if !tail.is_empty() && self.ui.verbosity() == Verbosity::Quiet {
+                message.push_str("\n  last output:");
+                for line in tail {
+                    message.push_str(&format!("\n    {line}"));
+                }
+            }
+        }
+        let hint = error.hint.clone().or_else(|| match error.exit_code() {
+            75 => Some("the failures were transient: try again later, or add a mirror".to_string()),
+            _ => None,
+        });
+        self.ui.error(&message, hint.as_deref());
+        error.exit_code()
+    }
+}

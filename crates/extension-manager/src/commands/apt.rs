@@ -1,0 +1,76 @@
+//! `extension-manager apt update` and `apt install PKG...`: one apt operation under a
+//! retry policy, with apt's failures classified and repaired (see the em-apt crate).
+
+use std::sync::Arc;
+
+use em_apt::{Apt, AptConfig, AptPackage};
+
+use crate::adapter_context::{AdapterContext, default_policy};
+use crate::exit;
+use crate::policy_options::PolicyOptions;
+
+/// `apt`'s subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum AptCommand {
+    /// Refresh the package lists (`apt-get update --error-on=any`)
+    Update(AptUpdateArgs),
+    /// Install packages (`apt-get install -y --no-install-recommends`)
+    Install(AptInstallArgs),
+}
+
+/// `apt update`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct AptUpdateArgs {
+    #[command(flatten)]
+    policy: PolicyOptions,
+    /// An alternate archive base URL, tried in order when the configured sources keep failing
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
+}
+
+/// `apt install`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct AptInstallArgs {
+    #[command(flatten)]
+    policy: PolicyOptions,
+    /// An alternate archive base URL, tried in order when the configured sources keep failing
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
+    /// Packages: NAME, NAME=VERSION, NAME/RELEASE or NAME:ARCH
+    #[arg(value_name = "PKG", required = true)]
+    packages: Vec<String>,
+}
+
+/// Runs an apt subcommand; `Err` is a usage error (exit 2).
+pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, String> {
+    let (policy, mirrors, packages) = match &command {
+        AptCommand::Update(a) => (&a.policy, &a.mirrors, None),
+        AptCommand::Install(a) => (&a.policy, &a.mirrors, Some(&a.packages)),
+    };
+    let policy = policy.apply(&default_policy("apt"))?;
+    let packages = packages
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| AptPackage::parse(n).map_err(|e| format!("invalid package `{n}`: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let config = AptConfig {
+        mirrors: mirrors.clone(),
+        ..AptConfig::default()
+    };
+    let apt = match Apt::new(config) {
+        Ok(apt) => Arc::new(apt),
+        Err(e) => return Ok(context.report(&e)),
+    };
+    let runner = context.runner(policy);
+    let result = match packages {
+        None => apt.update(&runner).await,
+        Some(packages) => apt.install(&runner, &packages).await,
+    };
+    Ok(match result {
+        Ok(()) => exit::OK,
+        Err(e) => context.report(&e),
+    })
+}

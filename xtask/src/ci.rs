@@ -1,0 +1,178 @@
+//! `cargo xtask ci`: the checks a change must pass, in the order that fails fastest.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{command, format_duration, tidy};
+
+/// One check of the pipeline.
+struct Step {
+    name: &'static str,
+    action: Action,
+}
+
+enum Action {
+    /// `cargo xtask tidy`, run in this process.
+    Tidy,
+    /// A command line, first word `cargo` (see [`crate::command`]).
+    Run(Vec<&'static str>),
+}
+
+impl Step {
+    fn describe(&self) -> String {
+        match &self.action {
+            Action::Tidy => "cargo xtask tidy".to_owned(),
+            Action::Run(argv) => argv.join(" "),
+        }
+    }
+}
+
+enum Outcome {
+    Passed(Duration),
+    Failed(Duration, String),
+}
+
+/// Runs every step, stops at the first failure, and prints the time each step took.
+pub fn run(root: &Path) -> Result<(), String> {
+    let steps = steps(root);
+    let count = steps.len();
+    let total = Instant::now();
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(count);
+
+    for (index, step) in steps.iter().enumerate() {
+        eprintln!(
+            "==> ci [{}/{count}] {}: {}",
+            index + 1,
+            step.name,
+            step.describe()
+        );
+        let started = Instant::now();
+        let result = match &step.action {
+            Action::Tidy => tidy::run(root),
+            Action::Run(argv) => run_command(command(root, argv)),
+        };
+        let elapsed = started.elapsed();
+        match result {
+            Ok(()) => {
+                eprintln!(
+                    "==> ci [{}/{count}] {}: ok in {}",
+                    index + 1,
+                    step.name,
+                    format_duration(elapsed)
+                );
+                outcomes.push(Outcome::Passed(elapsed));
+            }
+            Err(reason) => {
+                eprintln!(
+                    "==> ci [{}/{count}] {}: FAILED in {} ({reason})",
+                    index + 1,
+                    step.name,
+                    format_duration(elapsed)
+                );
+                outcomes.push(Outcome::Failed(elapsed, reason));
+                break;
+            }
+        }
+    }
+
+    print_summary(&steps, &outcomes, total.elapsed());
+    match outcomes.last() {
+        Some(Outcome::Failed(_, reason)) => {
+            let step = &steps[outcomes.len() - 1];
+            Err(format!(
+                "ci failed at step `{}` ({reason}): {}",
+                step.name,
+                step.describe()
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn steps(root: &Path) -> Vec<Step> {
+    let tests = if has_nextest(root) {
+        vec!["cargo", "nextest", "run", "--workspace"]
+    } else {
+        eprintln!(
+            "note: cargo-nextest is not installed; the tests run with `cargo test --workspace`"
+        );
+        eprintln!("hint: `cargo install cargo-nextest --locked` (.ci/run installs it)");
+        vec!["cargo", "test", "--workspace"]
+    };
+    vec![
+        Step {
+            name: "tidy",
+            action: Action::Tidy,
+        },
+        Step {
+            name: "fmt",
+            action: Action::Run(vec!["cargo", "fmt", "--all", "--", "--check"]),
+        },
+        Step {
+            name: "clippy",
+            action: Action::Run(vec![
+                "cargo",
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        },
+        Step {
+            name: "test",
+            action: Action::Run(tests),
+        },
+        // nextest does not run doctests, and our public items carry examples that must.
+        Step {
+            name: "doctest",
+            action: Action::Run(vec!["cargo", "test", "--workspace", "--doc"]),
+        },
+    ]
+}
+
+fn has_nextest(root: &Path) -> bool {
+    command(root, &["cargo", "nextest", "--version"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Runs a step with the terminal's stdout and stderr, so that its own output explains a
+/// failure; the error is only the exit status.
+fn run_command(mut command: Command) -> Result<(), String> {
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|error| format!("could not start {:?}: {error}", command.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(status.to_string())
+    }
+}
+
+fn print_summary(steps: &[Step], outcomes: &[Outcome], total: Duration) {
+    let width = steps
+        .iter()
+        .map(|step| step.name.len())
+        .max()
+        .unwrap_or(0)
+        .max("total".len());
+    eprintln!("\nci summary:");
+    for (index, step) in steps.iter().enumerate() {
+        let (time, verdict) = match outcomes.get(index) {
+            Some(Outcome::Passed(elapsed)) => (format_duration(*elapsed), "ok".to_owned()),
+            Some(Outcome::Failed(elapsed, reason)) => {
+                (format_duration(*elapsed), format!("FAILED ({reason})"))
+            }
+            None => ("-".to_owned(), "not run".to_owned()),
+        };
+        eprintln!("  {:<width$}  {time:>9}  {verdict}", step.name);
+    }
+    eprintln!("  {:<width$}  {:>9}", "total", format_duration(total));
+}
