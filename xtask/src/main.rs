@@ -76,7 +76,12 @@ fn main() -> ExitCode {
 /// The workspace root: the parent of this package's directory, whatever the current
 /// directory was when `cargo xtask` ran.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` sets CARGO_MANIFEST_DIR for the process too; prefer it to the
+    // compile-time value, which is stale when two checkouts share one target directory.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask lives in a subdirectory of the workspace")
         .to_path_buf()

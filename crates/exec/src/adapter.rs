@@ -210,18 +210,19 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
-/// The error of one attempt, inside the retry loop.
+/// The error of one attempt, inside the retry loop: read by the adapter as soon as the
+/// tool exits, so that events show the adapter's reason ("503 from host"), not an exit code.
 #[derive(Debug)]
-enum AttemptError {
+enum AttemptError<R> {
     NotRunnable(ExecError),
-    Failed(ToolFailure),
+    Failed(ToolFailure, Verdict<R>),
 }
 
-impl fmt::Display for AttemptError {
+impl<R> fmt::Display for AttemptError<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttemptError::NotRunnable(e) => e.fmt(f),
-            AttemptError::Failed(failure) => write!(f, "exit code {}", failure.code),
+            AttemptError::Failed(_, verdict) => f.write_str(verdict.reason()),
         }
     }
 }
@@ -337,12 +338,11 @@ impl Runner {
         let mut retry = Retry::new(self.policy.clone())
             .operation(operation)
             .subscribe_all(&self.subscribers)
-            .classify(move |e: &AttemptError| {
-                let failure = match e {
+            .classify(move |e: &AttemptError<A::Repair>| {
+                let verdict = match e {
                     AttemptError::NotRunnable(_) => return Decision::Fail,
-                    AttemptError::Failed(f) => f,
+                    AttemptError::Failed(_, verdict) => verdict.clone(),
                 };
-                let verdict = classify_adapter.classify(failure);
                 let decision = match verdict {
                     Verdict::Transient(_) => Decision::Retry,
                     Verdict::RetryAfter(_, d) => Decision::RetryAfter(d),
@@ -410,12 +410,15 @@ impl Runner {
                 if let Some(lines) = &self.lines {
                     cmd = cmd.on_line(lines.clone());
                 }
+                let adapter = adapter.clone();
                 async move {
                     let out = cmd.run().await.map_err(AttemptError::NotRunnable)?;
                     if out.success() {
                         Ok(out)
                     } else {
-                        Err(AttemptError::Failed(ToolFailure::from_output(&cmd, &out)))
+                        let failure = ToolFailure::from_output(&cmd, &out);
+                        let verdict = adapter.classify(&failure);
+                        Err(AttemptError::Failed(failure, verdict))
                     }
                 }
             })
@@ -444,7 +447,7 @@ impl Runner {
             Some(Failure::Error(AttemptError::NotRunnable(e))) => {
                 (ToolErrorKind::NotRunnable, e.to_string(), None)
             }
-            Some(Failure::Error(AttemptError::Failed(f))) => {
+            Some(Failure::Error(AttemptError::Failed(f, _))) => {
                 let kind = match reason_kind {
                     GiveUpReason::Permanent if !source_exhausted => ToolErrorKind::Permanent,
                     _ => ToolErrorKind::Exhausted,

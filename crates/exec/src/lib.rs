@@ -29,6 +29,7 @@
 //! ```
 
 mod adapter;
+pub mod download;
 
 pub use adapter::{
     Adapter, MirrorNotice, Runner, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root,

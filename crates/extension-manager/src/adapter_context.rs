@@ -23,7 +23,9 @@ pub fn default_policy(adapter: &str) -> RetryPolicy {
     match adapter {
         // Installs can be long (maintainer scripts, native builds): a generous bound that
         // still ends a hung tool.
-        "apt" | "npm" | "pip" => base.with_timeout(Duration::from_secs(30 * 60)),
+        "apt" | "pip" => base.with_timeout(Duration::from_secs(30 * 60)),
+        // npm gives up on an unanswered connect only after ~130 s: bound each attempt.
+        "npm" => base.with_timeout(Duration::from_secs(10 * 60)),
         _ => base.with_timeout(Duration::from_secs(15 * 60)),
     }
 }

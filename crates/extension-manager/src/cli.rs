@@ -60,6 +60,14 @@ enum Command {
     /// apt-get under a retry policy, with apt's failures classified and repaired
     #[command(subcommand)]
     Apt(commands::apt::AptCommand),
+    /// Global npm installs under a retry policy, with npm's failures classified and repaired
+    #[command(subcommand)]
+    Npm(commands::npm::NpmCommand),
+    /// pip installs under a retry policy, with pip's failures classified and repaired
+    #[command(subcommand)]
+    Pip(commands::pip::PipCommand),
+    /// Download a file through curl or wget under a retry policy, landing it atomically
+    Fetch(commands::fetch::FetchArgs),
     /// Print shell functions (apt_install_retry, curl_retry, ...) backed by this binary
     ShellInit(commands::shell_init::ShellInitArgs),
 }
@@ -143,6 +151,9 @@ fn run(cli: Cli) -> u8 {
             match cli.command {
                 Command::Retry(args) => commands::retry::run(args, &subscribers).await,
                 Command::Apt(command) => commands::apt::run(command, &context).await,
+                Command::Npm(command) => commands::npm::run(command, &context).await,
+                Command::Pip(command) => commands::pip::run(command, &context).await,
+                Command::Fetch(args) => commands::fetch::run(args, &context).await,
                 Command::ShellInit(args) => commands::shell_init::run(&args),
             }
         };

@@ -1,0 +1,119 @@
+//! `extension-manager fetch URL -o FILE`: a download under a retry policy, through curl
+//! or wget, landing atomically (temp file beside FILE, sha256 checked, rename). `-o -`
+//! writes the verified file to stdout instead, so `fetch URL -o - | sh` never runs half a
+//! script.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use em_curl::{Curl, CurlConfig};
+use em_exec::download::{DownloadRequest, Sha256};
+use em_wget::{Wget, WgetConfig};
+
+use crate::adapter_context::{AdapterContext, default_policy};
+use crate::exit;
+use crate::policy_options::PolicyOptions;
+
+/// `--via`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// curl (the default when present)
+    Curl,
+    /// wget
+    Wget,
+}
+
+/// `fetch`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    policy: PolicyOptions,
+    /// The URL (https, unless --allow-http)
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Where the file lands; `-` writes it to stdout once it is complete and verified
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// The expected SHA-256 of the file (64 hex digits); a mismatch leaves nothing behind
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    sha256: Option<Sha256>,
+    /// The tool that downloads [default: curl when present, else wget]
+    #[arg(long, value_enum)]
+    via: Option<Via>,
+    /// Allow plain http:// URLs (a sha256 is then strongly advised)
+    #[arg(long)]
+    allow_http: bool,
+    /// An alternate URL of the same file, tried in order when the primary keeps failing
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
+}
+
+fn parse_sha256(text: &str) -> Result<Sha256, String> {
+    Sha256::parse(text)
+}
+
+/// Runs `fetch`; `Err` is a usage error (exit 2).
+pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String> {
+    let policy = args.policy.apply(&default_policy("fetch"))?;
+    let to_stdout = args.output.as_os_str() == "-";
+    // For stdout, the file lands in a private temporary directory first.
+    let scratch = if to_stdout {
+        Some(tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?)
+    } else {
+        None
+    };
+    let dest = match &scratch {
+        Some(dir) => dir.path().join("download"),
+        None if args.output.is_absolute() => args.output.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| format!("cannot tell the current directory: {e}"))?
+            .join(&args.output),
+    };
+    let request = DownloadRequest {
+        url: args.url.clone(),
+        mirrors: args.mirrors.clone(),
+        dest,
+        sha256: args.sha256,
+        allow_http: args.allow_http,
+        mode: None,
+    };
+    request.validate()?;
+    let via = args.via.unwrap_or_else(|| {
+        if which::which("curl").is_ok() || which::which("wget").is_err() {
+            Via::Curl
+        } else {
+            Via::Wget
+        }
+    });
+    let runner = context.runner(policy);
+    let landed = match via {
+        Via::Curl => match Curl::new(CurlConfig::default()) {
+            Ok(curl) => Arc::new(curl).download(&runner, &request).await,
+            Err(e) => Err(e),
+        },
+        Via::Wget => match Wget::new(WgetConfig::default()) {
+            Ok(wget) => Arc::new(wget).download(&runner, &request).await,
+            Err(e) => Err(e),
+        },
+    };
+    let landed = match landed {
+        Ok(landed) => landed,
+        Err(e) => return Ok(context.report(&e)),
+    };
+    if to_stdout {
+        let bytes = std::fs::read(&landed.path)
+            .map_err(|e| format!("cannot read the downloaded file: {e}"))?;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(&bytes).and_then(|()| out.flush()) {
+            // A closed pipe (`| head`) is the reader's choice, not a failure of ours.
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                context
+                    .ui
+                    .error(&format!("cannot write to stdout: {e}"), None);
+                return Ok(exit::FAILURE);
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,64 @@
+//! `extension-manager npm install PKG...`: global npm installs under a retry policy, with
+//! npm's failures classified and repaired (see the em-npm crate).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use em_npm::{Npm, NpmConfig, NpmPackage};
+
+use crate::adapter_context::{AdapterContext, default_policy};
+use crate::exit;
+use crate::policy_options::PolicyOptions;
+
+/// `npm`'s subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum NpmCommand {
+    /// Install packages globally (`npm install -g`)
+    Install(NpmInstallArgs),
+}
+
+/// `npm install`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct NpmInstallArgs {
+    #[command(flatten)]
+    policy: PolicyOptions,
+    /// The registry [default: npm's own setting]
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// An alternate registry, tried in order when the primary keeps failing
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
+    /// The global prefix to install into [default: npm's own setting]
+    #[arg(long, value_name = "DIR")]
+    prefix: Option<PathBuf>,
+    /// Packages: NAME, @SCOPE/NAME, with an optional @VERSION or range
+    #[arg(value_name = "PKG", required = true)]
+    packages: Vec<String>,
+}
+
+/// Runs an npm subcommand; `Err` is a usage error (exit 2).
+pub async fn run(command: NpmCommand, context: &AdapterContext) -> Result<u8, String> {
+    let NpmCommand::Install(args) = command;
+    let policy = args.policy.apply(&default_policy("npm"))?;
+    let packages = args
+        .packages
+        .iter()
+        .map(|n| NpmPackage::parse(n).map_err(|e| format!("invalid package `{n}`: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = NpmConfig {
+        registry: args.registry,
+        mirrors: args.mirrors,
+        prefix: args.prefix,
+        ..NpmConfig::default()
+    };
+    let npm = match Npm::new(config) {
+        Ok(npm) => Arc::new(npm),
+        Err(e) => return Ok(context.report(&e)),
+    };
+    Ok(
+        match npm.install_global(&context.runner(policy), &packages).await {
+            Ok(()) => exit::OK,
+            Err(e) => context.report(&e),
+        },
+    )
+}

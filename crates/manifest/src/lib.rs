@@ -1,0 +1,134 @@
+//! # em-manifest: extension manifests, checked before anything runs
+//!
+//! An *extension* (python, nodejs, docker, ...) is declared in one TOML file, `NAME.toml`.
+//! This crate turns those files into a typed model, rejects every mistake it can see with
+//! an error that points at the offending text, finds the files on the search path, and
+//! answers the dependency questions of a run: what to install, in which order.
+//!
+//! It does not install anything, run commands, or know how apt or npm report failures:
+//! that is the adapters' and the CLI's job. Its only dependency of ours is `em-retry`, whose
+//! [`em_retry::RetryPolicy`] a step's `retry` table becomes.
+//!
+//! ## The schema
+//!
+//! ```toml
+//! [extension]
+//! name = "nodejs"                  # [a-z0-9][a-z0-9-]*, equal to the file stem
+//! version = "1.2.0"                # required
+//! description = "Node.js and npm"  # optional, like everything below
+//! category = "language"
+//! requires = ["base"]              # hard dependencies
+//! after = ["docker"]               # ordering only, within one run
+//! conflicts = ["nodejs-legacy"]
+//!
+//! [extension.options.version]      # used as {{version}} in any string of the steps,
+//! type = "string"                  # and as EM_OPT_VERSION in run steps
+//! default = "lts"
+//! enum = ["lts", "22", "20"]       # or proposals = [...] (not enforced)
+//!
+//! [extension.requirements]
+//! disk_mb = 400
+//! domains = ["registry.example.org"]
+//!
+//! [extension.env]
+//! NODE_OPTIONS = "--max-old-space-size=4096"
+//!
+//! [[install]]                      # exactly one of apt, npm, pip, download, run
+//! apt = ["nodejs"]                 # + repository = { uri, suite, components, key, key_sha256 }, allow_http
+//! retry = { attempts = 5, backoff = "exponential", base = "2s", max = "30s" }
+//! arch = ["x86_64", "aarch64"]     # any step: only on these machines
+//!
+//! [[install]]
+//! download = "https://example.org/tool.tar.gz"   # + sha256, to, unpack_to, mode, via, mirrors, allow_http
+//! to = "/opt/tool/tool.tar.gz"
+//!
+//! [[install]]
+//! run = "corepack enable"          # + creates, unless     (npm = [...]; pip = [...] + venv)
+//!
+//! [[validate]]
+//! run = "node --version"
+//! expect = "^v[0-9]+"
+//!
+//! [[remove]]
+//! run = "corepack disable"
+//! ```
+//!
+//! ## What loading rejects
+//!
+//! Unknown keys anywhere; TOML syntax errors; a step with no action or two; a key of
+//! another kind of step (`sha256` on an apt step); a bad name, or one that differs from the
+//! file stem; package names outside their ecosystem's grammar or starting with `-`;
+//! relative paths or `..` in `to`, `unpack_to`, `venv`, `creates`; URLs that are not https
+//! (unless `allow_http = true`); malformed sha256s, modes, durations, retry policies,
+//! architectures, `expect` regexes and `via`; unknown `{{option}}`s; option defaults of the
+//! wrong type or outside their `enum`. The [`Catalog`] adds: unknown `requires` targets,
+//! `requires` cycles, unknown extensions in profiles. Every error is a [`Diagnostic`]:
+//!
+//! ```text
+//! error: unknown key `aptt` in an install step
+//!  --> nodejs.toml:12:1
+//!    |
+//! 12 | aptt = ["nodejs"]
+//!    | ^^^^
+//!    = hint: did you mean `apt`? The action keys are apt, npm, pip, download, run
+//! ```
+//!
+//! ## Example
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use em_manifest::{Catalog, Manifest, Step};
+//!
+//! let text = r#"
+//! [extension]
+//! name = "nodejs"
+//! version = "1.2.0"
+//! requires = ["base"]
+//!
+//! [extension.options.version]
+//! default = "22"
+//!
+//! [[install]]
+//! npm = ["node@{{version}}"]
+//! retry = { attempts = 5, backoff = "fixed", delay = "2s" }
+//! "#;
+//! let nodejs = Manifest::parse("nodejs.toml", text).unwrap();
+//! assert_eq!(nodejs.name(), "nodejs");
+//! assert_eq!(nodejs.install[0].retry.as_ref().unwrap().policy().unwrap().max_attempts(), 5);
+//!
+//! let resolved = nodejs.resolve(&BTreeMap::new()).unwrap();
+//! let Step::Npm(npm) = &resolved.install[0].action else { unreachable!() };
+//! assert_eq!(npm.packages[0].value, "node@22");
+//!
+//! // A mistake is reported with its place and a hint.
+//! let errors = Manifest::parse("nodejs.toml", &text.replace("npm =", "npn =")).unwrap_err();
+//! assert!(errors[0].to_string().contains("did you mean `npm`?"));
+//!
+//! // The catalog checks the set as a whole and orders runs.
+//! let base = Manifest::parse("base.toml", "[extension]\nname = \"base\"\nversion = \"1\"\n").unwrap();
+//! let catalog = Catalog::from_parts([base, nodejs], []).unwrap();
+//! assert_eq!(catalog.order(&["nodejs"], &[] as &[&str]).unwrap(), ["base", "nodejs"]);
+//! assert_eq!(catalog.reverse_requires("base"), ["nodejs"]);
+//! ```
+
+mod catalog;
+mod diagnostic;
+mod grammar;
+mod graph;
+mod load;
+mod resolve;
+mod retry;
+mod schema;
+mod template;
+
+pub use catalog::{
+    Catalog, Origin, PATH_VAR, PROFILES_FILE, Profile, SYSTEM_DIR, SearchDir, SearchPath,
+    parse_profiles,
+};
+pub use diagnostic::{Diagnostic, Location, SourceFile, Span, Spanned, render_all};
+pub use resolve::ResolvedManifest;
+pub use retry::{BackoffKind, StepRetry};
+pub use schema::{
+    AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
+    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step, Via,
+};

@@ -1,0 +1,1534 @@
+//! From TOML text to a [`Manifest`], collecting every error with its span.
+//!
+//! The document is parsed into toml's spanned tree (`DeTable`) and walked by hand rather
+//! than deserialized with serde: a walk can report all errors of a file at once, point at
+//! the exact key or value, and give each its own hint (serde's `deny_unknown_fields` stops
+//! at the first one and knows nothing of step kinds).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use em_retry::PolicyError;
+use sha2::{Digest, Sha256};
+use toml::de::{DeTable, DeValue};
+
+use crate::diagnostic::{Diagnostic, SourceFile, Span, Spanned};
+use crate::grammar::{self, Ecosystem, Problem};
+use crate::retry::{self, BackoffKind, StepRetry};
+use crate::schema::{
+    AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
+    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step, Via,
+};
+use crate::template::{self, Placeholder};
+
+type Value<'i> = toml::Spanned<DeValue<'i>>;
+
+const ACTIONS: [&str; 5] = ["apt", "npm", "pip", "download", "run"];
+const STEP_COMMON: [&str; 2] = ["retry", "arch"];
+const RETRY_KEYS: [&str; 9] = [
+    "attempts",
+    "backoff",
+    "delay",
+    "base",
+    "max",
+    "multiplier",
+    "jitter",
+    "timeout",
+    "deadline",
+];
+
+/// The keys each kind of step takes besides its action key, `retry` and `arch`.
+fn kind_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "apt" => &["repository", "allow_http"],
+        "pip" => &["venv"],
+        "download" => &[
+            "sha256",
+            "to",
+            "unpack_to",
+            "mode",
+            "via",
+            "mirrors",
+            "allow_http",
+        ],
+        "run" => &["creates", "unless"],
+        _ => &[],
+    }
+}
+
+fn step_article(kind: &str) -> &'static str {
+    match kind {
+        "apt" => "an apt step",
+        "npm" => "an npm step",
+        "pip" => "a pip step",
+        "download" => "a download step",
+        _ => "a run step",
+    }
+}
+
+/// Parses a manifest; `stem` is the file stem the name must equal.
+pub(crate) fn parse_manifest(
+    source: Arc<SourceFile>,
+    stem: Option<&str>,
+) -> Result<Manifest, Vec<Diagnostic>> {
+    let text = source.text();
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => return Err(vec![syntax_error(&source, &e)]),
+    };
+    let mut loader = Loader {
+        file: &source,
+        errors: Vec::new(),
+    };
+    let parts = loader.manifest(root.get_ref(), stem);
+    let mut errors = loader.errors;
+    if let Some(parts) = parts {
+        let manifest = Manifest {
+            name: parts.name,
+            version: parts.version,
+            description: parts.description,
+            category: parts.category,
+            requires: parts.requires,
+            after: parts.after,
+            conflicts: parts.conflicts,
+            options: parts.options,
+            requirements: parts.requirements,
+            env: parts.env,
+            install: parts.install,
+            validate: parts.validate,
+            remove: parts.remove,
+            sha256: sha256_hex(text.as_bytes()),
+            source: source.clone(),
+        };
+        // Value checks run even when the structure had errors, so that one load reports
+        // all of a file's mistakes (steps with structural errors were left out already).
+        let defaults = load_time_values(&manifest);
+        errors.extend(check_values(&manifest, &defaults));
+        // Each value an `enum` allows must give valid steps too, not only the default.
+        for (name, def) in &manifest.options {
+            for value in &def.allowed {
+                let mut values = defaults.clone();
+                values.insert(name.clone(), value.clone());
+                for e in check_values(&manifest, &values) {
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            return Ok(manifest);
+        }
+    }
+    sort(&mut errors);
+    Err(errors)
+}
+
+/// Sorts diagnostics by position, so that a file's errors read top to bottom.
+pub(crate) fn sort(errors: &mut [Diagnostic]) {
+    errors.sort_by_key(|d| {
+        d.location
+            .as_ref()
+            .map(|l| (l.file.clone(), l.line, l.column))
+    });
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn syntax_error(file: &SourceFile, e: &toml::de::Error) -> Diagnostic {
+    let text = file.text();
+    let span = e.span().unwrap_or(0..0);
+    let span = span.start.min(text.len())..span.end.min(text.len());
+    let found = text.get(span.clone()).unwrap_or_default();
+    let before = text.get(..span.start).unwrap_or_default().trim_end();
+    let is_word = !found.is_empty()
+        && found
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if is_word && (before.ends_with('=') || before.ends_with('[') || before.ends_with(',')) {
+        // toml reads a bare word as a malformed number or boolean ("invalid float,
+        // expected `nan`"), which says nothing to someone who forgot the quotes.
+        return file
+            .error(span, format!("unquoted string `{found}`"))
+            .with_hint(format!("strings need quotes: \"{found}\""));
+    }
+    let message = e.message();
+    if message == "duplicate key" {
+        return file
+            .error(span, format!("duplicate key `{found}`"))
+            .with_hint("a key may appear once in a table; remove one of them");
+    }
+    file.error(span, format!("invalid TOML: {message}"))
+        .with_hint("the manifest must be valid TOML (https://toml.io)")
+}
+
+/// Values for the load-time checks of templated strings: each option's default, or a
+/// neutral stand-in (`x1`, `true`) when it has none; `resolve` checks again with the
+/// values of the run.
+fn load_time_values(m: &Manifest) -> BTreeMap<String, String> {
+    m.options
+        .iter()
+        .map(|(name, def)| {
+            let value = match (&def.default, def.kind) {
+                (Some(v), _) => v.to_string(),
+                (None, OptionType::Boolean) => "true".to_string(),
+                (None, OptionType::String) => def
+                    .allowed
+                    .first()
+                    .or(def.proposals.first())
+                    .cloned()
+                    .unwrap_or_else(|| "x1".to_string()),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// Checks every string that may hold placeholders, with `values` substituted: package
+/// grammars, URLs, paths, checksums, `expect` regexes, domains.
+pub(crate) fn check_values(m: &Manifest, values: &BTreeMap<String, String>) -> Vec<Diagnostic> {
+    // An unknown placeholder has been reported already: stand in a neutral value rather
+    // than report the same string twice.
+    let lookup = |name: &str| {
+        Some(
+            values
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| "x1".to_string()),
+        )
+    };
+    let mut errors = Vec::new();
+    let mut check = |s: &Spanned<String>, f: &dyn Fn(&str) -> Option<Problem>| {
+        let value = template::substitute(&s.value, &lookup);
+        if let Some(p) = f(&value) {
+            let mut hint = p.hint;
+            if value != s.value {
+                hint.push_str(&format!(
+                    "; here `{}` reads `{value}` once the options are filled in",
+                    s.value
+                ));
+            }
+            errors.push(m.source.error(s.span.clone(), p.message).with_hint(hint));
+        }
+    };
+    for d in &m.requirements.domains {
+        check(d, &grammar::check_domain);
+    }
+    for step in &m.install {
+        match &step.action {
+            Step::Apt(apt) => {
+                for p in &apt.packages {
+                    check(p, &|v| grammar::check_package(Ecosystem::Apt, v));
+                }
+                if let Some(r) = &apt.repository {
+                    check(&r.uri, &|v| grammar::check_url(v, apt.allow_http));
+                    check(&r.key, &|v| grammar::check_url(v, apt.allow_http));
+                    if let Some(k) = &r.key_sha256 {
+                        check(k, &grammar::check_sha256);
+                    }
+                    for w in std::iter::once(&r.suite).chain(&r.components) {
+                        check(w, &|v| {
+                            (v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()))
+                                .then(|| Problem {
+                                    message: format!("`{v}` is not a valid suite or component"),
+                                    hint: "suites and components are single words, e.g. suite = \"bookworm\", components = [\"main\"]".into(),
+                                })
+                        });
+                    }
+                }
+            }
+            Step::Npm(npm) => {
+                for p in &npm.packages {
+                    check(p, &|v| grammar::check_package(Ecosystem::Npm, v));
+                }
+            }
+            Step::Pip(pip) => {
+                for p in &pip.packages {
+                    check(p, &|v| grammar::check_package(Ecosystem::Pip, v));
+                }
+                if let Some(v) = &pip.venv {
+                    check(v, &|v| grammar::check_absolute_path(v, "venv"));
+                }
+            }
+            Step::Download(d) => {
+                check(&d.url, &|v| grammar::check_url(v, d.allow_http));
+                for mirror in &d.mirrors {
+                    check(mirror, &|v| grammar::check_url(v, d.allow_http));
+                }
+                if let Some(s) = &d.sha256 {
+                    check(s, &grammar::check_sha256);
+                }
+                check(&d.to, &|v| grammar::check_absolute_path(v, "to"));
+                if let Some(u) = &d.unpack_to {
+                    check(u, &|v| grammar::check_absolute_path(v, "unpack_to"));
+                }
+            }
+            Step::Run(r) => {
+                if let Some(c) = &r.creates {
+                    check(c, &|v| grammar::check_absolute_path(v, "creates"));
+                }
+            }
+        }
+    }
+    for c in &m.validate {
+        if let Some(e) = &c.expect {
+            check(e, &|v| {
+                regex_lite::Regex::new(v).err().map(|err| Problem {
+                    message: format!("`expect` is not a valid regex: {}", first_line(&err.to_string())),
+                    hint: "`expect` is a regular expression over the command's stdout, e.g. \"^v[0-9]+\"".into(),
+                })
+            });
+        }
+    }
+    errors
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
+}
+
+struct Parts {
+    name: Spanned<String>,
+    version: Spanned<String>,
+    description: String,
+    category: Option<String>,
+    requires: Vec<Spanned<String>>,
+    after: Vec<Spanned<String>>,
+    conflicts: Vec<Spanned<String>>,
+    options: BTreeMap<String, OptionDef>,
+    requirements: Requirements,
+    env: BTreeMap<String, Spanned<String>>,
+    install: Vec<InstallStep>,
+    validate: Vec<Check>,
+    remove: Vec<RemoveStep>,
+}
+
+struct Loader<'f> {
+    file: &'f SourceFile,
+    errors: Vec<Diagnostic>,
+}
+
+fn find<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(_, v)| v)
+}
+
+fn key_span(table: &DeTable<'_>, key: &str) -> Option<Span> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(k, _)| k.span())
+}
+
+fn a_type(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// `rest`, preceded by "did you mean `x`?" when a candidate is close to `word`.
+fn guess_hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, rest: &str) -> String {
+    match grammar::closest(word, candidates) {
+        Some(c) if rest.is_empty() => format!("did you mean `{c}`?"),
+        Some(c) => format!("did you mean `{c}`? {}", capitalize(rest)),
+        None => rest.to_string(),
+    }
+}
+
+impl Loader<'_> {
+    fn push(&mut self, span: Span, message: impl Into<String>, hint: impl Into<String>) {
+        let hint = hint.into();
+        let d = self.file.error(span, message);
+        self.errors.push(if hint.is_empty() {
+            d
+        } else {
+            d.with_hint(hint)
+        });
+    }
+
+    fn type_error(&mut self, key: &str, expected: &str, v: &Value<'_>, hint: &str) {
+        self.push(
+            v.span(),
+            format!("`{key}` must be {expected}, not {}", a_type(v.get_ref())),
+            hint,
+        );
+    }
+
+    /// Reports keys of `table` not in `allowed`; `what` reads "in [extension]".
+    fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str, hint: &str) {
+        let mut unknown: Vec<_> = table
+            .iter()
+            .filter(|(k, _)| !allowed.contains(&k.get_ref().as_ref()))
+            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
+            .collect();
+        unknown.sort_by_key(|(span, _)| span.start);
+        for (span, key) in unknown {
+            self.push(
+                span,
+                format!("unknown key `{key}` {what}"),
+                guess_hint(&key, allowed.iter().copied(), hint),
+            );
+        }
+    }
+
+    fn string(&mut self, table: &DeTable<'_>, key: &str) -> Option<Spanned<String>> {
+        let v = find(table, key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(s.to_string(), v.span())),
+            _ => {
+                self.type_error(key, "a string", v, "");
+                None
+            }
+        }
+    }
+
+    fn required_string(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        table_span: &Span,
+        what: &str,
+        hint: &str,
+    ) -> Option<Spanned<String>> {
+        if find(table, key).is_none() {
+            self.push(
+                table_span.clone(),
+                format!("missing `{key}` in {what}"),
+                hint,
+            );
+            return None;
+        }
+        let s = self.string(table, key)?;
+        if s.value.trim().is_empty() {
+            self.push(s.span.clone(), format!("`{key}` is empty"), hint);
+            return None;
+        }
+        Some(s)
+    }
+
+    fn strings(&mut self, table: &DeTable<'_>, key: &str) -> Vec<Spanned<String>> {
+        let Some(v) = find(table, key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            let hint = match v.get_ref() {
+                DeValue::String(s) => format!("write a list: {key} = [\"{s}\"]"),
+                _ => format!("write a list of strings: {key} = [\"...\"]"),
+            };
+            self.type_error(key, "an array of strings", v, &hint);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(Spanned::new(s.to_string(), item.span())),
+                other => self.push(
+                    item.span(),
+                    format!("`{key}` must list strings, not {}", a_type(other)),
+                    "",
+                ),
+            }
+        }
+        out
+    }
+
+    fn boolean(&mut self, table: &DeTable<'_>, key: &str) -> Option<bool> {
+        let v = find(table, key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.type_error(key, "true or false", v, "");
+                None
+            }
+        }
+    }
+
+    fn table<'t, 'i>(
+        &mut self,
+        table: &'t DeTable<'i>,
+        key: &str,
+        hint: &str,
+    ) -> Option<(&'t DeTable<'i>, Span)> {
+        let v = find(table, key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some((t, v.span())),
+            _ => {
+                self.type_error(key, "a table", v, hint);
+                None
+            }
+        }
+    }
+
+    /// `[[key]]`: an array of tables.
+    fn tables<'t, 'i>(
+        &mut self,
+        table: &'t DeTable<'i>,
+        key: &str,
+    ) -> Vec<(&'t DeTable<'i>, Span)> {
+        let Some(v) = find(table, key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            self.type_error(
+                key,
+                "an array of tables",
+                v,
+                &format!("write each entry as a [[{key}]] table"),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::Table(t) => out.push((t, item.span())),
+                other => self.push(
+                    item.span(),
+                    format!("each `{key}` entry must be a table, not {}", a_type(other)),
+                    format!("write each entry as a [[{key}]] table"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn manifest(&mut self, root: &DeTable<'_>, stem: Option<&str>) -> Option<Parts> {
+        self.unknown_keys(
+            root,
+            &["extension", "install", "validate", "remove"],
+            "at the top level",
+            "a manifest has [extension], [[install]], [[validate]] and [[remove]] tables",
+        );
+        let stem_hint = stem.unwrap_or("my-extension");
+        let Some(ext_value) = find(root, "extension") else {
+            self.push(
+                0..0,
+                "missing [extension] table",
+                format!(
+                    "start the manifest with an [extension] table holding name = \"{stem_hint}\" and version = \"1.0.0\""
+                ),
+            );
+            return None;
+        };
+        let DeValue::Table(ext) = ext_value.get_ref() else {
+            self.type_error("extension", "a table", ext_value, "");
+            return None;
+        };
+        let ext_span = ext_value.span();
+        self.unknown_keys(
+            ext,
+            &[
+                "name",
+                "version",
+                "description",
+                "category",
+                "requires",
+                "after",
+                "conflicts",
+                "options",
+                "requirements",
+                "env",
+            ],
+            "in [extension]",
+            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env",
+        );
+        let name = self.required_string(
+            ext,
+            "name",
+            &ext_span,
+            "[extension]",
+            &format!("add name = \"{stem_hint}\": the name equals the file's stem"),
+        );
+        if let Some(name) = &name {
+            self.check_name(name, stem);
+        }
+        let version = self.required_string(
+            ext,
+            "version",
+            &ext_span,
+            "[extension]",
+            "add version = \"1.0.0\": the state records the version of each installed extension",
+        );
+        let description = self
+            .string(ext, "description")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let category = self.string(ext, "category").map(Spanned::into_inner);
+        let references = |loader: &mut Self, key: &str| {
+            let list = loader.strings(ext, key);
+            for item in &list {
+                if let Some(p) = grammar::check_extension_name(&item.value, "extension") {
+                    loader.push(item.span.clone(), p.message, p.hint);
+                }
+            }
+            list
+        };
+        let requires = references(self, "requires");
+        let after = references(self, "after");
+        let conflicts = references(self, "conflicts");
+
+        let option_names: BTreeSet<String> = match find(ext, "options").map(|v| v.get_ref()) {
+            Some(DeValue::Table(t)) => t.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
+            _ => BTreeSet::new(),
+        };
+        let options = self.options(ext);
+        let requirements = self.requirements(ext);
+        let env = self.env(ext);
+
+        let install = self
+            .tables(root, "install")
+            .into_iter()
+            .filter_map(|(t, span)| self.step(t, span))
+            .collect();
+        let validate = self
+            .tables(root, "validate")
+            .into_iter()
+            .filter_map(|(t, span)| {
+                self.unknown_keys(
+                    t,
+                    &["run", "expect"],
+                    "in a validate check",
+                    "a [[validate]] check takes run and expect",
+                );
+                let run = self.required_string(
+                    t,
+                    "run",
+                    &span,
+                    "a [[validate]] check",
+                    "add run = \"COMMAND\": a command that exits 0 when the extension works",
+                )?;
+                let expect = self.string(t, "expect");
+                Some(Check { run, expect, span })
+            })
+            .collect();
+        let remove = self
+            .tables(root, "remove")
+            .into_iter()
+            .filter_map(|(t, span)| {
+                self.unknown_keys(
+                    t,
+                    &["run"],
+                    "in a remove step",
+                    "a [[remove]] step takes run",
+                );
+                let run = self.required_string(
+                    t,
+                    "run",
+                    &span,
+                    "a [[remove]] step",
+                    "add run = \"COMMAND\"",
+                )?;
+                Some(RemoveStep { run, span })
+            })
+            .collect();
+
+        self.placeholders(root, &option_names);
+
+        Some(Parts {
+            name: name?,
+            version: version?,
+            description,
+            category,
+            requires,
+            after,
+            conflicts,
+            options,
+            requirements,
+            env,
+            install,
+            validate,
+            remove,
+        })
+    }
+
+    fn check_name(&mut self, name: &Spanned<String>, stem: Option<&str>) {
+        if let Some(p) = grammar::check_extension_name(&name.value, "extension") {
+            self.push(name.span.clone(), p.message, p.hint);
+            return;
+        }
+        if let Some(stem) = stem
+            && stem != name.value
+        {
+            self.push(
+                name.span.clone(),
+                format!(
+                    "the extension is named `{}` but its file is `{stem}.toml`",
+                    name.value
+                ),
+                format!(
+                    "rename the file to `{}.toml`, or set name = \"{stem}\"",
+                    name.value
+                ),
+            );
+        }
+    }
+
+    fn options(&mut self, ext: &DeTable<'_>) -> BTreeMap<String, OptionDef> {
+        let mut out = BTreeMap::new();
+        let Some((table, _)) = self.table(
+            ext,
+            "options",
+            "declare each option as [extension.options.NAME]",
+        ) else {
+            return out;
+        };
+        for (key, value) in table.iter() {
+            let name = Spanned::new(key.get_ref().to_string(), key.span());
+            if let Some(p) = grammar::check_option_name(&name.value) {
+                self.push(name.span.clone(), p.message, p.hint);
+                continue;
+            }
+            let DeValue::Table(def) = value.get_ref() else {
+                self.push(
+                    value.span(),
+                    format!(
+                        "option `{}` must be a table, not {}",
+                        name.value,
+                        a_type(value.get_ref())
+                    ),
+                    format!(
+                        "declare it as [extension.options.{}] with type and default",
+                        name.value
+                    ),
+                );
+                continue;
+            };
+            if let Some(def) = self.option(name, def) {
+                out.insert(def.name.value.clone(), def);
+            }
+        }
+        out
+    }
+
+    fn option(&mut self, name: Spanned<String>, def: &DeTable<'_>) -> Option<OptionDef> {
+        let before = self.errors.len();
+        self.unknown_keys(
+            def,
+            &["type", "default", "enum", "proposals", "description"],
+            &format!("in option `{}`", name.value),
+            "an option takes type, default, enum (or proposals) and description",
+        );
+        let declared = self.string(def, "type");
+        let default_value = find(def, "default");
+        let default = match default_value.map(|v| (v, v.get_ref())) {
+            None => None,
+            Some((_, DeValue::String(s))) => Some(OptionValue::String(s.to_string())),
+            Some((_, DeValue::Boolean(b))) => Some(OptionValue::Bool(*b)),
+            Some((v, _)) => {
+                self.type_error("default", "a string or a boolean", v, "");
+                None
+            }
+        };
+        let kind = match declared.as_ref().map(|t| t.value.as_str()) {
+            Some("string") => OptionType::String,
+            Some("boolean") => OptionType::Boolean,
+            Some(other) => {
+                let span = declared
+                    .as_ref()
+                    .map(|t| t.span.clone())
+                    .unwrap_or_default();
+                self.push(
+                    span,
+                    format!("unknown option type `{other}`"),
+                    guess_hint(
+                        other,
+                        ["string", "boolean"],
+                        "the option types are string and boolean",
+                    ),
+                );
+                return None;
+            }
+            None => match default {
+                Some(OptionValue::Bool(_)) => OptionType::Boolean,
+                _ => OptionType::String,
+            },
+        };
+        let allowed = self.strings(def, "enum");
+        let proposals = self.strings(def, "proposals");
+        let description = self
+            .string(def, "description")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let default_span = default_value.map(|v| v.span()).unwrap_or_default();
+        match (kind, &default) {
+            (OptionType::Boolean, Some(OptionValue::String(s))) => self.push(
+                default_span.clone(),
+                format!(
+                    "option `{}` is a boolean, but its default is the string \"{s}\"",
+                    name.value
+                ),
+                "write default = true or default = false, without quotes",
+            ),
+            (OptionType::String, Some(OptionValue::Bool(b))) => self.push(
+                default_span.clone(),
+                format!(
+                    "option `{}` is a string, but its default is the boolean {b}",
+                    name.value
+                ),
+                format!("write default = \"{b}\", or declare type = \"boolean\""),
+            ),
+            _ => {}
+        }
+        if kind == OptionType::Boolean {
+            for key in ["enum", "proposals"] {
+                if let Some(span) = key_span(def, key) {
+                    self.push(
+                        span,
+                        format!("a boolean option has no `{key}`"),
+                        "its values are true and false",
+                    );
+                }
+            }
+        }
+        if find(def, "enum").is_some() && find(def, "proposals").is_some() {
+            let span = key_span(def, "proposals").unwrap_or_default();
+            self.push(
+                span,
+                format!("option `{}` has both `enum` and `proposals`", name.value),
+                "use `enum` for the only values allowed, or `proposals` for suggestions, not both",
+            );
+        }
+        if let Some(span) = key_span(def, "enum")
+            && allowed.is_empty()
+            && kind == OptionType::String
+        {
+            self.push(
+                span,
+                format!("option `{}` has an empty `enum`", name.value),
+                "list the allowed values, or remove `enum` to allow any value",
+            );
+        }
+        if let Some(OptionValue::String(d)) = &default
+            && !allowed.is_empty()
+            && !allowed.iter().any(|a| a.value == *d)
+        {
+            self.push(
+                default_span,
+                format!(
+                    "the default \"{d}\" of option `{}` is not one of its `enum` values",
+                    name.value
+                ),
+                format!("the allowed values are {}", quoted_list(&allowed)),
+            );
+        }
+        (self.errors.len() == before).then(|| OptionDef {
+            name,
+            kind,
+            default,
+            allowed: allowed.into_iter().map(Spanned::into_inner).collect(),
+            proposals: proposals.into_iter().map(Spanned::into_inner).collect(),
+            description,
+        })
+    }
+
+    fn requirements(&mut self, ext: &DeTable<'_>) -> Requirements {
+        let Some((table, _)) = self.table(ext, "requirements", "") else {
+            return Requirements::default();
+        };
+        self.unknown_keys(
+            table,
+            &["disk_mb", "domains"],
+            "in [extension.requirements]",
+            "requirements are disk_mb and domains",
+        );
+        let disk_mb = find(table, "disk_mb").and_then(|v| match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+            {
+                Some(n) => Some(n),
+                None => {
+                    self.push(v.span(), "`disk_mb` must be a positive number of MiB", "");
+                    None
+                }
+            },
+            _ => {
+                self.type_error("disk_mb", "a whole number of MiB", v, "e.g. disk_mb = 400");
+                None
+            }
+        });
+        let domains = self.strings(table, "domains");
+        Requirements { disk_mb, domains }
+    }
+
+    fn env(&mut self, ext: &DeTable<'_>) -> BTreeMap<String, Spanned<String>> {
+        let mut out = BTreeMap::new();
+        let Some((table, _)) = self.table(ext, "env", "") else {
+            return out;
+        };
+        for (key, value) in table.iter() {
+            if let Some(p) = grammar::check_env_name(key.get_ref()) {
+                self.push(key.span(), p.message, p.hint);
+                continue;
+            }
+            match value.get_ref() {
+                DeValue::String(s) => {
+                    out.insert(
+                        key.get_ref().to_string(),
+                        Spanned::new(s.to_string(), value.span()),
+                    );
+                }
+                other => self.push(
+                    value.span(),
+                    format!(
+                        "`{}` must be a string, not {}",
+                        key.get_ref(),
+                        a_type(other)
+                    ),
+                    "environment values are strings: quote the value",
+                ),
+            }
+        }
+        out
+    }
+
+    fn step(&mut self, t: &DeTable<'_>, span: Span) -> Option<InstallStep> {
+        let before = self.errors.len();
+        let mut actions: Vec<(Span, &str)> = t
+            .iter()
+            .filter_map(|(k, _)| {
+                ACTIONS
+                    .iter()
+                    .find(|a| **a == k.get_ref().as_ref())
+                    .map(|a| (k.span(), *a))
+            })
+            .collect();
+        actions.sort_by_key(|(s, _)| s.start);
+        let all_kind_keys: BTreeSet<&str> =
+            ACTIONS.iter().flat_map(|a| kind_keys(a)).copied().collect();
+
+        // Unknown keys: explained in terms of the step's kind when it has one.
+        let known =
+            |k: &str| ACTIONS.contains(&k) || STEP_COMMON.contains(&k) || all_kind_keys.contains(k);
+        let unknown: Vec<_> = t
+            .iter()
+            .filter(|(k, _)| !known(k.get_ref()))
+            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
+            .collect();
+        let kind = (actions.len() == 1).then(|| actions[0].1);
+        for (key_span, key) in &unknown {
+            let (candidates, hint): (Vec<&str>, String) = match kind {
+                Some(kind) => {
+                    let takes: Vec<&str> = std::iter::once(kind)
+                        .chain(kind_keys(kind).iter().copied())
+                        .chain(STEP_COMMON)
+                        .collect();
+                    let hint = format!("{} takes {}", step_article(kind), takes.join(", "));
+                    (takes, hint)
+                }
+                None => (
+                    ACTIONS.to_vec(),
+                    "the action keys are apt, npm, pip, download, run".to_string(),
+                ),
+            };
+            let hint = guess_hint(key, candidates.iter().copied(), &hint);
+            self.push(
+                key_span.clone(),
+                format!("unknown key `{key}` in an install step"),
+                hint,
+            );
+        }
+        match actions.as_slice() {
+            [] => {
+                if unknown.is_empty() {
+                    self.push(
+                        span,
+                        "an install step with no action",
+                        "give it exactly one of apt, npm, pip, download, run",
+                    );
+                }
+                return None;
+            }
+            [(_, first), (second_span, second), ..] => {
+                self.push(
+                    second_span.clone(),
+                    format!("an install step with two actions: `{first}` and `{second}`"),
+                    "split it into two [[install]] steps: each step does one thing",
+                );
+                return None;
+            }
+            [_] => {}
+        }
+        let kind = actions[0].1;
+
+        // Keys that belong to another kind of step.
+        let mut misplaced: Vec<(Span, String)> = t
+            .iter()
+            .filter(|(k, _)| {
+                all_kind_keys.contains(k.get_ref().as_ref())
+                    && !kind_keys(kind).contains(&k.get_ref().as_ref())
+            })
+            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
+            .collect();
+        misplaced.sort_by_key(|(s, _)| s.start);
+        for (key_span, key) in misplaced {
+            let owners: Vec<&str> = ACTIONS
+                .iter()
+                .copied()
+                .filter(|a| kind_keys(a).contains(&key.as_str()))
+                .collect();
+            let takes: Vec<&str> = std::iter::once(kind)
+                .chain(kind_keys(kind).iter().copied())
+                .chain(STEP_COMMON)
+                .collect();
+            self.push(
+                key_span,
+                format!(
+                    "`{key}` belongs to {} steps, not to {}",
+                    owners.join(" and "),
+                    step_article(kind)
+                ),
+                format!("{} takes {}", step_article(kind), takes.join(", ")),
+            );
+        }
+
+        let retry = self.retry(t);
+        let arch = self.arch(t);
+        let action = match kind {
+            "apt" => {
+                let packages = self.packages(t, "apt");
+                let allow_http = self.boolean(t, "allow_http").unwrap_or(false);
+                let repository = self.repository(t);
+                Step::Apt(AptStep {
+                    packages,
+                    repository,
+                    allow_http,
+                })
+            }
+            "npm" => Step::Npm(NpmStep {
+                packages: self.packages(t, "npm"),
+            }),
+            "pip" => Step::Pip(PipStep {
+                packages: self.packages(t, "pip"),
+                venv: self.string(t, "venv"),
+            }),
+            "download" => self.download(t, &span)?,
+            _ => {
+                let command = self.string(t, "run")?;
+                if command.value.trim().is_empty() {
+                    self.push(
+                        command.span.clone(),
+                        "`run` is empty",
+                        "give the shell command to run",
+                    );
+                }
+                Step::Run(RunStep {
+                    command,
+                    creates: self.string(t, "creates"),
+                    unless: self.string(t, "unless"),
+                })
+            }
+        };
+        (self.errors.len() == before).then_some(InstallStep {
+            action,
+            retry,
+            arch,
+            span,
+        })
+    }
+
+    fn packages(&mut self, t: &DeTable<'_>, key: &str) -> Vec<Spanned<String>> {
+        let list = self.strings(t, key);
+        if list.is_empty()
+            && let Some(v) = find(t, key)
+            && matches!(v.get_ref(), DeValue::Array(_))
+        {
+            self.push(
+                v.span(),
+                format!("an empty `{key}` list"),
+                "list at least one package, or remove the step",
+            );
+        }
+        list
+    }
+
+    fn repository(&mut self, t: &DeTable<'_>) -> Option<AptRepository> {
+        let (r, span) = self.table(
+            t,
+            "repository",
+            "write repository = { uri = \"https://...\", suite = \"bookworm\", components = [\"main\"], key = \"https://.../gpg\" }",
+        )?;
+        self.unknown_keys(
+            r,
+            &["uri", "suite", "components", "key", "key_sha256"],
+            "in an apt repository",
+            "a repository takes uri, suite, components, key and key_sha256",
+        );
+        let what = "the apt repository";
+        let uri = self.required_string(
+            r,
+            "uri",
+            &span,
+            what,
+            "add uri = \"https://...\": the archive root",
+        );
+        let suite = self.required_string(
+            r,
+            "suite",
+            &span,
+            what,
+            "add the suite, e.g. suite = \"bookworm\"",
+        );
+        let key = self.required_string(
+            r,
+            "key",
+            &span,
+            what,
+            "add key = \"https://.../gpg\": the URL of the repository's signing key",
+        );
+        let components = self.strings(r, "components");
+        let key_sha256 = self.string(r, "key_sha256");
+        if let Some(suite) = &suite
+            && !suite.value.ends_with('/')
+            && components.is_empty()
+        {
+            self.push(
+                key_span(t, "repository").unwrap_or(span.clone()),
+                "the apt repository has no `components`",
+                "add components = [\"main\"] (only a flat repository, whose suite ends with `/`, has none)",
+            );
+        }
+        Some(AptRepository {
+            uri: uri?,
+            suite: suite?,
+            components,
+            key: key?,
+            key_sha256,
+            span,
+        })
+    }
+
+    fn download(&mut self, t: &DeTable<'_>, span: &Span) -> Option<Step> {
+        let url = self.string(t, "download");
+        let to = self.required_string(
+            t,
+            "to",
+            span,
+            "a download step",
+            "add to = \"/ABSOLUTE/PATH\": where the file goes",
+        );
+        let mode = find(t, "mode").and_then(|v| match v.get_ref() {
+            DeValue::String(s) => match grammar::parse_mode(s) {
+                Ok(mode) => Some(mode),
+                Err(p) => {
+                    self.push(v.span(), p.message, p.hint);
+                    None
+                }
+            },
+            DeValue::Integer(i) => {
+                self.push(
+                    v.span(),
+                    "`mode` must be a string like \"0755\"",
+                    format!(
+                        "TOML reads {} as a decimal number; quote it: mode = \"{}{}\"",
+                        i.as_str(),
+                        if i.as_str().len() == 3 { "0" } else { "" },
+                        i.as_str()
+                    ),
+                );
+                None
+            }
+            _ => {
+                self.type_error("mode", "an octal string like \"0755\"", v, "");
+                None
+            }
+        });
+        let via = self.string(t, "via").and_then(|v| match v.value.as_str() {
+            "curl" => Some(Via::Curl),
+            "wget" => Some(Via::Wget),
+            other => {
+                self.push(
+                    v.span.clone(),
+                    format!("`via` must be curl or wget, not `{other}`"),
+                    "leave it out to use curl when present, else wget",
+                );
+                None
+            }
+        });
+        let step = DownloadStep {
+            url: url?,
+            sha256: self.string(t, "sha256"),
+            to: to?,
+            unpack_to: self.string(t, "unpack_to"),
+            mode,
+            via,
+            mirrors: self.strings(t, "mirrors"),
+            allow_http: self.boolean(t, "allow_http").unwrap_or(false),
+        };
+        Some(Step::Download(step))
+    }
+
+    fn arch(&mut self, t: &DeTable<'_>) -> Vec<Arch> {
+        let names = self.strings(t, "arch");
+        let all = Arch::ALL.map(Arch::as_str).join(", ");
+        names
+            .into_iter()
+            .filter_map(|name| match Arch::parse(&name.value) {
+                Some(a) => Some(a),
+                None => {
+                    let hint = match Arch::alias(&name.value) {
+                        Some(a) => format!(
+                            "write `{a}` (the `uname -m` name); the architectures are {all}"
+                        ),
+                        None => guess_hint(
+                            &name.value,
+                            Arch::ALL.map(Arch::as_str),
+                            &format!("the architectures are {all}"),
+                        ),
+                    };
+                    self.push(
+                        name.span.clone(),
+                        format!("unknown architecture `{}`", name.value),
+                        hint,
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn duration(&mut self, t: &DeTable<'_>, key: &str) -> Option<(Duration, Span)> {
+        let v = find(t, key)?;
+        let hint = "write a number with a unit: \"500ms\", \"2s\", \"5m\", \"1h30m\"";
+        match v.get_ref() {
+            DeValue::String(s) => match humantime::parse_duration(s.trim()) {
+                Ok(d) => Some((d, v.span())),
+                Err(_) => {
+                    let bare = !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_digit());
+                    self.push(
+                        v.span(),
+                        format!("`{key}` is not a duration: \"{s}\""),
+                        if bare {
+                            format!("add a unit, e.g. \"{}s\"", s.trim())
+                        } else {
+                            hint.to_string()
+                        },
+                    );
+                    None
+                }
+            },
+            DeValue::Integer(i) => {
+                self.push(
+                    v.span(),
+                    format!("`{key}` must be a duration string, not a number"),
+                    format!(
+                        "durations have a unit: \"{}s\" or \"{}ms\"",
+                        i.as_str(),
+                        i.as_str()
+                    ),
+                );
+                None
+            }
+            _ => {
+                self.type_error(key, "a duration string", v, hint);
+                None
+            }
+        }
+    }
+
+    fn retry(&mut self, t: &DeTable<'_>) -> Option<StepRetry> {
+        let (r, span) = self.table(
+            t,
+            "retry",
+            "write retry = { attempts = 5, backoff = \"exponential\", base = \"2s\" }",
+        )?;
+        let before = self.errors.len();
+        self.unknown_keys(
+            r,
+            &RETRY_KEYS,
+            "in a retry policy",
+            "a retry policy takes attempts, backoff, delay, base, max, multiplier, jitter, timeout, deadline",
+        );
+        let attempts = find(r, "attempts").and_then(|v| match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+            {
+                Some(n) => Some((n, v.span())),
+                None => {
+                    self.push(
+                        v.span(),
+                        format!(
+                            "`attempts` must be a whole number of at least 1, not {}",
+                            i.as_str()
+                        ),
+                        "attempts counts all tries, the first included (1 = no retry)",
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.type_error("attempts", "a whole number", v, "e.g. attempts = 5");
+                None
+            }
+        });
+        let backoff = self
+            .string(r, "backoff")
+            .and_then(|b| match BackoffKind::parse(&b.value) {
+                Some(k) => Some((k, b.span)),
+                None => {
+                    self.push(
+                        b.span.clone(),
+                        format!("unknown backoff `{}`", b.value),
+                        guess_hint(
+                            &b.value,
+                            BackoffKind::NAMES,
+                            &format!("backoff is one of {}", BackoffKind::NAMES.join(", ")),
+                        ),
+                    );
+                    None
+                }
+            });
+        let jitter = self
+            .string(r, "jitter")
+            .and_then(|j| match retry::parse_jitter(&j.value) {
+                Some(k) => Some(k),
+                None => {
+                    self.push(
+                        j.span.clone(),
+                        format!("unknown jitter `{}`", j.value),
+                        guess_hint(
+                            &j.value,
+                            retry::JITTER_NAMES,
+                            &format!("jitter is one of {}", retry::JITTER_NAMES.join(", ")),
+                        ),
+                    );
+                    None
+                }
+            });
+        let delay = self.duration(r, "delay");
+        let base = self.duration(r, "base");
+        let max = self.duration(r, "max");
+        let timeout = self.duration(r, "timeout");
+        let deadline = self.duration(r, "deadline");
+        let multiplier = find(r, "multiplier").and_then(|v| match v.get_ref() {
+            DeValue::Float(f) => f
+                .as_str()
+                .replace('_', "")
+                .parse::<f64>()
+                .ok()
+                .map(|m| (m, v.span())),
+            DeValue::Integer(i) => i
+                .as_str()
+                .replace('_', "")
+                .parse::<f64>()
+                .ok()
+                .map(|m| (m, v.span())),
+            _ => {
+                self.type_error("multiplier", "a number", v, "e.g. multiplier = 2.0");
+                None
+            }
+        });
+        if let (Some(_), Some((_, base_span))) = (&delay, &base) {
+            self.push(
+                base_span.clone(),
+                "`delay` and `base` both set the first delay",
+                "keep one: `delay` for fixed backoff, `base` for linear and exponential",
+            );
+        }
+        // Keys that the chosen backoff would silently ignore.
+        if let Some((kind, _)) = &backoff {
+            let ignored: &[(&str, bool)] = match kind {
+                BackoffKind::None => &[
+                    ("delay", delay.is_some()),
+                    ("base", base.is_some()),
+                    ("max", max.is_some()),
+                    ("multiplier", multiplier.is_some()),
+                ],
+                BackoffKind::Fixed => {
+                    &[("max", max.is_some()), ("multiplier", multiplier.is_some())]
+                }
+                BackoffKind::Linear => &[("multiplier", multiplier.is_some())],
+                BackoffKind::Exponential => &[],
+            };
+            let name = kind.as_str();
+            for (key, present) in ignored {
+                if *present && let Some(key_span) = key_span(r, key) {
+                    self.push(
+                        key_span,
+                        format!("`{key}` has no effect with backoff = \"{name}\""),
+                        match *key {
+                            "multiplier" => "multiplier applies to exponential backoff only",
+                            "max" => "max caps linear and exponential backoff",
+                            _ => "backoff = \"none\" retries at once: remove the delay, or choose fixed, linear or exponential",
+                        },
+                    );
+                }
+            }
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        let first = delay.as_ref().or(base.as_ref());
+        let retry = StepRetry {
+            attempts: attempts.as_ref().map(|(n, _)| *n),
+            backoff: backoff.as_ref().map(|(k, _)| *k),
+            delay: first.map(|(d, _)| *d),
+            max: max.as_ref().map(|(d, _)| *d),
+            multiplier: multiplier.as_ref().map(|(m, _)| *m),
+            jitter,
+            timeout: timeout.as_ref().map(|(d, _)| *d),
+            deadline: deadline.as_ref().map(|(d, _)| *d),
+            span: span.clone(),
+        };
+        if let Err(e) = retry.policy() {
+            let (at, hint) = match &e {
+                PolicyError::ZeroAttempts => (
+                    attempts.map(|(_, s)| s),
+                    "attempts counts all tries, the first included: 1 runs once, 3 retries twice",
+                ),
+                PolicyError::Multiplier(_) => (
+                    multiplier.map(|(_, s)| s),
+                    "a multiplier below 1 would shrink the delays: use 1.5 or 2.0",
+                ),
+                PolicyError::MaxBelowBase { .. } => (
+                    max.map(|(_, s)| s).or(first.map(|(_, s)| s.clone())),
+                    "raise `max`, or lower the first delay (without `base`, it is 1s)",
+                ),
+                PolicyError::ZeroTimeout => (
+                    timeout.map(|(_, s)| s),
+                    "a zero timeout fails every attempt: remove it or give a real limit",
+                ),
+                PolicyError::ZeroDeadline => (
+                    deadline.map(|(_, s)| s),
+                    "a zero deadline runs nothing: remove it or give a real limit",
+                ),
+            };
+            self.push(at.unwrap_or(span), format!("bad retry policy: {e}"), hint);
+            return None;
+        }
+        Some(retry)
+    }
+
+    /// Reports every `{{name}}` anywhere in the document that names no declared option.
+    fn placeholders(&mut self, root: &DeTable<'_>, options: &BTreeSet<String>) {
+        let mut strings = Vec::new();
+        collect_strings(root, &mut strings);
+        for (text, span) in strings {
+            for p in template::placeholders(&text) {
+                let raw = self.file.text().get(span.clone()).unwrap_or_default();
+                let (range, message, hint) = match p {
+                    Placeholder::Name { range, name } => {
+                        if options.contains(name) {
+                            continue;
+                        }
+                        let hint = if options.is_empty() {
+                            format!(
+                                "declare it as [extension.options.{name}], with type and default"
+                            )
+                        } else {
+                            guess_hint(
+                                name,
+                                options.iter().map(String::as_str),
+                                &format!(
+                                    "the options of this extension are {}; declare others as [extension.options.NAME]",
+                                    options
+                                        .iter()
+                                        .map(|o| format!("`{o}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            )
+                        };
+                        (
+                            range,
+                            format!("unknown option `{name}` in `{{{{{name}}}}}`"),
+                            hint,
+                        )
+                    }
+                    Placeholder::Unclosed { range } => (
+                        range,
+                        "unclosed `{{`".to_string(),
+                        "write an option as {{name}}".to_string(),
+                    ),
+                };
+                // Point at the placeholder itself when the source shows it verbatim
+                // (no escapes before it), else at the whole string.
+                let needle = &text[range.clone()];
+                let at = raw
+                    .find(needle)
+                    .map(|i| span.start + i..span.start + i + needle.len())
+                    .unwrap_or(span.clone());
+                self.push(at, message, hint);
+            }
+        }
+    }
+}
+
+fn collect_strings(table: &DeTable<'_>, out: &mut Vec<(String, Span)>) {
+    for (_, v) in table.iter() {
+        collect_value(v, out);
+    }
+}
+
+fn collect_value(v: &Value<'_>, out: &mut Vec<(String, Span)>) {
+    match v.get_ref() {
+        DeValue::String(s) => out.push((s.to_string(), v.span())),
+        DeValue::Array(items) => {
+            for item in items.iter() {
+                collect_value(item, out);
+            }
+        }
+        DeValue::Table(t) => collect_strings(t, out),
+        _ => {}
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn quoted_list(items: &[Spanned<String>]) -> String {
+    items
+        .iter()
+        .map(|i| format!("\"{}\"", i.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Manifest {
+    /// Parses a manifest's text; `path` is what diagnostics show, and its file stem is the
+    /// name the manifest must have.
+    ///
+    /// Returns every error of the file, in the order they appear.
+    pub fn parse(
+        path: impl Into<std::path::PathBuf>,
+        text: &str,
+    ) -> Result<Manifest, Vec<Diagnostic>> {
+        let source = SourceFile::new(path, text);
+        let stem = source
+            .path()
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string);
+        parse_manifest(source, stem.as_deref())
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &std::path::Path) -> Result<Manifest, Vec<Diagnostic>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Manifest::parse(path, &text),
+            Err(e) => Err(vec![Diagnostic::new(format!(
+                "cannot read `{}`: {e}",
+                path.display()
+            ))]),
+        }
+    }
+}

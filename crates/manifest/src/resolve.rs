@@ -1,0 +1,260 @@
+//! Options: from defaults and `--set` values to a manifest with its placeholders filled in.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+
+use crate::diagnostic::{Diagnostic, Spanned};
+use crate::load::{check_values, sha256_hex};
+use crate::schema::{
+    AptRepository, AptStep, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionType,
+    OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step,
+};
+use crate::template;
+
+/// A manifest with every `{{option}}` replaced by its value for this run.
+///
+/// Dereferences to the substituted [`Manifest`] (same spans, same sha256), so a step's
+/// packages, URLs and commands read as they will run.
+#[derive(Clone, Debug)]
+pub struct ResolvedManifest {
+    manifest: Manifest,
+    values: BTreeMap<String, OptionValue>,
+}
+
+impl Deref for ResolvedManifest {
+    type Target = Manifest;
+    fn deref(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+impl ResolvedManifest {
+    /// The substituted manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The value of every option, defaults included.
+    pub fn values(&self) -> &BTreeMap<String, OptionValue> {
+        &self.values
+    }
+
+    /// The environment of `run` steps: `EM_OPT_<NAME>` (uppercase, `-` -> `_`) for every
+    /// option; booleans are `true` or `false`.
+    pub fn option_env(&self) -> BTreeMap<String, String> {
+        self.manifest
+            .options
+            .values()
+            .filter_map(|def| {
+                self.values
+                    .get(&def.name.value)
+                    .map(|v| (def.env_name(), v.to_string()))
+            })
+            .collect()
+    }
+
+    /// The manifest's sha256 combined with the option values: what changes when either the
+    /// file or an option of the install changes.
+    pub fn fingerprint(&self) -> String {
+        let mut text = self.manifest.sha256().to_string();
+        for (name, value) in &self.values {
+            text.push_str(&format!("\n{name}={value}"));
+        }
+        sha256_hex(text.as_bytes())
+    }
+}
+
+impl Manifest {
+    /// Fills in the options: each option's default, then `values` (from `--set`), then
+    /// substitutes `{{name}}` everywhere and checks the results again (package grammars,
+    /// URLs, paths), so that an option value cannot smuggle in an `-o` or a `../`.
+    ///
+    /// A value for an unknown option, a value outside an option's `enum`, a non-boolean for
+    /// a boolean option and a missing value for an option without default are errors that
+    /// name what is allowed.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use em_manifest::{Manifest, OptionValue, Step};
+    /// let m = Manifest::parse("nodejs.toml", r#"
+    /// [extension]
+    /// name = "nodejs"
+    /// version = "1.0.0"
+    /// [extension.options.version]
+    /// default = "lts"
+    /// enum = ["lts", "22"]
+    /// [[install]]
+    /// npm = ["node@{{version}}"]
+    /// "#).unwrap();
+    /// let values = BTreeMap::from([("version".to_string(), OptionValue::from("22"))]);
+    /// let r = m.resolve(&values).unwrap();
+    /// let Step::Npm(npm) = &r.install[0].action else { panic!() };
+    /// assert_eq!(npm.packages[0].value, "node@22");
+    /// assert_eq!(r.option_env()["EM_OPT_VERSION"], "22");
+    /// assert!(m.resolve(&BTreeMap::from([("version".into(), "18".into())])).is_err());
+    /// ```
+    pub fn resolve(
+        &self,
+        values: &BTreeMap<String, OptionValue>,
+    ) -> Result<ResolvedManifest, Diagnostic> {
+        let name = self.name();
+        for key in values.keys() {
+            if !self.options.contains_key(key) {
+                let hint = if self.options.is_empty() {
+                    format!("`{name}` has no options")
+                } else {
+                    format!(
+                        "the options of `{name}` are {}",
+                        self.options
+                            .keys()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                return Err(
+                    Diagnostic::new(format!("`{name}` has no option `{key}`")).with_hint(hint)
+                );
+            }
+        }
+        let mut resolved = BTreeMap::new();
+        for (key, def) in &self.options {
+            let value = match (values.get(key), def.kind) {
+                (Some(OptionValue::Bool(b)), OptionType::Boolean) => OptionValue::Bool(*b),
+                (Some(OptionValue::String(s)), OptionType::Boolean) => match s.as_str() {
+                    "true" => OptionValue::Bool(true),
+                    "false" => OptionValue::Bool(false),
+                    _ => {
+                        return Err(Diagnostic::new(format!(
+                            "`{name}.{key}` is a boolean option, not \"{s}\""
+                        ))
+                        .with_hint(format!(
+                            "use --set {name}.{key}=true or --set {name}.{key}=false"
+                        )));
+                    }
+                },
+                (Some(OptionValue::Bool(b)), OptionType::String) => {
+                    OptionValue::String(b.to_string())
+                }
+                (Some(OptionValue::String(s)), OptionType::String) => {
+                    OptionValue::String(s.clone())
+                }
+                (None, _) => match &def.default {
+                    Some(d) => d.clone(),
+                    None => {
+                        return Err(Diagnostic::new(format!(
+                            "option `{name}.{key}` has no default and was not set"
+                        ))
+                        .with_hint(format!("set it with --set {name}.{key}=VALUE")));
+                    }
+                },
+            };
+            if let OptionValue::String(s) = &value
+                && !def.allowed.is_empty()
+                && !def.allowed.contains(s)
+            {
+                return Err(Diagnostic::new(format!(
+                    "\"{s}\" is not an allowed value of `{name}.{key}`"
+                ))
+                .with_hint(format!(
+                    "the allowed values are {}",
+                    def.allowed
+                        .iter()
+                        .map(|a| format!("\"{a}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            resolved.insert(key.clone(), value);
+        }
+        let text_values: BTreeMap<String, String> = resolved
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        if let Some(first) = check_values(self, &text_values).into_iter().next() {
+            return Err(first);
+        }
+        let f = |s: &str| template::substitute(s, &|name| text_values.get(name).cloned());
+        Ok(ResolvedManifest {
+            manifest: substitute_manifest(self, &f),
+            values: resolved,
+        })
+    }
+}
+
+fn substitute_manifest(m: &Manifest, f: &dyn Fn(&str) -> String) -> Manifest {
+    let s = |x: &Spanned<String>| Spanned::new(f(&x.value), x.span.clone());
+    let o = |x: &Option<Spanned<String>>| x.as_ref().map(s);
+    let v = |x: &[Spanned<String>]| x.iter().map(s).collect::<Vec<_>>();
+    let install = m
+        .install
+        .iter()
+        .map(|step| InstallStep {
+            action: match &step.action {
+                Step::Apt(a) => Step::Apt(AptStep {
+                    packages: v(&a.packages),
+                    repository: a.repository.as_ref().map(|r| AptRepository {
+                        uri: s(&r.uri),
+                        suite: s(&r.suite),
+                        components: v(&r.components),
+                        key: s(&r.key),
+                        key_sha256: o(&r.key_sha256),
+                        span: r.span.clone(),
+                    }),
+                    allow_http: a.allow_http,
+                }),
+                Step::Npm(n) => Step::Npm(NpmStep {
+                    packages: v(&n.packages),
+                }),
+                Step::Pip(p) => Step::Pip(PipStep {
+                    packages: v(&p.packages),
+                    venv: o(&p.venv),
+                }),
+                Step::Download(d) => Step::Download(DownloadStep {
+                    url: s(&d.url),
+                    sha256: o(&d.sha256),
+                    to: s(&d.to),
+                    unpack_to: o(&d.unpack_to),
+                    mode: d.mode,
+                    via: d.via,
+                    mirrors: v(&d.mirrors),
+                    allow_http: d.allow_http,
+                }),
+                Step::Run(r) => Step::Run(RunStep {
+                    command: s(&r.command),
+                    creates: o(&r.creates),
+                    unless: o(&r.unless),
+                }),
+            },
+            retry: step.retry.clone(),
+            arch: step.arch.clone(),
+            span: step.span.clone(),
+        })
+        .collect();
+    Manifest {
+        env: m.env.iter().map(|(k, x)| (k.clone(), s(x))).collect(),
+        requirements: Requirements {
+            disk_mb: m.requirements.disk_mb,
+            domains: v(&m.requirements.domains),
+        },
+        install,
+        validate: m
+            .validate
+            .iter()
+            .map(|c| Check {
+                run: s(&c.run),
+                expect: o(&c.expect),
+                span: c.span.clone(),
+            })
+            .collect(),
+        remove: m
+            .remove
+            .iter()
+            .map(|r| RemoveStep {
+                run: s(&r.run),
+                span: r.span.clone(),
+            })
+            .collect(),
+        ..m.clone()
+    }
+}

@@ -1,0 +1,459 @@
+//! The typed model of a manifest (SPEC section 5).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::diagnostic::{Diagnostic, SourceFile, Span, Spanned};
+use crate::retry::StepRetry;
+
+/// One extension's manifest, as loaded from `NAME.toml`.
+///
+/// Strings of the steps, `env` and `requirements.domains` may still contain `{{option}}`
+/// placeholders; [`Manifest::resolve`] substitutes them. Every placeholder names a declared
+/// option (checked at load).
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// `[extension] name`: equal to the file stem.
+    pub name: Spanned<String>,
+    /// `[extension] version`: the extension's own version (recorded in the state).
+    pub version: Spanned<String>,
+    /// `[extension] description` (empty when absent).
+    pub description: String,
+    /// `[extension] category`: free text, for `list --category`.
+    pub category: Option<String>,
+    /// Hard dependencies: installed first, pulled into a run when missing.
+    pub requires: Vec<Spanned<String>>,
+    /// Soft ordering: after these only when they are in the same run.
+    pub after: Vec<Spanned<String>>,
+    /// Extensions that cannot be installed together with this one.
+    pub conflicts: Vec<Spanned<String>>,
+    /// `[extension.options.NAME]`, by name.
+    pub options: BTreeMap<String, OptionDef>,
+    /// `[extension.requirements]`: checked before anything is installed.
+    pub requirements: Requirements,
+    /// `[extension.env]`: variables written to the extension's profile.d script.
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// `[[install]]` steps, in order.
+    pub install: Vec<InstallStep>,
+    /// `[[validate]]` checks, in order.
+    pub validate: Vec<Check>,
+    /// `[[remove]]` steps, in order (empty: undo what the install recorded).
+    pub remove: Vec<RemoveStep>,
+    pub(crate) source: Arc<SourceFile>,
+    pub(crate) sha256: String,
+}
+
+impl Manifest {
+    /// The extension's name.
+    pub fn name(&self) -> &str {
+        &self.name.value
+    }
+
+    /// The file the manifest was read from, as shown in diagnostics (a bundled manifest
+    /// shows as `<bundled>/NAME.toml`).
+    pub fn path(&self) -> &Path {
+        self.source.path()
+    }
+
+    /// The file's text, shared with every diagnostic pointing into it.
+    pub fn source(&self) -> &Arc<SourceFile> {
+        &self.source
+    }
+
+    /// The sha256 of the file's bytes, 64 lowercase hex digits. The state records it: a
+    /// changed manifest means a reinstall.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// An error pointing at `span` of this manifest (e.g. a step's [`InstallStep::span`]).
+    pub fn error_at(&self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.source.error(span, message)
+    }
+
+    /// Whether the extension requires `name` directly.
+    pub fn requires_name(&self, name: &str) -> bool {
+        self.requires.iter().any(|r| r.value == name)
+    }
+}
+
+/// The type of an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionType {
+    /// Any string (or one of `enum`).
+    String,
+    /// `true` or `false`.
+    Boolean,
+}
+
+impl fmt::Display for OptionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OptionType::String => "string",
+            OptionType::Boolean => "boolean",
+        })
+    }
+}
+
+/// The value of an option, from its default or from `--set EXT.OPTION=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OptionValue {
+    /// A string option's value (also accepted for a boolean option: `"true"` or `"false"`,
+    /// as typed on a command line).
+    String(String),
+    /// A boolean option's value.
+    Bool(bool),
+}
+
+impl fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionValue::String(s) => f.write_str(s),
+            OptionValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl From<&str> for OptionValue {
+    fn from(value: &str) -> Self {
+        OptionValue::String(value.to_string())
+    }
+}
+
+impl From<String> for OptionValue {
+    fn from(value: String) -> Self {
+        OptionValue::String(value)
+    }
+}
+
+impl From<bool> for OptionValue {
+    fn from(value: bool) -> Self {
+        OptionValue::Bool(value)
+    }
+}
+
+/// `[extension.options.NAME]`: a typed option, set with `--set EXT.NAME=VALUE`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionDef {
+    /// The option's name (the table's key).
+    pub name: Spanned<String>,
+    /// `type`: string or boolean (when absent: boolean if the default is one, else string).
+    pub kind: OptionType,
+    /// `default`; an option without one must be set on every install.
+    pub default: Option<OptionValue>,
+    /// `enum`: the only values allowed (string options).
+    pub allowed: Vec<String>,
+    /// `proposals`: suggested values, not enforced (string options).
+    pub proposals: Vec<String>,
+    /// `description`.
+    pub description: String,
+}
+
+impl OptionDef {
+    /// The environment variable a `run` step sees: `EM_OPT_<NAME>`, uppercase, `-` -> `_`.
+    pub fn env_name(&self) -> String {
+        format!(
+            "EM_OPT_{}",
+            self.name.value.to_uppercase().replace('-', "_")
+        )
+    }
+}
+
+/// `[extension.requirements]`: preflight checks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Requirements {
+    /// Free space needed under `/`, in MiB.
+    pub disk_mb: Option<u64>,
+    /// Domains that must resolve.
+    pub domains: Vec<Spanned<String>>,
+}
+
+/// The machine architectures a step can be limited to with `arch = [...]`.
+///
+/// Names follow `uname -m` (what people see in download URLs), not Debian's (`amd64`):
+/// x86_64, aarch64, armv7, i686, riscv64, ppc64le, s390x, loongarch64. The Debian and Go
+/// spellings are rejected with a hint naming the right one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Arch {
+    /// 64-bit x86 (Debian: amd64).
+    X86_64,
+    /// 64-bit ARM (Debian: arm64).
+    Aarch64,
+    /// 32-bit ARM, hard float (Debian: armhf).
+    Armv7,
+    /// 32-bit x86 (Debian: i386).
+    I686,
+    /// 64-bit RISC-V.
+    Riscv64,
+    /// 64-bit POWER, little endian.
+    Ppc64le,
+    /// IBM Z.
+    S390x,
+    /// 64-bit LoongArch.
+    Loongarch64,
+}
+
+impl Arch {
+    /// Every architecture, in the order of the list above.
+    pub const ALL: [Arch; 8] = [
+        Arch::X86_64,
+        Arch::Aarch64,
+        Arch::Armv7,
+        Arch::I686,
+        Arch::Riscv64,
+        Arch::Ppc64le,
+        Arch::S390x,
+        Arch::Loongarch64,
+    ];
+
+    /// The name as written in a manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Armv7 => "armv7",
+            Arch::I686 => "i686",
+            Arch::Riscv64 => "riscv64",
+            Arch::Ppc64le => "ppc64le",
+            Arch::S390x => "s390x",
+            Arch::Loongarch64 => "loongarch64",
+        }
+    }
+
+    /// Parses a manifest's spelling.
+    pub fn parse(name: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// The architecture this program was built for (`None` on one not in the list).
+    pub fn host() -> Option<Arch> {
+        match std::env::consts::ARCH {
+            "x86_64" => Some(Arch::X86_64),
+            "aarch64" => Some(Arch::Aarch64),
+            "arm" => Some(Arch::Armv7),
+            "x86" => Some(Arch::I686),
+            "riscv64" => Some(Arch::Riscv64),
+            "powerpc64" if cfg!(target_endian = "little") => Some(Arch::Ppc64le),
+            "s390x" => Some(Arch::S390x),
+            "loongarch64" => Some(Arch::Loongarch64),
+            _ => None,
+        }
+    }
+
+    /// The right spelling for a common other one (Debian's, Go's).
+    pub(crate) fn alias(name: &str) -> Option<Arch> {
+        match name {
+            "amd64" | "x64" | "x86-64" => Some(Arch::X86_64),
+            "arm64" => Some(Arch::Aarch64),
+            "armhf" | "arm" | "armv7l" => Some(Arch::Armv7),
+            "i386" | "386" | "x86" => Some(Arch::I686),
+            "ppc64el" => Some(Arch::Ppc64le),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[install]]` step: its action and the options every step can have.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstallStep {
+    /// What the step does.
+    pub action: Step,
+    /// `retry`: overrides the adapter's default policy.
+    pub retry: Option<StepRetry>,
+    /// `arch`: run only on these architectures (empty: on all).
+    pub arch: Vec<Arch>,
+    /// Where the step is written (its `[[install]]` header).
+    pub span: Span,
+}
+
+impl InstallStep {
+    /// Whether the step runs on `host` (a step without `arch` runs everywhere; a step
+    /// with `arch` does not run on an unknown host).
+    pub fn runs_on(&self, host: Option<Arch>) -> bool {
+        self.arch.is_empty() || host.is_some_and(|h| self.arch.contains(&h))
+    }
+}
+
+/// The action of an install step: exactly one of apt, npm, pip, download, run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// `apt = [...]`.
+    Apt(AptStep),
+    /// `npm = [...]`: global installs.
+    Npm(NpmStep),
+    /// `pip = [...]`.
+    Pip(PipStep),
+    /// `download = "URL"`.
+    Download(DownloadStep),
+    /// `run = "..."`: a shell snippet (`sh -c`).
+    Run(RunStep),
+}
+
+impl Step {
+    /// The action key: `apt`, `npm`, `pip`, `download` or `run`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Apt(_) => "apt",
+            Step::Npm(_) => "npm",
+            Step::Pip(_) => "pip",
+            Step::Download(_) => "download",
+            Step::Run(_) => "run",
+        }
+    }
+
+    /// A one-line description for logs and plans: `apt install nodejs npm`,
+    /// `download https://... -> /opt/tool.tar.gz`, `run corepack enable`.
+    pub fn summary(&self) -> String {
+        let list = |p: &[Spanned<String>]| {
+            p.iter()
+                .map(|s| s.value.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match self {
+            Step::Apt(s) => format!("apt install {}", list(&s.packages)),
+            Step::Npm(s) => format!("npm install -g {}", list(&s.packages)),
+            Step::Pip(s) => match &s.venv {
+                Some(v) => format!("pip install {} (venv {})", list(&s.packages), v.value),
+                None => format!("pip install {}", list(&s.packages)),
+            },
+            Step::Download(s) => format!("download {} -> {}", s.url.value, s.to.value),
+            Step::Run(s) => format!("run {}", s.command.value),
+        }
+    }
+}
+
+/// `apt = [...]`, optionally from a third-party repository.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AptStep {
+    /// Package names, each matching apt's grammar.
+    pub packages: Vec<Spanned<String>>,
+    /// `repository = {...}`: a source added for this step.
+    pub repository: Option<AptRepository>,
+    /// `allow_http`: the repository's URI and key may be plain http.
+    pub allow_http: bool,
+}
+
+/// `repository = { uri, suite, components, key, key_sha256 }` of an apt step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AptRepository {
+    /// The archive root, https unless the step has `allow_http = true`.
+    pub uri: Spanned<String>,
+    /// The suite (`bookworm`), or a path ending in `/` for a flat repository.
+    pub suite: Spanned<String>,
+    /// The components (`stable`, `main`); empty for a flat repository.
+    pub components: Vec<Spanned<String>>,
+    /// The URL of the signing key.
+    pub key: Spanned<String>,
+    /// The sha256 of the key file, when pinned.
+    pub key_sha256: Option<Spanned<String>>,
+    /// Where the table is written.
+    pub span: Span,
+}
+
+/// `npm = [...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpmStep {
+    /// Package specs, each matching npm's grammar.
+    pub packages: Vec<Spanned<String>>,
+}
+
+/// `pip = [...]`, optionally into a virtual environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipStep {
+    /// Requirements, each a PEP 508 subset (name, extras, specifiers).
+    pub packages: Vec<Spanned<String>>,
+    /// `venv`: an absolute path, created when missing.
+    pub venv: Option<Spanned<String>>,
+}
+
+/// Which tool fetches a download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// curl.
+    Curl,
+    /// wget.
+    Wget,
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Via::Curl => "curl",
+            Via::Wget => "wget",
+        })
+    }
+}
+
+/// `download = "URL"` and its keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DownloadStep {
+    /// The URL: https unless `allow_http = true`.
+    pub url: Spanned<String>,
+    /// `sha256`: verified before the file is moved into place.
+    pub sha256: Option<Spanned<String>>,
+    /// `to`: the absolute destination path.
+    pub to: Spanned<String>,
+    /// `unpack_to`: an absolute directory to unpack into (tar.gz, tar.xz, zip).
+    pub unpack_to: Option<Spanned<String>>,
+    /// `mode`: the file mode, from an octal string such as `"0755"`.
+    pub mode: Option<u32>,
+    /// `via`: curl or wget (`None`: curl when present, else wget).
+    pub via: Option<Via>,
+    /// `mirrors`: alternate URLs, tried in order when the primary fails.
+    pub mirrors: Vec<Spanned<String>>,
+    /// `allow_http`: plain http is accepted for the URL and mirrors.
+    pub allow_http: bool,
+}
+
+/// `run = "..."` and its guards.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunStep {
+    /// The shell snippet, run with `sh -c`.
+    pub command: Spanned<String>,
+    /// `creates`: skip when this absolute path exists.
+    pub creates: Option<Spanned<String>>,
+    /// `unless`: skip when this command succeeds.
+    pub unless: Option<Spanned<String>>,
+}
+
+/// A `[[validate]]` check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    /// The command (`sh -c`); it must exit 0.
+    pub run: Spanned<String>,
+    /// `expect`: a regex that stdout must match (checked at load to compile).
+    pub expect: Option<Spanned<String>>,
+    /// Where the check is written.
+    pub span: Span,
+}
+
+impl Check {
+    /// Whether `stdout` satisfies `expect` (always true without one).
+    pub fn is_expected_output(&self, stdout: &str) -> bool {
+        match &self.expect {
+            None => true,
+            // The pattern compiled at load (and again after substitution in `resolve`).
+            Some(pattern) => {
+                regex_lite::Regex::new(&pattern.value).is_ok_and(|r| r.is_match(stdout))
+            }
+        }
+    }
+}
+
+/// A `[[remove]]` step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoveStep {
+    /// The command (`sh -c`).
+    pub run: Spanned<String>,
+    /// Where the step is written.
+    pub span: Span,
+}

@@ -1,0 +1,385 @@
+//! # em-wget: downloads with wget that survive flaky servers and never land a bad file
+//!
+//! [`Wget::download`] fetches one URL (falling back to its mirrors) into a partial file
+//! beside the destination, verifies its sha256 and renames it into place: the landing
+//! discipline of [`em_exec::download`], shared with em-curl. This crate adds what is
+//! wget's own: the command line, and [`classify`], which reads wget's exit code and
+//! messages (with `LC_ALL=C`). Prefer curl where both exist; wget is here for images that
+//! ship only wget (busybox-free Debian slim images often have one of the two).
+//!
+//! ## The command
+//!
+//! ```text
+//! wget --tries=1 --timeout=S --no-verbose --server-response
+//!      [-c] -O <dest dir>/.<name>.em-partial <url>
+//! ```
+//!
+//! - `--tries=1`: **we** retry, wget does not. wget's default is 20 tries, and among HTTP
+//!   errors it retries only 504 unless told otherwise, nor DNS failures or refused
+//!   connections (FAILURES.md trap 4); left on, our 4 attempts could be 80 requests.
+//!   With `--tries=1` (which also wins over a `tries` line of a wgetrc) 4 attempts are 4
+//!   requests per source.
+//! - `--timeout=S` sets wget's DNS, connect and read timeouts (the read timeout defaults to
+//!   900 s). The whole attempt is bounded by the policy's per-attempt timeout, which kills
+//!   the process group.
+//! - `--no-verbose` drops the progress bar; `--server-response` prints the response
+//!   headers (indented, on stderr) so that [`classify`] can read a `Retry-After`.
+//! - `-c` is added when the partial file holds bytes: a transfer that broke off resumes on
+//!   the next attempt. wget restarts from scratch by itself when the server ignores
+//!   `Range`, and treats 416 as "already complete"; the sha256 check catches a partial file
+//!   that did not belong to this download.
+//! - wget has no switch to refuse an https -> http redirect (`--https-only` is for
+//!   recursive mode): the URLs we are given are checked, and a pinned sha256 is what
+//!   protects the content.
+//!
+//! ## Classification
+//!
+//! | signal | class | action |
+//! |---|---|---|
+//! | exit 4 (network: refused, reset, timeout, empty reply, DNS, connection closed mid-body, TLS handshake) | transient | retry (resuming with `-c` when bytes arrived), then next mirror |
+//! | exit 8 with `ERROR 408`, `ERROR 429`, `ERROR 5xx` | transient (`Retry-After` honoured, up to 5 min) | retry, then next mirror |
+//! | exit 8 with `ERROR 416` | repairable | delete the partial file, download again |
+//! | exit 8 with another `ERROR 4xx` | permanent | fail; hint for 403/404 |
+//! | exit 6 (`Username/Password Authentication Failed`, 401) | permanent | hint: credentials |
+//! | exit 5 (certificate not trusted) | permanent | hint: fix the CA store or the clock; never `--no-check-certificate` |
+//! | exit 3 (cannot write) | permanent | hint: space and permissions of the destination directory |
+//! | exit 1 (generic, e.g. the output directory is missing), 2 (usage) | permanent | fail |
+//! | exit 7 (protocol error), 8 without a status, any other exit | transient | retry, bounded by the policy |
+//!
+//! A checksum mismatch is handled by [`em_exec::download::download_with`]: one more
+//! download, then permanent (`checksum mismatch: expected X, got Y`), nothing at the
+//! destination.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), em_exec::ToolError> {
+//! use std::sync::Arc;
+//! use em_exec::Runner;
+//! use em_exec::download::DownloadRequest;
+//! use em_retry::RetryPolicy;
+//! use em_wget::{Wget, WgetConfig};
+//!
+//! let wget = Arc::new(Wget::new(WgetConfig::default())?);
+//! let req = DownloadRequest::new("https://example.org/tool.tar.gz", "/opt/tool.tar.gz");
+//! let landed = wget.download(&Runner::new(RetryPolicy::new(4)), &req).await?;
+//! println!("{} sha256 {}", landed.path.display(), landed.sha256);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use em_exec::download::{
+    DownloadRequest, Fetched, Landed, download_with, has_partial_data, output_path_in, retry_after,
+    url_host,
+};
+use em_exec::{Adapter, Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
+use em_retry::Operation;
+
+/// How wget is run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WgetConfig {
+    /// `--timeout`: DNS, connect and read (idle) timeout. Default 30 s.
+    pub timeout: Duration,
+    /// Extra environment variables for every wget run (e.g. `https_proxy`).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for WgetConfig {
+    fn default() -> Self {
+        WgetConfig {
+            timeout: Duration::from_secs(30),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A repair between attempts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WgetRepair {
+    /// Delete the partial file, so that the next attempt downloads from the start. The
+    /// path comes from the failed command's `-O`.
+    DeletePartial(PathBuf),
+}
+
+impl WgetRepair {
+    /// The short name, as fixtures' `repair:` lines and metrics say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WgetRepair::DeletePartial(_) => "delete-partial",
+        }
+    }
+}
+
+impl fmt::Display for WgetRepair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WgetRepair::DeletePartial(path) => {
+                write!(f, "delete the partial file {}", path.display())
+            }
+        }
+    }
+}
+
+/// The wget adapter.
+#[derive(Debug)]
+pub struct Wget {
+    config: WgetConfig,
+    wget: PathBuf,
+}
+
+impl Wget {
+    /// Finds `wget` on `PATH`.
+    pub fn new(config: WgetConfig) -> Result<Self, ToolError> {
+        let wget = find_tool("wget", "the base extension (Debian package wget)")?;
+        Ok(Wget::with_tool(config, wget))
+    }
+
+    /// Uses the wget at `wget` (tests point it at a fake).
+    pub fn with_tool(config: WgetConfig, wget: impl Into<PathBuf>) -> Self {
+        Wget {
+            config,
+            wget: wget.into(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WgetConfig {
+        &self.config
+    }
+
+    /// The command of one attempt: fetch `url` into `partial`, resuming it when `resume`.
+    pub fn command(&self, url: &str, partial: &Path, resume: bool) -> Cmd {
+        let mut cmd = Cmd::tool(&self.wget).args([
+            "--tries=1".to_string(),
+            format!("--timeout={}", seconds(self.config.timeout)),
+            "--no-verbose".to_string(),
+            "--server-response".to_string(),
+        ]);
+        if resume {
+            cmd = cmd.arg("-c");
+        }
+        cmd = cmd.arg("-O").arg(partial).arg(url);
+        for (k, v) in &self.config.env {
+            cmd = cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Downloads `req` (validated first: nothing runs for a bad request), verifies its
+    /// sha256 and lands it at `req.dest`. Sources are the URL then its mirrors; each
+    /// source's circuit key is its host.
+    pub async fn download(
+        self: &Arc<Self>,
+        runner: &Runner,
+        req: &DownloadRequest,
+    ) -> Result<Landed, ToolError> {
+        let label = format!("download {}", req.url);
+        let partial = req.partial();
+        // Owned sources and copied references: the future borrows nothing from the
+        // closure, so the download future stays `Send` (see `download_with`).
+        let (partial, label_ref) = (&partial, &label);
+        download_with(
+            req,
+            &format!("wget {label}"),
+            move |sources: Vec<String>| async move {
+                let attempts = AtomicU32::new(0);
+                let (_, source) = runner
+                    .run_with_mirrors(
+                        self,
+                        Operation::new("wget", label_ref.clone()),
+                        &sources,
+                        |url| url_host(url).to_string(),
+                        |url, _| {
+                            attempts.fetch_add(1, Ordering::Relaxed);
+                            self.command(url, partial, has_partial_data(partial))
+                        },
+                    )
+                    .await?;
+                Ok(Fetched {
+                    source,
+                    attempts: attempts.load(Ordering::Relaxed),
+                })
+            },
+        )
+        .await
+    }
+}
+
+/// Seconds as wget reads them: `30`, `0.5`.
+fn seconds(d: Duration) -> String {
+    let secs = d.as_secs_f64().max(0.001);
+    format!("{secs}")
+}
+
+impl Adapter for Wget {
+    type Repair = WgetRepair;
+
+    fn name(&self) -> &'static str {
+        "wget"
+    }
+
+    fn classify(&self, failure: &ToolFailure) -> Verdict<WgetRepair> {
+        classify(failure)
+    }
+
+    /// Deleting a file needs no tool: it is done directly (a missing file is fine).
+    async fn repair(&self, repair: WgetRepair) -> Result<(), String> {
+        match repair {
+            WgetRepair::DeletePartial(path) => match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(format!("could not delete {}: {e}", path.display())),
+            },
+        }
+    }
+
+    /// Each deletion is followed by a full download: the policy's attempts bound it.
+    fn repair_limit(&self, _repair: &WgetRepair) -> u32 {
+        u32::MAX
+    }
+}
+
+/// Reads a failed wget run: see the table in the crate doc.
+pub fn classify(failure: &ToolFailure) -> Verdict<WgetRepair> {
+    let text = failure.text();
+    let url = last_word(&failure.command);
+    let host = url.as_deref().map(url_host).unwrap_or("the server");
+    let url = url.as_deref().unwrap_or("the URL");
+    let said = |what: &str| match key_line(&text) {
+        Some(line) => format!("{what}: {line}"),
+        None => format!("{what} (wget exit {})", failure.code),
+    };
+    match failure.code {
+        4 => Verdict::Transient(said(&format!("network failure talking to {host}"))),
+        8 => classify_http(failure, &text, url, host),
+        6 => Verdict::Permanent(
+            format!("401 Unauthorized for {url}: authentication failed"),
+            Some("the URL needs credentials or a token".into()),
+        ),
+        5 => Verdict::Permanent(
+            said(&format!("the TLS certificate of {host} is not trusted")),
+            Some(
+                "never weaken verification (no --no-check-certificate): update the CA store \
+                 (Debian package ca-certificates), check the system clock, or add the CA of \
+                 a TLS-intercepting proxy"
+                    .into(),
+            ),
+        ),
+        3 => Verdict::Permanent(
+            said("could not write the download"),
+            Some(match output_path_in(&failure.command, "-O") {
+                Some(p) => format!(
+                    "check free space and permissions of {}",
+                    p.parent().unwrap_or(Path::new("/")).display()
+                ),
+                None => "check free space and permissions of the destination directory".into(),
+            }),
+        ),
+        1 | 2 => Verdict::Permanent(said("wget failed"), None),
+        _ => Verdict::Transient(said("wget failed")),
+    }
+}
+
+/// Exit 8: the server answered with an error; its status decides.
+fn classify_http(failure: &ToolFailure, text: &str, url: &str, host: &str) -> Verdict<WgetRepair> {
+    let Some((status, phrase)) = http_error(text) else {
+        return Verdict::Transient(format!("{host} answered with an error (wget exit 8)"));
+    };
+    let what = format!("{status} {phrase}");
+    match status {
+        408 | 429 | 500..=599 => {
+            let reason = format!("{what} from {host}");
+            match retry_after(text) {
+                Some(d) => Verdict::RetryAfter(reason, d),
+                None => Verdict::Transient(reason),
+            }
+        }
+        416 => match output_path_in(&failure.command, "-O") {
+            Some(partial) => Verdict::Repairable(
+                WgetRepair::DeletePartial(partial),
+                format!("{what} from {host}: the partial file does not fit the remote file"),
+            ),
+            None => Verdict::Permanent(format!("{what} for {url}"), None),
+        },
+        401 | 403 => Verdict::Permanent(
+            format!("{what} for {url}"),
+            Some("the server refuses access: the URL may need credentials or a token".into()),
+        ),
+        404 | 410 => Verdict::Permanent(
+            format!("{what} for {url}"),
+            Some("check the URL (and the version in it)".into()),
+        ),
+        _ => Verdict::Permanent(format!("{what} for {url}"), None),
+    }
+}
+
+/// `ERROR 503: Service Unavailable.` -> (503, "Service Unavailable"), from the last such line.
+fn http_error(text: &str) -> Option<(u16, String)> {
+    text.lines().rev().find_map(|line| {
+        let (_, rest) = line.split_once("ERROR ")?;
+        let status: u16 = rest.get(..3)?.parse().ok()?;
+        let phrase = rest[3..]
+            .trim_start_matches(':')
+            .trim()
+            .trim_end_matches('.')
+            .to_string();
+        Some((status, phrase))
+    })
+}
+
+/// The line that says what went wrong: the last line that is not `Giving up.`, a header
+/// (indented) or progress, without wget's timestamp prefix.
+fn key_line(text: &str) -> Option<String> {
+    text.lines().rev().find_map(|line| {
+        if line.starts_with(' ') || line.trim().is_empty() || line.trim() == "Giving up." {
+            return None;
+        }
+        let mut line = line.trim();
+        // `2026-11-22 06:39:10 (319 MB/s) - Connection closed at byte 131700. Giving up.`
+        if let Some((_, rest)) = line.split_once(") - ") {
+            line = rest;
+        }
+        Some(line.trim_end_matches(" Giving up.").to_string())
+    })
+}
+
+/// The last word of a command line: the URL, for the commands this crate builds.
+fn last_word(command: &str) -> Option<String> {
+    shlex::split(command)?.pop().filter(|w| w.contains("://"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_is_an_argument_vector() {
+        let wget = Wget::with_tool(WgetConfig::default(), "/usr/bin/wget");
+        let cmd = wget.command(
+            "https://example.org/x",
+            Path::new("/opt/.x.em-partial"),
+            true,
+        );
+        assert_eq!(
+            cmd.command_line(),
+            "LC_ALL=C DEBIAN_FRONTEND=noninteractive /usr/bin/wget --tries=1 --timeout=30 \
+             --no-verbose --server-response -c -O /opt/.x.em-partial https://example.org/x"
+        );
+    }
+
+    #[test]
+    fn key_lines_drop_the_noise() {
+        assert_eq!(
+            key_line("x\n2026-11-22 06:39:10 (319 MB/s) - Connection closed at byte 131700. Giving up.\n\n")
+                .as_deref(),
+            Some("Connection closed at byte 131700.")
+        );
+        assert_eq!(
+            key_line("Connecting to h:1... failed: Connection refused.\nGiving up.\n\n").as_deref(),
+            Some("Connecting to h:1... failed: Connection refused.")
+        );
+    }
+}
