@@ -41,14 +41,15 @@ pub struct AdapterContext {
 }
 
 impl AdapterContext {
-    /// A runner under `policy`, echoing the tool's output to stderr unless quiet.
-    pub fn runner(&self, policy: RetryPolicy) -> Runner {
+    /// A runner under `policy`; with `echo`, the tool's output is copied to stderr as it
+    /// arrives (unless -q). Without it the output is kept, and its tail shown on failure.
+    pub fn runner(&self, policy: RetryPolicy, echo: bool) -> Runner {
         let ui = self.ui.clone();
         let breaker = CircuitBreaker::new(Arc::new(FileStore::new(&self.circuits)));
         Runner::new(policy)
             .subscribe_all(&self.subscribers)
             .with_circuit(Arc::new(breaker))
-            .with_echo(self.ui.verbosity() > Verbosity::Quiet)
+            .with_echo(echo && self.ui.verbosity() > Verbosity::Quiet)
             .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
                 ui.status(
                     "Switching",
@@ -58,14 +59,15 @@ impl AdapterContext {
             }))
     }
 
-    /// Shows a failed operation: what failed, why, the tool's last lines, a hint; returns
-    /// its exit code (1 permanent, 75 retries exhausted).
-    pub fn report(&self, error: &ToolError) -> u8 {
+    /// Shows a failed operation: what failed, why, the tool's last lines (unless they were
+    /// `echoed` as they came), a hint; returns its exit code (1 permanent, 75 exhausted).
+    pub fn report(&self, error: &ToolError, echoed: bool) -> u8 {
         let mut message = format!("{}: {}", error.operation, error.reason);
         if let Some(last) = &error.last {
             message.push_str(&format!("\n  command: {}", last.command));
             let tail = last.tail(5);
-            if !tail.is_empty() && self.ui.verbosity() == Verbosity::Quiet {
+            let shown = echoed && self.ui.verbosity() > Verbosity::Quiet;
+            if !tail.is_empty() && !shown {
                 message.push_str("\n  last output:");
                 for line in tail {
                     message.push_str(&format!("\n    {line}"));

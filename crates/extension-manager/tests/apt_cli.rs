@@ -193,6 +193,16 @@ match = "install"
 times = 1
 exit = 100
 stderr = "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1 (apt-get)\n"
+
+[[call]]
+tool = "curl"
+write_to_arg = "-o"
+content = "via curl\n"
+
+[[call]]
+tool = "wget"
+write_to_arg = "-O"
+content = "via wget\n"
 "#,
     );
     let script = r#"
@@ -202,6 +212,12 @@ for f in apt_update_retry apt_install_retry npm_install_retry pip_install_retry 
   type "$f" >/dev/null
 done
 apt_install_retry 3 curl git
+apt_update_retry 2
+npm_install_retry 2 typescript@5
+pip_install_retry 2 black==24.1.0
+curl_retry 2 https://127.0.0.1:9/file
+wget_retry 2 https://127.0.0.1:9/file "$MARK.wget"
+cat "$MARK.wget"
 retry_with_backoff 3 0 1 sh -c 'test -e "$1" || { touch "$1"; exit 1; }' _ "$MARK"
 set +e
 retry_with_backoff 2 0 0 sh -c 'exit 9'
@@ -239,6 +255,14 @@ echo "usage=$?"
         "{err}"
     );
     assert!(stdout.contains("rc=9"), "{stdout}");
+    assert!(stdout.contains("via curl\nvia wget\n"), "{stdout}");
+    let calls = s.calls();
+    for tool in ["npm", "python3", "curl", "wget"] {
+        assert!(
+            calls.iter().any(|(t, _)| t == tool),
+            "{tool} not called: {calls:?}"
+        );
+    }
     assert!(stdout.contains("usage=2"), "{stdout}");
     assert!(
         err.contains("usage: apt_install_retry MAX_ATTEMPTS PKG..."),

@@ -62,15 +62,15 @@ pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, St
     };
     let apt = match Apt::new(config) {
         Ok(apt) => Arc::new(apt),
-        Err(e) => return Ok(context.report(&e)),
+        Err(e) => return Ok(context.report(&e, true)),
     };
-    let runner = context.runner(policy);
+    let runner = context.runner(policy, true);
     let result = match packages {
         None => apt.update(&runner).await,
         Some(packages) => apt.install(&runner, &packages).await,
     };
     Ok(match result {
         Ok(()) => exit::OK,
-        Err(e) => context.report(&e),
+        Err(e) => context.report(&e, true),
     })
 }

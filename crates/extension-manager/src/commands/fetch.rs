@@ -78,7 +78,9 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String
         allow_http: args.allow_http,
         mode: None,
     };
-    request.validate()?;
+    request
+        .validate()
+        .map_err(|e| e.replace("(`allow_http = true`)", "(--allow-http)"))?;
     let via = args.via.unwrap_or_else(|| {
         if which::which("curl").is_ok() || which::which("wget").is_err() {
             Via::Curl
@@ -86,7 +88,7 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String
             Via::Wget
         }
     });
-    let runner = context.runner(policy);
+    let runner = context.runner(policy, false);
     let landed = match via {
         Via::Curl => match Curl::new(CurlConfig::default()) {
             Ok(curl) => Arc::new(curl).download(&runner, &request).await,
@@ -99,7 +101,7 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String
     };
     let landed = match landed {
         Ok(landed) => landed,
-        Err(e) => return Ok(context.report(&e)),
+        Err(e) => return Ok(context.report(&e, false)),
     };
     if to_stdout {
         let bytes = std::fs::read(&landed.path)

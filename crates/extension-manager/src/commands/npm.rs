@@ -53,12 +53,15 @@ pub async fn run(command: NpmCommand, context: &AdapterContext) -> Result<u8, St
     };
     let npm = match Npm::new(config) {
         Ok(npm) => Arc::new(npm),
-        Err(e) => return Ok(context.report(&e)),
+        Err(e) => return Ok(context.report(&e, true)),
     };
     Ok(
-        match npm.install_global(&context.runner(policy), &packages).await {
+        match npm
+            .install_global(&context.runner(policy, true), &packages)
+            .await
+        {
             Ok(()) => exit::OK,
-            Err(e) => context.report(&e),
+            Err(e) => context.report(&e, true),
         },
     )
 }

@@ -56,12 +56,15 @@ pub async fn run(command: PipCommand, context: &AdapterContext) -> Result<u8, St
     };
     let pip = match Pip::new(config, target) {
         Ok(pip) => Arc::new(pip),
-        Err(e) => return Ok(context.report(&e)),
+        Err(e) => return Ok(context.report(&e, true)),
     };
     Ok(
-        match pip.install(&context.runner(policy), &requirements).await {
+        match pip
+            .install(&context.runner(policy, true), &requirements)
+            .await
+        {
             Ok(()) => exit::OK,
-            Err(e) => context.report(&e),
+            Err(e) => context.report(&e, true),
         },
     )
 }
