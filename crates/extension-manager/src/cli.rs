@@ -9,8 +9,10 @@ use em_retry::{Metrics, Subscriber, TracingLog};
 
 use crate::adapter_context::AdapterContext;
 use crate::commands;
+use crate::commands::install::Common;
 use crate::exit;
-use crate::output::{ColorChoice, HumanEvents, Ui, Verbosity};
+use crate::output::{ColorChoice, HumanEvents, OutputFormat, Ui, Verbosity};
+use crate::session::{Session, SessionError};
 use crate::state_dir;
 
 /// Installs developer tooling into dev VMs and container images, through apt, npm, pip,
@@ -45,6 +47,18 @@ struct GlobalOptions {
     /// Where state lives [default: /var/lib/extension-manager as root, else $XDG_STATE_HOME/extension-manager]
     #[arg(long, value_name = "DIR", global = true, env = "EM_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Another directory of extension manifests (later ones win by name)
+    #[arg(long = "extensions-dir", value_name = "DIR", global = true)]
+    extensions_dirs: Vec<PathBuf>,
+    /// A config file, read after /etc/extension-manager/config.toml and the user's
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// What stdout carries for list, info, plan, status, install, remove
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    output: OutputFormat,
+    /// Also write the run's JSON report to FILE (it always goes to STATE_DIR/reports/last.json)
+    #[arg(long, value_name = "FILE", global = true)]
+    report: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,6 +84,28 @@ enum Command {
     Fetch(commands::fetch::FetchArgs),
     /// Print shell functions (apt_install_retry, curl_retry, ...) backed by this binary
     ShellInit(commands::shell_init::ShellInitArgs),
+    /// Extensions with version, category and installed state
+    List(commands::list::ListArgs),
+    /// One extension: metadata, steps, requires, reverse requires, state
+    Info(commands::list::InfoArgs),
+    /// The resolved order and every step, marking what is skipped
+    Plan(commands::install::PlanArgs),
+    /// Install extensions (and what they require)
+    Install(commands::install::InstallArgs),
+    /// Remove extensions: undo what their install added, and nothing another one needs
+    Remove(commands::remove::RemoveArgs),
+    /// Reinstall the installed extensions whose manifest changed
+    Upgrade(commands::install::UpgradeArgs),
+    /// Installed / not installed / failed / outdated, with validation
+    Status(commands::status::StatusArgs),
+    /// Run the validate checks of extensions
+    Validate(commands::status::ValidateArgs),
+    /// Lint manifests and profiles
+    Check(commands::check::CheckArgs),
+    /// The append-only log of operations
+    History(commands::history::HistoryArgs),
+    /// Print shell completions
+    Completions(commands::completions::CompletionsArgs),
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -122,6 +158,8 @@ fn run(cli: Cli) -> u8 {
             Command::Retry(_) => subscribers.push(Arc::new(
                 HumanEvents::new(ui.clone()).with_label(|op| op.name.clone()),
             )),
+            // install/upgrade/remove add their own status lines per step.
+            Command::Install(_) | Command::Upgrade(_) | Command::Remove(_) => {}
             _ => subscribers.push(Arc::new(HumanEvents::new(ui.clone()))),
         },
     }
@@ -147,6 +185,13 @@ fn run(cli: Cli) -> u8 {
             subscribers: subscribers.clone(),
             circuits: state_dir::circuits(&state_dir::resolve(global.state_dir.as_deref())),
         };
+        let common = Common {
+            ui: ui.clone(),
+            subscribers: subscribers.clone(),
+            output: global.output,
+            report: global.report.as_deref(),
+            command: command_line(),
+        };
         let work = async {
             match cli.command {
                 Command::Retry(args) => commands::retry::run(args, &subscribers).await,
@@ -155,6 +200,50 @@ fn run(cli: Cli) -> u8 {
                 Command::Pip(command) => commands::pip::run(command, &context).await,
                 Command::Fetch(args) => commands::fetch::run(args, &context).await,
                 Command::ShellInit(args) => commands::shell_init::run(&args),
+                Command::Completions(args) => Ok(commands::completions::run(&args)),
+                Command::Check(args) => {
+                    Ok(commands::check::check(&args, &global.extensions_dirs, &ui))
+                }
+                other => {
+                    let session = match Session::open(
+                        &global.extensions_dirs,
+                        global.config.as_deref(),
+                        global.state_dir.as_deref(),
+                    ) {
+                        Ok(session) => session,
+                        Err(SessionError::Diagnostics(d)) => {
+                            eprint!("{}", em_manifest::render_all(&d));
+                            return Ok(exit::USAGE);
+                        }
+                    };
+                    let output = global.output;
+                    match other {
+                        Command::List(args) => commands::list::list(&session, &args, output),
+                        Command::Info(args) => commands::list::info(&session, &args, output),
+                        Command::Plan(args) => {
+                            commands::install::plan_command(&session, &args, &common)
+                        }
+                        Command::Install(args) => {
+                            commands::install::install(&session, args, &common).await
+                        }
+                        Command::Upgrade(args) => {
+                            commands::install::upgrade(&session, args, &common).await
+                        }
+                        Command::Remove(args) => {
+                            commands::remove::remove(&session, args, &common).await
+                        }
+                        Command::Status(args) => {
+                            commands::status::status(&session, &args, output).await
+                        }
+                        Command::Validate(args) => {
+                            commands::status::validate(&session, &args, &ui).await
+                        }
+                        Command::History(args) => {
+                            commands::history::history(&session, &args, output)
+                        }
+                        _ => Err("unreachable: command dispatched above".into()),
+                    }
+                }
             }
         };
         tokio::select! {
@@ -182,6 +271,20 @@ fn run(cli: Cli) -> u8 {
         );
     }
     code
+}
+
+/// The command line as typed, for the history and the lock holder.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|a| em_exec::quote(&a))
+        .collect();
+    format!("extension-manager {}", args.join(" "))
+}
+
+/// The clap command, for completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Resolves on SIGINT (130) or SIGTERM (143).
@@ -213,4 +316,13 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (conflicting ids, bad defaults) over every subcommand.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::command().debug_assert();
+    }
 }

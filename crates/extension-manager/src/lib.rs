@@ -12,11 +12,18 @@
 //! `retry`); logs and status lines go to stderr.
 
 pub mod adapter_context;
+pub mod bundled;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod executor;
 pub mod exit;
 pub mod output;
+pub mod plan;
 pub mod policy_options;
+pub mod session;
+pub mod shell_adapter;
+pub mod state;
 pub mod state_dir;
 
 pub use cli::main;

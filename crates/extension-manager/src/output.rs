@@ -19,6 +19,15 @@ pub enum ColorChoice {
     Never,
 }
 
+/// `--output`: what stdout carries for the read commands and `install`/`remove`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and text for people.
+    Text,
+    /// One JSON document, for machines (`| jq`).
+    Json,
+}
+
 /// The colour of a status verb.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tone {
@@ -93,6 +102,16 @@ impl Ui {
             format!("{verb:>12}")
         };
         self.line(&format!("{verb} {message}"));
+    }
+
+    /// Prints a block of lines (a table) on stderr, as they are.
+    pub fn block(&self, text: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        for line in text.lines() {
+            self.line(&format!("  {line}"));
+        }
     }
 
     /// Prints `error: message`, then `hint: ...` when there is one.

@@ -1245,6 +1245,11 @@ impl Loader<'_> {
             "retry",
             "write retry = { attempts = 5, backoff = \"exponential\", base = \"2s\" }",
         )?;
+        self.retry_table(r, span)
+    }
+
+    /// The keys of a `retry` table `r`, written at `span`.
+    fn retry_table(&mut self, r: &DeTable<'_>, span: Span) -> Option<StepRetry> {
         let before = self.errors.len();
         self.unknown_keys(
             r,
@@ -1501,6 +1506,36 @@ fn quoted_list(items: &[Spanned<String>]) -> String {
         .map(|i| format!("\"{}\"", i.value))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+impl StepRetry {
+    /// Reads a table of `retry` keys that is not a step's `retry` (the extension-manager
+    /// configuration's `[policy.NAME]` tables take the same keys), with the same checks and
+    /// diagnostics. `span` is where the table is written in `file`.
+    ///
+    /// ```
+    /// use em_manifest::{SourceFile, StepRetry};
+    /// let file = SourceFile::new("config.toml", "[policy.apt]\nattempts = 5\n");
+    /// let root = toml::de::DeTable::parse(file.text()).unwrap();
+    /// let (_, policy) = root.get_ref().iter().next().unwrap(); // [policy]
+    /// let (_, apt) = policy.get_ref().as_table().unwrap().iter().next().unwrap(); // .apt
+    /// let retry = StepRetry::from_table(&file, apt.get_ref().as_table().unwrap(), apt.span()).unwrap();
+    /// assert_eq!(retry.attempts, Some(5));
+    /// ```
+    pub fn from_table(
+        file: &SourceFile,
+        table: &DeTable<'_>,
+        span: Span,
+    ) -> Result<StepRetry, Vec<Diagnostic>> {
+        let mut loader = Loader {
+            file,
+            errors: Vec::new(),
+        };
+        match loader.retry_table(table, span) {
+            Some(retry) if loader.errors.is_empty() => Ok(retry),
+            _ => Err(loader.errors),
+        }
+    }
 }
 
 impl Manifest {

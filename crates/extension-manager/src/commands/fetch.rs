@@ -33,8 +33,8 @@ pub struct FetchArgs {
     #[arg(value_name = "URL")]
     url: String,
     /// Where the file lands; `-` writes it to stdout once it is complete and verified
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    output: PathBuf,
+    #[arg(short = 'o', value_name = "FILE", required = true)]
+    file: PathBuf,
     /// The expected SHA-256 of the file (64 hex digits); a mismatch leaves nothing behind
     #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
     sha256: Option<Sha256>,
@@ -56,7 +56,7 @@ fn parse_sha256(text: &str) -> Result<Sha256, String> {
 /// Runs `fetch`; `Err` is a usage error (exit 2).
 pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String> {
     let policy = args.policy.apply(&default_policy("fetch"))?;
-    let to_stdout = args.output.as_os_str() == "-";
+    let to_stdout = args.file.as_os_str() == "-";
     // For stdout, the file lands in a private temporary directory first.
     let scratch = if to_stdout {
         Some(tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?)
@@ -65,10 +65,10 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String
     };
     let dest = match &scratch {
         Some(dir) => dir.path().join("download"),
-        None if args.output.is_absolute() => args.output.clone(),
+        None if args.file.is_absolute() => args.file.clone(),
         None => std::env::current_dir()
             .map_err(|e| format!("cannot tell the current directory: {e}"))?
-            .join(&args.output),
+            .join(&args.file),
     };
     let request = DownloadRequest {
         url: args.url.clone(),

@@ -1,0 +1,423 @@
+//! `install`, `upgrade` and `plan`: resolve what to do, hold the run lock, execute the plan,
+//! record state, history and the report, and print the summary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use em_manifest::Arch;
+use em_retry::{CircuitBreaker, FileStore, Subscriber};
+
+use crate::executor::{self, Outcome, RunReport, RunSettings};
+use crate::exit;
+use crate::output::{OutputFormat, Tone, Ui};
+use crate::plan::{self, Action, OptionSets, Plan, PlanError, Reason};
+use crate::policy_options::parse_duration;
+use crate::session::{Session, installed_for_planning};
+use crate::state::{HistoryEntry, new_run_id};
+
+/// Which extensions a command is about: named, a profile, or all.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Selection {
+    /// Extensions by name
+    #[arg(value_name = "EXT")]
+    pub extensions: Vec<String>,
+    /// The extensions of a profile (profiles.toml)
+    #[arg(long, value_name = "NAME", conflicts_with = "extensions")]
+    pub profile: Option<String>,
+    /// Every extension on the search path
+    #[arg(long, conflicts_with_all = ["extensions", "profile"])]
+    pub all: bool,
+}
+
+impl Selection {
+    /// The names selected; an error when nothing was.
+    pub fn resolve(&self, session: &Session) -> Result<Vec<String>, String> {
+        if self.all {
+            return Ok(session.catalog.names().map(str::to_string).collect());
+        }
+        if let Some(profile) = &self.profile {
+            return session
+                .catalog
+                .expand_profile(profile)
+                .map_err(|d| d.to_string());
+        }
+        if self.extensions.is_empty() {
+            return Err("name at least one extension, or use --profile NAME or --all\nhint: `extension-manager list` shows them".into());
+        }
+        Ok(self.extensions.clone())
+    }
+}
+
+/// `install`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    selection: Selection,
+    /// Reinstall even when installed with the same manifest and its checks pass
+    #[arg(long)]
+    force: bool,
+    /// Show the plan and change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Extensions installed at once [default: 4, or `jobs` in the config]
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// After a failure, go on with the extensions that do not depend on it
+    #[arg(long)]
+    keep_going: bool,
+    /// Set an option: --set nodejs.version=22
+    #[arg(long = "set", value_name = "EXT.OPTION=VALUE")]
+    sets: Vec<String>,
+    /// How long to wait for another run's lock [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    lock_timeout: Option<Duration>,
+}
+
+/// `upgrade`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct UpgradeArgs {
+    /// Extensions to upgrade [default: every installed one]
+    #[arg(value_name = "EXT")]
+    extensions: Vec<String>,
+    /// Show the plan and change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// After a failure, go on with the extensions that do not depend on it
+    #[arg(long)]
+    keep_going: bool,
+    /// How long to wait for another run's lock [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    lock_timeout: Option<Duration>,
+}
+
+/// `plan`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    selection: Selection,
+    /// Set an option: --set nodejs.version=22
+    #[arg(long = "set", value_name = "EXT.OPTION=VALUE")]
+    sets: Vec<String>,
+    /// Plan as `--force` would
+    #[arg(long)]
+    force: bool,
+    /// Exit 1 when there is work to do (a drift check for CI)
+    #[arg(long)]
+    exit_code: bool,
+}
+
+/// What `install` and friends share from the command line.
+pub struct Common<'a> {
+    /// Status lines.
+    pub ui: Arc<Ui>,
+    /// Event subscribers (metrics, JSON logs).
+    pub subscribers: Vec<Arc<dyn Subscriber>>,
+    /// `--output`.
+    pub output: OutputFormat,
+    /// `--report FILE`.
+    pub report: Option<&'a std::path::Path>,
+    /// The command line, for history and the lock holder.
+    pub command: String,
+}
+
+fn make_plan(
+    session: &Session,
+    names: &[String],
+    sets: &[String],
+    force: bool,
+) -> Result<Plan, String> {
+    let sets = OptionSets::parse(sets)?;
+    let state = session.state()?;
+    plan::plan(
+        &session.catalog,
+        names,
+        &sets,
+        &installed_for_planning(&state),
+        force,
+        Arch::host(),
+    )
+    .map_err(|e| match e {
+        PlanError::Manifest(d) => d.to_string(),
+        other => other.to_string(),
+    })
+}
+
+/// `plan`.
+pub fn plan_command(session: &Session, args: &PlanArgs, common: &Common<'_>) -> Result<u8, String> {
+    let names = args.selection.resolve(session)?;
+    let plan = make_plan(session, &names, &args.sets, args.force)?;
+    print_plan(&plan, common.output);
+    let work = plan.entries.iter().any(|e| e.action.is_work());
+    Ok(if args.exit_code && work {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+fn print_plan(plan: &Plan, format: OutputFormat) {
+    let mut out = std::io::stdout().lock();
+    if format == OutputFormat::Json {
+        let entries: Vec<serde_json::Value> = plan
+            .entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name(),
+                    "version": e.manifest.version.value,
+                    "action": e.action,
+                    "reason": e.reason,
+                    "waits_for": e.waits_for,
+                    "steps": e.steps,
+                })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::json!({ "plan": entries }));
+        return;
+    }
+    if plan.entries.is_empty() {
+        let _ = writeln!(out, "Nothing to do.");
+        return;
+    }
+    for (i, e) in plan.entries.iter().enumerate() {
+        let action = match &e.action {
+            Action::Install => "install".to_string(),
+            Action::Reinstall(why) => format!("reinstall ({why})"),
+            Action::Verify => "installed: check only".to_string(),
+            Action::Force => "reinstall (--force)".to_string(),
+        };
+        let reason = match &e.reason {
+            Reason::Requested => String::new(),
+            Reason::RequiredBy(by) => format!(", required by {}", by.join(", ")),
+        };
+        let _ = writeln!(
+            out,
+            "{}. {} {}: {action}{reason}",
+            i + 1,
+            e.name(),
+            e.manifest.version.value
+        );
+        if e.action == Action::Verify {
+            continue;
+        }
+        for s in &e.steps {
+            match &s.skipped {
+                Some(why) => {
+                    let _ = writeln!(out, "     - {} (skipped: {why})", s.summary);
+                }
+                None => {
+                    let _ = writeln!(out, "     - {}", s.summary);
+                }
+            }
+        }
+    }
+}
+
+/// `install`.
+pub async fn install(
+    session: &Session,
+    args: InstallArgs,
+    common: &Common<'_>,
+) -> Result<u8, String> {
+    let names = args.selection.resolve(session)?;
+    if args.dry_run {
+        let plan = make_plan(session, &names, &args.sets, args.force)?;
+        print_plan(&plan, common.output);
+        return Ok(exit::OK);
+    }
+    // Validate everything the user typed before waiting for anybody's lock.
+    make_plan(session, &names, &args.sets, args.force)?;
+    let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
+    execute(
+        session,
+        common,
+        lock_timeout,
+        |session| make_plan(session, &names, &args.sets, args.force),
+        args.jobs,
+        args.keep_going,
+    )
+    .await
+}
+
+/// `upgrade`: reinstall what changed (a changed manifest or options); check the rest.
+pub async fn upgrade(
+    session: &Session,
+    args: UpgradeArgs,
+    common: &Common<'_>,
+) -> Result<u8, String> {
+    let names = if args.extensions.is_empty() {
+        session.state()?.extensions.keys().cloned().collect()
+    } else {
+        args.extensions.clone()
+    };
+    if names.is_empty() {
+        common
+            .ui
+            .status("Nothing", Tone::Good, "is installed: nothing to upgrade");
+        return Ok(exit::OK);
+    }
+    if args.dry_run {
+        print_plan(&make_plan(session, &names, &[], false)?, common.output);
+        return Ok(exit::OK);
+    }
+    make_plan(session, &names, &[], false)?;
+    let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
+    execute(
+        session,
+        common,
+        lock_timeout,
+        |s| make_plan(s, &names, &[], false),
+        None,
+        args.keep_going,
+    )
+    .await
+}
+
+async fn execute(
+    session: &Session,
+    common: &Common<'_>,
+    lock_timeout: Duration,
+    planner: impl Fn(&Session) -> Result<Plan, String>,
+    jobs: Option<usize>,
+    keep_going: bool,
+) -> Result<u8, String> {
+    let ui = common.ui.clone();
+    let _lock = match session
+        .state_dir
+        .lock(lock_timeout, &common.command, |holder| {
+            ui.status(
+                "Waiting",
+                Tone::Warn,
+                &format!("for the run lock: {holder}"),
+            );
+        }) {
+        Ok(lock) => lock,
+        Err(e) => {
+            common.ui.error(&e.to_string(), None);
+            return Ok(e.exit_code());
+        }
+    };
+    // Plan again under the lock: a run that finished while we waited has changed the state.
+    let plan = planner(session)?;
+    let state = session.state()?;
+    let run_id = new_run_id();
+    let config = &session.config;
+    let settings = RunSettings {
+        jobs: jobs.unwrap_or(config.jobs),
+        keep_going,
+        policies: ["apt", "npm", "pip", "download", "run"]
+            .into_iter()
+            .filter_map(|a| config.policies.get(a).map(|p| (a.to_string(), p.clone())))
+            .collect(),
+        apt_mirrors: config.mirrors.apt.clone(),
+        apt_update_max_age: config.apt_update_max_age,
+        npm_registry: config.registries.npm.clone(),
+        npm_mirrors: config.mirrors.npm.clone(),
+        pip_index: config.registries.pip.clone(),
+        pip_mirrors: config.mirrors.pip.clone(),
+        profile_dir: std::env::var_os("EM_PROFILE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/etc/profile.d")),
+        circuit: Arc::new(
+            CircuitBreaker::new(Arc::new(FileStore::new(
+                session.state_dir.path().join("circuits"),
+            )))
+            .with_threshold(config.circuit.threshold)
+            .with_cooldown(config.circuit.cooldown),
+        ),
+        host: Arch::host(),
+    };
+    let report = executor::run(
+        plan,
+        settings,
+        common.ui.clone(),
+        common.subscribers.clone(),
+        session.state_dir.clone(),
+        state,
+        run_id.clone(),
+        common.command.clone(),
+    )
+    .await;
+    let json = report_json(&report, &run_id, &common.command);
+    if let Err(e) = session.state_dir.write_report(&json) {
+        common
+            .ui
+            .error(&format!("could not write reports/last.json: {e}"), None);
+    }
+    if let Some(path) = common.report
+        && let Err(e) = crate::cli::write_atomically(path, format!("{json:#}\n").as_bytes())
+    {
+        common.ui.error(
+            &format!("could not write the report to {}: {e}", path.display()),
+            None,
+        );
+    }
+    let _ = session.state_dir.append_history(&HistoryEntry::new(
+        &run_id,
+        &common.command,
+        None,
+        "run",
+        &format!("exit {}", report.exit_code()),
+    ));
+    print_summary(&report, &common.ui);
+    if common.output == OutputFormat::Json {
+        println!("{json}");
+    }
+    Ok(report.exit_code())
+}
+
+/// The machine-readable report of a run (`reports/last.json`, `--report`, `--output json`).
+pub fn report_json(report: &RunReport, run_id: &str, command: &str) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": run_id,
+        "command": command,
+        "exit_code": report.exit_code(),
+        "extensions": report.extensions,
+    })
+}
+
+/// The final table on stderr: each extension's result, time, attempts, retries, repairs.
+pub fn print_summary(report: &RunReport, ui: &Ui) {
+    if report.extensions.is_empty() {
+        ui.status("Nothing", Tone::Good, "to do");
+        return;
+    }
+    let mut lines = vec![format!(
+        "{:<16} {:<10} {:>8} {:>8} {:>7} {:>7}",
+        "extension", "result", "time", "attempts", "retries", "repairs"
+    )];
+    for e in &report.extensions {
+        let result = match &e.outcome {
+            Outcome::Installed => "installed",
+            Outcome::UpToDate => "up to date",
+            Outcome::Failed {
+                transient: true, ..
+            } => "failed (transient)",
+            Outcome::Failed { .. } => "FAILED",
+            Outcome::Skipped { .. } => "skipped",
+        };
+        lines.push(format!(
+            "{:<16} {:<10} {:>8} {:>8} {:>7} {:>7}",
+            e.name,
+            result,
+            em_retry::fmt_duration(Duration::from_millis(e.duration_ms)),
+            e.attempts(),
+            e.retries(),
+            e.repairs()
+        ));
+        match &e.outcome {
+            Outcome::Failed { message, .. } => {
+                lines.push(format!("    {message}"));
+                if let Some(log) = &e.log {
+                    lines.push(format!("    log: {}", log.display()));
+                }
+            }
+            Outcome::Skipped { reason } => lines.push(format!("    {reason}")),
+            _ => {}
+        }
+    }
+    ui.status("Summary", Tone::Info, "");
+    ui.block(&lines.join("\n"));
+}

@@ -1,0 +1,197 @@
+//! `list` and `info`: what extensions there are, and one in detail.
+
+use std::io::Write;
+
+use crate::exit;
+use crate::output::OutputFormat;
+use crate::session::Session;
+use crate::state::{ExtensionStatus, State};
+
+/// `list`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only installed extensions
+    #[arg(long)]
+    installed: bool,
+    /// Only this category
+    #[arg(long, value_name = "C")]
+    category: Option<String>,
+}
+
+/// `info`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct InfoArgs {
+    /// The extension
+    #[arg(value_name = "EXT")]
+    extension: String,
+}
+
+/// The state word of an extension: `installed`, `failed`, `partial`, `outdated` or `-`.
+pub fn state_word(session: &Session, state: &State, name: &str) -> &'static str {
+    match state.extensions.get(name) {
+        None => "-",
+        Some(e) if e.status == ExtensionStatus::Failed => "failed",
+        Some(e) if e.status == ExtensionStatus::Partial => "partial",
+        Some(e) => {
+            let current = session.catalog.get(name).map(|m| m.sha256().to_string());
+            if current.is_some_and(|sha| sha != e.manifest_sha256) {
+                "outdated"
+            } else {
+                "installed"
+            }
+        }
+    }
+}
+
+/// `list`.
+pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<u8, String> {
+    let state = session.state()?;
+    let rows: Vec<_> = session
+        .catalog
+        .manifests()
+        .filter(|m| !args.installed || state.extensions.contains_key(m.name()))
+        .filter(|m| {
+            args.category
+                .as_ref()
+                .is_none_or(|c| m.category.as_deref() == Some(c.as_str()))
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if format == OutputFormat::Json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name(),
+                    "version": m.version.value,
+                    "category": m.category,
+                    "description": m.description,
+                    "state": state_word(session, &state, m.name()),
+                })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::json!({ "extensions": items }));
+        return Ok(exit::OK);
+    }
+    let _ = writeln!(
+        out,
+        "{:<16} {:<9} {:<12} {:<10} DESCRIPTION",
+        "NAME", "VERSION", "CATEGORY", "STATE"
+    );
+    for m in rows {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<9} {:<12} {:<10} {}",
+            m.name(),
+            m.version.value,
+            m.category.as_deref().unwrap_or("-"),
+            state_word(session, &state, m.name()),
+            m.description
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `info`.
+pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<u8, String> {
+    let Some(m) = session.catalog.get(&args.extension) else {
+        let suggestions = session.catalog.suggest(&args.extension);
+        let hint = if suggestions.is_empty() {
+            String::new()
+        } else {
+            format!("\nhint: did you mean {}?", suggestions.join(" or "))
+        };
+        return Err(format!("no extension named `{}`{hint}", args.extension));
+    };
+    let state = session.state()?;
+    let installed = state.extensions.get(m.name());
+    let requires: Vec<&str> = m.requires.iter().map(|r| r.value.as_str()).collect();
+    let required_by = session.catalog.reverse_requires(m.name());
+    let mut out = std::io::stdout().lock();
+    if format == OutputFormat::Json {
+        let value = serde_json::json!({
+            "name": m.name(),
+            "version": m.version.value,
+            "description": m.description,
+            "category": m.category,
+            "file": m.path(),
+            "sha256": m.sha256(),
+            "requires": requires,
+            "required_by": required_by,
+            "after": m.after.iter().map(|a| a.value.as_str()).collect::<Vec<_>>(),
+            "conflicts": m.conflicts.iter().map(|a| a.value.as_str()).collect::<Vec<_>>(),
+            "options": m.options.values().map(|o| serde_json::json!({
+                "name": o.name.value, "default": o.default.as_ref().map(|d| d.to_string()), "allowed": o.allowed, "description": o.description,
+            })).collect::<Vec<_>>(),
+            "steps": m.install.iter().map(|s| s.action.summary()).collect::<Vec<_>>(),
+            "validate": m.validate.iter().map(|c| c.run.value.as_str()).collect::<Vec<_>>(),
+            "state": state_word(session, &state, m.name()),
+            "installed": installed,
+        });
+        let _ = writeln!(out, "{value}");
+        return Ok(exit::OK);
+    }
+    let _ = writeln!(out, "{} {}", m.name(), m.version.value);
+    if !m.description.is_empty() {
+        let _ = writeln!(out, "  {}", m.description);
+    }
+    let _ = writeln!(out, "  file:        {}", m.path().display());
+    let _ = writeln!(
+        out,
+        "  category:    {}",
+        m.category.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        out,
+        "  requires:    {}",
+        if requires.is_empty() {
+            "-".into()
+        } else {
+            requires.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  required by: {}",
+        if required_by.is_empty() {
+            "-".into()
+        } else {
+            required_by.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  state:       {}",
+        state_word(session, &state, m.name())
+    );
+    if let Some(i) = installed {
+        let _ = writeln!(out, "  installed:   {} at {}", i.version, i.installed_at);
+    }
+    for o in m.options.values() {
+        let _ = writeln!(
+            out,
+            "  option {}: default {}{}",
+            o.name.value,
+            o.default
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "(none)".into()),
+            if o.allowed.is_empty() {
+                String::new()
+            } else {
+                format!(", one of {}", o.allowed.join(", "))
+            }
+        );
+    }
+    let _ = writeln!(out, "  steps:");
+    for (i, s) in m.install.iter().enumerate() {
+        let _ = writeln!(out, "    {}. {}", i + 1, s.action.summary());
+    }
+    if !m.validate.is_empty() {
+        let _ = writeln!(out, "  checks:");
+        for c in &m.validate {
+            let _ = writeln!(out, "    $ {}", c.run.value);
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,998 @@
+//! Runs a [`Plan`]: a dependency-graph scheduler over the plan's extensions. An extension
+//! starts when everything it waits for has finished well; up to `jobs` run at once; one apt
+//! operation at a time host-wide, one npm global install at a time, one pip install per
+//! environment at a time; downloads in parallel. A failure skips its dependents (with the
+//! reason) and, without `--keep-going`, stops new starts. Every step's attempts, failures,
+//! repairs and delays are recorded for the report; every tool's output goes to the
+//! extension's log file.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use em_apt::{Apt, AptConfig, AptPackage};
+use em_curl::{Curl, CurlConfig};
+use em_exec::download::{DownloadRequest, Sha256};
+use em_exec::{Cmd, LineSink, OutputMode, Runner, Stream, ToolError, ToolErrorKind};
+use em_manifest::{Arch, InstallStep, ResolvedManifest, Step, Via};
+use em_npm::{Npm, NpmConfig, NpmPackage};
+use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
+use em_retry::{CircuitBreaker, Event, FailureClass, RetryPolicy, Subscriber};
+use em_wget::{Wget, WgetConfig};
+use serde::Serialize;
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+
+use crate::output::{HumanEvents, Tone, Ui};
+use crate::plan::{Action, Plan, PlanEntry};
+use crate::state::{
+    Added, ExtensionStatus, HistoryEntry, InstalledExtension, PipAdded, State, StateDir,
+};
+
+/// Settings of a run that come from the command line and the config file.
+#[derive(Clone)]
+pub struct RunSettings {
+    /// Extensions running at once.
+    pub jobs: usize,
+    /// Independent extensions go on after a failure.
+    pub keep_going: bool,
+    /// The default policy of each adapter (`apt`, `npm`, `pip`, `download`, `run`).
+    pub policies: BTreeMap<String, RetryPolicy>,
+    /// apt mirror base URLs.
+    pub apt_mirrors: Vec<String>,
+    /// apt's `update_max_age`.
+    pub apt_update_max_age: Duration,
+    /// The npm registry (None: npm's own setting) and its mirrors.
+    pub npm_registry: Option<String>,
+    /// npm mirrors.
+    pub npm_mirrors: Vec<String>,
+    /// The pip index (None: pip's own setting).
+    pub pip_index: Option<String>,
+    /// pip mirrors.
+    pub pip_mirrors: Vec<String>,
+    /// Where `[extension.env]` files go (`/etc/profile.d`).
+    pub profile_dir: PathBuf,
+    /// The circuit breaker shared by every operation of the run.
+    pub circuit: Arc<CircuitBreaker>,
+    /// This machine's architecture.
+    pub host: Option<Arch>,
+}
+
+impl RunSettings {
+    fn policy(&self, adapter: &str) -> RetryPolicy {
+        self.policies
+            .get(adapter)
+            .cloned()
+            .unwrap_or_else(|| crate::adapter_context::default_policy(adapter))
+    }
+}
+
+/// The result of one extension.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum Outcome {
+    /// Installed and validated.
+    Installed,
+    /// Already installed with this manifest; its checks passed.
+    UpToDate,
+    /// Failed; `transient` when it gave up on failures worth retrying later.
+    Failed {
+        /// What went wrong.
+        message: String,
+        /// Whether every failure was transient (exit 75 rather than 1).
+        transient: bool,
+    },
+    /// Not attempted.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What happened in one step.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StepReport {
+    /// The step's index in the manifest.
+    pub index: usize,
+    /// One line: `apt install nodejs npm`.
+    pub summary: String,
+    /// `ok`, `skipped` or `failed`.
+    pub result: String,
+    /// Why it was skipped or failed.
+    pub detail: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Each failed attempt: (class, reason).
+    pub failures: Vec<(String, String)>,
+    /// Each repair: (name, ok).
+    pub repairs: Vec<(String, bool)>,
+    /// Each delay before a retry, in milliseconds.
+    pub delays_ms: Vec<u64>,
+    /// How long the step took.
+    pub duration_ms: u64,
+}
+
+/// What happened to one extension.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExtensionReport {
+    /// The extension.
+    pub name: String,
+    /// The result.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Its steps.
+    pub steps: Vec<StepReport>,
+    /// Its log file, when it ran anything.
+    pub log: Option<PathBuf>,
+}
+
+impl ExtensionReport {
+    /// Attempts over all steps.
+    pub fn attempts(&self) -> u32 {
+        self.steps.iter().map(|s| s.attempts).sum()
+    }
+    /// Retries over all steps.
+    pub fn retries(&self) -> usize {
+        self.steps.iter().map(|s| s.delays_ms.len()).sum()
+    }
+    /// Repairs over all steps.
+    pub fn repairs(&self) -> usize {
+        self.steps.iter().map(|s| s.repairs.len()).sum()
+    }
+}
+
+/// Records the events of one step.
+#[derive(Default)]
+struct StepRecorder(Mutex<StepReport>);
+
+impl Subscriber for StepRecorder {
+    fn on_event(&self, event: &Event) {
+        let Ok(mut r) = self.0.lock() else { return };
+        match event {
+            Event::AttemptStarted { .. } => r.attempts += 1,
+            Event::AttemptFailed { class, reason, .. } => {
+                let class = match class {
+                    FailureClass::TimedOut(_) => "timeout".to_string(),
+                    other => other.label().to_string(),
+                };
+                r.failures.push((class, reason.clone()));
+            }
+            Event::Repaired {
+                repair, outcome, ..
+            } => r.repairs.push((repair.clone(), outcome.is_ok())),
+            Event::Sleeping { delay, .. } => r.delays_ms.push(delay.as_millis() as u64),
+            Event::Succeeded { .. } | Event::GaveUp { .. } => {}
+        }
+    }
+}
+
+/// The adapters of a run, shared by its extensions, and the locks that serialise them.
+struct Tools {
+    apt: Mutex<Option<Arc<Apt>>>,
+    apt_lock: AsyncMutex<()>,
+    npm_lock: AsyncMutex<()>,
+    pip_locks: Mutex<HashMap<PathBuf, Arc<AsyncMutex<()>>>>,
+}
+
+/// Everything a running extension needs.
+struct Context {
+    ui: Arc<Ui>,
+    subscribers: Vec<Arc<dyn Subscriber>>,
+    settings: RunSettings,
+    state_dir: StateDir,
+    state: AsyncMutex<State>,
+    run_id: String,
+    command: String,
+    tools: Tools,
+}
+
+/// The outcome of a whole run.
+pub struct RunReport {
+    /// Per extension, in plan order.
+    pub extensions: Vec<ExtensionReport>,
+}
+
+impl RunReport {
+    /// 0 all well; 1 a permanent failure; 75 only transient failures.
+    pub fn exit_code(&self) -> u8 {
+        let failures: Vec<&Outcome> = self
+            .extensions
+            .iter()
+            .map(|e| &e.outcome)
+            .filter(|o| matches!(o, Outcome::Failed { .. }))
+            .collect();
+        if failures.is_empty() {
+            if self
+                .extensions
+                .iter()
+                .any(|e| matches!(e.outcome, Outcome::Skipped { .. }))
+            {
+                return crate::exit::FAILURE;
+            }
+            return crate::exit::OK;
+        }
+        if failures.iter().all(|o| {
+            matches!(
+                o,
+                Outcome::Failed {
+                    transient: true,
+                    ..
+                }
+            )
+        }) {
+            crate::exit::TEMPFAIL
+        } else {
+            crate::exit::FAILURE
+        }
+    }
+}
+
+/// Runs `plan`, recording state and history as it goes.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    plan: Plan,
+    settings: RunSettings,
+    ui: Arc<Ui>,
+    subscribers: Vec<Arc<dyn Subscriber>>,
+    state_dir: StateDir,
+    state: State,
+    run_id: String,
+    command: String,
+) -> RunReport {
+    let ctx = Arc::new(Context {
+        ui,
+        subscribers,
+        settings,
+        state_dir,
+        state: AsyncMutex::new(state),
+        run_id,
+        command,
+        tools: Tools {
+            apt: Mutex::new(None),
+            apt_lock: AsyncMutex::new(()),
+            npm_lock: AsyncMutex::new(()),
+            pip_locks: Mutex::new(HashMap::new()),
+        },
+    });
+    let jobs = Arc::new(Semaphore::new(ctx.settings.jobs.max(1)));
+    let order: Vec<String> = plan.entries.iter().map(|e| e.name().to_string()).collect();
+    let mut pending: Vec<PlanEntry> = plan.entries;
+    let mut done: BTreeMap<String, ExtensionReport> = BTreeMap::new();
+    let mut running = tokio::task::JoinSet::new();
+    let mut stopped = false;
+    loop {
+        // Start everything whose dependencies are done; skip what can no longer run.
+        let mut i = 0;
+        while i < pending.len() {
+            let failed_dep = pending[i]
+                .waits_for
+                .iter()
+                .find(|d| {
+                    done.get(*d).is_some_and(|r| {
+                        matches!(r.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. })
+                    })
+                })
+                .cloned();
+            if let Some(dep) = failed_dep {
+                let entry = pending.remove(i);
+                let reason = format!("it requires `{dep}`, which did not install");
+                ctx.ui.status(
+                    "Skipped",
+                    Tone::Warn,
+                    &format!("{}: {reason}", entry.name()),
+                );
+                done.insert(entry.name().to_string(), skipped(entry.name(), reason));
+                continue;
+            }
+            if stopped {
+                let entry = pending.remove(i);
+                let reason = "an earlier extension failed (use --keep-going to go on)".to_string();
+                done.insert(entry.name().to_string(), skipped(entry.name(), reason));
+                continue;
+            }
+            if pending[i].waits_for.iter().all(|d| done.contains_key(d)) {
+                let entry = pending.remove(i);
+                let ctx = ctx.clone();
+                let jobs = jobs.clone();
+                running.spawn(async move {
+                    let _permit = jobs.acquire_owned().await;
+                    install_one(ctx, entry).await
+                });
+                continue;
+            }
+            i += 1;
+        }
+        let Some(finished) = running.join_next().await else {
+            break;
+        };
+        match finished {
+            Ok(report) => {
+                if matches!(report.outcome, Outcome::Failed { .. }) && !ctx.settings.keep_going {
+                    stopped = true;
+                }
+                done.insert(report.name.clone(), report);
+            }
+            Err(e) => {
+                ctx.ui
+                    .error(&format!("an install task ended abnormally: {e}"), None);
+                stopped = true;
+            }
+        }
+    }
+    let extensions = order.iter().filter_map(|name| done.remove(name)).collect();
+    RunReport { extensions }
+}
+
+fn skipped(name: &str, reason: String) -> ExtensionReport {
+    ExtensionReport {
+        name: name.to_string(),
+        outcome: Outcome::Skipped { reason },
+        duration_ms: 0,
+        steps: Vec::new(),
+        log: None,
+    }
+}
+
+/// An error of a step: the user's message and whether retrying later may help.
+struct StepError {
+    message: String,
+    transient: bool,
+}
+
+impl From<ToolError> for StepError {
+    fn from(e: ToolError) -> Self {
+        let mut message = e.to_string();
+        if let Some(hint) = &e.hint {
+            message.push_str(&format!(" (hint: {hint})"));
+        }
+        StepError {
+            message,
+            transient: matches!(
+                e.kind,
+                ToolErrorKind::Exhausted | ToolErrorKind::CircuitOpen
+            ),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(message: String) -> Self {
+        StepError {
+            message,
+            transient: false,
+        }
+    }
+}
+
+/// The log file of one extension: every tool line, and our own notes.
+#[derive(Clone)]
+struct Log {
+    path: PathBuf,
+    file: Arc<Mutex<Option<std::fs::File>>>,
+}
+
+impl Log {
+    fn open(path: PathBuf) -> Log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok();
+        Log {
+            path,
+            file: Arc::new(Mutex::new(file)),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if let Ok(mut guard) = self.file.lock()
+            && let Some(f) = guard.as_mut()
+        {
+            let _ = writeln!(f, "{text}");
+        }
+    }
+
+    fn sink(&self) -> LineSink {
+        let log = self.clone();
+        Arc::new(move |stream: Stream, line: &str| {
+            let tag = if stream == Stream::Stderr { "! " } else { "  " };
+            log.line(&format!("{tag}{line}"));
+        })
+    }
+}
+
+async fn install_one(ctx: Arc<Context>, entry: PlanEntry) -> ExtensionReport {
+    let started = Instant::now();
+    let name = entry.name().to_string();
+    let manifest = entry.manifest.clone();
+    if entry.action == Action::Verify {
+        match validate(&manifest).await {
+            Ok(()) => {
+                ctx.ui.status(
+                    "Fresh",
+                    Tone::Good,
+                    &format!(
+                        "{name} {} (already installed; checks pass)",
+                        manifest.version.value
+                    ),
+                );
+                history(&ctx, &name, "up-to-date", "").await;
+                return ExtensionReport {
+                    name,
+                    outcome: Outcome::UpToDate,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    steps: Vec::new(),
+                    log: None,
+                };
+            }
+            Err(e) => ctx.ui.status(
+                "Reinstalling",
+                Tone::Warn,
+                &format!("{name}: installed, but {e}"),
+            ),
+        }
+    }
+    let log = Log::open(ctx.state_dir.log_path(&ctx.run_id, &name));
+    log.line(&format!(
+        "# {} {} — run {}",
+        name, manifest.version.value, ctx.run_id
+    ));
+    ctx.ui.status(
+        "Installing",
+        Tone::Info,
+        &format!(
+            "{name} {} ({} step{})",
+            manifest.version.value,
+            entry.steps.len(),
+            if entry.steps.len() == 1 { "" } else { "s" }
+        ),
+    );
+    let mut record = InstalledExtension {
+        version: manifest.version.value.clone(),
+        manifest_sha256: manifest.sha256().to_string(),
+        fingerprint: manifest.fingerprint(),
+        options: manifest
+            .values()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
+        status: ExtensionStatus::Partial,
+        installed_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        completed_steps: Vec::new(),
+        added: Added::default(),
+        error: None,
+        uses: Added::default(),
+    };
+    // Keep what an earlier, unfinished run of this extension added: remove must undo it too.
+    if let Some(previous) = ctx.state.lock().await.extensions.get(&name) {
+        record.added = previous.added.clone();
+    }
+    let mut steps = Vec::new();
+    let total = manifest.install.len();
+    let mut failure: Option<StepError> = None;
+    for (index, step) in manifest.install.iter().enumerate() {
+        let began = Instant::now();
+        let mut report = StepReport {
+            index,
+            summary: step.action.summary(),
+            ..StepReport::default()
+        };
+        if !step.runs_on(ctx.settings.host) {
+            report.result = "skipped".into();
+            report.detail = Some("not for this architecture".into());
+            steps.push(report);
+            continue;
+        }
+        ctx.ui.status(
+            "Step",
+            Tone::Info,
+            &format!("{name} [{}/{total}] {}", index + 1, report.summary),
+        );
+        log.line(&format!(
+            "## step {}/{total}: {}",
+            index + 1,
+            report.summary
+        ));
+        let recorder = Arc::new(StepRecorder::default());
+        let result = run_step(
+            &ctx,
+            &manifest,
+            step,
+            &log,
+            recorder.clone(),
+            &mut record.added,
+            &mut record.uses,
+        )
+        .await;
+        let recorded = recorder.0.lock().map(|r| r.clone()).unwrap_or_default();
+        report.attempts = recorded.attempts;
+        report.failures = recorded.failures;
+        report.repairs = recorded.repairs;
+        report.delays_ms = recorded.delays_ms;
+        report.duration_ms = began.elapsed().as_millis() as u64;
+        match result {
+            Ok(StepDone::Ran) => {
+                report.result = "ok".into();
+                record.completed_steps.push(index);
+                save_record(&ctx, &name, &record).await;
+            }
+            Ok(StepDone::Guarded(why)) => {
+                report.result = "skipped".into();
+                report.detail = Some(why);
+                record.completed_steps.push(index);
+            }
+            Err(e) => {
+                report.result = "failed".into();
+                report.detail = Some(e.message.clone());
+                log.line(&format!("!! step failed: {}", e.message));
+                steps.push(report);
+                failure = Some(e);
+                break;
+            }
+        }
+        steps.push(report);
+    }
+    if failure.is_none()
+        && let Err(e) = write_env_file(&ctx, &manifest, &mut record.added)
+    {
+        failure = Some(StepError::from(e));
+    }
+    if failure.is_none()
+        && let Err(e) = validate(&manifest).await
+    {
+        failure = Some(StepError::from(format!("validation failed: {e}")));
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let outcome = match failure {
+        None => {
+            record.status = ExtensionStatus::Installed;
+            record.error = None;
+            save_record(&ctx, &name, &record).await;
+            history(&ctx, &name, "installed", &manifest.version.value).await;
+            Outcome::Installed
+        }
+        Some(e) => {
+            record.status = ExtensionStatus::Failed;
+            record.error = Some(e.message.clone());
+            save_record(&ctx, &name, &record).await;
+            history(&ctx, &name, "failed", &e.message).await;
+            ctx.ui.status(
+                "Failed",
+                Tone::Bad,
+                &format!("{name}: {} (log: {})", e.message, log.path.display()),
+            );
+            Outcome::Failed {
+                message: e.message,
+                transient: e.transient,
+            }
+        }
+    };
+    if outcome == Outcome::Installed {
+        let retries: usize = steps.iter().map(|s| s.delays_ms.len()).sum();
+        let repairs: usize = steps.iter().map(|s| s.repairs.len()).sum();
+        ctx.ui.status(
+            "Installed",
+            Tone::Good,
+            &format!(
+                "{name} {} in {}{}",
+                manifest.version.value,
+                em_retry::fmt_duration(Duration::from_millis(duration_ms)),
+                if retries + repairs > 0 {
+                    format!(" ({retries} retries, {repairs} repairs)")
+                } else {
+                    String::new()
+                }
+            ),
+        );
+    }
+    ExtensionReport {
+        name,
+        outcome,
+        duration_ms,
+        steps,
+        log: Some(log.path.clone()),
+    }
+}
+
+async fn save_record(ctx: &Context, name: &str, record: &InstalledExtension) {
+    let mut state = ctx.state.lock().await;
+    state.extensions.insert(name.to_string(), record.clone());
+    if let Err(e) = ctx.state_dir.save(&state) {
+        ctx.ui
+            .error(&format!("could not save the state: {e}"), None);
+    }
+}
+
+async fn history(ctx: &Context, name: &str, event: &str, detail: &str) {
+    let entry = HistoryEntry::new(&ctx.run_id, &ctx.command, Some(name), event, detail);
+    if let Err(e) = ctx.state_dir.append_history(&entry) {
+        tracing::warn!("could not append to the history: {e}");
+    }
+}
+
+enum StepDone {
+    Ran,
+    Guarded(String),
+}
+
+fn runner_for(
+    ctx: &Context,
+    policy: RetryPolicy,
+    step: &InstallStep,
+    log: &Log,
+    recorder: Arc<StepRecorder>,
+) -> Result<Runner, StepError> {
+    let policy = match &step.retry {
+        Some(r) => r
+            .apply(&policy)
+            .map_err(|e| StepError::from(format!("bad retry policy: {e}")))?,
+        None => policy,
+    };
+    let mut subscribers = ctx.subscribers.clone();
+    subscribers.push(Arc::new(HumanEvents::new(ctx.ui.clone())));
+    subscribers.push(recorder);
+    Ok(Runner::new(policy)
+        .subscribe_all(&subscribers)
+        .with_circuit(ctx.settings.circuit.clone())
+        .with_lines(log.sink()))
+}
+
+async fn run_step(
+    ctx: &Arc<Context>,
+    manifest: &ResolvedManifest,
+    step: &InstallStep,
+    log: &Log,
+    recorder: Arc<StepRecorder>,
+    added: &mut Added,
+    uses: &mut Added,
+) -> Result<StepDone, StepError> {
+    match &step.action {
+        Step::Apt(apt_step) => {
+            if apt_step.repository.is_some() {
+                return Err(StepError::from(
+                    "apt steps with a third-party `repository` are not supported yet".to_string(),
+                ));
+            }
+            let packages = apt_step
+                .packages
+                .iter()
+                .map(|p| AptPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let runner = runner_for(ctx, ctx.settings.policy("apt"), step, log, recorder)?;
+            let apt = apt_adapter(ctx)?;
+            let _one_at_a_time = ctx.tools.apt_lock.lock().await;
+            let mut before = Vec::new();
+            for p in &packages {
+                before.push(apt.is_installed(p).await.unwrap_or(false));
+            }
+            apt.install(&runner, &packages).await?;
+            for p in &packages {
+                push_new(&mut uses.apt, p.name().to_string());
+            }
+            for (p, was) in packages.iter().zip(before) {
+                if !was && !added.apt.contains(&p.name().to_string()) {
+                    added.apt.push(p.name().to_string());
+                }
+            }
+            Ok(StepDone::Ran)
+        }
+        Step::Npm(npm_step) => {
+            let packages = npm_step
+                .packages
+                .iter()
+                .map(|p| NpmPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let runner = runner_for(ctx, ctx.settings.policy("npm"), step, log, recorder)?;
+            let npm = Arc::new(Npm::new(NpmConfig {
+                registry: ctx.settings.npm_registry.clone(),
+                mirrors: ctx.settings.npm_mirrors.clone(),
+                ..NpmConfig::default()
+            })?);
+            let _one_at_a_time = ctx.tools.npm_lock.lock().await;
+            let before: BTreeSet<String> = npm
+                .ls_global()
+                .await
+                .map(|l| l.into_iter().map(|(n, _)| n).collect())
+                .unwrap_or_default();
+            npm.install_global(&runner, &packages).await?;
+            for p in &packages {
+                push_new(&mut uses.npm, p.name().to_string());
+            }
+            for p in &packages {
+                let n = p.name().to_string();
+                if !before.contains(&n) && !added.npm.contains(&n) {
+                    added.npm.push(n);
+                }
+            }
+            Ok(StepDone::Ran)
+        }
+        Step::Pip(pip_step) => {
+            let requirements = pip_step
+                .packages
+                .iter()
+                .map(|p| PipRequirement::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let runner = runner_for(ctx, ctx.settings.policy("pip"), step, log, recorder)?;
+            let venv = pip_step.venv.as_ref().map(|v| PathBuf::from(&v.value));
+            let target = match &venv {
+                Some(v) => PipTarget::Venv(v.clone()),
+                None => PipTarget::Interpreter(PathBuf::from("python3")),
+            };
+            let lock_key = venv.clone().unwrap_or_else(|| PathBuf::from("python3"));
+            let lock = {
+                let mut locks = ctx
+                    .tools
+                    .pip_locks
+                    .lock()
+                    .map_err(|_| "pip lock poisoned".to_string())?;
+                locks.entry(lock_key).or_default().clone()
+            };
+            let _one_per_environment = lock.lock().await;
+            let venv_existed = venv.as_ref().is_some_and(|v| v.join("pyvenv.cfg").exists());
+            let pip = Arc::new(Pip::new(
+                PipConfig {
+                    index_url: ctx.settings.pip_index.clone(),
+                    mirrors: ctx.settings.pip_mirrors.clone(),
+                    ..PipConfig::default()
+                },
+                target,
+            )?);
+            let result = pip.install(&runner, &requirements).await;
+            if let Some(v) = &venv
+                && !venv_existed
+                && v.join("pyvenv.cfg").exists()
+                && !added.venvs.contains(v)
+            {
+                added.venvs.push(v.clone());
+            }
+            result?;
+            for r in &requirements {
+                let entry = PipAdded {
+                    venv: venv.clone(),
+                    name: r.name().to_string(),
+                };
+                push_new(&mut uses.pip, entry.clone());
+                if !added.pip.contains(&entry) {
+                    added.pip.push(entry);
+                }
+            }
+            Ok(StepDone::Ran)
+        }
+        Step::Download(d) => {
+            let runner = runner_for(ctx, ctx.settings.policy("download"), step, log, recorder)?;
+            let dest = PathBuf::from(&d.to.value);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            let request = DownloadRequest {
+                url: d.url.value.clone(),
+                mirrors: d.mirrors.iter().map(|m| m.value.clone()).collect(),
+                dest: dest.clone(),
+                sha256: match &d.sha256 {
+                    Some(s) => Some(Sha256::parse(&s.value)?),
+                    None => None,
+                },
+                allow_http: d.allow_http,
+                mode: d.mode,
+            };
+            let existed = dest.exists();
+            let via = d.via.unwrap_or(if which::which("curl").is_ok() {
+                Via::Curl
+            } else {
+                Via::Wget
+            });
+            match via {
+                Via::Curl => {
+                    Arc::new(Curl::new(CurlConfig::default())?)
+                        .download(&runner, &request)
+                        .await?
+                }
+                Via::Wget => {
+                    Arc::new(Wget::new(WgetConfig::default())?)
+                        .download(&runner, &request)
+                        .await?
+                }
+            };
+            push_new(&mut uses.files, dest.clone());
+            if !existed && !added.files.contains(&dest) {
+                added.files.push(dest.clone());
+            }
+            if let Some(unpack_to) = &d.unpack_to {
+                unpack(&dest, Path::new(&unpack_to.value), added).await?;
+            }
+            Ok(StepDone::Ran)
+        }
+        Step::Run(r) => {
+            if let Some(creates) = &r.creates
+                && Path::new(&creates.value).exists()
+            {
+                return Ok(StepDone::Guarded(format!("{} exists", creates.value)));
+            }
+            if let Some(unless) = &r.unless {
+                let out = shell(&unless.value, manifest)
+                    .output(OutputMode::Capture)
+                    .run()
+                    .await;
+                if out.is_ok_and(|o| o.success()) {
+                    return Ok(StepDone::Guarded(format!("`{}` succeeded", unless.value)));
+                }
+            }
+            let policy = ctx
+                .settings
+                .policies
+                .get("run")
+                .cloned()
+                .unwrap_or_else(RetryPolicy::once);
+            let runner = runner_for(ctx, policy, step, log, recorder)?;
+            let command = r.command.value.clone();
+            let adapter = Arc::new(crate::shell_adapter::Shell);
+            runner
+                .run(
+                    &adapter,
+                    em_retry::Operation::new("run", command.clone()),
+                    None,
+                    |_| shell(&command, manifest),
+                )
+                .await?;
+            Ok(StepDone::Ran)
+        }
+    }
+}
+
+fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
+    let mut slot = ctx
+        .tools
+        .apt
+        .lock()
+        .map_err(|_| "apt adapter lock poisoned".to_string())?;
+    if let Some(apt) = slot.as_ref() {
+        return Ok(apt.clone());
+    }
+    let apt = Arc::new(Apt::new(AptConfig {
+        mirrors: ctx.settings.apt_mirrors.clone(),
+        update_max_age: ctx.settings.apt_update_max_age,
+        ..AptConfig::default()
+    })?);
+    *slot = Some(apt.clone());
+    Ok(apt)
+}
+
+/// `sh -c SCRIPT` with the extension's option variables (`EM_OPT_*`).
+fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
+    let mut cmd = Cmd::tool("sh").args(["-c", script]);
+    for (k, v) in manifest.option_env() {
+        cmd = cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Unpacks `archive` into `dir`, recording what appeared there.
+async fn unpack(archive: &Path, dir: &Path, added: &mut Added) -> Result<(), StepError> {
+    let created_dir = !dir.exists();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let before: BTreeSet<PathBuf> = list_dir(dir);
+    let name = archive.to_string_lossy();
+    let cmd = if name.ends_with(".zip") {
+        Cmd::tool("unzip")
+            .arg("-q")
+            .arg("-o")
+            .arg(archive)
+            .arg("-d")
+            .arg(dir)
+    } else {
+        Cmd::tool("tar").arg("-xf").arg(archive).arg("-C").arg(dir)
+    };
+    let out = cmd
+        .clone()
+        .output(OutputMode::Capture)
+        .run()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.success() {
+        return Err(StepError::from(format!(
+            "unpacking {} failed ({}): {}",
+            archive.display(),
+            cmd.command_line(),
+            out.stderr_text().trim()
+        )));
+    }
+    if created_dir {
+        added.files.push(dir.to_path_buf());
+    } else {
+        for path in list_dir(dir).difference(&before) {
+            if !added.files.contains(path) {
+                added.files.push(path.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn list_dir(dir: &Path) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Writes `[extension.env]` to `<profile dir>/extension-manager-NAME.sh`, atomically.
+fn write_env_file(
+    ctx: &Context,
+    manifest: &ResolvedManifest,
+    added: &mut Added,
+) -> Result<(), String> {
+    if manifest.env.is_empty() {
+        return Ok(());
+    }
+    let path = ctx
+        .settings
+        .profile_dir
+        .join(format!("extension-manager-{}.sh", manifest.name()));
+    let mut text = format!(
+        "# Written by extension-manager for `{}`; removed by `extension-manager remove {}`.\n",
+        manifest.name(),
+        manifest.name()
+    );
+    for (k, v) in &manifest.env {
+        text.push_str(&format!("export {k}={}\n", em_exec::quote(&v.value)));
+    }
+    std::fs::create_dir_all(&ctx.settings.profile_dir)
+        .map_err(|e| format!("cannot create {}: {e}", ctx.settings.profile_dir.display()))?;
+    crate::cli::write_atomically(&path, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if !added.files.contains(&path) {
+        added.files.push(path);
+    }
+    Ok(())
+}
+
+/// Runs the `[[validate]]` checks; `Err` names the first that failed and why.
+pub async fn validate(manifest: &ResolvedManifest) -> Result<(), String> {
+    for check in &manifest.validate {
+        let out = shell(&check.run.value, manifest)
+            .output(OutputMode::Capture)
+            .run()
+            .await
+            .map_err(|e| format!("`{}` could not run: {e}", check.run.value))?;
+        if !out.success() {
+            let last = out
+                .stderr_text()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string();
+            return Err(format!(
+                "`{}` exited with {}{}",
+                check.run.value,
+                out.code(),
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last}")
+                }
+            ));
+        }
+        if !check.is_expected_output(&out.stdout_text()) {
+            return Err(format!(
+                "`{}` printed {:?}, which does not match `{}`",
+                check.run.value,
+                out.stdout_text().trim(),
+                check
+                    .expect
+                    .as_ref()
+                    .map(|e| e.value.as_str())
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}

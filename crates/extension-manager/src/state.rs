@@ -1,0 +1,1506 @@
+//! The state directory of extension-manager (SPEC sections 7 and 9): what is installed,
+//! the run lock, the history of operations, the run reports and the per-run logs.
+//!
+//! ```text
+//! STATE_DIR/
+//!   state.json                      what each extension installed (versioned, atomic writes)
+//!   lock                            flock held by the mutating run; holds who that is
+//!   history.jsonl                   one JSON object per operation, append-only
+//!   reports/last.json               the report of the last run
+//!   logs/<run-id>/<extension>.log   each extension's full tool output
+//!   circuits/                       circuit breaker records (em-retry's FileStore)
+//! ```
+//!
+//! Crash safety: every file that is rewritten (`state.json`, `reports/last.json`) goes
+//! through [`write_atomically`]: a temporary file beside it, fsynced, renamed over it, and
+//! the directory fsynced. A run killed at any instant leaves the old or the new file, never
+//! half of one. `history.jsonl` is appended with one `write` per line, so the worst a crash
+//! leaves is a torn last line, which [`StateDir::history`] skips with a warning.
+//!
+//! This module does no installing and never decides what to remove: it records, and
+//! [`State::still_needed`] answers which of an extension's additions others still rely on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit;
+
+/// The version of `state.json` that this build writes and understands.
+pub const STATE_VERSION: u64 = 1;
+
+/// How often a waiting [`StateDir::lock`] tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// The state directory: where extension-manager records what it did.
+///
+/// Nothing is created until something is written; then the directory (and its
+/// subdirectories) are created with mode 0755, so that users can read reports and logs of
+/// a root run.
+///
+/// ```
+/// use extension_manager::state::{ExtensionStatus, InstalledExtension, State, StateDir};
+///
+/// let dir = tempfile::tempdir()?;
+/// let state_dir = StateDir::new(dir.path().join("state"));
+/// let mut state = state_dir.load()?; // no state.json yet: empty
+/// assert!(state.extensions.is_empty());
+/// state.extensions.insert(
+///     "python".into(),
+///     InstalledExtension {
+///         version: "1.0.0".into(),
+///         manifest_sha256: "ab12".into(),
+///         fingerprint: "ab12;version=3.12".into(),
+///         options: [("version".to_string(), "3.12".to_string())].into(),
+///         status: ExtensionStatus::Installed,
+///         installed_at: "2026-11-22T07:08:12Z".into(),
+///         completed_steps: vec![0, 1],
+///         added: Default::default(),
+///         error: None,
+///         uses: Default::default(),
+///     },
+/// );
+/// state_dir.save(&state)?;
+/// assert_eq!(state_dir.load()?, state);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory at `root` (see `state_dir::resolve` for the default location).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StateDir { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// `state.json`: what is installed.
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// `lock`: the run lock, and who holds it.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// `history.jsonl`: the append-only log of operations.
+    pub fn history_path(&self) -> PathBuf {
+        self.root.join("history.jsonl")
+    }
+
+    /// `reports/last.json`: the report of the last run.
+    pub fn report_path(&self) -> PathBuf {
+        self.root.join("reports").join("last.json")
+    }
+
+    /// `logs/`: one directory of extension logs per run.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// `circuits/`: the circuit breaker records (`em_retry::FileStore`).
+    pub fn circuits_dir(&self) -> PathBuf {
+        self.root.join("circuits")
+    }
+
+    /// Takes the run lock: an exclusive `flock` on [`lock_path`](Self::lock_path), held
+    /// until the returned [`RunLock`] is dropped (or the process dies: the kernel releases
+    /// it, so a killed run never leaves a stale lock).
+    ///
+    /// `holder` is what this run is doing, as the user typed it without the program name
+    /// (`"install python"`). Once the lock is ours, our pid, `holder` and the start time are
+    /// written into the lock file, where a waiting process reads them.
+    ///
+    /// While another process holds the lock, this tries again about every 100 ms until
+    /// `timeout` has passed; `on_wait` is called with the holder each time a different
+    /// holder is seen (so once per holder, not once per poll), e.g. to print
+    /// `waiting for pid 1234 (extension-manager install nodejs, since ...)`. A holder that
+    /// has not yet written its record is not reported until it has.
+    ///
+    /// Errors: [`LockError::Timeout`] when the lock is still held after `timeout` (exit code
+    /// 75, EX_TEMPFAIL: see [`LockError::exit_code`]), [`LockError::Io`] when the lock file
+    /// cannot be created or locked.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use extension_manager::state::{LockError, StateDir};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let state_dir = StateDir::new(dir.path());
+    /// let held = state_dir.lock(Duration::from_secs(1), "install python", |_| {})?;
+    /// // A second run gives up after its timeout, naming the holder.
+    /// let err = state_dir
+    ///     .lock(Duration::ZERO, "remove python", |_| {})
+    ///     .expect_err("the lock is held");
+    /// assert!(matches!(err, LockError::Timeout { holder: Some(ref h), .. } if h.pid == std::process::id()));
+    /// assert_eq!(err.exit_code(), 75);
+    /// drop(held);
+    /// state_dir.lock(Duration::ZERO, "remove python", |_| {})?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock(
+        &self,
+        timeout: Duration,
+        holder: &str,
+        mut on_wait: impl FnMut(&LockHolder),
+    ) -> Result<RunLock, LockError> {
+        let path = self.lock_path();
+        let io_error = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        create_dir(&self.root).map_err(io_error)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_error)?;
+        let started = Instant::now();
+        let mut last_seen: Option<LockHolder> = None;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => return Err(io_error(e)),
+            }
+            // Read it on every poll: the holder may change while we wait (another waiter
+            // got it first), and a holder that just took the lock may not have written yet.
+            if let Some(seen) = LockHolder::read(&path)
+                && last_seen.as_ref() != Some(&seen)
+            {
+                on_wait(&seen);
+                last_seen = Some(seen);
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(LockError::Timeout {
+                    path: path.clone(),
+                    waited,
+                    holder: last_seen,
+                });
+            }
+            std::thread::sleep(LOCK_POLL.min(timeout - waited));
+        }
+        let me = LockHolder {
+            pid: std::process::id(),
+            command: holder.to_string(),
+            since: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        };
+        let mut record = serde_json::to_vec(&me).map_err(|e| io_error(io::Error::other(e)))?;
+        record.push(b'\n');
+        // We hold the lock, so nobody else writes; readers may see it empty for an instant.
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(&record, 0))
+            .map_err(io_error)?;
+        Ok(RunLock {
+            file,
+            path,
+            holder: me,
+        })
+    }
+
+    /// Reads `state.json`. A missing file is an empty state (nothing installed yet).
+    ///
+    /// Errors: the file cannot be read; it is not valid state JSON ([`StateError::Corrupt`],
+    /// whose message names the file and says to move it aside); it was written by a newer
+    /// extension-manager ([`StateError::UnsupportedVersion`]).
+    pub fn load(&self) -> Result<State, StateError> {
+        let path = self.state_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        State::from_json(&bytes).map_err(|e| e.at(path))
+    }
+
+    /// Writes `state.json` atomically (see [`write_atomically`]): after a crash at any
+    /// instant, `state.json` is the old state or the new one.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let path = self.state_path();
+        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io {
+            action: "encode",
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        write_atomically(&path, &bytes).map_err(|source| StateError::Io {
+            action: "write",
+            path,
+            source,
+        })
+    }
+
+    /// Appends one line to `history.jsonl`.
+    ///
+    /// The file is opened with `O_APPEND` and the line goes out in a single `write`, so
+    /// lines of concurrent writers never interleave (POSIX appends are atomic with respect
+    /// to each other on a local file system; writers also hold a brief `flock` on the file).
+    /// If the file ends in a torn line (a crash in mid-write), a newline is written first so
+    /// that this entry stays readable.
+    pub fn append_history(&self, entry: &HistoryEntry) -> Result<(), StateError> {
+        let path = self.history_path();
+        let io_error = |action, source| StateError::Io {
+            action,
+            path: path.clone(),
+            source,
+        };
+        let mut line = serde_json::to_vec(entry).map_err(|e| io_error("encode", e.into()))?;
+        line.push(b'\n');
+        create_dir(&self.root).map_err(|e| io_error("write", e))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| io_error("open", e))?;
+        // Writers take turns (a short flock around check + write) so that no writer's line
+        // in progress looks torn to another; readers do not lock, and skip a line they see
+        // half-written.
+        file.lock().map_err(|e| io_error("lock", e))?;
+        if ends_in_torn_line(&file).map_err(|e| io_error("read", e))? {
+            line.insert(0, b'\n');
+        }
+        let written = file.write(&line).map_err(|e| io_error("write", e))?;
+        if written != line.len() {
+            // A second `write` for the rest could interleave with another writer's line.
+            return Err(io_error(
+                "write",
+                io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("short write ({written} of {} bytes)", line.len()),
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The history, oldest first: the entries of `extension` (all when `None`) at or after
+    /// `since` (all when `None`). A missing file is an empty history.
+    ///
+    /// Lines that do not parse (a torn last line after a crash, or an entry glued to one)
+    /// are skipped with a warning, never an error; so is an entry whose time does not parse
+    /// when `since` is given.
+    pub fn history(
+        &self,
+        extension: Option<&str>,
+        since: Option<SystemTime>,
+    ) -> Result<Vec<HistoryEntry>, StateError> {
+        let path = self.history_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let mut entries = Vec::new();
+        for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let entry: HistoryEntry = match serde_json::from_slice(line) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::warn!(
+                        "{}:{}: skipping an unreadable history line ({e})",
+                        path.display(),
+                        index + 1
+                    );
+                    continue;
+                }
+            };
+            if extension.is_some_and(|name| entry.extension.as_deref() != Some(name)) {
+                continue;
+            }
+            if let Some(since) = since {
+                match entry.parsed_time() {
+                    Some(time) if time >= since => {}
+                    Some(_) => continue,
+                    None => {
+                        tracing::warn!(
+                            "{}:{}: skipping a history entry with an unreadable time {:?}",
+                            path.display(),
+                            index + 1,
+                            entry.time
+                        );
+                        continue;
+                    }
+                }
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// Writes `reports/last.json` atomically (pretty-printed, with a final newline).
+    pub fn write_report(&self, report: &serde_json::Value) -> Result<(), StateError> {
+        let path = self.report_path();
+        let mut bytes = serde_json::to_vec_pretty(report).map_err(|e| StateError::Io {
+            action: "encode",
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        write_atomically(&path, &bytes).map_err(|source| StateError::Io {
+            action: "write",
+            path,
+            source,
+        })
+    }
+
+    /// The log file of `extension` in run `run_id`: `logs/<run-id>/<extension>.log`.
+    ///
+    /// Its directory is created here; when that fails, the failure is logged and the path
+    /// still returned, so that opening the file reports the error where it is used.
+    /// Characters outside `[A-Za-z0-9._-]` in either part become `_`, so the path stays
+    /// under `logs/` whatever the names.
+    pub fn log_path(&self, run_id: &str, extension: &str) -> PathBuf {
+        let dir = self.logs_dir().join(path_component(run_id));
+        if let Err(e) = create_dir(&dir) {
+            tracing::warn!("could not create {}: {e}", dir.display());
+        }
+        dir.join(format!("{}.log", path_component(extension)))
+    }
+}
+
+/// A fresh run id: the UTC start time and the pid, e.g. `20261122T070812Z-4242`. It sorts
+/// by time, and two processes never share one.
+pub fn new_run_id() -> String {
+    let time = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let compact: String = time.chars().filter(|c| *c != '-' && *c != ':').collect();
+    format!("{compact}-{}", std::process::id())
+}
+
+/// Replaces `path` with `bytes` atomically: writes a temporary file in the same directory
+/// (created 0755 when missing), fsyncs it, renames it over `path`, then fsyncs the
+/// directory so that the rename itself survives a power cut. The file gets mode 0644.
+///
+/// Readers see the old content or the new one, never a mix. A crash before the rename
+/// leaves a `.<name>.*.tmp` file beside `path` and `path` unchanged.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    create_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    // tempfile creates 0600; reports and state are meant to be readable by users.
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(0o644))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
+fn create_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o755).create(dir)
+}
+
+fn path_component(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() || cleaned.starts_with('.') {
+        format!("_{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
+fn ends_in_torn_line(file: &File) -> io::Result<bool> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] != b'\n')
+}
+
+/// Who holds the run lock, as written into the lock file by [`StateDir::lock`].
+///
+/// Displays as `pid 1234 (extension-manager install nodejs, since 2026-11-22T12:01:02Z)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// The holder's process id.
+    pub pid: u32,
+    /// What it is doing, without the program name (`install nodejs`).
+    pub command: String,
+    /// When it took the lock (RFC 3339, UTC).
+    pub since: String,
+}
+
+impl LockHolder {
+    /// The holder recorded in `path`, if the file holds one.
+    fn read(path: &Path) -> Option<LockHolder> {
+        let bytes = fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pid {} (extension-manager {}, since {})",
+            self.pid, self.command, self.since
+        )
+    }
+}
+
+/// The run lock, held until dropped. Dropping it clears the holder record and releases the
+/// lock; so does the death of the process.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+    holder: LockHolder,
+}
+
+impl RunLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Who we are, as recorded in the lock file.
+    pub fn holder(&self) -> &LockHolder {
+        &self.holder
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Clear the record while we still hold the lock, so that a reader never sees a
+        // finished run as the holder. Best effort: closing the file releases the lock anyway.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Why [`StateDir::lock`] did not get the lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another run still held the lock when the timeout passed. Exit code 75 (EX_TEMPFAIL):
+    /// an outer layer may try again later.
+    Timeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+        /// The holder last seen in the lock file (`None` when it never wrote one).
+        holder: Option<LockHolder>,
+    },
+    /// The lock file could not be created, opened or locked. Exit code 1.
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+impl LockError {
+    /// The exit code for this error: 75 (EX_TEMPFAIL) for a timeout, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LockError::Timeout { .. } => exit::TEMPFAIL,
+            LockError::Io { .. } => exit::FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::Timeout {
+                path,
+                waited,
+                holder,
+            } => {
+                let waited = humantime::format_duration(Duration::from_millis(
+                    u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                ));
+                match holder {
+                    Some(holder) => write!(
+                        f,
+                        "gave up after {waited} waiting for the state lock {}, held by {holder}; \
+                         try again when it has finished, or wait longer with --lock-timeout",
+                        path.display()
+                    ),
+                    None => write!(
+                        f,
+                        "gave up after {waited} waiting for the state lock {}, held by another \
+                         process; try again when it has finished, or wait longer with --lock-timeout",
+                        path.display()
+                    ),
+                }
+            }
+            LockError::Io { path, source } => {
+                write!(f, "could not lock {}: {source}", path.display())?;
+                write_permission_hint(f, source)
+            }
+        }
+    }
+}
+
+impl std::error::Error for LockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::Timeout { .. } => None,
+            LockError::Io { source, .. } => Some(source),
+        }
+    }
+}
+
+fn write_permission_hint(f: &mut fmt::Formatter<'_>, source: &io::Error) -> fmt::Result {
+    if source.kind() == io::ErrorKind::PermissionDenied {
+        write!(
+            f,
+            "; run as root, or choose a state directory you can write with --state-dir"
+        )?;
+    }
+    Ok(())
+}
+
+/// Why the state, the history or a report could not be read or written.
+#[derive(Debug)]
+pub enum StateError {
+    /// A file could not be read or written.
+    Io {
+        /// What we were doing: `read`, `write`, `open`, `lock`, `encode`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// `state.json` is not valid state JSON (a hand edit, a full disk, a foreign file).
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with line and column.
+        source: serde_json::Error,
+    },
+    /// `state.json` was written by a newer extension-manager.
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found in it.
+        found: u64,
+    },
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Io {
+                action,
+                path,
+                source,
+            } => {
+                write!(f, "could not {action} {}: {source}", path.display())?;
+                write_permission_hint(f, source)
+            }
+            StateError::Corrupt { path, source } => write!(
+                f,
+                "the state file {p} is corrupt ({source}); move it aside \
+                 (`mv {p} {p}.corrupt`) and run again: extension-manager then starts from an \
+                 empty state and reinstalls what you ask for",
+                p = path.display()
+            ),
+            StateError::UnsupportedVersion { path, found } => write!(
+                f,
+                "the state file {} has version {found}, but this extension-manager only \
+                 understands version {STATE_VERSION}; upgrade extension-manager, or move the \
+                 file aside to start from an empty state",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Io { source, .. } => Some(source),
+            StateError::Corrupt { source, .. } => Some(source),
+            StateError::UnsupportedVersion { .. } => None,
+        }
+    }
+}
+
+/// What is installed: one record per extension, by name. Serialized as
+/// `{"version": 1, "extensions": {...}}`; see [`STATE_VERSION`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// The records, by extension name.
+    pub extensions: BTreeMap<String, InstalledExtension>,
+}
+
+/// How `state.json` looks on disk (the version travels with the data).
+#[derive(Serialize)]
+struct StateFileRef<'a> {
+    version: u64,
+    extensions: &'a BTreeMap<String, InstalledExtension>,
+}
+
+#[derive(Deserialize)]
+struct StateFile {
+    version: u64,
+    #[serde(default)]
+    extensions: BTreeMap<String, InstalledExtension>,
+}
+
+/// Only the version, read first: a newer file must be refused for its version, not for
+/// whatever else changed in its layout.
+#[derive(Deserialize)]
+struct StateVersion {
+    version: Option<u64>,
+}
+
+/// A parse failure without the path (added by [`StateDir::load`]).
+enum ParseError {
+    Corrupt(serde_json::Error),
+    Version(u64),
+}
+
+impl ParseError {
+    fn at(self, path: PathBuf) -> StateError {
+        match self {
+            ParseError::Corrupt(source) => StateError::Corrupt { path, source },
+            ParseError::Version(found) => StateError::UnsupportedVersion { path, found },
+        }
+    }
+}
+
+impl State {
+    fn from_json(bytes: &[u8]) -> Result<State, ParseError> {
+        let probe: StateVersion = serde_json::from_slice(bytes).map_err(ParseError::Corrupt)?;
+        match probe.version {
+            Some(STATE_VERSION) => {}
+            Some(found) => return Err(ParseError::Version(found)),
+            None => {
+                return Err(ParseError::Corrupt(serde::de::Error::missing_field(
+                    "version",
+                )));
+            }
+        }
+        let file: StateFile = serde_json::from_slice(bytes).map_err(ParseError::Corrupt)?;
+        debug_assert_eq!(file.version, STATE_VERSION);
+        Ok(State {
+            extensions: file.extensions,
+        })
+    }
+
+    /// Whether `name` is recorded as completely installed (not failed, not partial).
+    pub fn is_installed(&self, name: &str) -> bool {
+        self.extensions
+            .get(name)
+            .is_some_and(|e| e.status == ExtensionStatus::Installed)
+    }
+
+    /// What the extensions other than `except` added and therefore still need: `remove
+    /// except` must leave all of it in place.
+    ///
+    /// Every other record counts, whatever its status: a failed or partial extension's
+    /// additions are still on the machine, and its own `remove` (or its next install,
+    /// which resumes) relies on them.
+    ///
+    /// ```
+    /// use extension_manager::state::{Added, ExtensionStatus, InstalledExtension, State};
+    ///
+    /// fn with_apt(packages: &[&str]) -> InstalledExtension {
+    ///     InstalledExtension {
+    ///         version: "1".into(),
+    ///         manifest_sha256: String::new(),
+    ///         fingerprint: String::new(),
+    ///         options: Default::default(),
+    ///         status: ExtensionStatus::Installed,
+    ///         installed_at: String::new(),
+    ///         completed_steps: vec![],
+    ///         added: Added { apt: packages.iter().map(|p| p.to_string()).collect(), ..Default::default() },
+    ///         error: None,
+    ///         uses: Added::default(),
+    ///     }
+    /// }
+    /// let mut state = State::default();
+    /// state.extensions.insert("python".into(), with_apt(&["python3", "build-essential"]));
+    /// state.extensions.insert("rust".into(), with_apt(&["build-essential"]));
+    /// let undo = state.to_undo("python").expect("python is recorded");
+    /// assert_eq!(undo.apt, ["python3"]); // rust still needs build-essential
+    /// ```
+    pub fn still_needed(&self, except: &str) -> Needed {
+        let mut needed = Needed::default();
+        // What others added, and what others' steps use even though it was already on
+        // the machine when they ran (A adds X; B, installed later, also needs X).
+        for added in self
+            .extensions
+            .iter()
+            .filter(|(name, _)| name.as_str() != except)
+            .flat_map(|(_, record)| [&record.added, &record.uses])
+        {
+            needed.apt.extend(added.apt.iter().cloned());
+            needed.npm.extend(added.npm.iter().cloned());
+            needed.pip.extend(added.pip.iter().cloned());
+            needed.files.extend(added.files.iter().cloned());
+            needed.apt_sources.extend(added.apt_sources.iter().cloned());
+            needed.venvs.extend(added.venvs.iter().cloned());
+        }
+        needed
+    }
+
+    /// What `remove name` should undo: what `name` added, less what other extensions still
+    /// need ([`State::still_needed`], [`Needed::is_path_needed`]), in the recorded order.
+    /// `None` when `name` has no record.
+    pub fn to_undo(&self, name: &str) -> Option<Added> {
+        let added = &self.extensions.get(name)?.added;
+        let needed = self.still_needed(name);
+        let keep_paths = |paths: &[PathBuf]| -> Vec<PathBuf> {
+            paths
+                .iter()
+                .filter(|p| !needed.is_path_needed(p))
+                .cloned()
+                .collect()
+        };
+        Some(Added {
+            apt: added
+                .apt
+                .iter()
+                .filter(|p| !needed.apt.contains(*p))
+                .cloned()
+                .collect(),
+            npm: added
+                .npm
+                .iter()
+                .filter(|p| !needed.npm.contains(*p))
+                .cloned()
+                .collect(),
+            pip: added
+                .pip
+                .iter()
+                .filter(|p| !needed.pip.contains(*p))
+                .cloned()
+                .collect(),
+            files: keep_paths(&added.files),
+            apt_sources: keep_paths(&added.apt_sources),
+            venvs: keep_paths(&added.venvs),
+        })
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StateFileRef {
+            version: STATE_VERSION,
+            extensions: &self.extensions,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let file = StateFile::deserialize(deserializer)?;
+        if file.version != STATE_VERSION {
+            return Err(serde::de::Error::custom(format!(
+                "unsupported state version {} (this build understands {STATE_VERSION})",
+                file.version
+            )));
+        }
+        Ok(State {
+            extensions: file.extensions,
+        })
+    }
+}
+
+/// The record of one extension in `state.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledExtension {
+    /// The manifest's version.
+    pub version: String,
+    /// The sha256 of the manifest that was installed.
+    pub manifest_sha256: String,
+    /// The manifest sha256 and the option values: a change in either means reinstall.
+    pub fingerprint: String,
+    /// The option values used (`--set EXT.OPTION=VALUE` and defaults).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Whether the install finished.
+    pub status: ExtensionStatus,
+    /// When the install ran (RFC 3339).
+    pub installed_at: String,
+    /// The indexes of the install steps that completed (a resumed install skips them).
+    #[serde(default)]
+    pub completed_steps: Vec<usize>,
+    /// What the install put on the machine that was not there before.
+    #[serde(default)]
+    pub added: Added,
+    /// Everything its steps install, whether or not it was already there: what keeps a
+    /// package or file of another extension from being removed under it.
+    #[serde(default)]
+    pub uses: Added,
+    /// Why the install failed, when it did.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// How far an extension's install got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtensionStatus {
+    /// Every step ran and the validate checks passed.
+    Installed,
+    /// A step or a validate check failed.
+    Failed,
+    /// Some steps ran; the run stopped (or is still running) before the end.
+    Partial,
+}
+
+impl fmt::Display for ExtensionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExtensionStatus::Installed => "installed",
+            ExtensionStatus::Failed => "failed",
+            ExtensionStatus::Partial => "partial",
+        })
+    }
+}
+
+/// What an install added to the machine (only what was not there before): what `remove`
+/// may undo.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Added {
+    /// apt packages.
+    pub apt: Vec<String>,
+    /// Global npm packages, by name.
+    pub npm: Vec<String>,
+    /// pip packages, with the venv they went into.
+    pub pip: Vec<PipAdded>,
+    /// Downloads, unpacked directories, the profile.d env file.
+    pub files: Vec<PathBuf>,
+    /// apt source files (and keyrings) of third-party repositories.
+    pub apt_sources: Vec<PathBuf>,
+    /// Virtual environments created.
+    pub venvs: Vec<PathBuf>,
+}
+
+impl Added {
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.apt.is_empty()
+            && self.npm.is_empty()
+            && self.pip.is_empty()
+            && self.files.is_empty()
+            && self.apt_sources.is_empty()
+            && self.venvs.is_empty()
+    }
+}
+
+/// A pip package an install added.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PipAdded {
+    /// The venv it went into; `None` for the system (or user) environment.
+    #[serde(default)]
+    pub venv: Option<PathBuf>,
+    /// The package name.
+    pub name: String,
+}
+
+/// What other installed extensions still need ([`State::still_needed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needed {
+    /// apt packages.
+    pub apt: BTreeSet<String>,
+    /// Global npm packages.
+    pub npm: BTreeSet<String>,
+    /// pip packages, per venv.
+    pub pip: BTreeSet<PipAdded>,
+    /// Files and directories.
+    pub files: BTreeSet<PathBuf>,
+    /// apt source files and keyrings.
+    pub apt_sources: BTreeSet<PathBuf>,
+    /// Virtual environments.
+    pub venvs: BTreeSet<PathBuf>,
+}
+
+impl Needed {
+    /// Whether removing `path` (recursively, if it is a directory) would take away something
+    /// needed: a needed file, directory, apt source or venv (including the venv of a needed
+    /// pip package) that is `path`, lies under it, or contains it.
+    pub fn is_path_needed(&self, path: &Path) -> bool {
+        let related = |other: &Path| other.starts_with(path) || path.starts_with(other);
+        self.files
+            .iter()
+            .chain(&self.apt_sources)
+            .chain(&self.venvs)
+            .map(PathBuf::as_path)
+            .chain(self.pip.iter().filter_map(|p| p.venv.as_deref()))
+            .any(related)
+    }
+}
+
+/// One line of `history.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When it happened (RFC 3339, UTC).
+    pub time: String,
+    /// The run it belongs to ([`new_run_id`]).
+    pub run_id: String,
+    /// The command of the run, without the program name (`install python nodejs`).
+    pub command: String,
+    /// The extension concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// What happened: `installed`, `failed`, `removed`, `skipped`, ...
+    pub event: String,
+    /// Details for a human (the version installed, the failure).
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl HistoryEntry {
+    /// An entry that happens now.
+    pub fn new(
+        run_id: &str,
+        command: &str,
+        extension: Option<&str>,
+        event: &str,
+        detail: &str,
+    ) -> Self {
+        HistoryEntry {
+            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            run_id: run_id.to_string(),
+            command: command.to_string(),
+            extension: extension.map(str::to_string),
+            event: event.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// [`time`](Self::time) as a time, when it parses.
+    pub fn parsed_time(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339_weak(&self.time).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(added: Added) -> InstalledExtension {
+        InstalledExtension {
+            version: "1.0.0".into(),
+            manifest_sha256: "00".repeat(32),
+            fingerprint: "fp".into(),
+            options: BTreeMap::new(),
+            status: ExtensionStatus::Installed,
+            installed_at: "2026-11-22T07:08:12Z".into(),
+            completed_steps: vec![0],
+            added,
+            error: None,
+            uses: Added::default(),
+        }
+    }
+
+    fn sample_state() -> State {
+        let mut state = State::default();
+        state.extensions.insert(
+            "python".into(),
+            InstalledExtension {
+                options: [("version".to_string(), "3.12".to_string())].into(),
+                ..record(Added {
+                    apt: vec!["python3".into(), "build-essential".into()],
+                    pip: vec![PipAdded {
+                        venv: Some("/opt/py".into()),
+                        name: "black".into(),
+                    }],
+                    venvs: vec!["/opt/py".into()],
+                    ..Added::default()
+                })
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn state_round_trips_with_its_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path().join("nested/state"));
+        assert_eq!(sd.load().expect("missing is empty"), State::default());
+        let state = sample_state();
+        sd.save(&state).expect("save");
+        assert_eq!(sd.load().expect("load"), state);
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(sd.state_path()).expect("read")).expect("json");
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["extensions"]["python"]["status"], "installed");
+        assert_eq!(
+            json["extensions"]["python"]["added"]["pip"][0]["venv"],
+            "/opt/py"
+        );
+        let mode = fs::metadata(sd.path()).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o700, 0o700, "the state dir is usable: {mode:o}");
+        let mode = fs::metadata(sd.state_path())
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn state_save_is_atomic_across_a_crash_before_rename() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path());
+        let old = sample_state();
+        sd.save(&old).expect("save");
+        // A crash in mid-save: the temporary file is written (even half of it) but never
+        // renamed over state.json.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".state.json.")
+            .suffix(".tmp")
+            .tempfile_in(sd.path())
+            .expect("tmp");
+        tmp.write_all(br#"{"version": 1, "extensions": {"nod"#)
+            .expect("write");
+        let (_file, tmp_path) = tmp.keep().expect("keep, as a killed process would");
+        assert!(tmp_path.exists());
+        assert_eq!(sd.load().expect("still the old valid state"), old);
+        // And the next save goes through despite the leftover.
+        let mut new = old.clone();
+        new.extensions.remove("python");
+        sd.save(&new).expect("save");
+        assert_eq!(sd.load().expect("load"), new);
+    }
+
+    #[test]
+    fn corrupt_state_names_the_file_and_says_to_move_it_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path());
+        fs::write(sd.state_path(), b"{\"version\": 1, \"extensions\": {").expect("write");
+        let err = sd.load().expect_err("corrupt");
+        assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
+        let text = err.to_string();
+        let path = sd.state_path().display().to_string();
+        assert!(text.contains(&path), "{text}");
+        assert!(text.contains("move it aside"), "{text}");
+        assert!(
+            text.contains(&format!("mv {path} {path}.corrupt")),
+            "{text}"
+        );
+        assert!(text.contains("line 1"), "{text}");
+
+        // Not JSON at all, and JSON of the wrong shape, are corrupt too.
+        for bytes in [&b"\0\0\0"[..], b"[]", b"{\"extensions\": {}}", b""] {
+            fs::write(sd.state_path(), bytes).expect("write");
+            let err = sd.load().expect_err("corrupt");
+            assert!(
+                matches!(err, StateError::Corrupt { .. }),
+                "{bytes:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn state_from_a_newer_version_is_refused_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path());
+        fs::write(
+            sd.state_path(),
+            br#"{"version": 2, "extensions": {"x": "a new layout"}}"#,
+        )
+        .expect("write");
+        let err = sd.load().expect_err("newer");
+        assert!(
+            matches!(err, StateError::UnsupportedVersion { found: 2, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("version 2"), "{text}");
+        assert!(text.contains("upgrade extension-manager"), "{text}");
+        // Through plain serde too.
+        let via_serde = serde_json::from_str::<State>(r#"{"version": 2, "extensions": {}}"#);
+        assert!(via_serde.is_err());
+    }
+
+    #[test]
+    fn state_tolerates_missing_optional_fields_and_unknown_ones() {
+        let json = r#"{"version": 1, "extensions": {"go": {
+            "version": "1", "manifest_sha256": "s", "fingerprint": "f", "status": "partial",
+            "installed_at": "2026-01-01T00:00:00Z", "some_future_field": true}}}"#;
+        let state = State::from_json(json.as_bytes())
+            .map_err(|_| "parse")
+            .expect("parses");
+        let go = &state.extensions["go"];
+        assert_eq!(go.status, ExtensionStatus::Partial);
+        assert!(go.added.is_empty() && go.completed_steps.is_empty() && go.error.is_none());
+        assert!(!state.is_installed("go"));
+    }
+
+    #[test]
+    fn state_lock_times_out_naming_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path().join("state"));
+        let held = sd
+            .lock(Duration::from_millis(200), "install nodejs", |_| {})
+            .expect("free lock");
+        assert_eq!(held.holder().pid, std::process::id());
+        let waiter = {
+            let sd = sd.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let started = Instant::now();
+                let result = sd.lock(Duration::from_millis(200), "install python", |h| {
+                    seen.push(h.clone())
+                });
+                (result.map(|_| ()), seen, started.elapsed())
+            })
+        };
+        let (result, seen, elapsed) = waiter.join().expect("thread");
+        let err = result.expect_err("held by the main thread");
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert_eq!(err.exit_code(), 75);
+        let LockError::Timeout { holder, .. } = &err else {
+            panic!("not a timeout: {err:?}");
+        };
+        let holder = holder.as_ref().expect("holder read from the lock file");
+        assert_eq!(holder.pid, std::process::id());
+        assert_eq!(holder.command, "install nodejs");
+        assert_eq!(seen, vec![holder.clone()], "on_wait once per holder");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "pid {} (extension-manager install nodejs, since ",
+                std::process::id()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("--lock-timeout"), "{text}");
+
+        drop(held);
+        assert_eq!(
+            fs::read(sd.lock_path()).expect("lock file stays").len(),
+            0,
+            "the holder record is cleared on release"
+        );
+        let again = sd
+            .lock(Duration::ZERO, "install python", |_| {
+                panic!("free: nobody to wait for")
+            })
+            .expect("released on drop");
+        assert_eq!(
+            LockHolder::read(again.path()).map(|h| h.command),
+            Some("install python".to_string())
+        );
+    }
+
+    #[test]
+    fn state_lock_io_error_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The state dir is a file: nothing can be created under it.
+        let not_a_dir = dir.path().join("file");
+        fs::write(&not_a_dir, b"").expect("write");
+        let err = StateDir::new(&not_a_dir)
+            .lock(Duration::ZERO, "install x", |_| {})
+            .expect_err("cannot create");
+        assert!(matches!(err, LockError::Io { .. }), "{err:?}");
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("lock"), "{err}");
+    }
+
+    #[test]
+    fn state_history_appends_and_filters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path());
+        assert!(sd.history(None, None).expect("missing is empty").is_empty());
+        let mut old = HistoryEntry::new("r1", "install python", Some("python"), "failed", "503");
+        old.time = "2020-01-01T00:00:00Z".into();
+        sd.append_history(&old).expect("append");
+        let installed =
+            HistoryEntry::new("r2", "install python", Some("python"), "installed", "1.0");
+        sd.append_history(&installed).expect("append");
+        let other = HistoryEntry::new("r2", "install nodejs", Some("nodejs"), "skipped", "");
+        sd.append_history(&other).expect("append");
+        let global = HistoryEntry::new("r3", "apt update", None, "succeeded", "");
+        sd.append_history(&global).expect("append");
+
+        let all = sd.history(None, None).expect("history");
+        assert_eq!(
+            all,
+            vec![old.clone(), installed.clone(), other.clone(), global]
+        );
+        assert_eq!(
+            sd.history(Some("python"), None).expect("history"),
+            vec![old, installed.clone()]
+        );
+        let since = humantime::parse_rfc3339("2021-01-01T00:00:00Z").expect("time");
+        assert_eq!(
+            sd.history(Some("python"), Some(since)).expect("history"),
+            vec![installed]
+        );
+        let text = fs::read_to_string(sd.history_path()).expect("read");
+        assert_eq!(text.lines().count(), 4);
+        assert!(text.lines().all(|l| l.starts_with("{\"time\":")), "{text}");
+        assert!(
+            !text
+                .lines()
+                .nth(3)
+                .unwrap_or_default()
+                .contains("extension")
+        );
+    }
+
+    #[test]
+    fn state_history_skips_a_torn_last_line_and_recovers_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path());
+        let first = HistoryEntry::new("r1", "install go", Some("go"), "installed", "1.0");
+        sd.append_history(&first).expect("append");
+        // A crash in mid-write.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(sd.history_path())
+            .expect("open");
+        file.write_all(br#"{"time":"2026-11-22T07:08:12Z","run_id":"r2","comm"#)
+            .expect("write");
+        drop(file);
+        assert_eq!(
+            sd.history(None, None).expect("tolerant"),
+            vec![first.clone()]
+        );
+        // The next append starts on a fresh line, so it is not lost to the torn one.
+        let second = HistoryEntry::new("r3", "remove go", Some("go"), "removed", "");
+        sd.append_history(&second).expect("append");
+        assert_eq!(
+            sd.history(None, None).expect("tolerant"),
+            vec![first, second]
+        );
+    }
+
+    #[test]
+    fn state_history_lines_of_concurrent_writers_do_not_interleave() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path());
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let sd = sd.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let detail = format!("{w}-{i}-{}", "x".repeat(200));
+                        let entry =
+                            HistoryEntry::new("r", "install", Some("e"), "installed", &detail);
+                        sd.append_history(&entry).expect("append");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("writer");
+        }
+        let text = fs::read_to_string(sd.history_path()).expect("read");
+        assert_eq!(text.lines().count(), 200);
+        assert_eq!(sd.history(None, None).expect("history").len(), 200);
+    }
+
+    #[test]
+    fn state_report_and_log_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path().join("state"));
+        let report = serde_json::json!({"extensions": [{"name": "python", "result": "installed"}]});
+        sd.write_report(&report).expect("report");
+        let read: serde_json::Value =
+            serde_json::from_slice(&fs::read(sd.report_path()).expect("read")).expect("json");
+        assert_eq!(read, report);
+        sd.write_report(&serde_json::json!({})).expect("overwrite");
+        let leftovers: Vec<_> = fs::read_dir(sd.path().join("reports"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("last.json")]);
+
+        let log = sd.log_path("20261122T070812Z-42", "python");
+        assert_eq!(log, sd.path().join("logs/20261122T070812Z-42/python.log"));
+        assert!(log.parent().is_some_and(Path::is_dir));
+        let sneaky = sd.log_path("../..", "../../etc/passwd");
+        assert!(sneaky.starts_with(sd.logs_dir()), "{}", sneaky.display());
+        assert_eq!(
+            sneaky.components().count(),
+            sd.logs_dir().components().count() + 2
+        );
+    }
+
+    #[test]
+    fn state_run_ids_are_compact_times_and_pids() {
+        let id = new_run_id();
+        let (time, pid) = id.split_once('-').expect("time-pid");
+        assert_eq!(pid, std::process::id().to_string());
+        assert_eq!(time.len(), "20261122T070812Z".len(), "{id}");
+        assert!(time.ends_with('Z') && time.as_bytes()[8] == b'T', "{id}");
+        assert!(time[..8].bytes().all(|b| b.is_ascii_digit()), "{id}");
+    }
+
+    fn state_with(records: &[(&str, ExtensionStatus, Added)]) -> State {
+        let mut state = State::default();
+        for (name, status, added) in records {
+            state.extensions.insert(
+                (*name).to_string(),
+                InstalledExtension {
+                    status: *status,
+                    ..record(added.clone())
+                },
+            );
+        }
+        state
+    }
+
+    fn pip(venv: Option<&str>, name: &str) -> PipAdded {
+        PipAdded {
+            venv: venv.map(PathBuf::from),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn state_still_needed_counts_only_other_extensions() {
+        let state = state_with(&[
+            (
+                "python",
+                ExtensionStatus::Installed,
+                Added {
+                    apt: vec!["python3".into(), "build-essential".into()],
+                    pip: vec![pip(None, "black"), pip(Some("/opt/py"), "ruff")],
+                    files: vec!["/etc/profile.d/extension-manager-python.sh".into()],
+                    venvs: vec!["/opt/py".into()],
+                    ..Added::default()
+                },
+            ),
+            (
+                "rust",
+                ExtensionStatus::Installed,
+                Added {
+                    apt: vec!["build-essential".into()],
+                    files: vec!["/opt/rust".into()],
+                    ..Added::default()
+                },
+            ),
+            (
+                "nodejs",
+                // A failed install's additions are still on the machine.
+                ExtensionStatus::Failed,
+                Added {
+                    npm: vec!["typescript".into()],
+                    pip: vec![pip(Some("/opt/py"), "nodeenv")],
+                    apt_sources: vec![
+                        "/etc/apt/sources.list.d/extension-manager-nodejs.sources".into(),
+                    ],
+                    ..Added::default()
+                },
+            ),
+        ]);
+        let needed = state.still_needed("python");
+        assert_eq!(needed.apt, BTreeSet::from(["build-essential".to_string()]));
+        assert_eq!(needed.npm, BTreeSet::from(["typescript".to_string()]));
+        assert_eq!(
+            needed.pip,
+            BTreeSet::from([pip(Some("/opt/py"), "nodeenv")])
+        );
+        assert_eq!(needed.files, BTreeSet::from([PathBuf::from("/opt/rust")]));
+        assert_eq!(needed.apt_sources.len(), 1);
+        assert!(needed.venvs.is_empty());
+
+        // Removing python keeps build-essential (rust) and its venv (nodejs installed into
+        // it), and removes the rest.
+        let undo = state.to_undo("python").expect("recorded");
+        assert_eq!(undo.apt, ["python3"]);
+        assert_eq!(undo.pip, [pip(None, "black"), pip(Some("/opt/py"), "ruff")]);
+        assert_eq!(
+            undo.files,
+            [PathBuf::from("/etc/profile.d/extension-manager-python.sh")]
+        );
+        assert!(undo.venvs.is_empty(), "nodejs put nodeenv into /opt/py");
+
+        // Nothing else needs what rust added but build-essential.
+        let undo = state.to_undo("rust").expect("recorded");
+        assert!(undo.apt.is_empty());
+        assert_eq!(undo.files, [PathBuf::from("/opt/rust")]);
+
+        assert_eq!(state.to_undo("golang"), None);
+        assert_eq!(State::default().still_needed("x"), Needed::default());
+        // An extension never keeps its own additions alive.
+        let alone = state_with(&[(
+            "go",
+            ExtensionStatus::Installed,
+            Added {
+                apt: vec!["golang".into()],
+                ..Added::default()
+            },
+        )]);
+        assert_eq!(alone.still_needed("go"), Needed::default());
+        assert_eq!(alone.to_undo("go").expect("recorded").apt, ["golang"]);
+    }
+
+    #[test]
+    fn state_needed_paths_cover_parents_and_children() {
+        let needed = Needed {
+            files: BTreeSet::from([PathBuf::from("/opt/tool/bin/tool")]),
+            venvs: BTreeSet::from([PathBuf::from("/opt/venv")]),
+            ..Needed::default()
+        };
+        assert!(needed.is_path_needed(Path::new("/opt/tool/bin/tool")));
+        assert!(
+            needed.is_path_needed(Path::new("/opt/tool")),
+            "a parent dir"
+        );
+        assert!(
+            needed.is_path_needed(Path::new("/opt/venv/lib/x.py")),
+            "inside"
+        );
+        assert!(
+            !needed.is_path_needed(Path::new("/opt/tools")),
+            "not a prefix match"
+        );
+        assert!(!needed.is_path_needed(Path::new("/opt/other")));
+    }
+}
