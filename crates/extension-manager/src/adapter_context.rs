@@ -38,14 +38,34 @@ pub struct AdapterContext {
     pub subscribers: Vec<Arc<dyn Subscriber>>,
     /// Where circuit records live.
     pub circuits: std::path::PathBuf,
+    /// The configuration: default policies, mirrors and registries per adapter.
+    pub config: crate::config::Config,
 }
 
 impl AdapterContext {
+    /// The policy of `adapter`'s operations before command-line flags: the configuration's.
+    pub fn base_policy(&self, adapter: &str) -> RetryPolicy {
+        self.config.policy(adapter)
+    }
+
+    /// The mirrors of `adapter`: the command line's first, then the configuration's.
+    pub fn mirrors(&self, adapter: &str, from_flags: &[String]) -> Vec<String> {
+        let mut all = from_flags.to_vec();
+        for m in self.config.mirrors.of(adapter) {
+            if !all.contains(m) {
+                all.push(m.clone());
+            }
+        }
+        all
+    }
+
     /// A runner under `policy`; with `echo`, the tool's output is copied to stderr as it
     /// arrives (unless -q). Without it the output is kept, and its tail shown on failure.
     pub fn runner(&self, policy: RetryPolicy, echo: bool) -> Runner {
         let ui = self.ui.clone();
-        let breaker = CircuitBreaker::new(Arc::new(FileStore::new(&self.circuits)));
+        let breaker = CircuitBreaker::new(Arc::new(FileStore::new(&self.circuits)))
+            .with_threshold(self.config.circuit.threshold)
+            .with_cooldown(self.config.circuit.cooldown);
         Runner::new(policy)
             .subscribe_all(&self.subscribers)
             .with_circuit(Arc::new(breaker))

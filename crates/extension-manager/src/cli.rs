@@ -10,6 +10,7 @@ use em_retry::{Metrics, Subscriber, TracingLog};
 use crate::adapter_context::AdapterContext;
 use crate::commands;
 use crate::commands::install::Common;
+use crate::config::{Config, ConfigSources};
 use crate::exit;
 use crate::output::{ColorChoice, HumanEvents, OutputFormat, Ui, Verbosity};
 use crate::session::{Session, SessionError};
@@ -180,10 +181,26 @@ fn run(cli: Cli) -> u8 {
         }
     };
     let code = runtime.block_on(async {
+        let needs_config = matches!(
+            cli.command,
+            Command::Apt(_) | Command::Npm(_) | Command::Pip(_) | Command::Fetch(_)
+        );
+        let config = if needs_config {
+            match Config::load(&ConfigSources::standard(global.config.as_deref())) {
+                Ok(config) => config,
+                Err(d) => {
+                    eprint!("{}", em_manifest::render_all(&d));
+                    return exit::USAGE;
+                }
+            }
+        } else {
+            Config::default()
+        };
         let context = AdapterContext {
             ui: ui.clone(),
             subscribers: subscribers.clone(),
             circuits: state_dir::circuits(&state_dir::resolve(global.state_dir.as_deref())),
+            config,
         };
         let common = Common {
             ui: ui.clone(),

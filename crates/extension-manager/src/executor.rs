@@ -294,11 +294,15 @@ pub async fn run(
                 continue;
             }
             if pending[i].waits_for.iter().all(|d| done.contains_key(d)) {
+                // Start only with a free slot, so that a failure seen meanwhile can still
+                // stop what has not started (without --keep-going).
+                let Ok(permit) = jobs.clone().try_acquire_owned() else {
+                    break;
+                };
                 let entry = pending.remove(i);
                 let ctx = ctx.clone();
-                let jobs = jobs.clone();
                 running.spawn(async move {
-                    let _permit = jobs.acquire_owned().await;
+                    let _permit = permit;
                     install_one(ctx, entry).await
                 });
                 continue;
@@ -321,6 +325,10 @@ pub async fn run(
                 stopped = true;
             }
         }
+    }
+    for entry in pending {
+        let reason = "not started: what it waits for did not finish".to_string();
+        done.insert(entry.name().to_string(), skipped(entry.name(), reason));
     }
     let extensions = order.iter().filter_map(|name| done.remove(name)).collect();
     RunReport { extensions }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use em_apt::{Apt, AptConfig, AptPackage};
 
-use crate::adapter_context::{AdapterContext, default_policy};
+use crate::adapter_context::AdapterContext;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -47,7 +47,7 @@ pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, St
         AptCommand::Update(a) => (&a.policy, &a.mirrors, None),
         AptCommand::Install(a) => (&a.policy, &a.mirrors, Some(&a.packages)),
     };
-    let policy = policy.apply(&default_policy("apt"))?;
+    let policy = policy.apply(&context.base_policy("apt"))?;
     let packages = packages
         .map(|names| {
             names
@@ -57,7 +57,8 @@ pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, St
         })
         .transpose()?;
     let config = AptConfig {
-        mirrors: mirrors.clone(),
+        mirrors: context.mirrors("apt", mirrors),
+        update_max_age: context.config.apt_update_max_age,
         ..AptConfig::default()
     };
     let apt = match Apt::new(config) {

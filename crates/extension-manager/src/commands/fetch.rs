@@ -11,7 +11,7 @@ use em_curl::{Curl, CurlConfig};
 use em_exec::download::{DownloadRequest, Sha256};
 use em_wget::{Wget, WgetConfig};
 
-use crate::adapter_context::{AdapterContext, default_policy};
+use crate::adapter_context::AdapterContext;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -55,7 +55,7 @@ fn parse_sha256(text: &str) -> Result<Sha256, String> {
 
 /// Runs `fetch`; `Err` is a usage error (exit 2).
 pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String> {
-    let policy = args.policy.apply(&default_policy("fetch"))?;
+    let policy = args.policy.apply(&context.base_policy("download"))?;
     let to_stdout = args.file.as_os_str() == "-";
     // For stdout, the file lands in a private temporary directory first.
     let scratch = if to_stdout {

@@ -418,6 +418,21 @@ pub fn print_summary(report: &RunReport, ui: &Ui) {
             _ => {}
         }
     }
-    ui.status("Summary", Tone::Info, "");
+    let count =
+        |f: fn(&Outcome) -> bool| report.extensions.iter().filter(|e| f(&e.outcome)).count();
+    let installed = count(|o| matches!(o, Outcome::Installed));
+    let fresh = count(|o| matches!(o, Outcome::UpToDate));
+    let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+    let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
+    let tone = if failed + skipped > 0 {
+        Tone::Bad
+    } else {
+        Tone::Good
+    };
+    ui.status(
+        "Summary",
+        tone,
+        &format!("{installed} installed, {fresh} up to date, {failed} failed, {skipped} skipped"),
+    );
     ui.block(&lines.join("\n"));
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use em_npm::{Npm, NpmConfig, NpmPackage};
 
-use crate::adapter_context::{AdapterContext, default_policy};
+use crate::adapter_context::AdapterContext;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -39,15 +39,17 @@ pub struct NpmInstallArgs {
 /// Runs an npm subcommand; `Err` is a usage error (exit 2).
 pub async fn run(command: NpmCommand, context: &AdapterContext) -> Result<u8, String> {
     let NpmCommand::Install(args) = command;
-    let policy = args.policy.apply(&default_policy("npm"))?;
+    let policy = args.policy.apply(&context.base_policy("npm"))?;
     let packages = args
         .packages
         .iter()
         .map(|n| NpmPackage::parse(n).map_err(|e| format!("invalid package `{n}`: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let config = NpmConfig {
-        registry: args.registry,
-        mirrors: args.mirrors,
+        registry: args
+            .registry
+            .or_else(|| context.config.registries.npm.clone()),
+        mirrors: context.mirrors("npm", &args.mirrors),
         prefix: args.prefix,
         ..NpmConfig::default()
     };

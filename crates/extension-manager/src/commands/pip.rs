@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 
-use crate::adapter_context::{AdapterContext, default_policy};
+use crate::adapter_context::AdapterContext;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -39,7 +39,7 @@ pub struct PipInstallArgs {
 /// Runs a pip subcommand; `Err` is a usage error (exit 2).
 pub async fn run(command: PipCommand, context: &AdapterContext) -> Result<u8, String> {
     let PipCommand::Install(args) = command;
-    let policy = args.policy.apply(&default_policy("pip"))?;
+    let policy = args.policy.apply(&context.base_policy("pip"))?;
     let requirements = args
         .packages
         .iter()
@@ -50,8 +50,10 @@ pub async fn run(command: PipCommand, context: &AdapterContext) -> Result<u8, St
         None => PipTarget::Interpreter(PathBuf::from("python3")),
     };
     let config = PipConfig {
-        index_url: args.index_url,
-        mirrors: args.mirrors,
+        index_url: args
+            .index_url
+            .or_else(|| context.config.registries.pip.clone()),
+        mirrors: context.mirrors("pip", &args.mirrors),
         ..PipConfig::default()
     };
     let pip = match Pip::new(config, target) {

@@ -1,0 +1,318 @@
+//! `install`, `plan`, `remove`, `status` end to end: real binary, fake apt-get/dpkg-query,
+//! manifests in a temp extensions dir, a temp state dir.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{Session, stderr, stdout};
+
+const TOOLS: &[&str] = &["apt-get", "dpkg", "dpkg-query"];
+
+/// Writes the test's extensions: alpha; beta requires alpha; gamma shares a package with
+/// beta; broken cannot install; delta requires broken.
+fn write_extensions(dir: &Path) {
+    fs::create_dir_all(dir).expect("dir");
+    let ext = |name: &str, requires: &[&str], packages: &[&str]| {
+        let requires: Vec<String> = requires.iter().map(|r| format!("{r:?}")).collect();
+        let packages: Vec<String> = packages.iter().map(|p| format!("{p:?}")).collect();
+        format!(
+            "[extension]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"test {name}\"\ncategory = \"test\"\nrequires = [{}]\n\n[[install]]\napt = [{}]\n\n[[validate]]\nrun = \"true\"\n",
+            requires.join(", "),
+            packages.join(", ")
+        )
+    };
+    fs::write(dir.join("alpha.toml"), ext("alpha", &[], &["em-alpha"])).expect("alpha");
+    fs::write(
+        dir.join("beta.toml"),
+        ext("beta", &["alpha"], &["em-beta", "em-shared"]),
+    )
+    .expect("beta");
+    fs::write(dir.join("gamma.toml"), ext("gamma", &[], &["em-shared"])).expect("gamma");
+    fs::write(dir.join("broken.toml"), ext("broken", &[], &["em-missing"])).expect("broken");
+    fs::write(
+        dir.join("delta.toml"),
+        ext("delta", &["broken"], &["em-delta"]),
+    )
+    .expect("delta");
+}
+
+const SCENARIO: &str = r#"
+[[call]]
+tool = "apt-get"
+match = "install .*em-missing"
+exit = 100
+stderr = "E: Unable to locate package em-missing\n"
+"#;
+
+fn session() -> (Session, String, String) {
+    let s = Session::new(TOOLS, SCENARIO);
+    let exts = s.path().join("extensions");
+    write_extensions(&exts);
+    // Fresh lists: "Unable to locate package" is final, not a reason to update.
+    let lists = s.path().join("lists");
+    fs::create_dir_all(lists.join("partial")).expect("lists");
+    fs::write(lists.join("127.0.0.1_debian_Packages"), "Package: x\n").expect("list");
+    let conf = s.path().join("apt.conf");
+    fs::write(
+        &conf,
+        format!("Dir::State::Lists \"{}/\";\n", lists.display()),
+    )
+    .expect("conf");
+    (s, exts.display().to_string(), conf.display().to_string())
+}
+
+fn run(s: &Session, exts: &str, conf: &str, args: &[&str]) -> std::process::Output {
+    s.em()
+        .env("APT_CONFIG", conf)
+        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+        .arg("--extensions-dir")
+        .arg(exts)
+        .args(args)
+        .output()
+        .expect("extension-manager runs")
+}
+
+fn apt_installs(s: &Session) -> Vec<String> {
+    s.calls()
+        .into_iter()
+        .filter(|(t, a)| t == "apt-get" && a.starts_with("install"))
+        .map(|(_, a)| a)
+        .collect()
+}
+
+fn state(s: &Session) -> serde_json::Value {
+    serde_json::from_str(
+        &fs::read_to_string(s.path().join("state/state.json")).expect("state.json"),
+    )
+    .expect("valid JSON")
+}
+
+#[test]
+fn install_pulls_in_requirements_in_order_and_a_second_run_changes_nothing() {
+    let (s, exts, conf) = session();
+    let out = run(&s, &exts, &conf, &["install", "beta"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let installs = apt_installs(&s);
+    assert_eq!(installs.len(), 2, "{installs:?}");
+    assert!(
+        installs[0].ends_with("em-alpha"),
+        "alpha first: {installs:?}"
+    );
+    assert!(installs[1].ends_with("em-beta em-shared"), "{installs:?}");
+    assert!(err.contains("Installed alpha 1.0.0"), "{err}");
+    assert!(err.contains("Installed beta 1.0.0"), "{err}");
+    let st = state(&s);
+    assert_eq!(st["extensions"]["alpha"]["status"], "installed");
+    assert_eq!(st["extensions"]["beta"]["status"], "installed");
+    assert_eq!(
+        st["extensions"]["beta"]["added"]["apt"],
+        serde_json::json!(["em-beta", "em-shared"])
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(s.path().join("state/reports/last.json")).expect("report"),
+    )
+    .expect("json");
+    assert_eq!(report["exit_code"], 0);
+    assert_eq!(report["extensions"][1]["name"], "beta");
+    assert_eq!(report["extensions"][1]["steps"][0]["attempts"], 1);
+
+    let again = run(&s, &exts, &conf, &["install", "beta"]);
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(0), "{err}");
+    assert_eq!(
+        apt_installs(&s).len(),
+        2,
+        "no new apt-get install: {:?}",
+        apt_installs(&s)
+    );
+    assert!(err.contains("already installed; checks pass"), "{err}");
+    let history = fs::read_to_string(s.path().join("state/history.jsonl")).expect("history");
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("\"installed\"") && l.contains("\"beta\"")),
+        "{history}"
+    );
+    assert!(
+        history.lines().any(|l| l.contains("\"up-to-date\"")),
+        "{history}"
+    );
+}
+
+#[test]
+fn keep_going_skips_the_dependents_of_a_failure_and_finishes_the_rest() {
+    let (s, exts, conf) = session();
+    let out = run(
+        &s,
+        &exts,
+        &conf,
+        &["install", "--keep-going", "delta", "gamma"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Failed broken"), "{err}");
+    assert!(err.contains("em-missing"), "{err}");
+    assert!(
+        err.contains("delta: it requires `broken`, which did not install"),
+        "{err}"
+    );
+    assert!(err.contains("Installed gamma"), "{err}");
+    let st = state(&s);
+    assert_eq!(st["extensions"]["gamma"]["status"], "installed");
+    assert_eq!(st["extensions"]["broken"]["status"], "failed");
+    assert!(st["extensions"].get("delta").is_none(), "{st}");
+    assert!(apt_installs(&s).iter().all(|a| !a.contains("em-delta")));
+}
+
+#[test]
+fn without_keep_going_a_failure_stops_new_starts() {
+    let (s, exts, conf) = session();
+    let out = run(
+        &s,
+        &exts,
+        &conf,
+        &["install", "--jobs", "1", "broken", "gamma"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("use --keep-going"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        apt_installs(&s).iter().all(|a| !a.ends_with("em-shared")),
+        "{:?}",
+        apt_installs(&s)
+    );
+}
+
+#[test]
+fn remove_keeps_what_another_installed_extension_needs() {
+    let (s, exts, conf) = session();
+    assert_eq!(
+        run(&s, &exts, &conf, &["install", "beta", "gamma"])
+            .status
+            .code(),
+        Some(0)
+    );
+    // alpha is required by beta: refused without --cascade.
+    let refused = run(&s, &exts, &conf, &["remove", "alpha"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("`beta` still requires it"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let out = run(&s, &exts, &conf, &["remove", "beta"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let removes: Vec<String> = s
+        .calls()
+        .into_iter()
+        .filter(|(t, a)| t == "apt-get" && a.starts_with("remove"))
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(removes.len(), 1, "{removes:?}");
+    assert!(
+        removes[0].ends_with(" em-beta"),
+        "em-shared stays for gamma: {removes:?}"
+    );
+    let st = state(&s);
+    assert!(st["extensions"].get("beta").is_none());
+    assert_eq!(st["extensions"]["gamma"]["status"], "installed");
+
+    let out = run(&s, &exts, &conf, &["remove", "--cascade", "alpha"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn plan_shows_the_order_and_exit_code_reports_drift() {
+    let (s, exts, conf) = session();
+    let out = run(&s, &exts, &conf, &["plan", "beta"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "1. alpha 1.0.0: install, required by beta\n     - apt install em-alpha\n2. beta 1.0.0: install\n     - apt install em-beta em-shared\n"
+    );
+    assert_eq!(
+        run(&s, &exts, &conf, &["plan", "--exit-code", "beta"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let json = run(&s, &exts, &conf, &["--output", "json", "plan", "beta"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan JSON");
+    assert_eq!(v["plan"][0]["name"], "alpha");
+    assert_eq!(
+        v["plan"][1]["steps"][0]["summary"],
+        "apt install em-beta em-shared"
+    );
+    assert!(
+        s.calls().iter().all(|(t, _)| t != "apt-get"),
+        "plan runs nothing"
+    );
+
+    assert_eq!(
+        run(&s, &exts, &conf, &["install", "beta"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&s, &exts, &conf, &["plan", "--exit-code", "beta"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn json_output_of_install_list_and_status() {
+    let (s, exts, conf) = session();
+    let out = run(&s, &exts, &conf, &["--output", "json", "install", "gamma"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("install JSON on stdout");
+    assert_eq!(v["extensions"][0]["name"], "gamma");
+    assert_eq!(v["extensions"][0]["result"], "installed");
+
+    let list = run(
+        &s,
+        &exts,
+        &conf,
+        &["--output", "json", "list", "--installed"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).expect("list JSON");
+    assert_eq!(v["extensions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["extensions"][0]["state"], "installed");
+
+    let status = run(&s, &exts, &conf, &["--output", "json", "status"]);
+    assert_eq!(status.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(v["extensions"][0]["validation"], "ok");
+}
+
+#[test]
+fn unknown_extensions_and_bad_manifests_are_usage_errors() {
+    let (s, exts, conf) = session();
+    let out = run(&s, &exts, &conf, &["install", "gama"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `gamma`?"),
+        "{}",
+        stderr(&out)
+    );
+
+    fs::write(
+        Path::new(&exts).join("bad.toml"),
+        "[extension]\nname = \"bad\"\nversion = \"1\"\n\n[[install]]\naptt = [\"x\"]\n",
+    )
+    .expect("bad");
+    let out = run(&s, &exts, &conf, &["install", "gamma"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:6:1"), "{err}");
+    assert!(err.contains('^'), "{err}");
+    assert!(s.calls().is_empty(), "nothing ran: {:?}", s.calls());
+    assert!(!s.path().join("state/state.json").exists());
+}
