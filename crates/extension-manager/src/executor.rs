@@ -528,7 +528,11 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry) -> ExtensionReport {
                 save_record(&ctx, &name, &record).await;
             }
             Ok(StepDone::Guarded(why)) => {
-                ctx.ui.status("Skipped", Tone::Info, &format!("{name} [{}/{total}]: {why}", index + 1));
+                ctx.ui.status(
+                    "Skipped",
+                    Tone::Info,
+                    &format!("{name} [{}/{total}]: {why}", index + 1),
+                );
                 report.result = "skipped".into();
                 report.detail = Some(why);
                 record.completed_steps.push(index);
