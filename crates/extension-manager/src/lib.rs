@@ -21,6 +21,7 @@ pub mod exit;
 pub mod output;
 pub mod plan;
 pub mod policy_options;
+pub mod preflight;
 pub mod session;
 pub mod shell_adapter;
 pub mod state;

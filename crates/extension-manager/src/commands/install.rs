@@ -301,6 +301,24 @@ async fn execute(
     };
     // Plan again under the lock: a run that finished while we waited has changed the state.
     let plan = planner(session)?;
+    let findings = crate::preflight::check(&plan, keep_going).await;
+    for (name, message) in &findings.warnings {
+        common
+            .ui
+            .status("Warning", Tone::Warn, &format!("{name}: {message}"));
+    }
+    if !findings.fatal.is_empty() {
+        for (name, message) in &findings.fatal {
+            common
+                .ui
+                .status("Unmet", Tone::Bad, &format!("{name}: {message}"));
+        }
+        common.ui.error(
+            "requirements are not met: nothing was installed",
+            Some("free disk space or fix name resolution; --keep-going installs despite unresolvable domains"),
+        );
+        return Ok(exit::FAILURE);
+    }
     let state = session.state()?;
     let run_id = new_run_id();
     let config = &session.config;
@@ -385,7 +403,7 @@ pub fn print_summary(report: &RunReport, ui: &Ui) {
         return;
     }
     let mut lines = vec![format!(
-        "{:<16} {:<10} {:>8} {:>8} {:>7} {:>7}",
+        "{:<16} {:<18} {:>8} {:>8} {:>7} {:>7}",
         "extension", "result", "time", "attempts", "retries", "repairs"
     )];
     for e in &report.extensions {
@@ -399,7 +417,7 @@ pub fn print_summary(report: &RunReport, ui: &Ui) {
             Outcome::Skipped { .. } => "skipped",
         };
         lines.push(format!(
-            "{:<16} {:<10} {:>8} {:>8} {:>7} {:>7}",
+            "{:<16} {:<18} {:>8} {:>8} {:>7} {:>7}",
             e.name,
             result,
             em_retry::fmt_duration(Duration::from_millis(e.duration_ms)),
