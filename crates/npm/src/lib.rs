@@ -100,8 +100,8 @@ use em_retry::Operation;
 /// The extension that provides `npm`, for the "not found" error.
 pub const PROVIDED_BY: &str = "the nodejs extension (Debian packages nodejs and npm)";
 
-/// The public registry, the circuit key when no registry is configured.
-pub const DEFAULT_REGISTRY_HOST: &str = "registry.example.org";
+/// The circuit key of npm's own configured registry (no `--registry`, no mirror).
+pub const DEFAULT_REGISTRY_KEY: &str = "npm-default-registry";
 
 /// How npm is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Registry {
         self.0
             .as_deref()
             .and_then(classify::host_of)
-            .unwrap_or_else(|| DEFAULT_REGISTRY_HOST.to_string())
+            .unwrap_or_else(|| DEFAULT_REGISTRY_KEY.to_string())
     }
 }
 
@@ -501,7 +501,8 @@ fn check_registry(url: &str) -> Result<(), ToolError> {
             "npm",
             format!("`{url}` is not a registry URL"),
             Some(
-                "a registry is an http:// or https:// URL, e.g. https://registry.example.org/".into(),
+                "a registry is an http:// or https:// URL, e.g. https://registry.example.org/"
+                    .into(),
             ),
         ))
     }
@@ -565,7 +566,7 @@ mod tests {
             ..NpmConfig::default()
         };
         assert!(Npm::with_tool(rel, "npm".into()).is_err());
-        assert_eq!(Registry(None).key(), "registry.example.org");
+        assert_eq!(Registry(None).key(), DEFAULT_REGISTRY_KEY);
         assert_eq!(
             Registry(Some("https://u:p@npm.example.org:8443/npm/".into())).key(),
             "npm.example.org:8443"

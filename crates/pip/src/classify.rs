@@ -374,7 +374,7 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Pip
         .index
         .clone()
         .or_else(|| index_in(failure))
-        .unwrap_or_else(|| crate::DEFAULT_INDEX.to_string());
+        .unwrap_or_else(|| "pip's default index".to_string());
     match &context.probe {
         Some(ProbeResult::NotFound) => Verdict::Permanent(
             format!("no package `{project}` on the index {index}"),

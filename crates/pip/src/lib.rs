@@ -76,7 +76,7 @@ mod requirement;
 pub use classify::{
     ClassifyContext, PipRepair, ProbeResult, ambiguous_project, classify, index_in,
 };
-pub use probe::{probe_index, project_url};
+pub use probe::{pip_default_index, probe_index, project_url};
 pub use requirement::{PipRequirement, normalize_name};
 
 use std::fmt;
@@ -92,8 +92,8 @@ use em_retry::Operation;
 pub const PROVIDED_BY: &str =
     "the python extension (Debian packages python3, python3-pip, python3-venv)";
 
-/// pip's default index, probed when no other is known.
-pub const DEFAULT_INDEX: &str = "https://pypi.example.org/simple/";
+/// The circuit key of pip's own configured index (no `--index-url`, no mirror).
+pub const DEFAULT_INDEX_KEY: &str = "pip-default-index";
 
 /// How pip is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Index {
         self.0
             .as_deref()
             .and_then(classify::host_of)
-            .unwrap_or_else(|| "pypi.example.org".to_string())
+            .unwrap_or_else(|| DEFAULT_INDEX_KEY.to_string())
     }
 }
 
@@ -390,14 +390,16 @@ impl Adapter for Pip {
         if let Some(project) = ambiguous_project(failure) {
             let index = index_in(failure)
                 .or_else(|| self.config.index_url.clone())
-                .unwrap_or_else(|| DEFAULT_INDEX.to_string());
-            context.probe = Some(probe_index(
-                self.probe_python(),
-                &project_url(&index, &project),
-                self.config.probe_timeout,
-                &self.config.env,
-            ));
-            context.index = Some(index);
+                .or_else(|| pip_default_index(self.probe_python(), &self.config.env));
+            if let Some(index) = index {
+                context.probe = Some(probe_index(
+                    self.probe_python(),
+                    &project_url(&index, &project),
+                    self.config.probe_timeout,
+                    &self.config.env,
+                ));
+                context.index = Some(index);
+            }
         }
         classify(failure, &context)
     }
@@ -460,7 +462,7 @@ mod tests {
         }
         assert_eq!(seconds(Duration::from_secs(30)), "30");
         assert_eq!(seconds(Duration::from_millis(2500)), "2.500");
-        assert_eq!(Index(None).key(), "pypi.example.org");
+        assert_eq!(Index(None).key(), DEFAULT_INDEX_KEY);
         assert_eq!(
             Index(Some("https://p.example.org:8443/simple/".into())).key(),
             "p.example.org:8443"

@@ -37,6 +37,46 @@ pub fn project_url(index: &str, project: &str) -> String {
     )
 }
 
+/// The index pip uses when none is configured, asked of pip itself (so that this crate
+/// names no host): `PIP_INDEX_URL` when set, else pip's built-in default. `None` when pip
+/// cannot tell within a few seconds: the ambiguous failure is then not probed (transient).
+pub fn pip_default_index(python: &Path, env: &[(String, String)]) -> Option<String> {
+    if let Some((_, v)) = env.iter().find(|(k, _)| k == "PIP_INDEX_URL") {
+        return Some(v.clone());
+    }
+    if let Ok(v) = std::env::var("PIP_INDEX_URL")
+        && !v.is_empty()
+    {
+        return Some(v);
+    }
+    const ASK: &str = "from pip._internal.models.index import PyPI; print(PyPI.simple_url)";
+    let mut child = Command::new(python)
+        .args(["-c", ASK])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let hard_limit = Instant::now() + Duration::from_secs(5);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(None) if Instant::now() < hard_limit => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    let url = out.trim();
+    (url.starts_with("http://") || url.starts_with("https://")).then(|| url.to_string())
+}
+
 /// GETs `url` with `python`, within `timeout`. `env` is passed to the interpreter
 /// (proxies). Only http(s) URLs are probed.
 pub fn probe_index(

@@ -230,6 +230,8 @@ impl fmt::Display for CircuitOpen {
             write!(f, "; a trial call is running now")
         } else {
             let wait = self.reopen_at.duration_since(self.now).unwrap_or_default();
+            // Rounded up to the second: "in 5m", not "in 4m 59s" a millisecond later.
+            let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
             write!(
                 f,
                 "; next trial in {} at {}",
