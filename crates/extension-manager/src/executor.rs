@@ -507,12 +507,12 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry) -> ExtensionReport {
         let recorder = Arc::new(StepRecorder::default());
         let result = run_step(
             &ctx,
+            &name,
             &manifest,
             step,
             &log,
             recorder.clone(),
-            &mut record.added,
-            &mut record.uses,
+            &mut record,
         )
         .await;
         let recorded = recorder.0.lock().map(|r| r.clone()).unwrap_or_default();
@@ -653,14 +653,17 @@ fn runner_for(
         .with_lines(log.sink()))
 }
 
+/// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,
+/// so that a run killed in the middle of it still knows what to undo; what turns out not
+/// to be there after a failure is dropped again.
 async fn run_step(
     ctx: &Arc<Context>,
+    name: &str,
     manifest: &ResolvedManifest,
     step: &InstallStep,
     log: &Log,
     recorder: Arc<StepRecorder>,
-    added: &mut Added,
-    uses: &mut Added,
+    record: &mut InstalledExtension,
 ) -> Result<StepDone, StepError> {
     match &step.action {
         Step::Apt(apt_step) => {
@@ -681,14 +684,27 @@ async fn run_step(
             for p in &packages {
                 before.push(apt.is_installed(p).await.unwrap_or(false));
             }
-            apt.install(&runner, &packages).await?;
+            let fresh: Vec<&AptPackage> = packages
+                .iter()
+                .zip(before)
+                .filter(|(_, was)| !was)
+                .map(|(p, _)| p)
+                .collect();
             for p in &packages {
-                push_new(&mut uses.apt, p.name().to_string());
+                push_new(&mut record.uses.apt, p.name().to_string());
             }
-            for (p, was) in packages.iter().zip(before) {
-                if !was && !added.apt.contains(&p.name().to_string()) {
-                    added.apt.push(p.name().to_string());
+            for p in &fresh {
+                push_new(&mut record.added.apt, p.name().to_string());
+            }
+            save_record(ctx, name, record).await;
+            if let Err(e) = apt.install(&runner, &packages).await {
+                for p in &fresh {
+                    if !apt.is_installed(p).await.unwrap_or(true) {
+                        record.added.apt.retain(|n| n != p.name());
+                    }
                 }
+                save_record(ctx, name, record).await;
+                return Err(e.into());
             }
             Ok(StepDone::Ran)
         }
@@ -710,15 +726,28 @@ async fn run_step(
                 .await
                 .map(|l| l.into_iter().map(|(n, _)| n).collect())
                 .unwrap_or_default();
-            npm.install_global(&runner, &packages).await?;
+            let fresh: Vec<String> = packages
+                .iter()
+                .map(|p| p.name().to_string())
+                .filter(|n| !before.contains(n))
+                .collect();
             for p in &packages {
-                push_new(&mut uses.npm, p.name().to_string());
+                push_new(&mut record.uses.npm, p.name().to_string());
             }
-            for p in &packages {
-                let n = p.name().to_string();
-                if !before.contains(&n) && !added.npm.contains(&n) {
-                    added.npm.push(n);
+            for n in &fresh {
+                push_new(&mut record.added.npm, n.clone());
+            }
+            save_record(ctx, name, record).await;
+            if let Err(e) = npm.install_global(&runner, &packages).await {
+                if let Ok(now) = npm.ls_global().await {
+                    let now: BTreeSet<String> = now.into_iter().map(|(n, _)| n).collect();
+                    record
+                        .added
+                        .npm
+                        .retain(|n| !fresh.contains(n) || now.contains(n));
+                    save_record(ctx, name, record).await;
                 }
+                return Err(e.into());
             }
             Ok(StepDone::Ran)
         }
@@ -753,24 +782,31 @@ async fn run_step(
                 },
                 target,
             )?);
-            let result = pip.install(&runner, &requirements).await;
+            // A venv this step creates, and (pip installs are idempotent) every requirement,
+            // are recorded before pip runs.
             if let Some(v) = &venv
                 && !venv_existed
-                && v.join("pyvenv.cfg").exists()
-                && !added.venvs.contains(v)
             {
-                added.venvs.push(v.clone());
+                push_new(&mut record.added.venvs, v.clone());
             }
-            result?;
             for r in &requirements {
                 let entry = PipAdded {
                     venv: venv.clone(),
                     name: r.name().to_string(),
                 };
-                push_new(&mut uses.pip, entry.clone());
-                if !added.pip.contains(&entry) {
-                    added.pip.push(entry);
+                push_new(&mut record.uses.pip, entry.clone());
+                push_new(&mut record.added.pip, entry);
+            }
+            save_record(ctx, name, record).await;
+            if let Err(e) = pip.install(&runner, &requirements).await {
+                if let Some(v) = &venv
+                    && !v.join("pyvenv.cfg").exists()
+                {
+                    record.added.venvs.retain(|x| x != v);
+                    record.added.pip.retain(|p| p.venv.as_ref() != Some(v));
+                    save_record(ctx, name, record).await;
                 }
+                return Err(e.into());
             }
             Ok(StepDone::Ran)
         }
@@ -793,29 +829,35 @@ async fn run_step(
                 mode: d.mode,
             };
             let existed = dest.exists();
+            push_new(&mut record.uses.files, dest.clone());
+            if !existed {
+                push_new(&mut record.added.files, dest.clone());
+                save_record(ctx, name, record).await;
+            }
             let via = d.via.unwrap_or(if which::which("curl").is_ok() {
                 Via::Curl
             } else {
                 Via::Wget
             });
-            match via {
-                Via::Curl => {
-                    Arc::new(Curl::new(CurlConfig::default())?)
-                        .download(&runner, &request)
-                        .await?
-                }
-                Via::Wget => {
-                    Arc::new(Wget::new(WgetConfig::default())?)
-                        .download(&runner, &request)
-                        .await?
-                }
+            let downloaded = match via {
+                Via::Curl => match Curl::new(CurlConfig::default()) {
+                    Ok(curl) => Arc::new(curl).download(&runner, &request).await,
+                    Err(e) => Err(e),
+                },
+                Via::Wget => match Wget::new(WgetConfig::default()) {
+                    Ok(wget) => Arc::new(wget).download(&runner, &request).await,
+                    Err(e) => Err(e),
+                },
             };
-            push_new(&mut uses.files, dest.clone());
-            if !existed && !added.files.contains(&dest) {
-                added.files.push(dest.clone());
+            if let Err(e) = downloaded {
+                if !dest.exists() {
+                    record.added.files.retain(|f| f != &dest);
+                    save_record(ctx, name, record).await;
+                }
+                return Err(e.into());
             }
             if let Some(unpack_to) = &d.unpack_to {
-                unpack(&dest, Path::new(&unpack_to.value), added).await?;
+                unpack(&dest, Path::new(&unpack_to.value), &mut record.added).await?;
             }
             Ok(StepDone::Ran)
         }

@@ -207,6 +207,11 @@ impl StateDir {
         file.set_len(0)
             .and_then(|()| file.write_all_at(&record, 0))
             .map_err(io_error)?;
+        // A run killed between writing a temporary file and renaming it left it behind;
+        // with the lock held, nobody else is writing one now.
+        for dir in [self.root.clone(), self.root.join("reports")] {
+            remove_stale_temp_files(&dir);
+        }
         Ok(RunLock {
             file,
             path,
@@ -855,6 +860,20 @@ impl<'de> Deserialize<'de> for State {
     }
 }
 
+/// Removes `.<name>.<random>.tmp` files that `write_atomically` left in `dir` when killed.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The record of one extension in `state.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstalledExtension {
@@ -871,7 +890,8 @@ pub struct InstalledExtension {
     pub status: ExtensionStatus,
     /// When the install ran (RFC 3339).
     pub installed_at: String,
-    /// The indexes of the install steps that completed (a resumed install skips them).
+    /// The indexes of the install steps that completed (for the report; a resumed install
+    /// runs every step again, which is safe because steps are idempotent or guarded).
     #[serde(default)]
     pub completed_steps: Vec<usize>,
     /// What the install put on the machine that was not there before.
