@@ -347,6 +347,57 @@ impl Apt {
         }
     }
 
+    /// `apt-get update --error-on=any` of the sources in `list` only (a one-line-format
+    /// file, e.g. a third-party repository just added): the machine's other sources are
+    /// not fetched, and their lists are kept (`APT::Get::List-Cleanup=0`).
+    pub async fn update_only(
+        self: &Arc<Self>,
+        runner: &Runner,
+        list: &Path,
+    ) -> Result<(), ToolError> {
+        let operation = Operation::new("apt", format!("update {}", list.display()));
+        let label = operation.to_string();
+        self.check_privileges(&label)?;
+        let empty_parts = tempfile::Builder::new()
+            .prefix("em-apt-parts-")
+            .tempdir()
+            .map_err(|e| {
+                ToolError::permanent(
+                    label.clone(),
+                    format!("cannot create a temporary directory: {e}"),
+                    None,
+                )
+            })?;
+        let step = Arc::new(Step {
+            apt: self.clone(),
+            update_after_clear: false,
+        });
+        let key = std::fs::read_to_string(list).ok().and_then(|text| {
+            text.split_whitespace()
+                .find(|w| w.contains("://"))
+                .map(classify::url_host)
+        });
+        runner
+            .run(&step, operation, key.as_deref(), |_| {
+                let cmd = self
+                    .apt_get()
+                    .args(["update", "--error-on=any", "-q"])
+                    .args(self.acquire_args())
+                    .args(self.lock_args())
+                    .arg("-o")
+                    .arg(format!("Dir::Etc::SourceList={}", list.display()))
+                    .arg("-o")
+                    .arg(format!(
+                        "Dir::Etc::SourceParts={}",
+                        empty_parts.path().display()
+                    ))
+                    .args(["-o", "APT::Get::List-Cleanup=0"]);
+                self.privileged(cmd, &label)
+            })
+            .await
+            .map(|_| ())
+    }
+
     /// `apt-get install -y --no-install-recommends` of `packages` (nothing to do when empty).
     pub async fn install(
         self: &Arc<Self>,

@@ -667,11 +667,6 @@ async fn run_step(
 ) -> Result<StepDone, StepError> {
     match &step.action {
         Step::Apt(apt_step) => {
-            if apt_step.repository.is_some() {
-                return Err(StepError::from(
-                    "apt steps with a third-party `repository` are not supported yet".to_string(),
-                ));
-            }
             let packages = apt_step
                 .packages
                 .iter()
@@ -680,6 +675,26 @@ async fn run_step(
             let runner = runner_for(ctx, ctx.settings.policy("apt"), step, log, recorder)?;
             let apt = apt_adapter(ctx)?;
             let _one_at_a_time = ctx.tools.apt_lock.lock().await;
+            if let Some(repository) = &apt_step.repository {
+                let downloads = runner_for(
+                    ctx,
+                    ctx.settings.policy("download"),
+                    step,
+                    log,
+                    Arc::new(StepRecorder::default()),
+                )?;
+                add_repository(
+                    ctx,
+                    name,
+                    record,
+                    &apt,
+                    &runner,
+                    &downloads,
+                    repository,
+                    apt_step.allow_http,
+                )
+                .await?;
+            }
             let mut before = Vec::new();
             for p in &packages {
                 before.push(apt.is_installed(p).await.unwrap_or(false));
@@ -896,6 +911,88 @@ async fn run_step(
             Ok(StepDone::Ran)
         }
     }
+}
+
+/// Where third-party apt sources and their keys go (overridable for tests).
+fn apt_etc_dirs() -> (PathBuf, PathBuf) {
+    let dir = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    (
+        dir("EM_APT_SOURCES_DIR", "/etc/apt/sources.list.d"),
+        dir("EM_APT_KEYRINGS_DIR", "/etc/apt/keyrings"),
+    )
+}
+
+/// A step's third-party `repository`: its key (downloaded, sha256-checked) under the
+/// keyrings dir, a deb822 `extension-manager-NAME.sources` under sources.list.d, both
+/// recorded for `remove`; then `apt-get update` of that source only.
+#[allow(clippy::too_many_arguments)]
+async fn add_repository(
+    ctx: &Arc<Context>,
+    name: &str,
+    record: &mut InstalledExtension,
+    apt: &Arc<Apt>,
+    runner: &Runner,
+    downloads: &Runner,
+    repository: &em_manifest::AptRepository,
+    allow_http: bool,
+) -> Result<(), StepError> {
+    let (sources_dir, keyrings_dir) = apt_etc_dirs();
+    for dir in [&sources_dir, &keyrings_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let key_path = keyrings_dir.join(format!("extension-manager-{name}.asc"));
+    let sources_path = sources_dir.join(format!("extension-manager-{name}.sources"));
+    push_new(&mut record.added.apt_sources, sources_path.clone());
+    push_new(&mut record.added.apt_sources, key_path.clone());
+    save_record(ctx, name, record).await;
+    let request = DownloadRequest {
+        url: repository.key.value.clone(),
+        mirrors: Vec::new(),
+        dest: key_path.clone(),
+        sha256: match &repository.key_sha256 {
+            Some(s) => Some(Sha256::parse(&s.value)?),
+            None => None,
+        },
+        allow_http,
+        mode: Some(0o644),
+    };
+    Arc::new(Curl::new(CurlConfig::default())?)
+        .download(downloads, &request)
+        .await?;
+    let components: Vec<&str> = repository
+        .components
+        .iter()
+        .map(|c| c.value.as_str())
+        .collect();
+    let mut deb822 = format!(
+        "# Written by extension-manager for `{name}`; removed by `extension-manager remove {name}`.\nTypes: deb\nURIs: {}\nSuites: {}\n",
+        repository.uri.value, repository.suite.value
+    );
+    if !components.is_empty() {
+        deb822.push_str(&format!("Components: {}\n", components.join(" ")));
+    }
+    deb822.push_str(&format!("Signed-By: {}\n", key_path.display()));
+    crate::cli::write_atomically(&sources_path, deb822.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", sources_path.display()))?;
+    // The same source in one-line form, for an update of this source alone.
+    let scratch =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let list = scratch.path().join("source.list");
+    let line = format!(
+        "deb [signed-by={}] {} {} {}\n",
+        key_path.display(),
+        repository.uri.value,
+        repository.suite.value,
+        components.join(" ")
+    );
+    std::fs::write(&list, line).map_err(|e| format!("cannot write {}: {e}", list.display()))?;
+    apt.update_only(runner, &list).await?;
+    Ok(())
 }
 
 fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {

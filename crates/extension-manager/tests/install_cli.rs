@@ -316,3 +316,94 @@ fn unknown_extensions_and_bad_manifests_are_usage_errors() {
     assert!(s.calls().is_empty(), "nothing ran: {:?}", s.calls());
     assert!(!s.path().join("state/state.json").exists());
 }
+
+#[test]
+fn a_third_party_repository_is_added_updated_alone_and_removed_again() {
+    let s = Session::new(
+        &["apt-get", "dpkg", "dpkg-query", "curl"],
+        r#"
+[[call]]
+tool = "curl"
+write_to_arg = "-o"
+content = "KEY\n"
+"#,
+    );
+    let exts = s.path().join("extensions");
+    fs::create_dir_all(&exts).expect("dir");
+    fs::write(
+        exts.join("thirdparty.toml"),
+        r#"[extension]
+name = "thirdparty"
+version = "1.0.0"
+
+[[install]]
+apt = ["em-thirdparty"]
+repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", components = ["stable"], key = "https://127.0.0.1:9/key.asc", key_sha256 = "4a3ec3730504983f960fb2df35a1d68d640ff55d151fa3128ca0fc707f86882e" }
+"#,
+    )
+    .expect("manifest");
+    let sources = s.path().join("sources.list.d");
+    let keyrings = s.path().join("keyrings");
+    let run = |args: &[&str]| {
+        s.em()
+            .env("EM_APT_SOURCES_DIR", &sources)
+            .env("EM_APT_KEYRINGS_DIR", &keyrings)
+            .arg("--extensions-dir")
+            .arg(&exts)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let out = run(&["install", "thirdparty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let source = fs::read_to_string(sources.join("extension-manager-thirdparty.sources"))
+        .expect("sources file");
+    assert!(
+        source.contains("URIs: https://127.0.0.1:9/debian\n"),
+        "{source}"
+    );
+    assert!(
+        source.contains("Suites: bookworm\nComponents: stable\n"),
+        "{source}"
+    );
+    assert!(
+        source.contains(&format!(
+            "Signed-By: {}",
+            keyrings.join("extension-manager-thirdparty.asc").display()
+        )),
+        "{source}"
+    );
+    assert_eq!(
+        fs::read_to_string(keyrings.join("extension-manager-thirdparty.asc")).expect("key"),
+        "KEY\n"
+    );
+    let calls = s.calls();
+    let update = calls
+        .iter()
+        .position(|(t, a)| t == "apt-get" && a.starts_with("update"))
+        .expect("an update");
+    let install = calls
+        .iter()
+        .position(|(t, a)| t == "apt-get" && a.starts_with("install"))
+        .expect("an install");
+    assert!(update < install, "{calls:?}");
+    assert!(
+        calls[update].1.contains("Dir::Etc::SourceList="),
+        "only this source: {:?}",
+        calls[update]
+    );
+    assert!(
+        calls[update].1.contains("APT::Get::List-Cleanup=0"),
+        "{:?}",
+        calls[update]
+    );
+
+    let out = run(&["remove", "thirdparty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !sources
+            .join("extension-manager-thirdparty.sources")
+            .exists()
+    );
+    assert!(!keyrings.join("extension-manager-thirdparty.asc").exists());
+}

@@ -93,25 +93,27 @@ pub async fn remove(
         .unwrap_or_else(|_| targets.iter().cloned().collect());
     if args.dry_run {
         for name in &order {
-            let added = &state.extensions[name].added;
-            let needed = state.still_needed(name);
+            let undo = state.to_undo(name).unwrap_or_default();
             println!("remove {name}:");
-            for p in added.apt.iter().filter(|p| !needed.apt.contains(*p)) {
+            for p in &undo.apt {
                 println!("  apt remove {p}");
             }
-            for p in added.npm.iter().filter(|p| !needed.npm.contains(*p)) {
+            for p in &undo.npm {
                 println!("  npm uninstall -g {p}");
             }
-            for p in added.pip.iter().filter(|p| !needed.pip.contains(*p)) {
+            for p in &undo.pip {
                 println!("  pip uninstall {}", p.name);
             }
-            for f in added
+            for f in undo
                 .files
                 .iter()
-                .chain(added.venvs.iter())
-                .filter(|f| !needed.files.contains(*f))
+                .chain(&undo.venvs)
+                .chain(&undo.apt_sources)
             {
                 println!("  delete {}", f.display());
+            }
+            if undo.is_empty() {
+                println!("  (nothing it added is left to undo)");
             }
         }
         return Ok(exit::OK);
@@ -141,11 +143,10 @@ pub async fn remove(
     let mut failed = false;
     let mut removed = Vec::new();
     for name in &order {
-        let Some(record) = state.extensions.get(name).cloned() else {
+        let Some(undo) = state.to_undo(name) else {
             continue;
         };
         common.ui.status("Removing", Tone::Info, name);
-        let needed = state.still_needed(name);
         let mut problems = Vec::new();
         // The manifest's own [[remove]] steps first (they may need what is about to go).
         if let Some(manifest) = session.catalog.get(name) {
@@ -164,11 +165,9 @@ pub async fn remove(
                 }
             }
         }
-        let apt: Vec<AptPackage> = record
-            .added
+        let apt: Vec<AptPackage> = undo
             .apt
             .iter()
-            .filter(|p| !needed.apt.contains(*p))
             .filter_map(|p| AptPackage::parse(p).ok())
             .collect();
         if !apt.is_empty() {
@@ -181,21 +180,17 @@ pub async fn remove(
                 Err(e) => problems.push(e.to_string()),
             }
         }
-        let npm: Vec<NpmPackage> = record
-            .added
+        let npm: Vec<NpmPackage> = undo
             .npm
             .iter()
-            .filter(|p| !needed.npm.contains(*p))
             .filter_map(|p| NpmPackage::parse(p).ok())
             .collect();
         if !npm.is_empty() {
             match Npm::new(NpmConfig::default()) {
                 Ok(n) => {
+                    let policy = session.config.policy("npm");
                     if let Err(e) = Arc::new(n)
-                        .uninstall_global(
-                            &runner.clone().with_policy(session.config.policy("npm")),
-                            &npm,
-                        )
+                        .uninstall_global(&runner.clone().with_policy(policy), &npm)
                         .await
                     {
                         problems.push(e.to_string());
@@ -204,14 +199,8 @@ pub async fn remove(
                 Err(e) => problems.push(e.to_string()),
             }
         }
-        let removed_venvs: BTreeSet<PathBuf> = record
-            .added
-            .venvs
-            .iter()
-            .filter(|v| !needed.files.contains(*v))
-            .cloned()
-            .collect();
-        for p in record.added.pip.iter().filter(|p| !needed.pip.contains(*p)) {
+        let removed_venvs: BTreeSet<PathBuf> = undo.venvs.iter().cloned().collect();
+        for p in &undo.pip {
             // A venv that goes away takes its packages along.
             if p.venv.as_ref().is_some_and(|v| removed_venvs.contains(v)) {
                 continue;
@@ -225,11 +214,9 @@ pub async fn remove(
             };
             match Pip::new(PipConfig::default(), target) {
                 Ok(pip) => {
+                    let policy = session.config.policy("pip");
                     if let Err(e) = Arc::new(pip)
-                        .uninstall(
-                            &runner.clone().with_policy(session.config.policy("pip")),
-                            &[req],
-                        )
+                        .uninstall(&runner.clone().with_policy(policy), &[req])
                         .await
                     {
                         problems.push(e.to_string());
@@ -238,12 +225,11 @@ pub async fn remove(
                 Err(e) => problems.push(e.to_string()),
             }
         }
-        for path in record
-            .added
+        for path in undo
             .files
             .iter()
             .chain(removed_venvs.iter())
-            .filter(|f| !needed.files.contains(*f))
+            .chain(undo.apt_sources.iter())
         {
             let result = if path.is_dir() && !path.is_symlink() {
                 std::fs::remove_dir_all(path)
