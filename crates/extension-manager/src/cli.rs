@@ -208,6 +208,7 @@ fn run(cli: Cli) -> u8 {
             output: global.output,
             report: global.report.as_deref(),
             command: command_line(),
+            metrics: metrics.clone(),
         };
         let work = async {
             match cli.command {

@@ -270,8 +270,33 @@ fn plan_shows_the_order_and_exit_code_reports_drift() {
 #[test]
 fn json_output_of_install_list_and_status() {
     let (s, exts, conf) = session();
-    let out = run(&s, &exts, &conf, &["--output", "json", "install", "gamma"]);
+    let metrics = s.path().join("em.prom");
+    let metrics_arg = metrics.display().to_string();
+    let out = run(
+        &s,
+        &exts,
+        &conf,
+        &[
+            "--output",
+            "json",
+            "--metrics",
+            &metrics_arg,
+            "install",
+            "gamma",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = fs::read_to_string(&metrics).expect("metrics written");
+    assert!(
+        text.contains(
+            "extension_manager_installs_total{extension=\"gamma\",outcome=\"installed\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("extension_manager_attempts_total{adapter=\"apt\""),
+        "{text}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("install JSON on stdout");
     assert_eq!(v["extensions"][0]["name"], "gamma");
     assert_eq!(v["extensions"][0]["result"], "installed");

@@ -33,6 +33,9 @@ impl Histogram {
     }
 }
 
+/// A counter family of the caller's: its help text, and a value per label set.
+type CustomFamily = (String, BTreeMap<Vec<(String, String)>, u64>);
+
 #[derive(Debug, Default)]
 struct Counters {
     attempts: BTreeMap<(String, String, String), u64>,
@@ -41,6 +44,8 @@ struct Counters {
     durations: BTreeMap<(String, String), Histogram>,
     circuit_open: BTreeMap<String, bool>,
     last_class: HashMap<Operation, &'static str>,
+    /// Counters of the caller's own, by name.
+    custom: BTreeMap<String, CustomFamily>,
 }
 
 /// A [`Subscriber`] that counts, by label, and renders Prometheus text:
@@ -89,6 +94,22 @@ impl Metrics {
     pub fn set_circuit_open(&self, key: &str, open: bool) {
         if let Ok(mut c) = self.counters.lock() {
             c.circuit_open.insert(key.to_string(), open);
+        }
+    }
+
+    /// Adds one to the caller's own counter `<ns>_<name>{labels}` (e.g. `installs_total`
+    /// with `extension` and `outcome`), rendered with `help` after the built-in families.
+    pub fn increment(&self, name: &str, help: &str, labels: &[(&str, &str)]) {
+        if let Ok(mut c) = self.counters.lock() {
+            let family = c
+                .custom
+                .entry(name.to_string())
+                .or_insert_with(|| (help.to_string(), BTreeMap::new()));
+            let key = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            *family.1.entry(key).or_default() += 1;
         }
     }
 
@@ -169,6 +190,17 @@ impl Metrics {
                 escape(key),
                 u8::from(*open)
             );
+        }
+        for (name, (help, values)) in &c.custom {
+            let _ = writeln!(out, "# HELP {ns}_{name} {help}");
+            let _ = writeln!(out, "# TYPE {ns}_{name} counter");
+            for (labels, v) in values {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                    .collect();
+                let _ = writeln!(out, "{ns}_{name}{{{}}} {v}", labels.join(","));
+            }
         }
         out
     }

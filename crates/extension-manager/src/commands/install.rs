@@ -120,6 +120,8 @@ pub struct Common<'a> {
     pub report: Option<&'a std::path::Path>,
     /// The command line, for history and the lock holder.
     pub command: String,
+    /// `--metrics`: where install outcomes are counted too.
+    pub metrics: Option<Arc<em_retry::Metrics>>,
 }
 
 fn make_plan(
@@ -379,6 +381,21 @@ async fn execute(
         "run",
         &format!("exit {}", report.exit_code()),
     ));
+    if let Some(metrics) = &common.metrics {
+        for e in &report.extensions {
+            let outcome = match &e.outcome {
+                Outcome::Installed => "installed",
+                Outcome::UpToDate => "up_to_date",
+                Outcome::Failed { .. } => "failed",
+                Outcome::Skipped { .. } => "skipped",
+            };
+            metrics.increment(
+                "installs_total",
+                "Extensions by the outcome of their install.",
+                &[("extension", &e.name), ("outcome", outcome)],
+            );
+        }
+    }
     print_summary(&report, &common.ui);
     if common.output == OutputFormat::Json {
         println!("{json}");
