@@ -33,6 +33,26 @@ enum Outcome {
     Failed(Duration, String),
 }
 
+/// `cargo xtask e2e`: only the end-to-end suite, required to run (no skipping).
+pub fn run_e2e(root: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let step = steps(root)
+        .into_iter()
+        .find(|s| s.name == "e2e")
+        .ok_or_else(|| "no e2e step".to_string())?;
+    let Action::Run(argv) = &step.action else {
+        return Err("the e2e step is not a command".into());
+    };
+    let mut cmd = command(root, argv);
+    if std::env::var_os("EM_E2E_REQUIRED").is_none() {
+        cmd.env("EM_E2E_REQUIRED", "1");
+    }
+    eprintln!("==> e2e: {}", step.describe());
+    let result = run_command(cmd);
+    eprintln!("==> e2e: wall time {}", format_duration(started.elapsed()));
+    result
+}
+
 /// Runs every step, stops at the first failure, and prints the time each step took.
 pub fn run(root: &Path) -> Result<(), String> {
     let steps = steps(root);
@@ -91,14 +111,27 @@ pub fn run(root: &Path) -> Result<(), String> {
 }
 
 fn steps(root: &Path) -> Vec<Step> {
-    let tests = if has_nextest(root) {
-        vec!["cargo", "nextest", "run", "--workspace"]
+    let (tests, e2e) = if has_nextest(root) {
+        (
+            vec![
+                "cargo",
+                "nextest",
+                "run",
+                "--workspace",
+                "--exclude",
+                "em-e2e",
+            ],
+            vec!["cargo", "nextest", "run", "-p", "em-e2e"],
+        )
     } else {
         eprintln!(
             "note: cargo-nextest is not installed; the tests run with `cargo test --workspace`"
         );
         eprintln!("hint: `cargo install cargo-nextest --locked` (.ci/run installs it)");
-        vec!["cargo", "test", "--workspace"]
+        (
+            vec!["cargo", "test", "--workspace", "--exclude", "em-e2e"],
+            vec!["cargo", "test", "-p", "em-e2e"],
+        )
     };
     vec![
         Step {
@@ -124,6 +157,12 @@ fn steps(root: &Path) -> Vec<Step> {
         Step {
             name: "test",
             action: Action::Run(tests),
+        },
+        // The real tools against the flaky local registry (needs root for apt; skips
+        // without it, unless EM_E2E_REQUIRED=1, which .ci/run sets).
+        Step {
+            name: "e2e",
+            action: Action::Run(e2e),
         },
         // nextest does not run doctests, and our public items carry examples that must.
         Step {

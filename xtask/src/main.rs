@@ -26,7 +26,10 @@ usage: cargo xtask <command> [options]
 
 commands:
   ci                 tidy, cargo fmt --check, cargo clippy -D warnings, the tests
-                     (cargo nextest, or cargo test without it) and the doctests
+                     (cargo nextest, or cargo test without it), the e2e suite and
+                     the doctests
+  e2e                the real tools against the flaky local registry, required
+                     (EM_E2E_REQUIRED=1: a missing tool or root fails, not skips)
   tidy               check the repository itself: crate docs, no unfinished-work or
                      debug macros, README.md / ARCHITECTURE.md / docs/decisions.md present
   bench [options]    overhead of `extension-manager retry -- true` versus `true`
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let result = match command.as_deref() {
         Some("ci") if rest.is_empty() => ci::run(&root),
         Some("tidy") if rest.is_empty() => tidy::run(&root),
+        Some("e2e") if rest.is_empty() => ci::run_e2e(&root),
         Some("bench") => {
             bench::Options::parse(&rest).and_then(|options| bench::run(&root, &options))
         }
@@ -53,7 +57,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Some("ci" | "tidy") => Err(format!("unexpected arguments: {}", rest.join(" "))),
+        Some("ci" | "tidy" | "e2e") => Err(format!("unexpected arguments: {}", rest.join(" "))),
         Some(other) => Err(format!("unknown command `{other}`")),
         None => Err("no command given".to_owned()),
     };

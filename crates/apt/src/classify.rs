@@ -186,7 +186,10 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
             "installed packages have unmet dependencies".into(),
         );
     }
+    // "exited unexpectedly": dpkg itself died (killed, OOM) mid-run, as seen in our e2e
+    // run with apt 2.6.1; the journal needs `dpkg --configure -a` before anything else.
     if has("Sub-process /usr/bin/dpkg returned an error code")
+        || has("Sub-process /usr/bin/dpkg exited unexpectedly")
         || has("subprocess returned error exit status")
         || has("only half configured")
     {
@@ -508,6 +511,20 @@ mod tests {
             f[0].describe(),
             "503 Service Unavailable from 127.0.0.1:18765"
         );
+    }
+
+    #[test]
+    fn a_killed_dpkg_is_repaired_with_configure_pending() {
+        let f = ToolFailure::new(
+            "apt-get install -y em-fixture-interrupted",
+            100,
+            "",
+            "E: Sub-process /usr/bin/dpkg exited unexpectedly\n",
+        );
+        assert!(matches!(
+            classify(&f, &ClassifyContext::fresh()),
+            Verdict::Repairable(AptRepair::ConfigurePending, _)
+        ));
     }
 
     #[test]

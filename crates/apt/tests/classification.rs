@@ -3,55 +3,17 @@
 //! the rows of SPEC section 4 and FAILURES.md that have no capture yet, with the messages
 //! quoted from FAILURES.md.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
 use em_apt::{AptRepair, ClassifyContext, classify};
 use em_exec::{ToolFailure, Verdict};
+use em_test_support::{Capture, captures};
 
-/// A captured output: its header fields and its body.
-struct Capture {
-    name: String,
-    header: BTreeMap<String, String>,
-    body: String,
-}
-
-fn fixtures_dir(tool: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/outputs")
-        .join(tool)
-}
-
+/// Every capture of `tool`, named `<tool>/<file>` as `STALE_LISTS` and `DECIDED` name them.
 fn load(tool: &str) -> Vec<Capture> {
-    let dir = fixtures_dir(tool);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).expect("readable");
-            let (head, body) = text
-                .split_once("\n---\n")
-                .unwrap_or_else(|| panic!("{}: no `---` line", path.display()));
-            let header = head
-                .lines()
-                .filter_map(|l| l.split_once(": "))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect();
-            Capture {
-                name: format!(
-                    "{tool}/{}",
-                    path.file_name().expect("name").to_string_lossy()
-                ),
-                header,
-                body: body.to_string(),
-            }
-        })
-        .collect()
+    let mut captures = captures(tool);
+    for c in &mut captures {
+        c.name = format!("{tool}/{}", c.name);
+    }
+    captures
 }
 
 /// Captures taken with missing or stale lists (the header's note says so); the rest
@@ -93,18 +55,12 @@ fn every_capture_is_classified_as_expected() {
     let mut checked = 0;
     let mut problems = Vec::new();
     for c in &captures {
-        let expect = c.header.get("expect").map(String::as_str).unwrap_or("");
+        let expect = c.expect.as_str();
         if expect == "ok" {
             // A control capture (the command succeeded): nothing to classify.
             continue;
         }
-        let code: i32 = c
-            .header
-            .get("exit")
-            .and_then(|e| e.parse().ok())
-            .unwrap_or_else(|| panic!("{}: no exit", c.name));
-        let command = c.header.get("command").cloned().unwrap_or_default();
-        let failure = ToolFailure::new(command, code, "", c.body.clone());
+        let failure = c.failure();
         let context = if STALE_LISTS.contains(&c.name.as_str()) {
             ClassifyContext::stale()
         } else {
@@ -127,7 +83,7 @@ fn every_capture_is_classified_as_expected() {
             problems.push(format!("{}: expected {want}, got {verdict:?}", c.name));
             continue;
         }
-        if let (Some(name), None) = (c.header.get("repair"), decided) {
+        if let (Some(name), None) = (&c.repair, decided) {
             let want =
                 repair_for(name).unwrap_or_else(|| panic!("{}: unknown repair {name}", c.name));
             match &verdict {

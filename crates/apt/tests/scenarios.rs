@@ -2,80 +2,36 @@
 //! dpkg-query: attempts, repairs (which commands ran, in what order), errors, argv and
 //! environment. Millisecond backoff; nothing touches the machine's apt.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use em_apt::{Apt, AptConfig, AptDirs, AptPackage};
 use em_exec::{Runner, ToolErrorKind};
 use em_retry::{Backoff, RetryPolicy};
+use em_test_support::Call;
 
-/// `target/debug/em-fake-tool`, built once per test binary.
-fn fake_tool() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "em-fake-tool"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building em-fake-tool failed");
-        // Tests run from target/debug/deps/.
-        let exe = std::env::current_exe().expect("current exe");
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/debug")
-            .join("em-fake-tool");
-        assert!(bin.exists(), "{} missing", bin.display());
-        bin
-    })
-}
-
-/// A temp dir with `bin/` (the stand-ins), the fake's state, an apt sources tree and a
-/// lists dir.
+/// A scene with `bin/` (the stand-ins), an apt sources tree and a lists dir.
 struct Scene {
-    dir: tempfile::TempDir,
-}
-
-/// One recorded call of a stand-in.
-#[derive(Debug)]
-struct Call {
-    tool: String,
-    args: Vec<String>,
-    env: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Call {
-    fn line(&self) -> String {
-        format!("{} {}", self.tool, self.args.join(" "))
-    }
-
-    fn has(&self, arg: &str) -> bool {
-        self.args.iter().any(|a| a == arg)
-    }
+    scene: em_test_support::Scene,
 }
 
 impl Scene {
     fn new(scenario: &str) -> Scene {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).expect("bin");
-        for tool in ["apt-get", "dpkg", "dpkg-query"] {
-            std::os::unix::fs::symlink(fake_tool(), bin.join(tool)).expect("symlink");
-        }
-        std::fs::write(dir.path().join("scenario.toml"), scenario).expect("scenario");
-        std::fs::create_dir_all(dir.path().join("etc/sources.list.d")).expect("etc");
+        let scene = em_test_support::Scene::new(&["apt-get", "dpkg", "dpkg-query"], scenario);
+        let dir = scene.path();
+        std::fs::create_dir_all(dir.join("etc/sources.list.d")).expect("etc");
         std::fs::write(
-            dir.path().join("etc/sources.list"),
+            dir.join("etc/sources.list"),
             "deb http://127.0.0.1:9/debian bookworm main\n",
         )
         .expect("sources");
-        std::fs::create_dir_all(dir.path().join("lists/partial")).expect("lists");
-        Scene { dir }
+        std::fs::create_dir_all(dir.join("lists/partial")).expect("lists");
+        Scene { scene }
     }
 
     fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
+        self.scene.path().join(p)
     }
 
     /// Makes the lists look freshly updated.
@@ -90,16 +46,7 @@ impl Scene {
 
     fn config(&self) -> AptConfig {
         AptConfig {
-            env: vec![
-                (
-                    "EM_FAKE_SCENARIO".into(),
-                    self.path("scenario.toml").display().to_string(),
-                ),
-                (
-                    "EM_FAKE_STATE".into(),
-                    self.path("state").display().to_string(),
-                ),
-            ],
+            env: self.scene.env().into(),
             dirs: Some(AptDirs {
                 source_list: self.path("etc/sources.list"),
                 source_parts: self.path("etc/sources.list.d"),
@@ -112,39 +59,23 @@ impl Scene {
     fn apt(&self, config: AptConfig) -> Arc<Apt> {
         Arc::new(Apt::with_tools(
             config,
-            self.path("bin/apt-get"),
-            self.path("bin/dpkg"),
-            self.path("bin/dpkg-query"),
+            self.scene.bin().join("apt-get"),
+            self.scene.bin().join("dpkg"),
+            self.scene.bin().join("dpkg-query"),
         ))
     }
 
     /// Every call, checked for the non-interactive environment every command must get.
     fn calls(&self) -> Vec<Call> {
-        let text = std::fs::read_to_string(self.path("state/calls.jsonl")).unwrap_or_default();
-        let calls: Vec<Call> = text
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("json");
-                Call {
-                    tool: v["tool"].as_str().expect("tool").to_string(),
-                    args: v["args"]
-                        .as_array()
-                        .expect("args")
-                        .iter()
-                        .map(|a| a.as_str().expect("arg").to_string())
-                        .collect(),
-                    env: v["env"].as_object().expect("env").clone(),
-                }
-            })
-            .collect();
+        let calls = self.scene.calls();
         for call in &calls {
             assert_eq!(
-                call.env.get("LC_ALL").and_then(|v| v.as_str()),
+                call.env.get("LC_ALL").map(String::as_str),
                 Some("C"),
                 "{call:?}"
             );
             assert_eq!(
-                call.env.get("DEBIAN_FRONTEND").and_then(|v| v.as_str()),
+                call.env.get("DEBIAN_FRONTEND").map(String::as_str),
                 Some("noninteractive"),
                 "{call:?}"
             );

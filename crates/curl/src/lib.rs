@@ -78,15 +78,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use em_exec::download::{
-    DownloadRequest, Fetched, Landed, download_with, has_partial_data, output_path_in, retry_after,
+    DownloadRequest, Landed, delete_partial, download_with_tool, output_path_in, retry_after,
     url_host,
 };
 use em_exec::{Adapter, Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
-use em_retry::Operation;
 
 /// How curl is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,40 +213,9 @@ impl Curl {
         runner: &Runner,
         req: &DownloadRequest,
     ) -> Result<Landed, ToolError> {
-        let label = format!("download {}", req.url);
-        let partial = req.partial();
-        // Owned sources and copied references: the future borrows nothing from the
-        // closure, so the download future stays `Send` (see `download_with`).
-        let (partial, label_ref) = (&partial, &label);
-        download_with(
-            req,
-            &format!("curl {label}"),
-            move |sources: Vec<String>| async move {
-                let attempts = AtomicU32::new(0);
-                let (_, source) = runner
-                    .run_with_mirrors(
-                        self,
-                        Operation::new("curl", label_ref.clone()),
-                        &sources,
-                        |url| url_host(url).to_string(),
-                        |url, attempt| {
-                            attempts.fetch_add(1, Ordering::Relaxed);
-                            self.command(
-                                url,
-                                partial,
-                                has_partial_data(partial),
-                                req.allow_http,
-                                attempt.timeout,
-                            )
-                        },
-                    )
-                    .await?;
-                Ok(Fetched {
-                    source,
-                    attempts: attempts.load(Ordering::Relaxed),
-                })
-            },
-        )
+        download_with_tool(self, runner, req, |url, partial, resume, attempt| {
+            self.command(url, partial, resume, req.allow_http, attempt.timeout)
+        })
         .await
     }
 }
@@ -273,11 +240,7 @@ impl Adapter for Curl {
     /// Deleting a file needs no tool: it is done directly (a missing file is fine).
     async fn repair(&self, repair: CurlRepair) -> Result<(), String> {
         match repair {
-            CurlRepair::DeletePartial(path) => match std::fs::remove_file(&path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(format!("could not delete {}: {e}", path.display())),
-            },
+            CurlRepair::DeletePartial(path) => delete_partial(&path),
         }
     }
 

@@ -1,49 +1,12 @@
 //! Every captured curl output under `fixtures/outputs/curl/` classified as its header says,
 //! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use em_curl::{CurlRepair, classify};
 use em_exec::{ToolFailure, Verdict};
-
-struct Fixture {
-    file: String,
-    expect: String,
-    repair: Option<String>,
-    failure: ToolFailure,
-}
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/outputs/curl")
-}
-
-fn load(path: &Path) -> Fixture {
-    let text = std::fs::read_to_string(path).expect("readable fixture");
-    let (header, body) = text
-        .split_once("\n---\n")
-        .unwrap_or_else(|| panic!("{}: no `---` line", path.display()));
-    let field = |key: &str| {
-        header.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        })
-    };
-    let code: i32 = field("exit")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{}: no numeric `exit:`", path.display()));
-    Fixture {
-        file: path
-            .file_name()
-            .expect("a file")
-            .to_string_lossy()
-            .into_owned(),
-        expect: field("expect").unwrap_or_else(|| panic!("{}: no `expect:`", path.display())),
-        repair: field("repair"),
-        failure: ToolFailure::new(field("command").unwrap_or_default(), code, "", body),
-    }
-}
+use em_test_support::{capture, captures};
 
 /// Files whose class we decide differently from (or, for `ambiguous`, more precisely than)
 /// their `expect:` line, with the reason. None so far: exit 18 (`partial-file.txt`) is
@@ -53,45 +16,39 @@ const DECIDED: &[(&str, &str, &str)] = &[];
 
 #[test]
 fn every_captured_output_is_classified_as_expected() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures/outputs/curl")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 15, "only {} curl fixtures", files.len());
-    for path in &files {
-        let fixture = load(path);
+    let captures = captures("curl");
+    assert!(
+        captures.len() >= 15,
+        "only {} curl fixtures",
+        captures.len()
+    );
+    for fixture in &captures {
         if fixture.expect == "ok" {
-            assert_eq!(
-                fixture.failure.code, 0,
-                "{}: an ok control exits 0",
-                fixture.file
-            );
+            assert_eq!(fixture.exit, 0, "{}: an ok control exits 0", fixture.name);
             continue;
         }
-        let verdict = classify(&fixture.failure);
-        let want = match DECIDED.iter().find(|(f, ..)| *f == fixture.file) {
+        let verdict = classify(&fixture.failure());
+        let want = match DECIDED.iter().find(|(f, ..)| *f == fixture.name) {
             Some((_, class, _)) => *class,
             None => {
                 assert_ne!(
                     fixture.expect, "ambiguous",
                     "{}: an ambiguous fixture must be listed in DECIDED",
-                    fixture.file
+                    fixture.name
                 );
                 fixture.expect.as_str()
             }
         };
-        assert_eq!(verdict.class(), want, "{}: {verdict:?}", fixture.file);
+        assert_eq!(verdict.class(), want, "{}: {verdict:?}", fixture.name);
         if let Some(repair) = &fixture.repair {
             match &verdict {
                 Verdict::Repairable(r, _) => {
-                    assert_eq!(r.name(), repair, "{}", fixture.file)
+                    assert_eq!(r.name(), repair, "{}", fixture.name)
                 }
-                other => panic!("{}: expected repair {repair}, got {other:?}", fixture.file),
+                other => panic!("{}: expected repair {repair}, got {other:?}", fixture.name),
             }
         }
-        assert!(!verdict.reason().is_empty(), "{}", fixture.file);
+        assert!(!verdict.reason().is_empty(), "{}", fixture.name);
     }
 }
 
@@ -106,12 +63,12 @@ fn failure(code: i32, stderr: &str) -> ToolFailure {
 
 #[test]
 fn reasons_name_the_status_and_the_url_or_host() {
-    let f = load(&fixtures_dir().join("http-503.txt")).failure;
+    let f = capture("curl", "http-503.txt").failure();
     assert_eq!(
         classify(&f),
         Verdict::Transient("503 Service Unavailable from 127.0.0.1:18765".into())
     );
-    let f = load(&fixtures_dir().join("http-404.txt")).failure;
+    let f = capture("curl", "http-404.txt").failure();
     match classify(&f) {
         Verdict::Permanent(reason, hint) => {
             assert!(
@@ -122,7 +79,7 @@ fn reasons_name_the_status_and_the_url_or_host() {
         }
         other => panic!("{other:?}"),
     }
-    let f = load(&fixtures_dir().join("connection-refused.txt")).failure;
+    let f = capture("curl", "connection-refused.txt").failure();
     assert_eq!(
         classify(&f).reason(),
         "could not connect: Failed to connect to 127.0.0.1 port 18764 after 0 ms: Couldn't connect to server"
@@ -131,7 +88,7 @@ fn reasons_name_the_status_and_the_url_or_host() {
 
 #[test]
 fn the_repair_names_the_partial_file_of_the_command() {
-    let f = load(&fixtures_dir().join("resume-not-supported.txt")).failure;
+    let f = capture("curl", "resume-not-supported.txt").failure();
     match classify(&f) {
         Verdict::Repairable(CurlRepair::DeletePartial(path), _) => {
             assert_eq!(path, Path::new("/tmp/em-capture/curl.partial"))
@@ -262,7 +219,7 @@ fn a_redirect_to_http_is_explained() {
 
 #[test]
 fn write_errors_point_at_the_destination_directory() {
-    let f = load(&fixtures_dir().join("write-error-dev-full.txt")).failure;
+    let f = capture("curl", "write-error-dev-full.txt").failure();
     match classify(&f) {
         Verdict::Permanent(_, Some(hint)) => assert!(hint.contains("/dev"), "{hint}"),
         other => panic!("{other:?}"),

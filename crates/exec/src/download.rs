@@ -15,7 +15,10 @@
 //! - [`download_with`] is the loop around a tool's fetch: validate the request before
 //!   anything runs, decide what to do with a partial file left by an earlier run, fetch,
 //!   verify and land, and download again once after a checksum mismatch (a corrupt transfer
-//!   or a mirror caught mid-sync) before calling the mismatch permanent.
+//!   or a mirror caught mid-sync) before calling the mismatch permanent;
+//! - [`download_with_tool`] is that loop with the fetch every download adapter makes: its
+//!   tool run over the URL and its mirrors, resuming a partial file that holds bytes. An
+//!   adapter brings only its command line.
 //!
 //! What it is not: an HTTP client. The bytes come from a tool run by an adapter.
 //!
@@ -36,11 +39,14 @@ use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use em_retry::{Attempt, Operation};
 use sha2::Digest;
 
-use crate::{ToolError, ToolErrorKind};
+use crate::{Adapter, Cmd, Runner, ToolError, ToolErrorKind};
 
 /// A SHA-256 digest: 32 bytes, shown as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -279,6 +285,16 @@ pub fn partial_path(dest: &Path) -> PathBuf {
 /// Whether `partial` holds bytes worth resuming (exists and is not empty).
 pub fn has_partial_data(partial: &Path) -> bool {
     fs::metadata(partial).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+/// Deletes `partial`, the repair of a download adapter whose tool cannot resume it; a file
+/// already gone is fine. The error names the file for the user.
+pub fn delete_partial(partial: &Path) -> Result<(), String> {
+    match fs::remove_file(partial) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("could not delete {}: {e}", partial.display())),
+    }
 }
 
 /// The path a command line writes to: the word after `flag` (`-o` for curl, `-O` for
@@ -538,6 +554,55 @@ where
             }
         }
     }
+}
+
+/// Downloads `req` by running `adapter`'s tool over the URL and then its mirrors: all of a
+/// download adapter's `download` but the tool's command line, which `command` builds for
+/// one attempt from the source URL, the partial file, whether to resume it (it holds bytes
+/// already) and the attempt (whose timeout a tool can pass on).
+///
+/// Each source's circuit key is its host; the operation is `<tool> download <url>`, the
+/// tool being [`Adapter::name`]. The rest is [`download_with`]'s.
+pub async fn download_with_tool<A, C>(
+    adapter: &Arc<A>,
+    runner: &Runner,
+    req: &DownloadRequest,
+    command: C,
+) -> Result<Landed, ToolError>
+where
+    A: Adapter,
+    C: Fn(&str, &Path, bool, &Attempt) -> Cmd,
+{
+    let tool = adapter.name();
+    let label = format!("download {}", req.url);
+    let partial = req.partial();
+    // Owned sources and copied references: the future borrows nothing from the closure,
+    // so the download future stays `Send` (see `download_with`).
+    let (partial, label_ref, command) = (&partial, &label, &command);
+    download_with(
+        req,
+        &format!("{tool} {label}"),
+        move |sources: Vec<String>| async move {
+            let attempts = AtomicU32::new(0);
+            let (_, source) = runner
+                .run_with_mirrors(
+                    adapter,
+                    Operation::new(tool, label_ref.clone()),
+                    &sources,
+                    |url| url_host(url).to_string(),
+                    |url, attempt| {
+                        attempts.fetch_add(1, Ordering::Relaxed);
+                        command(url, partial, has_partial_data(partial), attempt)
+                    },
+                )
+                .await?;
+            Ok(Fetched {
+                source,
+                attempts: attempts.load(Ordering::Relaxed),
+            })
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

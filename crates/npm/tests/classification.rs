@@ -1,48 +1,11 @@
 //! Every captured npm output under `fixtures/outputs/npm/` classified as its header says,
 //! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use em_exec::{ToolFailure, Verdict};
 use em_npm::{NpmRepair, classify};
-
-struct Fixture {
-    file: String,
-    expect: String,
-    repair: Option<String>,
-    failure: ToolFailure,
-}
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/outputs/npm")
-}
-
-fn load(path: &Path) -> Fixture {
-    let text = std::fs::read_to_string(path).expect("readable fixture");
-    let (header, body) = text
-        .split_once("\n---\n")
-        .unwrap_or_else(|| panic!("{}: no `---` line", path.display()));
-    let field = |key: &str| {
-        header.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        })
-    };
-    let code: i32 = field("exit")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{}: no numeric `exit:`", path.display()));
-    Fixture {
-        file: path
-            .file_name()
-            .expect("a file")
-            .to_string_lossy()
-            .into_owned(),
-        expect: field("expect").unwrap_or_else(|| panic!("{}: no `expect:`", path.display())),
-        repair: field("repair"),
-        failure: ToolFailure::new(field("command").unwrap_or_default(), code, "", body),
-    }
-}
+use em_test_support::{capture, captures};
 
 /// Files whose class we decide differently from (or, for `ambiguous`, more precisely than)
 /// their `expect:` line, with the reason.
@@ -56,33 +19,23 @@ const DECIDED: &[(&str, &str, &str)] = &[(
 
 #[test]
 fn every_captured_output_is_classified_as_expected() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures/outputs/npm")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 20, "only {} npm fixtures", files.len());
+    let captures = captures("npm");
+    assert!(captures.len() >= 20, "only {} npm fixtures", captures.len());
     let mut checked = 0;
-    for path in &files {
-        let fixture = load(path);
+    for fixture in &captures {
         if fixture.expect == "ok" {
-            assert_eq!(
-                fixture.failure.code, 0,
-                "{}: an ok control exits 0",
-                fixture.file
-            );
+            assert_eq!(fixture.exit, 0, "{}: an ok control exits 0", fixture.name);
             continue;
         }
-        let verdict = classify(&fixture.failure);
-        let decided = DECIDED.iter().find(|(f, ..)| *f == fixture.file);
+        let verdict = classify(&fixture.failure());
+        let decided = DECIDED.iter().find(|(f, ..)| *f == fixture.name);
         let want = match decided {
             Some((_, class, _)) => *class,
             None => {
                 assert_ne!(
                     fixture.expect, "ambiguous",
                     "{}: ambiguous, list the decision in DECIDED",
-                    fixture.file
+                    fixture.name
                 );
                 fixture.expect.as_str()
             }
@@ -91,17 +44,17 @@ fn every_captured_output_is_classified_as_expected() {
             verdict.class(),
             want,
             "{}: {:?} (expect: {})",
-            fixture.file,
+            fixture.name,
             verdict,
             fixture.expect
         );
         if let Some(repair) = &fixture.repair {
             match &verdict {
-                Verdict::Repairable(r, _) => assert_eq!(r.name(), repair, "{}", fixture.file),
-                other => panic!("{}: wants repair {repair}, got {other:?}", fixture.file),
+                Verdict::Repairable(r, _) => assert_eq!(r.name(), repair, "{}", fixture.name),
+                other => panic!("{}: wants repair {repair}, got {other:?}", fixture.name),
             }
         }
-        assert!(!verdict.reason().is_empty(), "{}", fixture.file);
+        assert!(!verdict.reason().is_empty(), "{}", fixture.name);
         checked += 1;
     }
     assert!(checked >= 20);
@@ -110,7 +63,7 @@ fn every_captured_output_is_classified_as_expected() {
 #[test]
 fn reasons_of_captured_outputs_read_well() {
     let reason = |file: &str| {
-        classify(&load(&fixtures_dir().join(file)).failure)
+        classify(&capture("npm", file).failure())
             .reason()
             .to_string()
     };
@@ -142,7 +95,7 @@ fn reasons_of_captured_outputs_read_well() {
         reason("etimedout-connect.txt"),
         "connection timed out (ETIMEDOUT) at 127.0.0.1:18766"
     );
-    let e404 = classify(&load(&fixtures_dir().join("e404.txt")).failure);
+    let e404 = classify(&capture("npm", "e404.txt").failure());
     match e404 {
         Verdict::Permanent(_, hint) => assert!(hint.expect("a hint").contains("token")),
         other => panic!("{other:?}"),

@@ -1,98 +1,44 @@
 //! em-npm end to end against the fake npm (`fixtures/fake-tool`): attempts, repairs, the
 //! argv and environment npm got, and the error the user sees.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use em_exec::{Runner, ToolErrorKind};
 use em_npm::{Npm, NpmConfig, NpmPackage};
 use em_retry::{Backoff, RetryPolicy};
+use em_test_support::{Call, Scene};
 
-/// Builds `em-fake-tool` once per test binary and returns its path.
-fn fake_tool() -> &'static Path {
-    static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        // target/debug/deps/scenarios-HASH -> target
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "em-fake-tool", "--target-dir"])
-            .arg(target_dir)
-            .status()
-            .expect("cargo build runs");
-        assert!(status.success(), "building em-fake-tool failed");
-        let tool = profile_dir.join("em-fake-tool");
-        assert!(tool.exists(), "{} missing", tool.display());
-        tool
-    })
-}
-
-/// A temp dir with `bin/npm -> em-fake-tool`, a scenario and a state dir.
+/// A scene with `bin/npm -> em-fake-tool`.
 struct Fake {
-    dir: tempfile::TempDir,
+    scene: Scene,
 }
 
 impl Fake {
     fn new(scenario: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("bin")).expect("bin");
-        std::os::unix::fs::symlink(fake_tool(), dir.path().join("bin/npm")).expect("symlink");
-        std::fs::write(dir.path().join("scenario.toml"), scenario).expect("scenario");
-        Fake { dir }
+        Fake {
+            scene: Scene::new(&["npm"], scenario),
+        }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.scene.path()
     }
 
     fn npm(&self, mut config: NpmConfig) -> Arc<Npm> {
-        config.env.extend([
-            (
-                "EM_FAKE_SCENARIO".to_string(),
-                self.path().join("scenario.toml").display().to_string(),
-            ),
-            (
-                "EM_FAKE_STATE".to_string(),
-                self.path().join("state").display().to_string(),
-            ),
-        ]);
-        Arc::new(Npm::with_tool(config, self.path().join("bin/npm")).expect("valid config"))
+        config.env.extend(self.scene.env());
+        Arc::new(Npm::with_tool(config, self.scene.bin().join("npm")).expect("valid config"))
     }
 
-    /// `(tool, args, env)` of every call, in order.
-    fn calls(&self) -> Vec<(String, Vec<String>, serde_json::Value)> {
-        let log =
-            std::fs::read_to_string(self.path().join("state/calls.jsonl")).unwrap_or_default();
-        log.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
-                let args = v["args"]
-                    .as_array()
-                    .expect("args")
-                    .iter()
-                    .map(|a| a.as_str().expect("string").to_string())
-                    .collect();
-                (
-                    v["tool"].as_str().expect("tool").to_string(),
-                    args,
-                    v["env"].clone(),
-                )
-            })
-            .collect()
+    /// Every call, in order.
+    fn calls(&self) -> Vec<Call> {
+        self.scene.calls()
     }
 
     /// The calls as `npm <args>` lines.
     fn call_lines(&self) -> Vec<String> {
-        self.calls()
-            .into_iter()
-            .map(|(tool, args, _)| format!("{tool} {}", args.join(" ")))
-            .collect()
+        self.calls().iter().map(Call::line).collect()
     }
 }
 
@@ -144,7 +90,7 @@ output = "npm/econnreset.txt"
     assert_eq!(calls.len(), 4);
     let prefix = fake.path().join("prefix");
     let cache = fake.path().join("cache");
-    for (tool, args, env) in &calls {
+    for Call { tool, args, env } in &calls {
         assert_eq!(tool, "npm");
         assert_eq!(
             *args,
@@ -204,7 +150,7 @@ output = "npm/e404-unknown-package.txt"
     // Permanent: the mirror is not tried; no registry was configured, so none is passed.
     let calls = fake.calls();
     assert_eq!(calls.len(), 1);
-    assert!(!calls[0].1.iter().any(|a| a.starts_with("--registry")));
+    assert!(!calls[0].args.iter().any(|a| a.starts_with("--registry")));
 }
 
 #[tokio::test]
@@ -294,7 +240,7 @@ async fn enotempty_removes_the_stale_directory_then_succeeds() {
     let scenario = format!(
         "[[call]]\ntool = \"npm\"\nmatch = \"^install \"\ntimes = 1\nexit = 217\nstderr = '''{message}'''\n"
     );
-    std::fs::write(fake.path().join("scenario.toml"), scenario).expect("scenario");
+    fake.scene.write_scenario(&scenario);
     let npm = fake.npm(NpmConfig {
         prefix: Some(prefix.clone()),
         ..NpmConfig::default()
@@ -324,7 +270,7 @@ async fn enotempty_outside_the_prefix_is_not_removed() {
         "[[call]]\ntool = \"npm\"\nmatch = \"^install \"\nexit = 217\nstderr = '''npm error code ENOTEMPTY\nnpm error dest {}\n'''\n",
         elsewhere.display()
     );
-    std::fs::write(fake.path().join("scenario.toml"), scenario).expect("scenario");
+    fake.scene.write_scenario(&scenario);
     let npm = fake.npm(NpmConfig {
         prefix: Some(prefix),
         ..NpmConfig::default()
@@ -365,8 +311,9 @@ output = "npm/e503.txt"
     let registries: Vec<String> = fake
         .calls()
         .into_iter()
-        .map(|(_, args, _)| {
-            args.into_iter()
+        .map(|call| {
+            call.args
+                .into_iter()
                 .find(|a| a.starts_with("--registry="))
                 .expect("a registry flag")
         })

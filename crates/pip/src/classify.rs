@@ -11,6 +11,11 @@ pub enum PipRepair {
     /// `pip cache purge`, and every later attempt adds `--no-cache-dir`: the cache may
     /// hold the truncated or corrupt file that failed its hash (or was not a valid wheel).
     PurgeCacheNoCacheDir,
+    /// Nothing to run: look again. The index page lists the project, yet pip saw no
+    /// version: pip may have met an outage that the probe, a moment later, did not (a 503
+    /// burst), or no release fits this Python. One more attempt tells them apart; the
+    /// same answer again is permanent (the runner's repair limit).
+    RecheckIndex,
 }
 
 impl PipRepair {
@@ -18,6 +23,7 @@ impl PipRepair {
     pub fn name(&self) -> &'static str {
         match self {
             PipRepair::PurgeCacheNoCacheDir => "pip-cache-purge-no-cache-dir",
+            PipRepair::RecheckIndex => "pip-recheck-index",
         }
     }
 }
@@ -26,6 +32,7 @@ impl fmt::Display for PipRepair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PipRepair::PurgeCacheNoCacheDir => f.write_str("pip cache purge (then --no-cache-dir)"),
+            PipRepair::RecheckIndex => f.write_str("another look at the index"),
         }
     }
 }
@@ -380,11 +387,13 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Pip
             format!("no package `{project}` on the index {index}"),
             Some("check the name (pip compares names with `-`, `_` and `.` as equal)".into()),
         ),
-        Some(ProbeResult::Found) => Verdict::Permanent(
+        Some(ProbeResult::Found) => Verdict::Repairable(
+            PipRepair::RecheckIndex,
             format!(
-                "the index {index} lists `{project}`, but no release of it installs on this Python and platform"
+                "the index {index} lists `{project}`, but pip found no release of it: an outage \
+                 pip met, or no release for this Python and platform (check Requires-Python and \
+                 the wheels' platforms)"
             ),
-            Some("check the project's Requires-Python and the platforms of its wheels".into()),
         ),
         Some(ProbeResult::Denied(status)) => Verdict::Permanent(
             format!("the index {index} refused the page of `{project}` (HTTP {status})"),
@@ -432,7 +441,11 @@ mod tests {
                 Some("check the name (pip compares names with `-`, `_` and `.` as equal)".into())
             )
         );
-        assert_eq!(with(ProbeResult::Found).class(), "permanent");
+        // Listed, yet pip saw nothing: look once more (then permanent, by the repair limit).
+        assert!(matches!(
+            with(ProbeResult::Found),
+            Verdict::Repairable(PipRepair::RecheckIndex, _)
+        ));
         assert_eq!(with(ProbeResult::Denied(401)).class(), "permanent");
         assert_eq!(with(ProbeResult::ServerError(503)).class(), "transient");
         assert_eq!(

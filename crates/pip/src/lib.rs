@@ -28,7 +28,7 @@
 //! | `HTTP error <other 4xx> while getting` (e.g. 404) | permanent | |
 //! | `Could not find a version ... (from versions: 1.0, ...)` (a non-empty list) | permanent | reason lists the versions |
 //! | `WARNING: Retrying (Retry(`, `NewConnectionError`, `Connection refused`, `ConnectTimeoutError`, `ReadTimeoutError`, `Connection broken` / `ProtocolError` / `IncompleteRead` / `ConnectionResetError` (traceback, exit 2), `Temporary failure in name resolution` / `Name or service not known`, `Max retries exceeded`, `too many 503 error responses` | transient | retry, then the next index |
-//! | `(from versions: none)` with none of the above | **ambiguous** (trap 2) | probe `<index>/<normalized name>/`: 404/410 permanent ("no package `x` on the index"), 2xx permanent (no release fits this Python), 401/403/other 4xx permanent, 408/429/5xx or no answer transient; not probed: transient |
+//! | `(from versions: none)` with none of the above | **ambiguous** (trap 2) | probe `<index>/<normalized name>/`: 404/410 permanent ("no package `x` on the index"), 2xx repairable once ([`PipRepair::RecheckIndex`]: pip may have met an outage the probe missed), then permanent (no release fits this Python), 401/403/other 4xx permanent, 408/429/5xx or no answer transient; not probed: transient |
 //! | `ResolutionImpossible`, `[Errno 13] Permission denied` | permanent | |
 //! | exit 2 with `no such option` / `Usage:` | permanent | hint: pip too old for our options |
 //! | anything else | transient | SPEC 3: unclassified errors retry |
@@ -406,6 +406,7 @@ impl Adapter for Pip {
 
     async fn repair(&self, repair: PipRepair) -> Result<(), String> {
         match repair {
+            PipRepair::RecheckIndex => Ok(()),
             PipRepair::PurgeCacheNoCacheDir => {
                 // First: even if the purge fails (a disabled cache makes it exit 1), the
                 // next attempts bypass the cache.

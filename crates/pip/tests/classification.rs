@@ -1,48 +1,9 @@
 //! Every captured pip output under `fixtures/outputs/pip/` classified as its header says,
 //! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
 
-use std::path::{Path, PathBuf};
-
 use em_exec::{ToolFailure, Verdict};
 use em_pip::{ClassifyContext, PipRepair, ProbeResult, ambiguous_project, classify};
-
-struct Fixture {
-    file: String,
-    expect: String,
-    repair: Option<String>,
-    failure: ToolFailure,
-}
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/outputs/pip")
-}
-
-fn load(path: &Path) -> Fixture {
-    let text = std::fs::read_to_string(path).expect("readable fixture");
-    let (header, body) = text
-        .split_once("\n---\n")
-        .unwrap_or_else(|| panic!("{}: no `---` line", path.display()));
-    let field = |key: &str| {
-        header.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        })
-    };
-    let code: i32 = field("exit")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{}: no numeric `exit:`", path.display()));
-    Fixture {
-        file: path
-            .file_name()
-            .expect("a file")
-            .to_string_lossy()
-            .into_owned(),
-        expect: field("expect").unwrap_or_else(|| panic!("{}: no `expect:`", path.display())),
-        repair: field("repair"),
-        failure: ToolFailure::new(field("command").unwrap_or_default(), code, "", body),
-    }
-}
+use em_test_support::{capture, captures};
 
 /// What a probe of the fixture's index page would have answered, read from the capture
 /// server's behaviour in the file's `note:` (the capture server fails every path under
@@ -118,43 +79,34 @@ const DECIDED: &[(&str, &str, &str)] = &[
 
 #[test]
 fn every_captured_output_is_classified_as_expected() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures/outputs/pip")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 20, "only {} pip fixtures", files.len());
-    for path in &files {
-        let fixture = load(path);
+    let captures = captures("pip");
+    assert!(captures.len() >= 20, "only {} pip fixtures", captures.len());
+    for fixture in &captures {
+        let failure = fixture.failure();
         if fixture.expect == "ok" {
-            assert_eq!(
-                fixture.failure.code, 0,
-                "{}: an ok control exits 0",
-                fixture.file
-            );
+            assert_eq!(fixture.exit, 0, "{}: an ok control exits 0", fixture.name);
             continue;
         }
         let probe = PROBES
             .iter()
-            .find(|(f, _)| *f == fixture.file)
+            .find(|(f, _)| *f == fixture.name)
             .map(|(_, p)| p());
         // The probe is asked for exactly when the output is ambiguous.
         assert_eq!(
-            ambiguous_project(&fixture.failure).is_some(),
+            ambiguous_project(&failure).is_some(),
             probe.is_some(),
             "{}: ambiguous = {:?}",
-            fixture.file,
-            ambiguous_project(&fixture.failure)
+            fixture.name,
+            ambiguous_project(&failure)
         );
-        let verdict = classify(&fixture.failure, &ClassifyContext { index: None, probe });
-        let want = match DECIDED.iter().find(|(f, ..)| *f == fixture.file) {
+        let verdict = classify(&failure, &ClassifyContext { index: None, probe });
+        let want = match DECIDED.iter().find(|(f, ..)| *f == fixture.name) {
             Some((_, class, _)) => *class,
             None => {
                 assert_ne!(
                     fixture.expect, "ambiguous",
                     "{}: ambiguous, list the decision in DECIDED",
-                    fixture.file
+                    fixture.name
                 );
                 fixture.expect.as_str()
             }
@@ -163,14 +115,14 @@ fn every_captured_output_is_classified_as_expected() {
             verdict.class(),
             want,
             "{}: {:?} (expect: {})",
-            fixture.file,
+            fixture.name,
             verdict,
             fixture.expect
         );
         if let Some(repair) = &fixture.repair {
             match &verdict {
-                Verdict::Repairable(r, _) => assert_eq!(r.name(), repair, "{}", fixture.file),
-                other => panic!("{}: wants repair {repair}, got {other:?}", fixture.file),
+                Verdict::Repairable(r, _) => assert_eq!(r.name(), repair, "{}", fixture.name),
+                other => panic!("{}: wants repair {repair}, got {other:?}", fixture.name),
             }
         }
     }
@@ -178,7 +130,7 @@ fn every_captured_output_is_classified_as_expected() {
 
 fn reason(file: &str, probe: Option<ProbeResult>) -> Verdict<PipRepair> {
     classify(
-        &load(&fixtures_dir().join(file)).failure,
+        &capture("pip", file).failure(),
         &ClassifyContext { index: None, probe },
     )
 }

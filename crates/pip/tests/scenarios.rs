@@ -4,105 +4,55 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use em_exec::{Runner, ToolErrorKind};
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 use em_retry::{Backoff, RetryPolicy};
+use em_test_support::{Call, Scene, fake_tool};
 
-/// Builds `em-fake-tool` once per test binary and returns its path.
-fn fake_tool() -> &'static Path {
-    static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        // target/debug/deps/scenarios-HASH -> target
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "em-fake-tool", "--target-dir"])
-            .arg(target_dir)
-            .status()
-            .expect("cargo build runs");
-        assert!(status.success(), "building em-fake-tool failed");
-        let tool = profile_dir.join("em-fake-tool");
-        assert!(tool.exists(), "{} missing", tool.display());
-        tool
-    })
-}
-
-/// A temp dir with `bin/python3 -> em-fake-tool`, a scenario and a state dir.
+/// A scene with `bin/python3 -> em-fake-tool`.
 struct Fake {
-    dir: tempfile::TempDir,
+    scene: Scene,
 }
 
 impl Fake {
     fn new(scenario: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("bin")).expect("bin");
-        std::os::unix::fs::symlink(fake_tool(), dir.path().join("bin/python3")).expect("symlink");
-        std::fs::write(dir.path().join("scenario.toml"), scenario).expect("scenario");
-        Fake { dir }
+        Fake {
+            scene: Scene::new(&["python3"], scenario),
+        }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.scene.path()
     }
 
     fn pip(&self, mut config: PipConfig, target: PipTarget) -> Arc<Pip> {
+        config.env.extend(self.scene.env());
         config.env.extend([
-            (
-                "EM_FAKE_SCENARIO".to_string(),
-                self.path().join("scenario.toml").display().to_string(),
-            ),
-            (
-                "EM_FAKE_STATE".to_string(),
-                self.path().join("state").display().to_string(),
-            ),
             // The probe's urllib must reach 127.0.0.1 directly, whatever the machine's proxy.
             ("no_proxy".to_string(), "*".to_string()),
             ("NO_PROXY".to_string(), "*".to_string()),
         ]);
         Arc::new(
-            Pip::with_tools(config, target, self.path().join("bin/python3")).expect("valid config"),
+            Pip::with_tools(config, target, self.scene.bin().join("python3"))
+                .expect("valid config"),
         )
     }
 
     fn interpreter(&self) -> PipTarget {
-        PipTarget::Interpreter(self.path().join("bin/python3"))
+        PipTarget::Interpreter(self.scene.bin().join("python3"))
     }
 
-    /// `(tool, args, env)` of every call, in order.
-    fn calls(&self) -> Vec<(String, Vec<String>, serde_json::Value)> {
-        let log =
-            std::fs::read_to_string(self.path().join("state/calls.jsonl")).unwrap_or_default();
-        log.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
-                let args = v["args"]
-                    .as_array()
-                    .expect("args")
-                    .iter()
-                    .map(|a| a.as_str().expect("string").to_string())
-                    .collect();
-                (
-                    v["tool"].as_str().expect("tool").to_string(),
-                    args,
-                    v["env"].clone(),
-                )
-            })
-            .collect()
+    /// Every call, in order.
+    fn calls(&self) -> Vec<Call> {
+        self.scene.calls()
     }
 
+    /// The calls as `python3 <args>` lines.
     fn call_lines(&self) -> Vec<String> {
-        self.calls()
-            .into_iter()
-            .map(|(tool, args, _)| format!("{tool} {}", args.join(" ")))
-            .collect()
+        self.calls().iter().map(Call::line).collect()
     }
 }
 
@@ -196,7 +146,7 @@ output = "pip/connection-refused-with-retries.txt"
     assert_eq!(err.reason, "connection refused at 127.0.0.1:18764");
     let calls = fake.calls();
     assert_eq!(calls.len(), 4, "no probe, no repair");
-    for (tool, args, env) in &calls {
+    for Call { tool, args, env } in &calls {
         assert_eq!(tool, "python3");
         assert_eq!(
             *args,
@@ -361,7 +311,7 @@ async fn a_missing_venv_is_created_and_its_python_runs_pip() {
         "[[call]]\ntool = \"python3\"\nmatch = \"^-m venv \"\ntouch = [\"{}\"]\n",
         venv.join("pyvenv.cfg").display()
     );
-    std::fs::write(fake.path().join("scenario.toml"), scenario).expect("scenario");
+    fake.scene.write_scenario(&scenario);
     let pip = fake.pip(PipConfig::default(), PipTarget::Venv(venv.clone()));
     assert!(!pip.is_venv_ready());
     pip.install(&runner(3), &requirements(&["black"]))
@@ -374,10 +324,7 @@ async fn a_missing_venv_is_created_and_its_python_runs_pip() {
         .await
         .expect("uninstalled");
     let calls = fake.calls();
-    let lines: Vec<String> = calls
-        .iter()
-        .map(|(tool, args, _)| format!("{tool} {}", args.join(" ")))
-        .collect();
+    let lines: Vec<String> = calls.iter().map(Call::line).collect();
     assert_eq!(
         lines,
         [
@@ -415,7 +362,7 @@ output = "pip/download-reset-mid-body.txt"
     let indexes: Vec<String> = fake
         .calls()
         .into_iter()
-        .map(|(_, args, _)| {
+        .map(|Call { args, .. }| {
             let i = args
                 .iter()
                 .position(|a| a == "--index-url")

@@ -1,49 +1,11 @@
 //! Every captured wget output under `fixtures/outputs/wget/` classified as its header says,
 //! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use em_exec::{ToolFailure, Verdict};
+use em_test_support::{capture, captures};
 use em_wget::{WgetRepair, classify};
-
-struct Fixture {
-    file: String,
-    expect: String,
-    repair: Option<String>,
-    failure: ToolFailure,
-}
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/outputs/wget")
-}
-
-fn load(path: &Path) -> Fixture {
-    let text = std::fs::read_to_string(path).expect("readable fixture");
-    let (header, body) = text
-        .split_once("\n---\n")
-        .unwrap_or_else(|| panic!("{}: no `---` line", path.display()));
-    let field = |key: &str| {
-        header.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        })
-    };
-    let code: i32 = field("exit")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{}: no numeric `exit:`", path.display()));
-    Fixture {
-        file: path
-            .file_name()
-            .expect("a file")
-            .to_string_lossy()
-            .into_owned(),
-        expect: field("expect").unwrap_or_else(|| panic!("{}: no `expect:`", path.display())),
-        repair: field("repair"),
-        failure: ToolFailure::new(field("command").unwrap_or_default(), code, "", body),
-    }
-}
 
 /// Files whose class we decide differently from (or, for `ambiguous`, more precisely than)
 /// their `expect:` line, with the reason. None so far.
@@ -51,45 +13,39 @@ const DECIDED: &[(&str, &str, &str)] = &[];
 
 #[test]
 fn every_captured_output_is_classified_as_expected() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures/outputs/wget")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 15, "only {} wget fixtures", files.len());
-    for path in &files {
-        let fixture = load(path);
+    let captures = captures("wget");
+    assert!(
+        captures.len() >= 15,
+        "only {} wget fixtures",
+        captures.len()
+    );
+    for fixture in &captures {
         if fixture.expect == "ok" {
-            assert_eq!(
-                fixture.failure.code, 0,
-                "{}: an ok control exits 0",
-                fixture.file
-            );
+            assert_eq!(fixture.exit, 0, "{}: an ok control exits 0", fixture.name);
             continue;
         }
-        let verdict = classify(&fixture.failure);
-        let want = match DECIDED.iter().find(|(f, ..)| *f == fixture.file) {
+        let verdict = classify(&fixture.failure());
+        let want = match DECIDED.iter().find(|(f, ..)| *f == fixture.name) {
             Some((_, class, _)) => *class,
             None => {
                 assert_ne!(
                     fixture.expect, "ambiguous",
                     "{}: an ambiguous fixture must be listed in DECIDED",
-                    fixture.file
+                    fixture.name
                 );
                 fixture.expect.as_str()
             }
         };
-        assert_eq!(verdict.class(), want, "{}: {verdict:?}", fixture.file);
+        assert_eq!(verdict.class(), want, "{}: {verdict:?}", fixture.name);
         if let Some(repair) = &fixture.repair {
             match &verdict {
                 Verdict::Repairable(r, _) => {
-                    assert_eq!(r.name(), repair, "{}", fixture.file)
+                    assert_eq!(r.name(), repair, "{}", fixture.name)
                 }
-                other => panic!("{}: expected repair {repair}, got {other:?}", fixture.file),
+                other => panic!("{}: expected repair {repair}, got {other:?}", fixture.name),
             }
         }
-        assert!(!verdict.reason().is_empty(), "{}", fixture.file);
+        assert!(!verdict.reason().is_empty(), "{}", fixture.name);
     }
 }
 
@@ -105,7 +61,7 @@ fn failure(code: i32, stderr: &str) -> ToolFailure {
 #[test]
 fn reasons_are_short_and_name_the_server() {
     let reason = |file: &str| {
-        classify(&load(&fixtures_dir().join(file)).failure)
+        classify(&capture("wget", file).failure())
             .reason()
             .to_string()
     };

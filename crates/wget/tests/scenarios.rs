@@ -3,59 +3,32 @@
 //! sees.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use em_exec::download::{DownloadRequest, Sha256};
 use em_exec::{Runner, ToolErrorKind};
 use em_retry::{Backoff, RetryPolicy};
+use em_test_support::{Call, Scene};
 use em_wget::{Wget, WgetConfig};
 
 /// sha256("hello")
 const HELLO_SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
-/// Builds `em-fake-tool` once per test binary and returns its path.
-fn fake_tool() -> &'static Path {
-    static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        // target/debug/deps/scenarios-HASH -> target
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "em-fake-tool", "--target-dir"])
-            .arg(target_dir)
-            .status()
-            .expect("cargo build runs");
-        assert!(status.success(), "building em-fake-tool failed");
-        let tool = profile_dir.join("em-fake-tool");
-        assert!(tool.exists(), "{} missing", tool.display());
-        tool
-    })
-}
-
-/// A temp dir with `bin/wget -> em-fake-tool`, a scenario, a state dir and `dl/` for the
-/// downloads.
+/// A scene with `bin/wget -> em-fake-tool` and `dl/` for the downloads.
 struct Fake {
-    dir: tempfile::TempDir,
+    scene: Scene,
 }
 
 impl Fake {
     fn new(scenario: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("bin")).expect("bin");
-        std::fs::create_dir(dir.path().join("dl")).expect("dl");
-        std::os::unix::fs::symlink(fake_tool(), dir.path().join("bin/wget")).expect("symlink");
-        std::fs::write(dir.path().join("scenario.toml"), scenario).expect("scenario");
-        Fake { dir }
+        let scene = Scene::new(&["wget"], scenario);
+        std::fs::create_dir(scene.path().join("dl")).expect("dl");
+        Fake { scene }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.scene.path()
     }
 
     fn dest(&self) -> PathBuf {
@@ -68,19 +41,10 @@ impl Fake {
 
     fn wget(&self) -> Arc<Wget> {
         let config = WgetConfig {
-            env: vec![
-                (
-                    "EM_FAKE_SCENARIO".to_string(),
-                    self.path().join("scenario.toml").display().to_string(),
-                ),
-                (
-                    "EM_FAKE_STATE".to_string(),
-                    self.path().join("state").display().to_string(),
-                ),
-            ],
+            env: self.scene.env().into(),
             ..WgetConfig::default()
         };
-        Arc::new(Wget::with_tool(config, self.path().join("bin/wget")))
+        Arc::new(Wget::with_tool(config, self.scene.bin().join("wget")))
     }
 
     fn request(&self, url: &str) -> DownloadRequest {
@@ -89,30 +53,17 @@ impl Fake {
         req
     }
 
-    /// `(args, env)` of every call, in order.
-    fn calls(&self) -> Vec<(Vec<String>, serde_json::Value)> {
-        let log =
-            std::fs::read_to_string(self.path().join("state/calls.jsonl")).unwrap_or_default();
-        log.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
-                assert_eq!(v["tool"], "wget");
-                let args = v["args"]
-                    .as_array()
-                    .expect("args")
-                    .iter()
-                    .map(|a| a.as_str().expect("string").to_string())
-                    .collect();
-                (args, v["env"].clone())
-            })
-            .collect()
+    /// Every call, in order; all of them wget's.
+    fn calls(&self) -> Vec<Call> {
+        let calls = self.scene.calls();
+        for call in &calls {
+            assert_eq!(call.tool, "wget");
+        }
+        calls
     }
 
     fn call_lines(&self) -> Vec<String> {
-        self.calls()
-            .into_iter()
-            .map(|(args, _)| args.join(" "))
-            .collect()
+        self.calls().into_iter().map(|c| c.args.join(" ")).collect()
     }
 }
 
@@ -155,7 +106,7 @@ content = "hello"
     assert_eq!(calls.len(), 2);
     let partial = fake.partial().display().to_string();
     // wget leaves an empty -O file after an HTTP error: nothing to resume, so no -c.
-    for (args, env) in &calls {
+    for Call { args, env, .. } in &calls {
         assert_eq!(
             args,
             &[
