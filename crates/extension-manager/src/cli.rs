@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigSources};
 use crate::exit;
 use crate::output::{ColorChoice, HumanEvents, OutputFormat, Ui, Verbosity};
 use crate::session::{Session, SessionError};
+use crate::state::StateDir;
 use crate::state_dir;
 
 /// Installs developer tooling into dev VMs and container images, through apt, npm, pip,
@@ -199,7 +200,7 @@ fn run(cli: Cli) -> u8 {
         let context = AdapterContext {
             ui: ui.clone(),
             subscribers: subscribers.clone(),
-            circuits: state_dir::circuits(&state_dir::resolve(global.state_dir.as_deref())),
+            circuits: StateDir::new(state_dir::resolve(global.state_dir.as_deref())).circuits_dir(),
             config,
         };
         let common = Common {
@@ -281,7 +282,7 @@ fn run(cli: Cli) -> u8 {
     });
 
     if let (Some(path), Some(metrics)) = (&global.metrics, metrics)
-        && let Err(e) = write_atomically(path, metrics.render().as_bytes())
+        && let Err(e) = crate::state::write_atomically(path, metrics.render().as_bytes())
     {
         ui.error(
             &format!("could not write metrics to {}: {e}", path.display()),
@@ -319,21 +320,6 @@ async fn interrupted() -> u8 {
         _ = int.recv() => exit::INTERRUPTED,
         _ = term.recv() => exit::TERMINATED,
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, fsynced and
-/// renamed: readers see the old file or the new one, never half of one.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -977,7 +977,7 @@ async fn add_repository(
         deb822.push_str(&format!("Components: {}\n", components.join(" ")));
     }
     deb822.push_str(&format!("Signed-By: {}\n", key_path.display()));
-    crate::cli::write_atomically(&sources_path, deb822.as_bytes())
+    crate::state::write_atomically(&sources_path, deb822.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", sources_path.display()))?;
     // The same source in one-line form, for an update of this source alone.
     let scratch =
@@ -1099,7 +1099,7 @@ fn write_env_file(
     }
     std::fs::create_dir_all(&ctx.settings.profile_dir)
         .map_err(|e| format!("cannot create {}: {e}", ctx.settings.profile_dir.display()))?;
-    crate::cli::write_atomically(&path, text.as_bytes())
+    crate::state::write_atomically(&path, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     if !added.files.contains(&path) {
         added.files.push(path);

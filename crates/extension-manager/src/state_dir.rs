@@ -23,8 +23,3 @@ pub fn resolve(flag: Option<&Path>) -> PathBuf {
     });
     base.join("extension-manager")
 }
-
-/// The directory of circuit breaker records (one file per registry host).
-pub fn circuits(state_dir: &Path) -> PathBuf {
-    state_dir.join("circuits")
-}

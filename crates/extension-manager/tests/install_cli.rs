@@ -432,3 +432,36 @@ repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", component
     );
     assert!(!keyrings.join("extension-manager-thirdparty.asc").exists());
 }
+
+#[test]
+fn the_env_file_is_readable_by_every_login_shell_and_removed_with_the_extension() {
+    use std::os::unix::fs::PermissionsExt;
+    let (s, exts, conf) = session();
+    fs::write(
+        Path::new(&exts).join("envy.toml"),
+        "[extension]\nname = \"envy\"\nversion = \"1.0.0\"\n\n[extension.env]\nEM_GREETING = \"hello world\"\n\n[[install]]\napt = [\"em-envy\"]\n",
+    )
+    .expect("manifest");
+    let out = run(&s, &exts, &conf, &["install", "envy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let file = s.path().join("profile.d/extension-manager-envy.sh");
+    let text = fs::read_to_string(&file).expect("env file");
+    assert!(
+        text.contains("export EM_GREETING='hello world'\n"),
+        "{text}"
+    );
+    let mode = fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "login shells of every user source it");
+    let sourced = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(". {} && printf %s \"$EM_GREETING\"", file.display()),
+        ])
+        .output()
+        .expect("sh");
+    assert_eq!(stdout(&sourced), "hello world");
+
+    let out = run(&s, &exts, &conf, &["remove", "envy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!file.exists());
+}

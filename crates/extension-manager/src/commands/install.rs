@@ -367,7 +367,7 @@ async fn execute(
             .error(&format!("could not write reports/last.json: {e}"), None);
     }
     if let Some(path) = common.report
-        && let Err(e) = crate::cli::write_atomically(path, format!("{json:#}\n").as_bytes())
+        && let Err(e) = crate::state::write_atomically(path, format!("{json:#}\n").as_bytes())
     {
         common.ui.error(
             &format!("could not write the report to {}: {e}", path.display()),
