@@ -101,14 +101,21 @@ pub struct StepReport {
     pub result: String,
     /// Why it was skipped or failed.
     pub detail: Option<String>,
-    /// Attempts made.
+    /// The attempts of the step's busiest operation (a pip step creates its venv, then
+    /// installs: one attempt each is 1, not 2); every operation's own count is in
+    /// `operations`.
     pub attempts: u32,
+    /// Each operation the step ran (`pip: install em-fixture-hello`) and its attempts,
+    /// over all the sources it tried, in the order they started.
+    pub operations: Vec<(String, u32)>,
     /// Each failed attempt: (class, reason).
     pub failures: Vec<(String, String)>,
     /// Each repair: (name, ok).
     pub repairs: Vec<(String, bool)>,
     /// Each delay before a retry, in milliseconds.
     pub delays_ms: Vec<u64>,
+    /// Each move from a source given up to the next mirror: (from, to, why).
+    pub mirror_switches: Vec<(String, String, String)>,
     /// How long the step took.
     pub duration_ms: u64,
 }
@@ -152,7 +159,20 @@ impl Subscriber for StepRecorder {
     fn on_event(&self, event: &Event) {
         let Ok(mut r) = self.0.lock() else { return };
         match event {
-            Event::AttemptStarted { .. } => r.attempts += 1,
+            Event::AttemptStarted { operation, .. } => {
+                let key = format!("{}: {}", operation.component, operation.name);
+                let attempts = match r.operations.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        r.operations.push((key, 1));
+                        1
+                    }
+                };
+                r.attempts = r.attempts.max(attempts);
+            }
             Event::AttemptFailed { class, reason, .. } => {
                 let class = match class {
                     FailureClass::TimedOut(_) => "timeout".to_string(),
@@ -517,9 +537,11 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry) -> ExtensionReport {
         .await;
         let recorded = recorder.0.lock().map(|r| r.clone()).unwrap_or_default();
         report.attempts = recorded.attempts;
+        report.operations = recorded.operations;
         report.failures = recorded.failures;
         report.repairs = recorded.repairs;
         report.delays_ms = recorded.delays_ms;
+        report.mirror_switches = recorded.mirror_switches;
         report.duration_ms = began.elapsed().as_millis() as u64;
         match result {
             Ok(StepDone::Ran) => {
@@ -646,11 +668,23 @@ fn runner_for(
     };
     let mut subscribers = ctx.subscribers.clone();
     subscribers.push(Arc::new(HumanEvents::new(ctx.ui.clone())));
-    subscribers.push(recorder);
+    subscribers.push(recorder.clone());
+    let ui = ctx.ui.clone();
     Ok(Runner::new(policy)
         .subscribe_all(&subscribers)
         .with_circuit(ctx.settings.circuit.clone())
-        .with_lines(log.sink()))
+        .with_lines(log.sink())
+        .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
+            ui.status(
+                "Switching",
+                Tone::Warn,
+                &format!("from {from} to mirror {to} ({why})"),
+            );
+            if let Ok(mut r) = recorder.0.lock() {
+                r.mirror_switches
+                    .push((from.to_string(), to.to_string(), why.to_string()));
+            }
+        })))
 }
 
 /// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,

@@ -437,14 +437,15 @@ pub struct Check {
 }
 
 impl Check {
-    /// Whether `stdout` satisfies `expect` (always true without one).
+    /// Whether `stdout` satisfies `expect` (always true without one). The trailing line
+    /// breaks are dropped first, as the shell's `$(...)` drops them, so that
+    /// `expect = "^v1$"` matches a command that prints the line `v1`.
     pub fn is_expected_output(&self, stdout: &str) -> bool {
         match &self.expect {
             None => true,
             // The pattern compiled at load (and again after substitution in `resolve`).
-            Some(pattern) => {
-                regex_lite::Regex::new(&pattern.value).is_ok_and(|r| r.is_match(stdout))
-            }
+            Some(pattern) => regex_lite::Regex::new(&pattern.value)
+                .is_ok_and(|r| r.is_match(stdout.trim_end_matches(['\n', '\r']))),
         }
     }
 }

@@ -388,3 +388,17 @@ fn the_valid_directory_loads_as_a_catalog_with_profiles() {
         ["everything", "nodejs", "python"]
     );
 }
+
+#[test]
+fn expect_matches_the_output_without_its_trailing_line_break() {
+    let span = 0..0;
+    let check = em_manifest::Check {
+        run: em_manifest::Spanned::new("echo v1".to_string(), span.clone()),
+        expect: Some(em_manifest::Spanned::new("^v1$".to_string(), span.clone())),
+        span,
+    };
+    assert!(check.is_expected_output("v1\n"));
+    assert!(check.is_expected_output("v1\r\n"));
+    assert!(check.is_expected_output("v1"));
+    assert!(!check.is_expected_output("v1\nv2\n"));
+}
