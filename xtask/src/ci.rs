@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{command, format_duration, tidy};
+use crate::{command, format_duration, outcomes, target_dir, tidy};
 
 /// One check of the pipeline.
 struct Step {
@@ -17,13 +17,16 @@ enum Action {
     Tidy,
     /// A command line, first word `cargo` (see [`crate::command`]).
     Run(Vec<&'static str>),
+    /// The e2e suite's command line: run with the outcome rows collected, then the table
+    /// of TESTING.md rewritten from them (see [`outcomes`]).
+    E2e(Vec<&'static str>),
 }
 
 impl Step {
     fn describe(&self) -> String {
         match &self.action {
             Action::Tidy => "cargo xtask tidy".to_owned(),
-            Action::Run(argv) => argv.join(" "),
+            Action::Run(argv) | Action::E2e(argv) => argv.join(" "),
         }
     }
 }
@@ -35,22 +38,34 @@ enum Outcome {
 
 /// `cargo xtask e2e`: only the end-to-end suite, required to run (no skipping).
 pub fn run_e2e(root: &Path) -> Result<(), String> {
-    let started = Instant::now();
     let step = steps(root)
         .into_iter()
         .find(|s| s.name == "e2e")
         .ok_or_else(|| "no e2e step".to_string())?;
-    let Action::Run(argv) = &step.action else {
-        return Err("the e2e step is not a command".into());
+    let Action::E2e(argv) = &step.action else {
+        return Err("the e2e step is not the e2e suite".into());
     };
+    eprintln!("==> e2e: {}", step.describe());
+    e2e(root, argv, true)
+}
+
+/// Runs the e2e suite with its outcome rows collected, prints its wall time, and after a
+/// passing run publishes the fault x tool table (only when nothing could skip: `required`,
+/// or `EM_E2E_REQUIRED=1` already set, as .ci/run does).
+fn e2e(root: &Path, argv: &[&str], required: bool) -> Result<(), String> {
+    let started = Instant::now();
+    let rows = outcomes::prepare(&target_dir(root))?;
     let mut cmd = command(root, argv);
-    if std::env::var_os("EM_E2E_REQUIRED").is_none() {
+    cmd.env(outcomes::DIR_VAR, &rows);
+    let required = required || std::env::var("EM_E2E_REQUIRED").is_ok_and(|v| v == "1");
+    if required {
         cmd.env("EM_E2E_REQUIRED", "1");
     }
-    eprintln!("==> e2e: {}", step.describe());
     let result = run_command(cmd);
-    eprintln!("==> e2e: wall time {}", format_duration(started.elapsed()));
-    result
+    let wall = started.elapsed();
+    eprintln!("==> e2e: wall time {}", format_duration(wall));
+    result?;
+    outcomes::publish(&rows, &root.join("TESTING.md"), wall, required)
 }
 
 /// Runs every step, stops at the first failure, and prints the time each step took.
@@ -71,6 +86,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         let result = match &step.action {
             Action::Tidy => tidy::run(root),
             Action::Run(argv) => run_command(command(root, argv)),
+            Action::E2e(argv) => e2e(root, argv, false),
         };
         let elapsed = started.elapsed();
         match result {
@@ -162,7 +178,7 @@ fn steps(root: &Path) -> Vec<Step> {
         // without it, unless EM_E2E_REQUIRED=1, which .ci/run sets).
         Step {
             name: "e2e",
-            action: Action::Run(e2e),
+            action: Action::E2e(e2e),
         },
         // nextest does not run doctests, and our public items carry examples that must.
         Step {

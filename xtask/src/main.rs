@@ -3,6 +3,8 @@
 //!
 //! - `cargo xtask ci`: tidy, formatting, clippy with warnings denied, the tests and the
 //!   doctests, in that order, stopping at the first failure. `.ci/run` calls it.
+//! - `cargo xtask e2e`: the real tools against the flaky local registry, required to run;
+//!   prints its wall time and regenerates the fault x tool table of TESTING.md.
 //! - `cargo xtask tidy`: checks the repository itself (crate docs, no unfinished-work or
 //!   debug macros, the required documents).
 //! - `cargo xtask bench`: the overhead of `extension-manager retry -- true` over `true`,
@@ -13,6 +15,7 @@
 
 mod bench;
 mod ci;
+mod outcomes;
 mod tidy;
 
 use std::env;
@@ -29,7 +32,9 @@ commands:
                      (cargo nextest, or cargo test without it), the e2e suite and
                      the doctests
   e2e                the real tools against the flaky local registry, required
-                     (EM_E2E_REQUIRED=1: a missing tool or root fails, not skips)
+                     (EM_E2E_REQUIRED=1: a missing tool or root fails, not skips);
+                     prints its wall time and rewrites the fault x tool table of
+                     TESTING.md from the run's outcome rows
   tidy               check the repository itself: crate docs, no unfinished-work or
                      debug macros, README.md / ARCHITECTURE.md / docs/decisions.md present
   bench [options]    overhead of `extension-manager retry -- true` versus `true`

@@ -21,7 +21,12 @@ const FORBIDDEN_MACROS: [(&str, &str); 3] = [
 ];
 
 /// The documents every contributor is told to read; their absence is a failure.
-const REQUIRED_FILES: [&str; 3] = ["README.md", "ARCHITECTURE.md", "docs/decisions.md"];
+const REQUIRED_FILES: [&str; 4] = [
+    "README.md",
+    "ARCHITECTURE.md",
+    "TESTING.md",
+    "docs/decisions.md",
+];
 
 /// Directories scanned for `.rs` files.
 const SOURCE_DIRS: [&str; 2] = ["crates", "xtask"];
@@ -314,6 +319,7 @@ mod tests {
     fn every_problem_is_reported_with_its_path_and_line() {
         let repo = Scratch::new();
         repo.write("README.md", "# doc\n");
+        repo.write("TESTING.md", "# doc\n");
         repo.write("crates/core/Cargo.toml", "[package]\n");
         repo.write(
             "crates/core/src/lib.rs",
