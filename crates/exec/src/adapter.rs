@@ -230,6 +230,55 @@ impl<R> fmt::Display for AttemptError<R> {
 /// Called when a source is given up and the next one is tried: (from, to, why).
 pub type MirrorNotice = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
 
+/// What happened on one source (a registry or host, as circuits key it) over a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    /// Operations run against it.
+    pub operations: u32,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Retries: waits before another attempt.
+    pub retries: u32,
+    /// Repairs run between attempts.
+    pub repairs: u32,
+    /// Operations that gave up on it (permanent, exhausted, circuit open).
+    pub gave_up: u32,
+}
+
+/// Counts, per source, what the operations of a run did there: for "retries per
+/// registry" summaries (a CI job's step summary). Shared by every runner of a run
+/// ([`Runner::with_tally`]); an operation without a source counts under its component
+/// (`apt`, `npm`, ...).
+#[derive(Debug, Default)]
+pub struct SourceTally(Mutex<std::collections::BTreeMap<String, SourceCounts>>);
+
+impl SourceTally {
+    /// Every source seen, by name.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, SourceCounts> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn subscriber(self: &Arc<Self>, source: String) -> Arc<dyn Subscriber> {
+        let tally = self.clone();
+        Arc::new(move |event: &em_retry::Event| {
+            let mut map = tally.0.lock().unwrap_or_else(|p| p.into_inner());
+            let counts = map.entry(source.clone()).or_default();
+            match event {
+                em_retry::Event::AttemptStarted { attempt, .. } => {
+                    counts.attempts += 1;
+                    if *attempt == 1 {
+                        counts.operations += 1;
+                    }
+                }
+                em_retry::Event::Sleeping { .. } => counts.retries += 1,
+                em_retry::Event::Repaired { .. } => counts.repairs += 1,
+                em_retry::Event::GaveUp { .. } => counts.gave_up += 1,
+                em_retry::Event::AttemptFailed { .. } | em_retry::Event::Succeeded { .. } => {}
+            }
+        })
+    }
+}
+
 /// Runs adapter operations under a policy, with subscribers, an optional circuit breaker,
 /// and a sink for the tools' output lines.
 #[derive(Clone)]
@@ -240,6 +289,7 @@ pub struct Runner {
     lines: Option<LineSink>,
     echo: bool,
     on_mirror: Option<MirrorNotice>,
+    tally: Option<Arc<SourceTally>>,
     seed: Option<u64>,
 }
 
@@ -262,8 +312,16 @@ impl Runner {
             lines: None,
             echo: false,
             on_mirror: None,
+            tally: None,
             seed: None,
         }
+    }
+
+    /// Counts every operation's attempts, retries, repairs and give-ups per source in
+    /// `tally`.
+    pub fn with_tally(mut self, tally: Arc<SourceTally>) -> Self {
+        self.tally = Some(tally);
+        self
     }
 
     /// The policy.
@@ -331,6 +389,13 @@ impl Runner {
         B: Fn(&em_retry::Attempt) -> Cmd,
     {
         let label = operation.to_string();
+        let tally = self.tally.as_ref().map(|t| {
+            t.subscriber(
+                circuit_key
+                    .map(str::to_string)
+                    .unwrap_or_else(|| operation.component.clone()),
+            )
+        });
         let repairs_run: Arc<Mutex<HashMap<A::Repair, u32>>> = Arc::default();
         let verdicts: Arc<Mutex<Option<LastVerdict>>> = Arc::default();
         let classify_adapter = adapter.clone();
@@ -338,6 +403,7 @@ impl Runner {
         let mut retry = Retry::new(self.policy.clone())
             .operation(operation)
             .subscribe_all(&self.subscribers)
+            .subscribe_all(tally.as_slice())
             .classify(move |e: &AttemptError<A::Repair>| {
                 let verdict = match e {
                     AttemptError::NotRunnable(_) => return Decision::Fail,

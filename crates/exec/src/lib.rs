@@ -32,7 +32,8 @@ mod adapter;
 pub mod download;
 
 pub use adapter::{
-    Adapter, MirrorNotice, Runner, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root,
+    Adapter, MirrorNotice, Runner, SourceCounts, SourceTally, ToolError, ToolErrorKind,
+    ToolFailure, Verdict, as_root,
     check_argument, find_tool, is_root,
 };
 

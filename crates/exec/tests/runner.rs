@@ -182,3 +182,43 @@ async fn wrapped_commands_keep_their_environment() {
         "sudo -n -- env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get update"
     );
 }
+
+#[tokio::test]
+async fn the_tally_counts_each_source_apart() {
+    let tally = Arc::new(em_exec::SourceTally::default());
+    let runner = runner(2).with_tally(tally.clone());
+    let toy = Arc::new(Toy::default());
+    runner
+        .run_with_mirrors(
+            &toy,
+            Operation::new("toy", "fetch"),
+            &["primary", "mirror"],
+            |s| s.to_string(),
+            |source, _| {
+                if *source == "primary" {
+                    sh("echo busy >&2; exit 1")
+                } else {
+                    sh("true")
+                }
+            },
+        )
+        .await
+        .expect("the mirror works");
+    // No source: counted under the component.
+    runner
+        .run(&toy, Operation::new("toy", "local"), None, |_| sh("true"))
+        .await
+        .expect("ok");
+    let seen = tally.snapshot();
+    let counts = |attempts, retries, gave_up| em_exec::SourceCounts {
+        operations: 1,
+        attempts,
+        retries,
+        repairs: 0,
+        gave_up,
+    };
+    assert_eq!(seen["primary"], counts(2, 1, 1));
+    assert_eq!(seen["mirror"], counts(1, 0, 0));
+    assert_eq!(seen["toy"], counts(1, 0, 0));
+    assert_eq!(seen.len(), 3);
+}

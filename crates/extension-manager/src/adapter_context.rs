@@ -40,6 +40,8 @@ pub struct AdapterContext {
     pub circuits: std::path::PathBuf,
     /// The configuration: default policies, mirrors and registries per adapter.
     pub config: crate::config::Config,
+    /// What each registry or host did over the run (the CI step summary).
+    pub tally: Arc<em_exec::SourceTally>,
 }
 
 impl AdapterContext {
@@ -68,6 +70,7 @@ impl AdapterContext {
             .with_cooldown(self.config.circuit.cooldown);
         Runner::new(policy)
             .subscribe_all(&self.subscribers)
+            .with_tally(self.tally.clone())
             .with_circuit(Arc::new(breaker))
             .with_echo(echo && self.ui.verbosity() > Verbosity::Quiet)
             .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {

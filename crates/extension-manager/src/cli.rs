@@ -165,6 +165,11 @@ fn run(cli: Cli) -> u8 {
             _ => subscribers.push(Arc::new(HumanEvents::new(ui.clone()))),
         },
     }
+    if let Some(annotations) = crate::github::Annotations::from_env() {
+        subscribers.push(Arc::new(annotations));
+    }
+    // What each registry or host did over the run, for the CI step summary.
+    let tally = Arc::new(em_exec::SourceTally::default());
     let metrics = global.metrics.as_ref().map(|_| {
         let m = Arc::new(Metrics::new("extension_manager", "adapter"));
         subscribers.push(m.clone());
@@ -202,6 +207,7 @@ fn run(cli: Cli) -> u8 {
             subscribers: subscribers.clone(),
             circuits: StateDir::new(state_dir::resolve(global.state_dir.as_deref())).circuits_dir(),
             config,
+            tally: tally.clone(),
         };
         let common = Common {
             ui: ui.clone(),
@@ -210,6 +216,7 @@ fn run(cli: Cli) -> u8 {
             report: global.report.as_deref(),
             command: command_line(),
             metrics: metrics.clone(),
+            tally: tally.clone(),
         };
         let work = async {
             match cli.command {
@@ -286,6 +293,19 @@ fn run(cli: Cli) -> u8 {
     {
         ui.error(
             &format!("could not write metrics to {}: {e}", path.display()),
+            None,
+        );
+    }
+    if let Some(file) = crate::github::step_summary_file()
+        && let Some(markdown) =
+            crate::github::summary_markdown(&command_line(), code, &tally.snapshot())
+        && let Err(e) = crate::github::append(&file, &markdown)
+    {
+        ui.error(
+            &format!(
+                "could not append to the step summary {}: {e}",
+                file.display()
+            ),
             None,
         );
     }

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod executor;
 pub mod exit;
+pub mod github;
 pub mod output;
 pub mod plan;
 pub mod policy_options;

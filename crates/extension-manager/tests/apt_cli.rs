@@ -60,6 +60,51 @@ stderr = "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by proce
     }
 }
 
+/// Under GitHub Actions each retry is a `::warning::` line, a give-up an `::error::`
+/// line, and the step summary gets a table of what each source did.
+#[test]
+fn github_actions_get_annotations_and_a_step_summary() {
+    let s = Session::new(
+        APT_TOOLS,
+        r#"
+[[call]]
+tool = "apt-get"
+match = "install"
+times = 1
+exit = 100
+stderr = "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)\n"
+"#,
+    );
+    let summary = s.path().join("step-summary.md");
+    std::fs::write(&summary, "earlier step\n").expect("summary");
+    let out = s
+        .em()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["apt", "install", "--delay", "1ms", "curl"])
+        .output()
+        .expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("::warning "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("apt: install curl: attempt 1/4 failed (transient:"),
+        "{err}"
+    );
+    assert!(!err.contains("::error "), "{err}");
+    let text = std::fs::read_to_string(&summary).expect("summary");
+    assert!(
+        text.starts_with("earlier step\n### `extension-manager apt install"),
+        "{text}"
+    );
+    // One operation against apt itself (no registry host: the fake has no sources).
+    assert!(text.contains("| 1 | 2 | 1 | 0 | 0 |"), "{text}");
+}
+
 #[test]
 fn an_interrupted_dpkg_is_repaired_once() {
     let s = Session::new(

@@ -122,6 +122,8 @@ pub struct Common<'a> {
     pub command: String,
     /// `--metrics`: where install outcomes are counted too.
     pub metrics: Option<Arc<em_retry::Metrics>>,
+    /// What each registry or host did over the run (the CI step summary).
+    pub tally: Arc<em_exec::SourceTally>,
 }
 
 fn make_plan(
@@ -347,6 +349,7 @@ async fn execute(
             .with_threshold(config.circuit.threshold)
             .with_cooldown(config.circuit.cooldown),
         ),
+        tally: common.tally.clone(),
         host: Arch::host(),
     };
     let report = executor::run(

@@ -45,6 +45,8 @@ impl Session {
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .env_remove("CI")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .stdin(Stdio::null());
         cmd
     }
