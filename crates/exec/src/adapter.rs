@@ -243,6 +243,9 @@ pub struct SourceCounts {
     pub repairs: u32,
     /// Operations that gave up on it (permanent, exhausted, circuit open).
     pub gave_up: u32,
+    /// Whether its circuit was open after the last operation; `None` when no circuit
+    /// guards it.
+    pub circuit_open: Option<bool>,
 }
 
 /// Counts, per source, what the operations of a run did there: for "retries per
@@ -253,6 +256,11 @@ pub struct SourceCounts {
 pub struct SourceTally(Mutex<std::collections::BTreeMap<String, SourceCounts>>);
 
 impl SourceTally {
+    fn set_circuit_open(&self, source: &str, open: bool) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(source.to_string()).or_default().circuit_open = Some(open);
+    }
+
     /// Every source seen, by name.
     pub fn snapshot(&self) -> std::collections::BTreeMap<String, SourceCounts> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -489,6 +497,11 @@ impl Runner {
                 }
             })
             .await;
+        if let (Some(tally), Some(breaker), Some(key)) = (&self.tally, &self.circuit, circuit_key)
+            && let Ok(state) = breaker.state(key)
+        {
+            tally.set_circuit_open(key, matches!(state, em_retry::CircuitState::Open { .. }));
+        }
         let err = match result {
             Ok(out) => return Ok(out),
             Err(err) => err,

@@ -216,6 +216,7 @@ async fn the_tally_counts_each_source_apart() {
         retries,
         repairs: 0,
         gave_up,
+        circuit_open: None,
     };
     assert_eq!(seen["primary"], counts(2, 1, 1));
     assert_eq!(seen["mirror"], counts(1, 0, 0));

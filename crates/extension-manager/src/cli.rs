@@ -288,6 +288,13 @@ fn run(cli: Cli) -> u8 {
         }
     });
 
+    if let Some(metrics) = &metrics {
+        for (source, counts) in tally.snapshot() {
+            if let Some(open) = counts.circuit_open {
+                metrics.set_circuit_open(&source, open);
+            }
+        }
+    }
     if let (Some(path), Some(metrics)) = (&global.metrics, metrics)
         && let Err(e) = crate::state::write_atomically(path, metrics.render().as_bytes())
     {

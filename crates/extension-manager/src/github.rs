@@ -139,18 +139,25 @@ pub fn summary_markdown(
         return None;
     }
     let mut md = format!("### `{command}`: exit {exit_code}\n\n");
-    md.push_str("| registry or host | operations | attempts | retries | repairs | gave up |\n");
-    md.push_str("|---|---:|---:|---:|---:|---:|\n");
+    md.push_str(
+        "| registry or host | operations | attempts | retries | repairs | gave up | circuit |\n",
+    );
+    md.push_str("|---|---:|---:|---:|---:|---:|---|\n");
     for (source, c) in sources {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             source.replace('|', "\\|"),
             c.operations,
             c.attempts,
             c.retries,
             c.repairs,
-            c.gave_up
+            c.gave_up,
+            match c.circuit_open {
+                Some(true) => "open",
+                Some(false) => "closed",
+                None => "-",
+            }
         );
     }
     md.push('\n');
@@ -236,12 +243,13 @@ mod tests {
                 retries: 3,
                 repairs: 1,
                 gave_up: 0,
+                circuit_open: Some(true),
             },
         )]);
         let md = summary_markdown("em install x", 75, &sources).expect("a table");
         assert!(md.starts_with("### `em install x`: exit 75\n"), "{md}");
         assert!(
-            md.contains("| 127.0.0.1:8080 | 2 | 5 | 3 | 1 | 0 |\n"),
+            md.contains("| 127.0.0.1:8080 | 2 | 5 | 3 | 1 | 0 | open |\n"),
             "{md}"
         );
         let dir = tempfile::tempdir().expect("tempdir");

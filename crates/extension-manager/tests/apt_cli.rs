@@ -101,8 +101,9 @@ stderr = "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by proce
         text.starts_with("earlier step\n### `extension-manager apt install"),
         "{text}"
     );
-    // One operation against apt itself (no registry host: the fake has no sources).
-    assert!(text.contains("| 1 | 2 | 1 | 0 | 0 |"), "{text}");
+    // One operation against the machine's primary archive (its circuit key), retried once;
+    // its circuit stays closed.
+    assert!(text.contains("| 1 | 2 | 1 | 0 | 0 | closed |"), "{text}");
 }
 
 #[test]

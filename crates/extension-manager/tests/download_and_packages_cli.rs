@@ -46,17 +46,24 @@ exit = 1
 output = "npm/econnreset.txt"
 "#,
     );
-    let out = s.run(&[
-        "npm",
-        "install",
-        "--attempts",
-        "3",
-        "--delay",
-        "1ms",
-        "typescript@5",
-    ]);
+    let metrics = s.path().join("metrics.prom");
+    let out = s
+        .em()
+        .env("EM_CIRCUIT_THRESHOLD", "1")
+        .args(["--metrics", metrics.to_str().expect("utf-8")])
+        .args(["npm", "install", "--attempts", "3", "--delay", "1ms"])
+        .arg("typescript@5")
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert_eq!(s.calls().len(), 3);
+    // The exhausted operation opened the registry's circuit (threshold 1), and the
+    // metrics say so.
+    let text = std::fs::read_to_string(&metrics).expect("metrics");
+    assert!(
+        text.contains("extension_manager_circuit_open{key=\"npm-default-registry\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]
