@@ -325,6 +325,14 @@ impl Runner {
         }
     }
 
+    /// Sends `event` to the runner's subscribers: for what happens outside the retry loop
+    /// but belongs to the operation (a download its checksum rejected).
+    pub fn emit(&self, event: &em_retry::Event) {
+        for s in &self.subscribers {
+            s.on_event(event);
+        }
+    }
+
     /// Counts every operation's attempts, retries, repairs and give-ups per source in
     /// `tally`.
     pub fn with_tally(mut self, tally: Arc<SourceTally>) -> Self {

@@ -465,6 +465,8 @@ pub struct Fetched {
 /// 4. [`verify_and_land`]. On a checksum mismatch the partial file is gone; the download
 ///    runs once more, starting at the source that gave the bad file and going down the
 ///    list. A second mismatch is permanent: `checksum mismatch: expected X, got Y`.
+///    Each mismatch is told to `on_rejected` (the reason and the attempts made so far),
+///    so that the caller can show and report it like a failed attempt.
 ///
 /// When the fetch fails, the partial file is kept for a later resume only when the failure
 /// was transient and the file holds bytes; otherwise it is deleted.
@@ -472,6 +474,7 @@ pub async fn download_with<F, Fut>(
     req: &DownloadRequest,
     operation: &str,
     fetch: F,
+    on_rejected: &(dyn Fn(&str, u32) + Sync),
 ) -> Result<Landed, ToolError>
 where
     F: Fn(Vec<String>) -> Fut,
@@ -534,6 +537,9 @@ where
         };
         let mut tool_error = ToolError::permanent(operation, error.to_string(), None);
         tool_error.attempts = attempts;
+        if matches!(error, LandError::Checksum { .. }) {
+            on_rejected(&format!("{error} (from {})", sources[from]), attempts);
+        }
         match error {
             LandError::Checksum { .. } if mismatches == 0 => mismatches += 1,
             LandError::Checksum { .. } => {
@@ -579,6 +585,25 @@ where
     // Owned sources and copied references: the future borrows nothing from the closure,
     // so the download future stays `Send` (see `download_with`).
     let (partial, label_ref, command) = (&partial, &label, &command);
+    // A download the checksum rejects is a failed attempt in the events (and so in the
+    // report and the status lines), though the runner saw the tool succeed: downloaded
+    // again the first time, permanent the second.
+    let rejections = AtomicU32::new(0);
+    let on_rejected = |reason: &str, attempt: u32| {
+        let first = rejections.fetch_add(1, Ordering::Relaxed) == 0;
+        runner.emit(&em_retry::Event::AttemptFailed {
+            operation: Arc::new(Operation::new(tool, label.clone())),
+            attempt,
+            max_attempts: runner.policy().max_attempts(),
+            class: if first {
+                em_retry::FailureClass::Repairable("download again".into())
+            } else {
+                em_retry::FailureClass::Permanent
+            },
+            reason: reason.to_string(),
+            duration: Duration::ZERO,
+        });
+    };
     download_with(
         req,
         &format!("{tool} {label}"),
@@ -601,6 +626,7 @@ where
                 attempts: attempts.load(Ordering::Relaxed),
             })
         },
+        &on_rejected,
     )
     .await
 }
@@ -813,16 +839,28 @@ mod tests {
         req.sha256 = Some(sha(HELLO_SHA));
         let calls = std::sync::atomic::AtomicU32::new(0);
         let partial = req.partial();
-        let err = download_with(&req, "fetch x", |_: Vec<String>| {
-            std::future::ready({
-                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                fs::write(&partial, b"corrupt").expect("write");
-                Ok(Fetched {
-                    source: 0,
-                    attempts: 1,
+        let rejected = std::sync::Mutex::new(Vec::new());
+        let on_rejected = |reason: &str, attempts: u32| {
+            rejected
+                .lock()
+                .expect("lock")
+                .push((reason.to_string(), attempts));
+        };
+        let err = download_with(
+            &req,
+            "fetch x",
+            |_: Vec<String>| {
+                std::future::ready({
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    fs::write(&partial, b"corrupt").expect("write");
+                    Ok(Fetched {
+                        source: 0,
+                        attempts: 1,
+                    })
                 })
-            })
-        })
+            },
+            &on_rejected,
+        )
         .await
         .expect_err("mismatch twice");
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -835,6 +873,18 @@ mod tests {
         );
         assert!(!req.dest.exists());
         assert!(!partial.exists());
+        // Both rejections were told, with the attempts made so far.
+        let rejected = rejected.lock().expect("lock");
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        assert!(
+            rejected[0].0.starts_with("checksum mismatch"),
+            "{rejected:?}"
+        );
+        assert!(
+            rejected[0].0.ends_with("(from https://example.org/x)"),
+            "{rejected:?}"
+        );
+        assert_eq!((rejected[0].1, rejected[1].1), (1, 2));
     }
 
     #[tokio::test]
@@ -844,16 +894,21 @@ mod tests {
         fs::write(req.partial(), b"stale").expect("write");
         let partial = req.partial();
         let seen = std::sync::Mutex::new(None);
-        download_with(&req, "fetch x", |_: Vec<String>| {
-            std::future::ready({
-                *seen.lock().expect("lock") = Some(partial.exists());
-                fs::write(&partial, b"hello").expect("write");
-                Ok(Fetched {
-                    source: 0,
-                    attempts: 1,
+        download_with(
+            &req,
+            "fetch x",
+            |_: Vec<String>| {
+                std::future::ready({
+                    *seen.lock().expect("lock") = Some(partial.exists());
+                    fs::write(&partial, b"hello").expect("write");
+                    Ok(Fetched {
+                        source: 0,
+                        attempts: 1,
+                    })
                 })
-            })
-        })
+            },
+            &|_, _| {},
+        )
         .await
         .expect("lands");
         assert_eq!(*seen.lock().expect("lock"), Some(false));
@@ -862,16 +917,21 @@ mod tests {
         let mut req = req;
         req.sha256 = Some(sha(HELLO_SHA));
         fs::write(req.partial(), b"hel").expect("write");
-        download_with(&req, "fetch x", |_: Vec<String>| {
-            std::future::ready({
-                assert_eq!(fs::read(&partial).expect("kept"), b"hel");
-                fs::write(&partial, b"hello").expect("write");
-                Ok(Fetched {
-                    source: 0,
-                    attempts: 1,
+        download_with(
+            &req,
+            "fetch x",
+            |_: Vec<String>| {
+                std::future::ready({
+                    assert_eq!(fs::read(&partial).expect("kept"), b"hel");
+                    fs::write(&partial, b"hello").expect("write");
+                    Ok(Fetched {
+                        source: 0,
+                        attempts: 1,
+                    })
                 })
-            })
-        })
+            },
+            &|_, _| {},
+        )
         .await
         .expect("lands");
     }
@@ -884,23 +944,28 @@ mod tests {
         req.sha256 = Some(sha(HELLO_SHA));
         let partial = req.partial();
         let seen = std::sync::Mutex::new(Vec::new());
-        let landed = download_with(&req, "fetch x", |sources: Vec<String>| {
-            std::future::ready({
-                let mut seen = seen.lock().expect("lock");
-                seen.push(sources.clone());
-                // First round: `b` answers (after `a` was exhausted) with a bad file.
-                let (body, source): (&[u8], usize) = if seen.len() == 1 {
-                    (b"corrupt", 1)
-                } else {
-                    (b"hello", 0)
-                };
-                fs::write(&partial, body).expect("write");
-                Ok(Fetched {
-                    source,
-                    attempts: 2,
+        let landed = download_with(
+            &req,
+            "fetch x",
+            |sources: Vec<String>| {
+                std::future::ready({
+                    let mut seen = seen.lock().expect("lock");
+                    seen.push(sources.clone());
+                    // First round: `b` answers (after `a` was exhausted) with a bad file.
+                    let (body, source): (&[u8], usize) = if seen.len() == 1 {
+                        (b"corrupt", 1)
+                    } else {
+                        (b"hello", 0)
+                    };
+                    fs::write(&partial, body).expect("write");
+                    Ok(Fetched {
+                        source,
+                        attempts: 2,
+                    })
                 })
-            })
-        })
+            },
+            &|_, _| {},
+        )
         .await
         .expect("lands");
         assert_eq!(landed.sha256, sha(HELLO_SHA));
@@ -919,15 +984,20 @@ mod tests {
             (ToolErrorKind::Exhausted, true),
             (ToolErrorKind::Permanent, false),
         ] {
-            let err = download_with(&req, "fetch x", |_: Vec<String>| {
-                std::future::ready({
-                    fs::write(&partial, b"hel").expect("write");
-                    let mut e = ToolError::permanent("fetch x", "down", None);
-                    e.kind = kind.clone();
-                    e.attempts = 4;
-                    Err(e)
-                })
-            })
+            let err = download_with(
+                &req,
+                "fetch x",
+                |_: Vec<String>| {
+                    std::future::ready({
+                        fs::write(&partial, b"hel").expect("write");
+                        let mut e = ToolError::permanent("fetch x", "down", None);
+                        e.kind = kind.clone();
+                        e.attempts = 4;
+                        Err(e)
+                    })
+                },
+                &|_, _| {},
+            )
             .await
             .expect_err("fails");
             assert_eq!(err.attempts, 4);
@@ -945,6 +1015,7 @@ mod tests {
             |_: Vec<String>| -> std::future::Ready<Result<Fetched, ToolError>> {
                 panic!("must not run")
             },
+            &|_, _| {},
         )
         .await
         .expect_err("http refused");
