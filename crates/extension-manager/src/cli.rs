@@ -106,6 +106,8 @@ enum Command {
     Check(commands::check::CheckArgs),
     /// The append-only log of operations
     History(commands::history::HistoryArgs),
+    /// Is this machine ready: tools, privileges, dpkg, disk, state, circuits, registries
+    Doctor(commands::doctor::DoctorArgs),
     /// Print shell completions
     Completions(commands::completions::CompletionsArgs),
 }
@@ -263,6 +265,15 @@ fn run(cli: Cli) -> u8 {
                         }
                         Command::Validate(args) => {
                             commands::status::validate(&session, &args, &ui).await
+                        }
+                        Command::Doctor(args) => {
+                            commands::doctor::doctor(
+                                &session.config,
+                                &session.state_dir,
+                                &args,
+                                output,
+                            )
+                            .await
                         }
                         Command::History(args) => {
                             commands::history::history(&session, &args, output)

@@ -3,6 +3,7 @@
 pub mod apt;
 pub mod check;
 pub mod completions;
+pub mod doctor;
 pub mod fetch;
 pub mod history;
 pub mod install;
