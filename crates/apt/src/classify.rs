@@ -443,6 +443,8 @@ impl FetchFailure {
             "Could not wait for server fd",
             "Error reading from server",
             "Unable to connect",
+            // apt 2.6's word for a connection reset in the middle of a body.
+            "Undetermined Error",
         ]
         .iter()
         .any(|n| self.detail.contains(n))

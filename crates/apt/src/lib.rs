@@ -8,7 +8,9 @@
 //!
 //! Every command is non-interactive (`LC_ALL=C`, `DEBIAN_FRONTEND=noninteractive`, stdin
 //! closed, `-y`, `--force-confdef --force-confold`, `-q`) and bounds its waits:
-//! `Acquire::http::Timeout` / `Acquire::https::Timeout` ([`AptConfig::http_timeout`]) and
+//! `Acquire::http::Timeout` / `Acquire::https::Timeout` ([`AptConfig::http_timeout`], at
+//! most a quarter of the policy's per-attempt timeout, so that apt reports a stalled server
+//! itself rather than being killed, perhaps in the middle of dpkg) and
 //! `DPkg::Lock::Timeout` ([`AptConfig::lock_timeout`]: a held dpkg lock is waited for, up
 //! to that long, by apt itself; lock files are never deleted). `apt-get update` always
 //! gets `--error-on=any`: without it apt-get exits 0 when indexes fail to download
@@ -46,7 +48,7 @@
 //! | `Failed to fetch URL  408/429/5xx ...` | transient | retry, then the next mirror |
 //! | `Failed to fetch URL  404 ...` (other 4xx) of an index (`update`) | permanent | hint: the source entry |
 //! | `Failed to fetch URL  404 ...` of an archive (`.deb`) | repairable | [`AptRepair::Update`]: the lists predate the mirror |
-//! | `Failed to fetch` with `Temporary failure resolving`, `Could not resolve` (\*), `Could not connect`, `Connection timed out`, `Connection failed`, `Connection reset` | transient | retry |
+//! | `Failed to fetch` with `Temporary failure resolving`, `Could not resolve` (\*), `Could not connect`, `Connection timed out`, `Connection failed`, `Connection reset`, `Undetermined Error` (a reset mid-body, apt 2.6) | transient | retry |
 //! | `Unable to locate package X`, lists fresh | permanent | reason names X; hint: spelling, missing repository |
 //! | `Unable to locate package X`, lists missing or older than `update_max_age` | repairable | [`AptRepair::Update`] |
 //! | `has no installation candidate`, `Version 'V' for 'X' was not found` | permanent | hint: `apt-cache policy` |
@@ -76,9 +78,19 @@
 //! machine's sources first; when they are exhausted (or their circuit is open) it tries
 //! each mirror with a fresh policy, through temporary sources (see [`rewrite_for_mirror`])
 //! passed with `-o Dir::Etc::SourceList=` and `-o Dir::Etc::SourceParts=`; nothing under
-//! `/etc` is written. After an update through a mirror, `install`, `remove` and the
-//! repairs of this `Apt` use the same temporary sources, so that the packages come from
-//! where the lists came from.
+//! `/etc` is written. The sources read are the ones apt reads: `Dir::Etc::SourceList` and
+//! `Dir::Etc::SourceParts` of the file `APT_CONFIG` names, when set (see [`AptDirs`]).
+//! After an update through a mirror, `install`, `remove` and the repairs of this `Apt` use
+//! the same temporary sources, so that the packages come from where the lists came from.
+//!
+//! `install` walks the same chain: the active sources first (guarded by the circuit of
+//! their host), then each other mirror. On a mirror whose lists this `Apt` has not
+//! fetched, the lists do not count as fresh, so the first "Unable to locate package" there
+//! runs `apt-get update` through that mirror (which then becomes the active source). An
+//! `apt-get update` repair that fails (the source is unreachable) gives up the source,
+//! not the operation: the next mirror is tried, and without one the install ends
+//! exhausted (exit 75) rather than permanent. `remove` downloads nothing: no circuit, no
+//! mirror.
 
 // `ToolError` is em-exec's error type, shared by every adapter; boxing it is em-exec's call.
 #![allow(clippy::result_large_err)]
@@ -113,7 +125,8 @@ pub struct AptConfig {
     /// `DPkg::Lock::Timeout`: how long apt waits for the dpkg frontend lock before failing.
     /// Keep the policy's per-attempt timeout above it. Default 120 s.
     pub lock_timeout: Duration,
-    /// `Acquire::http::Timeout` and `Acquire::https::Timeout`. Default 30 s.
+    /// `Acquire::http::Timeout` and `Acquire::https::Timeout`. Default 30 s; an operation
+    /// uses at most a quarter of its policy's per-attempt timeout.
     pub http_timeout: Duration,
     /// Mirror base URLs of the primary archive, tried in order after it (e.g.
     /// `http://127.0.0.1:8080/debian`).
@@ -277,20 +290,63 @@ impl Apt {
         let operation = Operation::new("apt", "update");
         let label = operation.to_string();
         self.check_privileges(&label)?;
+        let (sources, mirror_problem) = self.sources(None);
+        let step = Step::new(self, runner, false);
+        let result = runner
+            .run_with_mirrors(
+                &step,
+                operation,
+                &sources,
+                UpdateSource::circuit_key,
+                |source, _| {
+                    let mirror = step.enter(source);
+                    self.privileged(
+                        self.update_cmd(mirror.as_deref(), step.http_timeout),
+                        &label,
+                    )
+                },
+            )
+            .await;
+        match result {
+            Ok((_, used)) => {
+                *lock(&self.last_update) = Some(Instant::now());
+                *lock(&self.active_mirror) = match &sources[used] {
+                    UpdateSource::Primary { .. } => None,
+                    UpdateSource::Mirror(m) => Some(m.clone()),
+                };
+                Ok(())
+            }
+            Err(e) => Err(with_mirror_problem(e, mirror_problem)),
+        }
+    }
+
+    /// The sources an operation walks: first the primary (`active`: the mirror in use, when
+    /// an update of this `Apt` moved to one; else the machine's sources), then each
+    /// configured mirror but that one. Also says why no mirror could be derived, if so.
+    fn sources(&self, active: Option<&Arc<MirrorDir>>) -> (Vec<UpdateSource>, Option<String>) {
         let files = read_sources(&self.dirs);
         let primary = files
             .as_ref()
             .map_err(Clone::clone)
             .and_then(|f| primary_archive(f));
-        let key = primary
-            .as_ref()
-            .map_or_else(|_| "apt".to_string(), |p| classify::url_host(p));
+        let key = match active {
+            Some(m) => classify::url_host(&m.mirror),
+            None => primary
+                .as_ref()
+                .map_or_else(|_| "apt".to_string(), |p| classify::url_host(p)),
+        };
         let mut sources = vec![UpdateSource::Primary { key }];
         let mut mirror_problem = None;
-        if !self.config.mirrors.is_empty() {
+        let mirrors: Vec<&String> = self
+            .config
+            .mirrors
+            .iter()
+            .filter(|m| active.is_none_or(|a| a.mirror != **m))
+            .collect();
+        if !mirrors.is_empty() {
             match (&files, &primary) {
                 (Ok(files), Ok(primary)) => {
-                    for mirror in &self.config.mirrors {
+                    for mirror in mirrors {
                         match write_mirror_sources(files, primary, mirror) {
                             Ok(dir) => sources.push(UpdateSource::Mirror(Arc::new(dir))),
                             Err(e) => {
@@ -309,42 +365,7 @@ impl Apt {
         if let Some(problem) = &mirror_problem {
             tracing::warn!(target: "em_apt", "{problem}");
         }
-        let step = Arc::new(Step {
-            apt: self.clone(),
-            update_after_clear: false,
-        });
-        let result = runner
-            .run_with_mirrors(
-                &step,
-                operation,
-                &sources,
-                UpdateSource::circuit_key,
-                |source, _| {
-                    let mirror = match source {
-                        UpdateSource::Primary { .. } => None,
-                        UpdateSource::Mirror(m) => Some(m.as_ref()),
-                    };
-                    self.privileged(self.update_cmd(mirror), &label)
-                },
-            )
-            .await;
-        match result {
-            Ok((_, used)) => {
-                *lock(&self.last_update) = Some(Instant::now());
-                *lock(&self.active_mirror) = match &sources[used] {
-                    UpdateSource::Primary { .. } => None,
-                    UpdateSource::Mirror(m) => Some(m.clone()),
-                };
-                Ok(())
-            }
-            Err(mut e) => {
-                if let Some(problem) = mirror_problem {
-                    let hint = e.hint.take().map(|h| format!("{h}; ")).unwrap_or_default();
-                    e.hint = Some(format!("{hint}mirrors not used: {problem}"));
-                }
-                Err(e)
-            }
-        }
+        (sources, mirror_problem)
     }
 
     /// `apt-get update --error-on=any` of the sources in `list` only (a one-line-format
@@ -368,10 +389,7 @@ impl Apt {
                     None,
                 )
             })?;
-        let step = Arc::new(Step {
-            apt: self.clone(),
-            update_after_clear: false,
-        });
+        let step = Step::new(self, runner, false);
         let key = std::fs::read_to_string(list).ok().and_then(|text| {
             text.split_whitespace()
                 .find(|w| w.contains("://"))
@@ -382,7 +400,7 @@ impl Apt {
                 let cmd = self
                     .apt_get()
                     .args(["update", "--error-on=any", "-q"])
-                    .args(self.acquire_args())
+                    .args(acquire_args(step.http_timeout))
                     .args(self.lock_args())
                     .arg("-o")
                     .arg(format!("Dir::Etc::SourceList={}", list.display()))
@@ -429,26 +447,45 @@ impl Apt {
         let operation = Operation::new("apt", format!("{verb} {}", names.join(" ")));
         let label = operation.to_string();
         self.check_privileges(&label)?;
-        let step = Arc::new(Step {
-            apt: self.clone(),
-            update_after_clear: true,
-        });
-        // No circuit key: a held lock or a broken dpkg state is not the registry's fault.
-        runner
-            .run(&step, operation, None, |_| {
-                let mut cmd = self.apt_get().arg(verb).args(["-y", "-q"]);
-                if verb == "install" {
-                    cmd = cmd.arg("--no-install-recommends").args(self.acquire_args());
-                }
+        let step = Step::new(self, runner, true);
+        let build = |mirror: Option<Arc<MirrorDir>>| {
+            let mut cmd = self.apt_get().arg(verb).args(["-y", "-q"]);
+            if verb == "install" {
                 cmd = cmd
-                    .args(self.lock_args())
-                    .args(self.dpkg_options())
-                    .args(self.mirror_args())
-                    .args(&names);
-                self.privileged(cmd, &label)
-            })
+                    .arg("--no-install-recommends")
+                    .args(acquire_args(step.http_timeout));
+            }
+            cmd = cmd
+                .args(self.lock_args())
+                .args(self.dpkg_options())
+                .args(mirror.map(|m| m.args()).unwrap_or_default())
+                .args(&names);
+            self.privileged(cmd, &label)
+        };
+        if verb != "install" {
+            // Nothing is downloaded: no circuit key (a held lock or a broken dpkg state is
+            // not the archive's fault), no mirror.
+            return runner
+                .run(&step, operation, None, |_| build(self.active()))
+                .await
+                .map(|_| ());
+        }
+        // An install downloads from the archive: its host's circuit guards it, and when it
+        // is exhausted the mirrors are tried, each with an update through it first (see
+        // `Step`).
+        let active = self.active();
+        let (sources, mirror_problem) = self.sources(active.as_ref());
+        runner
+            .run_with_mirrors(
+                &step,
+                operation,
+                &sources,
+                UpdateSource::circuit_key,
+                |source, _| build(step.enter(source).or_else(|| self.active())),
+            )
             .await
             .map(|_| ())
+            .map_err(|e| with_mirror_problem(e, mirror_problem))
     }
 
     /// Whether `package` is installed (`dpkg-query -W`: status `install ok installed`,
@@ -496,33 +533,57 @@ impl Apt {
         )
     }
 
-    async fn run_repair(&self, repair: AptRepair, update_after_clear: bool) -> Result<(), String> {
+    /// Runs `repair` through `sources` (`None`: the active ones), with apt's network
+    /// timeout `http`; `update_after_clear`: ClearLists ends with an update.
+    async fn run_repair(
+        &self,
+        repair: AptRepair,
+        update_after_clear: bool,
+        sources: Option<&Arc<MirrorDir>>,
+        http: Duration,
+    ) -> Result<(), String> {
+        let mirror = sources.cloned().or_else(|| self.active());
         match repair {
             AptRepair::ConfigurePending => {
                 self.run_step(self.tool(&self.dpkg).args(["--configure", "-a"]))
                     .await?;
-                self.run_step(self.fix_broken_cmd()).await
+                self.run_step(self.fix_broken_cmd(mirror.as_deref(), http))
+                    .await
             }
-            AptRepair::FixBroken => self.run_step(self.fix_broken_cmd()).await,
+            AptRepair::FixBroken => {
+                self.run_step(self.fix_broken_cmd(mirror.as_deref(), http))
+                    .await
+            }
             AptRepair::ClearLists => {
                 self.clear_partial_lists().await?;
                 self.run_step(self.apt_get().arg("clean").args(self.lock_args()))
                     .await?;
                 if update_after_clear {
-                    self.repair_update().await?;
+                    self.repair_update(mirror, http).await?;
                 }
                 Ok(())
             }
-            AptRepair::Update => self.repair_update().await,
+            AptRepair::Update => self.repair_update(mirror, http).await,
         }
     }
 
-    /// One `apt-get update` (no retry of its own) through the active sources.
-    async fn repair_update(&self) -> Result<(), String> {
-        let mirror = lock(&self.active_mirror).clone();
-        self.run_step(self.update_cmd(mirror.as_deref())).await?;
+    /// One `apt-get update` (no retry of its own) through `mirror` (`None`: the machine's
+    /// sources); on success that is where this `Apt` installs from afterwards.
+    async fn repair_update(
+        &self,
+        mirror: Option<Arc<MirrorDir>>,
+        http: Duration,
+    ) -> Result<(), String> {
+        self.run_step(self.update_cmd(mirror.as_deref(), http))
+            .await?;
         *lock(&self.last_update) = Some(Instant::now());
+        *lock(&self.active_mirror) = mirror;
         Ok(())
+    }
+
+    /// The mirror the last successful update went through, if it was not the primary.
+    fn active(&self) -> Option<Arc<MirrorDir>> {
+        lock(&self.active_mirror).clone()
     }
 
     /// Removes what an interrupted or corrupt download left in `<lists>/partial/`.
@@ -571,9 +632,16 @@ impl Apt {
             Ok(out) if out.success() => Ok(()),
             Ok(out) => {
                 let failure = ToolFailure::from_output(&cmd, &out);
-                let last = failure.tail(1).pop().unwrap_or_default();
+                // apt's first `E:` line says why; progress lines on stdout do not.
+                let text = failure.text();
+                let why = text
+                    .lines()
+                    .find(|l| l.starts_with("E: "))
+                    .map(str::to_string)
+                    .or_else(|| failure.tail(1).pop())
+                    .unwrap_or_default();
                 Err(format!(
-                    "`{}` exited with code {}: {last}",
+                    "`{}` exited with code {}: {why}",
                     short_command(&cmd),
                     failure.code
                 ))
@@ -594,34 +662,33 @@ impl Apt {
         self.tool(&self.apt_get)
     }
 
-    fn update_cmd(&self, mirror: Option<&MirrorDir>) -> Cmd {
+    fn update_cmd(&self, mirror: Option<&MirrorDir>, http: Duration) -> Cmd {
         self.apt_get()
             .args(["update", "--error-on=any", "-q"])
-            .args(self.acquire_args())
+            .args(acquire_args(http))
             .args(self.lock_args())
             .args(mirror.map(MirrorDir::args).unwrap_or_default())
     }
 
-    fn fix_broken_cmd(&self) -> Cmd {
+    fn fix_broken_cmd(&self, mirror: Option<&MirrorDir>, http: Duration) -> Cmd {
         self.apt_get()
             .args(["-f", "install", "-y", "-q"])
-            .args(self.acquire_args())
+            .args(acquire_args(http))
             .args(self.lock_args())
             .args(self.dpkg_options())
-            .args(self.mirror_args())
+            .args(mirror.map(MirrorDir::args).unwrap_or_default())
     }
 
-    /// One fetch per file per attempt (see "Who retries"), with bounded network waits.
-    fn acquire_args(&self) -> Vec<String> {
-        let secs = whole_seconds(self.config.http_timeout).max(1);
-        vec![
-            "-o".into(),
-            "Acquire::Retries=0".into(),
-            "-o".into(),
-            format!("Acquire::http::Timeout={secs}"),
-            "-o".into(),
-            format!("Acquire::https::Timeout={secs}"),
-        ]
+    /// apt's network timeout under a policy whose attempts may last `attempt_timeout`:
+    /// [`AptConfig::http_timeout`], but at most a quarter of the attempt, so that a stalled
+    /// server is reported by apt itself ("Connection timed out", classified, with the URL)
+    /// before the policy's timeout kills apt-get, which could be in the middle of dpkg. A
+    /// quarter, not a half: apt's http method quietly reconnects once after a timed-out
+    /// connection (whatever `Acquire::Retries` says), so one stalled file costs two
+    /// timeouts, and the attempt must still have time to install.
+    fn http_timeout(&self, attempt_timeout: Option<Duration>) -> Duration {
+        let configured = self.config.http_timeout;
+        attempt_timeout.map_or(configured, |t| configured.min(t / 4))
     }
 
     fn lock_args(&self) -> Vec<String> {
@@ -642,13 +709,6 @@ impl Apt {
             "-o",
             "Dpkg::Options::=--force-confold",
         ]
-    }
-
-    fn mirror_args(&self) -> Vec<String> {
-        lock(&self.active_mirror)
-            .as_ref()
-            .map(|m| m.args())
-            .unwrap_or_default()
     }
 
     /// Fails early when root is needed and cannot be had (not root, no sudo).
@@ -681,15 +741,73 @@ impl Adapter for Apt {
     }
 
     async fn repair(&self, repair: AptRepair) -> Result<(), String> {
-        self.run_repair(repair, true).await
+        let http = self.http_timeout(None);
+        self.run_repair(repair, true, None, http).await
     }
 }
 
-/// The adapter as one operation sees it: an update's next attempt is itself an update, so
-/// its ClearLists repair does not run one; an install's does.
+/// The adapter as one operation sees it.
+///
+/// - An update's next attempt is itself an update, so its ClearLists repair does not run
+///   one; an install's does.
+/// - It knows the source the current attempt uses ([`Step::enter`]): a mirror whose lists
+///   this `Apt` has not fetched has no fresh lists ("Unable to locate package" there is an
+///   `apt-get update` through that mirror, which then becomes the active source), and its
+///   repairs go through that source.
+/// - An `apt-get update` repair that itself failed (the source is unreachable) ends the
+///   source, not the operation: the next mirror is tried, and without one the operation is
+///   exhausted (75), not permanent.
 struct Step {
     apt: Arc<Apt>,
     update_after_clear: bool,
+    /// apt's network timeout for this operation's commands ([`Apt::http_timeout`]).
+    http_timeout: Duration,
+    /// The mirror the current attempt uses (`None`: the primary: the active sources).
+    source: Mutex<Option<Arc<MirrorDir>>>,
+    /// Why the `apt-get update` repair of the current source failed, if it did.
+    update_failed: Mutex<Option<String>>,
+}
+
+impl Step {
+    fn new(apt: &Arc<Apt>, runner: &Runner, update_after_clear: bool) -> Arc<Step> {
+        Arc::new(Step {
+            apt: apt.clone(),
+            update_after_clear,
+            http_timeout: apt.http_timeout(runner.policy().timeout()),
+            source: Mutex::new(None),
+            update_failed: Mutex::new(None),
+        })
+    }
+
+    /// Notes that the next attempt uses `source`; returns its mirror, if it is one.
+    fn enter(&self, source: &UpdateSource) -> Option<Arc<MirrorDir>> {
+        let mirror = match source {
+            UpdateSource::Primary { .. } => None,
+            UpdateSource::Mirror(m) => Some(m.clone()),
+        };
+        let mut current = lock(&self.source);
+        let same = match (current.as_ref(), mirror.as_ref()) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if !same {
+            *lock(&self.update_failed) = None;
+        }
+        current.clone_from(&mirror);
+        mirror
+    }
+
+    /// Whether the current source is a mirror this `Apt` has not updated through.
+    fn on_unfetched_mirror(&self) -> bool {
+        let current = lock(&self.source).clone();
+        let active = self.apt.active();
+        match (current, active) {
+            (None, _) => false,
+            (Some(m), Some(a)) => !Arc::ptr_eq(&m, &a),
+            (Some(_), None) => true,
+        }
+    }
 }
 
 impl Adapter for Step {
@@ -700,18 +818,69 @@ impl Adapter for Step {
     }
 
     fn classify(&self, failure: &ToolFailure) -> Verdict<AptRepair> {
-        self.apt.classify_now(failure)
+        let lists_fresh = !self.on_unfetched_mirror() && self.apt.lists_are_fresh();
+        match classify(failure, &ClassifyContext { lists_fresh }) {
+            // Say why the update did not help: it could not reach the source.
+            Verdict::Repairable(AptRepair::Update, reason) => match &*lock(&self.update_failed) {
+                Some(e) => Verdict::Repairable(AptRepair::Update, format!("{reason}; {e}")),
+                None => Verdict::Repairable(AptRepair::Update, reason),
+            },
+            verdict => verdict,
+        }
     }
 
     async fn repair(&self, repair: AptRepair) -> Result<(), String> {
-        self.apt.run_repair(repair, self.update_after_clear).await
+        let source = lock(&self.source).clone();
+        let result = self
+            .apt
+            .run_repair(
+                repair,
+                self.update_after_clear,
+                source.as_ref(),
+                self.http_timeout,
+            )
+            .await;
+        let updates = repair == AptRepair::Update
+            || (repair == AptRepair::ClearLists && self.update_after_clear);
+        if updates {
+            *lock(&self.update_failed) = result.as_ref().err().cloned();
+        }
+        result
     }
 
-    /// A Hash Sum mismatch that survives clearing the lists is a mirror in mid-sync:
-    /// give up this source, not the operation, so the next mirror is tried.
+    /// A Hash Sum mismatch that survives clearing the lists is a mirror in mid-sync, and a
+    /// failure whose `apt-get update` could not reach the source is that source being
+    /// down: give up this source, not the operation, so the next mirror is tried.
     fn exhausted_repair_is_permanent(&self, repair: &AptRepair) -> bool {
-        *repair != AptRepair::ClearLists
+        match repair {
+            AptRepair::ClearLists => false,
+            AptRepair::Update => lock(&self.update_failed).is_none(),
+            AptRepair::ConfigurePending | AptRepair::FixBroken => true,
+        }
     }
+}
+
+/// `e` with a hint saying why the mirrors were not used, when they could not be.
+fn with_mirror_problem(mut e: ToolError, problem: Option<String>) -> ToolError {
+    if let Some(problem) = problem {
+        let hint = e.hint.take().map(|h| format!("{h}; ")).unwrap_or_default();
+        e.hint = Some(format!("{hint}mirrors not used: {problem}"));
+    }
+    e
+}
+
+/// One fetch per file per attempt (see "Who retries"), apt's network waits bounded by
+/// `http` (whole seconds, at least 1).
+fn acquire_args(http: Duration) -> Vec<String> {
+    let secs = whole_seconds(http).max(1);
+    vec![
+        "-o".into(),
+        "Acquire::Retries=0".into(),
+        "-o".into(),
+        format!("Acquire::http::Timeout={secs}"),
+        "-o".into(),
+        format!("Acquire::https::Timeout={secs}"),
+    ]
 }
 
 /// Writes the sources of `mirror` into a new temporary directory.
@@ -772,17 +941,25 @@ fn whole_seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// The program's file name and the arguments, for a short error message.
+/// The program's file name and the arguments but `-o NAME=VALUE` settings, for a short
+/// error message.
 fn short_command(cmd: &Cmd) -> String {
     let program = Path::new(cmd.program())
         .file_name()
         .map_or_else(|| cmd.program().to_string_lossy(), |f| f.to_string_lossy());
     let mut words = vec![program.into_owned()];
-    words.extend(
-        cmd.get_args()
-            .iter()
-            .map(|a| em_exec::quote(&a.to_string_lossy())),
-    );
+    let mut setting = false;
+    for arg in cmd.get_args() {
+        let arg = arg.to_string_lossy();
+        if std::mem::take(&mut setting) {
+            continue;
+        }
+        if arg == "-o" {
+            setting = true;
+            continue;
+        }
+        words.push(em_exec::quote(&arg));
+    }
     words.join(" ")
 }
 
@@ -823,8 +1000,30 @@ mod tests {
     }
 
     #[test]
+    fn apt_times_out_before_the_attempt_does() {
+        let apt = Apt::with_tools(AptConfig::default(), "apt-get", "dpkg", "dpkg-query");
+        let secs = Duration::from_secs;
+        assert_eq!(apt.http_timeout(None), secs(30), "the configured default");
+        assert_eq!(apt.http_timeout(Some(secs(600))), secs(30));
+        assert_eq!(apt.http_timeout(Some(secs(120))), secs(30));
+        assert_eq!(
+            apt.http_timeout(Some(secs(60))),
+            secs(15),
+            "a quarter of the attempt"
+        );
+        assert_eq!(apt.http_timeout(Some(secs(6))), Duration::from_millis(1500));
+        assert_eq!(
+            acquire_args(Duration::from_millis(300))[3],
+            "Acquire::http::Timeout=1",
+            "at least one second"
+        );
+    }
+
+    #[test]
     fn short_commands_drop_the_environment() {
         let cmd = Cmd::tool("/usr/bin/dpkg").args(["--configure", "-a"]);
         assert_eq!(short_command(&cmd), "dpkg --configure -a");
+        let cmd = Cmd::tool("apt-get").args(["update", "-o", "Acquire::Retries=0", "-q"]);
+        assert_eq!(short_command(&cmd), "apt-get update -q");
     }
 }
