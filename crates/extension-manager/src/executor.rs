@@ -195,6 +195,7 @@ impl Subscriber for StepRecorder {
 struct Tools {
     apt: Mutex<Option<Arc<Apt>>>,
     apt_lock: AsyncMutex<()>,
+    apt_batch: crate::apt_batch::AptBatcher,
     npm_lock: AsyncMutex<()>,
     pip_locks: Mutex<HashMap<PathBuf, Arc<AsyncMutex<()>>>>,
 }
@@ -275,6 +276,7 @@ pub async fn run(
         tools: Tools {
             apt: Mutex::new(None),
             apt_lock: AsyncMutex::new(()),
+            apt_batch: crate::apt_batch::AptBatcher::from_env(),
             npm_lock: AsyncMutex::new(()),
             pip_locks: Mutex::new(HashMap::new()),
         },
@@ -709,9 +711,14 @@ async fn run_step(
                 .iter()
                 .map(|p| AptPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let runner = runner_for(ctx, ctx.settings.policy("apt"), step, log, recorder)?;
+            let runner = runner_for(ctx, ctx.settings.policy("apt"), step, log, recorder.clone())?;
             let apt = apt_adapter(ctx)?;
-            let _one_at_a_time = ctx.tools.apt_lock.lock().await;
+            // A step with its own repository runs alone: its source is added and updated
+            // first. The others join the run's batch of apt installs (see apt_batch).
+            let one_at_a_time = match apt_step.repository {
+                Some(_) => Some(ctx.tools.apt_lock.lock().await),
+                None => None,
+            };
             if let Some(repository) = &apt_step.repository {
                 let downloads = runner_for(
                     ctx,
@@ -749,7 +756,23 @@ async fn run_step(
                 push_new(&mut record.added.apt, p.name().to_string());
             }
             save_record(ctx, name, record).await;
-            if let Err(e) = apt.install(&runner, &packages).await {
+            let installed = match one_at_a_time {
+                Some(_held) => apt.install(&runner, &packages).await,
+                None => {
+                    let member = crate::apt_batch::Member {
+                        owner: name.to_string(),
+                        packages: packages.clone(),
+                        runner,
+                        recorder,
+                        lines: log.sink(),
+                    };
+                    ctx.tools
+                        .apt_batch
+                        .install(&apt, &ctx.tools.apt_lock, &ctx.ui, member)
+                        .await
+                }
+            };
+            if let Err(e) = installed {
                 for p in &fresh {
                     if !apt.is_installed(p).await.unwrap_or(true) {
                         record.added.apt.retain(|n| n != p.name());

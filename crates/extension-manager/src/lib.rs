@@ -12,6 +12,7 @@
 //! `retry`); logs and status lines go to stderr.
 
 pub mod adapter_context;
+pub mod apt_batch;
 pub mod bundled;
 pub mod cli;
 pub mod commands;

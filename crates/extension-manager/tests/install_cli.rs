@@ -465,3 +465,64 @@ fn the_env_file_is_readable_by_every_login_shell_and_removed_with_the_extension(
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!file.exists());
 }
+
+/// Extensions whose apt steps wait together share one `apt-get install` (SPEC 8); a
+/// merged run that fails permanently is split, so the failure lands on its owner. The
+/// window is long here (`EM_APT_BATCH_WINDOW`) so that both always meet.
+#[test]
+fn apt_installs_waiting_together_run_as_one_and_a_failing_batch_is_split() {
+    let (s, exts, conf) = session();
+    let run_batched = |args: &[&str]| {
+        s.em()
+            .env("APT_CONFIG", &conf)
+            .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+            .env("EM_APT_BATCH_WINDOW", "300ms")
+            .arg("--extensions-dir")
+            .arg(&exts)
+            .args(["--report"])
+            .arg(s.path().join("report.json"))
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let out = run_batched(&["install", "alpha", "gamma"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("Merging the apt installs of alpha, gamma into one apt-get run"),
+        "{err}"
+    );
+    let installs = apt_installs(&s);
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert!(
+        installs[0].contains(" em-alpha") && installs[0].contains(" em-shared"),
+        "{installs:?}"
+    );
+    // Each extension's report shows the one attempt of the merged run.
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(s.path().join("report.json")).expect("report"))
+            .expect("JSON");
+    for ext in report["extensions"].as_array().expect("extensions") {
+        assert_eq!(ext["result"], "installed", "{report:#}");
+        assert_eq!(ext["steps"][0]["attempts"], 1, "{report:#}");
+    }
+
+    // broken asks for an unknown package: the merged run with beta fails on it, then each
+    // is installed alone: beta installs, broken fails.
+    let out = run_batched(&["install", "--keep-going", "broken", "beta"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Splitting the merged apt install failed"),
+        "{err}"
+    );
+    let st = state(&s);
+    assert_eq!(st["extensions"]["beta"]["status"], "installed", "{st}");
+    assert_eq!(st["extensions"]["broken"]["status"], "failed", "{st}");
+    let after: Vec<String> = apt_installs(&s).into_iter().skip(1).collect();
+    assert_eq!(after.len(), 3, "merged, then each alone: {after:?}");
+    assert!(
+        after[0].contains("em-beta") && after[0].contains("em-missing"),
+        "{after:?}"
+    );
+}

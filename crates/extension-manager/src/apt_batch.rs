@@ -1,0 +1,215 @@
+//! apt installs that wait together run as one `apt-get install` (SPEC 8).
+//!
+//! Only one apt/dpkg operation runs at a time on a machine, so while one extension's apt
+//! step runs, the others' wait; each `apt-get install` then pays apt's fixed costs again
+//! (reading the lists, resolving, dpkg's triggers). Here a step that wants apt joins a
+//! queue, waits a short window (so that extensions starting together find each other),
+//! then takes the apt lock; whoever gets the lock installs everything queued so far in one
+//! run and tells each member how it went.
+//!
+//! - The merged run uses the first member's policy and status lines; every member's
+//!   step report sees its attempts, failures and repairs, and every member's log gets
+//!   apt's output.
+//! - A merged run that fails permanently (an unknown package, a conflict) is retried per
+//!   member, so that the failure lands on the extension that asked for it and the others
+//!   install. A transient exhaustion (exit 75) is every member's: the archive is down for
+//!   all of them.
+//! - Steps with a third-party repository are not merged: their source must be added and
+//!   updated first (the executor runs them alone, under the same lock).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use em_apt::{Apt, AptPackage};
+use em_exec::{LineSink, Runner, Stream, ToolError, ToolErrorKind};
+use em_retry::Subscriber;
+use tokio::sync::{Mutex as AsyncMutex, oneshot};
+
+use crate::output::{Tone, Ui};
+
+/// How long an apt step waits for others to join it, unless `EM_APT_BATCH_WINDOW` says
+/// otherwise (a duration; tests set a long one to make merging certain).
+pub const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
+
+/// One extension's apt install, as it joins a batch.
+pub struct Member {
+    /// The extension.
+    pub owner: String,
+    /// Its packages.
+    pub packages: Vec<AptPackage>,
+    /// Its runner: policy, status lines, its step recorder, its log.
+    pub runner: Runner,
+    /// Its step recorder, given the merged run's events when another member leads.
+    pub recorder: Arc<dyn Subscriber>,
+    /// Its log, given the merged run's output lines.
+    pub lines: LineSink,
+}
+
+struct Request {
+    member: Member,
+    done: oneshot::Sender<Result<(), ToolError>>,
+}
+
+/// The queue of apt installs of one run.
+pub struct AptBatcher {
+    queue: Mutex<Vec<Request>>,
+    window: Duration,
+}
+
+impl AptBatcher {
+    /// A batcher whose members wait `window` for others.
+    pub fn new(window: Duration) -> Self {
+        AptBatcher {
+            queue: Mutex::new(Vec::new()),
+            window,
+        }
+    }
+
+    /// [`DEFAULT_WINDOW`], or `EM_APT_BATCH_WINDOW` when it holds a duration.
+    pub fn from_env() -> Self {
+        let window = std::env::var("EM_APT_BATCH_WINDOW")
+            .ok()
+            .and_then(|v| humantime::parse_duration(&v).ok())
+            .unwrap_or(DEFAULT_WINDOW);
+        AptBatcher::new(window)
+    }
+
+    /// Installs `member`'s packages, merged with whatever other installs are waiting;
+    /// `lock` is the run's one-apt-operation-at-a-time lock.
+    pub async fn install(
+        &self,
+        apt: &Arc<Apt>,
+        lock: &AsyncMutex<()>,
+        ui: &Ui,
+        member: Member,
+    ) -> Result<(), ToolError> {
+        let owner = member.owner.clone();
+        let (done, result) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Request { member, done });
+        tokio::time::sleep(self.window).await;
+        {
+            let _one_at_a_time = lock.lock().await;
+            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            // Empty: another member took this request into its batch, already run.
+            if !batch.is_empty() {
+                run_batch(apt, ui, batch).await;
+            }
+        }
+        result.await.unwrap_or_else(|_| {
+            Err(ToolError::permanent(
+                format!("apt install for {owner}"),
+                "the merged apt install ended without a result",
+                None,
+            ))
+        })
+    }
+}
+
+/// The packages of every member, each once, in the order they were asked for.
+fn union(batch: &[Request]) -> Vec<AptPackage> {
+    let mut all: Vec<AptPackage> = Vec::new();
+    for p in batch.iter().flat_map(|r| &r.member.packages) {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    all
+}
+
+async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>) {
+    if batch.len() == 1 {
+        let Some(request) = batch.pop() else { return };
+        let result = apt
+            .install(&request.member.runner, &request.member.packages)
+            .await;
+        let _ = request.done.send(result);
+        return;
+    }
+    let owners: Vec<&str> = batch.iter().map(|r| r.member.owner.as_str()).collect();
+    ui.status(
+        "Merging",
+        Tone::Info,
+        &format!(
+            "the apt installs of {} into one apt-get run",
+            owners.join(", ")
+        ),
+    );
+    let packages = union(&batch);
+    let others: Vec<Arc<dyn Subscriber>> = batch[1..]
+        .iter()
+        .map(|r| r.member.recorder.clone())
+        .collect();
+    let sinks: Vec<LineSink> = batch.iter().map(|r| r.member.lines.clone()).collect();
+    let runner = batch[0]
+        .member
+        .runner
+        .clone()
+        .subscribe_all(&others)
+        .with_lines(Arc::new(move |stream: Stream, line: &str| {
+            for sink in &sinks {
+                sink(stream, line);
+            }
+        }));
+    match apt.install(&runner, &packages).await {
+        Ok(()) => {
+            for r in batch {
+                let _ = r.done.send(Ok(()));
+            }
+        }
+        Err(e) if e.kind == ToolErrorKind::Permanent => {
+            ui.status(
+                "Splitting",
+                Tone::Warn,
+                &format!(
+                    "the merged apt install failed ({}); installing each extension's packages \
+                     alone, so that the failure lands on its owner",
+                    e.reason
+                ),
+            );
+            for r in batch {
+                let result = apt.install(&r.member.runner, &r.member.packages).await;
+                let _ = r.done.send(result);
+            }
+        }
+        Err(e) => {
+            for r in batch {
+                let _ = r.done.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(owner: &str, packages: &[&str]) -> Request {
+        let (done, _) = oneshot::channel();
+        Request {
+            member: Member {
+                owner: owner.into(),
+                packages: packages
+                    .iter()
+                    .map(|p| AptPackage::parse(p).expect("a package"))
+                    .collect(),
+                runner: Runner::new(em_retry::RetryPolicy::new(1)),
+                recorder: Arc::new(|_: &em_retry::Event| {}),
+                lines: Arc::new(|_: Stream, _: &str| {}),
+            },
+            done,
+        }
+    }
+
+    #[test]
+    fn the_union_keeps_the_first_order_and_each_package_once() {
+        let batch = [
+            request("a", &["curl", "git"]),
+            request("b", &["git", "make", "curl"]),
+        ];
+        let names: Vec<String> = union(&batch).iter().map(|p| p.to_string()).collect();
+        assert_eq!(names, ["curl", "git", "make"]);
+    }
+}
