@@ -2,6 +2,7 @@
 //! crash *and* for an option it does not know: FAILURES.md trap 3), so the text decides.
 
 use std::fmt;
+use std::time::Duration;
 
 use em_exec::{ToolFailure, Verdict};
 
@@ -48,6 +49,9 @@ pub enum ProbeResult {
     Denied(u16),
     /// 408, 429, 5xx (or any other status): the index is failing.
     ServerError(u16),
+    /// A [`ProbeResult::ServerError`] whose answer said when to come back (`Retry-After`
+    /// in seconds, at most [`em_exec::download::MAX_RETRY_AFTER`]).
+    RetryAfter(u16, Duration),
     /// No HTTP answer (refused, DNS, timeout); the probe's own words.
     Unreachable(String),
 }
@@ -402,6 +406,13 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Pip
         Some(ProbeResult::ServerError(status)) => Verdict::Transient(format!(
             "the index {index} answered HTTP {status} for `{project}`"
         )),
+        Some(ProbeResult::RetryAfter(status, after)) => Verdict::RetryAfter(
+            format!(
+                "the index {index} answered HTTP {status} for `{project}` (Retry-After: {})",
+                after.as_secs()
+            ),
+            *after,
+        ),
         Some(ProbeResult::Unreachable(why)) => Verdict::Transient(format!(
             "the index {index} is unreachable ({why}) for `{project}`"
         )),
@@ -448,6 +459,16 @@ mod tests {
         ));
         assert_eq!(with(ProbeResult::Denied(401)).class(), "permanent");
         assert_eq!(with(ProbeResult::ServerError(503)).class(), "transient");
+        // The server said when: the wait honours it.
+        assert_eq!(
+            with(ProbeResult::RetryAfter(429, Duration::from_secs(2))),
+            Verdict::RetryAfter(
+                "the index http://127.0.0.1:9/simple/ answered HTTP 429 for `Foo_Bar` \
+                 (Retry-After: 2)"
+                    .into(),
+                Duration::from_secs(2)
+            )
+        );
         assert_eq!(
             with(ProbeResult::Unreachable("refused".into())).class(),
             "transient"

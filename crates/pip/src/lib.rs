@@ -28,7 +28,7 @@
 //! | `HTTP error <other 4xx> while getting` (e.g. 404) | permanent | |
 //! | `Could not find a version ... (from versions: 1.0, ...)` (a non-empty list) | permanent | reason lists the versions |
 //! | `WARNING: Retrying (Retry(`, `NewConnectionError`, `Connection refused`, `ConnectTimeoutError`, `ReadTimeoutError`, `Connection broken` / `ProtocolError` / `IncompleteRead` / `ConnectionResetError` (traceback, exit 2), `Temporary failure in name resolution` / `Name or service not known`, `Max retries exceeded`, `too many 503 error responses` | transient | retry, then the next index |
-//! | `(from versions: none)` with none of the above | **ambiguous** (trap 2) | probe `<index>/<normalized name>/`: 404/410 permanent ("no package `x` on the index"), 2xx repairable once ([`PipRepair::RecheckIndex`]: pip may have met an outage the probe missed), then permanent (no release fits this Python), 401/403/other 4xx permanent, 408/429/5xx or no answer transient; not probed: transient |
+//! | `(from versions: none)` with none of the above | **ambiguous** (trap 2) | probe `<index>/<normalized name>/`: 404/410 permanent ("no package `x` on the index"), 2xx repairable once ([`PipRepair::RecheckIndex`]: pip may have met an outage the probe missed), then permanent (no release fits this Python), 401/403/other 4xx permanent, 408/429/5xx or no answer transient (waiting at least the probe's `Retry-After`, when it has one in seconds, up to 5 min); not probed: transient |
 //! | `ResolutionImpossible`, `[Errno 13] Permission denied` | permanent | |
 //! | exit 2 with `no such option` / `Usage:` | permanent | hint: pip too old for our options |
 //! | anything else | transient | SPEC 3: unclassified errors retry |
@@ -45,13 +45,15 @@
 //! ## Retries: pip's and ours
 //!
 //! pip retries each request itself (`--retries`, default 5, on connection errors and
-//! 500/503/520/527, not 429) and says so only for connection errors (`WARNING: Retrying`;
+//! 500/503/520/527, and on a 413/429/503 that carries a `Retry-After`, after sleeping it;
+//! not on a plain 429) and says so only for connection errors (`WARNING: Retrying`;
 //! a retried 503 prints nothing, `index-503-with-retries.txt`). Every install passes
 //! `--retries 1` ([`PipConfig::retries`]): one quick retry absorbs a single dropped
 //! request, and — the main reason not to pick 0 — it makes pip print the `WARNING:
 //! Retrying` line that turns an otherwise ambiguous "not found" into a plain transient
 //! without a probe. Arithmetic for a request that keeps failing with a 4-attempt policy:
-//! 4 x 2 = 8 requests, instead of 4 x 6 = 24 with pip's default; per attempt at most
+//! 4 x 2 = 8 requests (4 x 3 for an index page, with the probe's GET after pip's
+//! ambiguous "not found"), instead of 4 x 6 = 24 with pip's default; per attempt at most
 //! 2 x `--timeout` of waiting for one request (2 x 30 s by default).
 //!
 //! ## Example

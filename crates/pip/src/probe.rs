@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::classify::ProbeResult;
 
-/// Prints the HTTP status of `GET argv[1]` (following redirects), or `unreachable <why>`.
+/// Prints the HTTP status of `GET argv[1]` (following redirects), then for an error
+/// status its `Retry-After: V` header when it has one; or `unreachable <why>`.
 const PROBE: &str = r#"
 import sys, urllib.request, urllib.error
 try:
@@ -24,6 +25,9 @@ try:
         print(r.status)
 except urllib.error.HTTPError as e:
     print(e.code)
+    after = e.headers.get("Retry-After") if e.headers else None
+    if after:
+        print("Retry-After:", " ".join(after.split())[:100])
 except Exception as e:
     print("unreachable", type(e).__name__, " ".join(str(e).split())[:200])
 "#;
@@ -126,8 +130,17 @@ pub fn probe_index(
         let _ = stdout.read_to_string(&mut out);
     }
     let out = out.trim();
-    if let Ok(status) = out.parse::<u16>() {
-        return ProbeResult::from_status(status);
+    let (first, rest) = out.split_once('\n').unwrap_or((out, ""));
+    if let Ok(status) = first.trim().parse::<u16>() {
+        return match (
+            ProbeResult::from_status(status),
+            em_exec::download::retry_after(rest),
+        ) {
+            (ProbeResult::ServerError(status), Some(after)) => {
+                ProbeResult::RetryAfter(status, after)
+            }
+            (result, _) => result,
+        };
     }
     match out.strip_prefix("unreachable ") {
         Some(why) => ProbeResult::Unreachable(why.to_string()),

@@ -401,6 +401,17 @@ fn the_probe_reads_statuses_and_silence() {
         ),
         em_pip::ProbeResult::ServerError(429)
     );
+    // A Retry-After in seconds comes back with the status (the wait honours it).
+    let (index, _) = index_answering("429 Too Many Requests\r\nRetry-After: 2");
+    assert_eq!(
+        em_pip::probe_index(
+            &python,
+            &em_pip::project_url(&index, "x"),
+            Duration::from_secs(5),
+            &env
+        ),
+        em_pip::ProbeResult::RetryAfter(429, Duration::from_secs(2))
+    );
     // A port nobody listens on (bound, then released).
     let port = TcpListener::bind("127.0.0.1:0")
         .expect("bind")
