@@ -54,7 +54,10 @@
 //! without a probe. Arithmetic for a request that keeps failing with a 4-attempt policy:
 //! 4 x 2 = 8 requests (4 x 3 for an index page, with the probe's GET after pip's
 //! ambiguous "not found"), instead of 4 x 6 = 24 with pip's default; per attempt at most
-//! 2 x `--timeout` of waiting for one request (2 x 30 s by default).
+//! 2 x `--timeout` of waiting for one request (2 x 30 s by default). Under a policy with
+//! a short per-attempt timeout, `--timeout` is at most a quarter of it
+//! ([`Pip::socket_timeout`]), so pip reports a stall itself before the attempt is cut;
+//! creating a venv gets at least [`VENV_TIMEOUT`].
 //!
 //! ## Example
 //!
@@ -96,6 +99,9 @@ pub const PROVIDED_BY: &str =
 
 /// The circuit key of pip's own configured index (no `--index-url`, no mirror).
 pub const DEFAULT_INDEX_KEY: &str = "pip-default-index";
+
+/// The least time `python3 -m venv` gets, whatever the policy's per-attempt timeout.
+pub const VENV_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How pip is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -246,6 +252,19 @@ impl Pip {
         }
     }
 
+    /// pip's `--timeout` under a policy whose attempts may last `attempt_timeout`:
+    /// [`PipConfig::timeout`], but at most a quarter of the attempt (at least 1 s), so that
+    /// a stalled index or file is reported by pip itself (`ReadTimeoutError`, classified,
+    /// with the URL) and retried by pip once (`--retries`) before the policy's timeout
+    /// kills pip, which could be in the middle of moving files into site-packages. A
+    /// quarter: pip's own retry makes one stalled request cost two timeouts.
+    pub fn socket_timeout(&self, attempt_timeout: Option<Duration>) -> Duration {
+        let configured = self.config.timeout;
+        attempt_timeout.map_or(configured, |t| {
+            configured.min(t / 4).max(Duration::from_secs(1))
+        })
+    }
+
     /// Creates the venv target with `python3 -m venv <dir>` when it is not ready. Nothing
     /// for an interpreter target.
     pub async fn ensure_venv(self: &Arc<Self>, runner: &Runner) -> Result<(), ToolError> {
@@ -256,6 +275,15 @@ impl Pip {
             return Ok(());
         }
         let operation = Operation::new("pip", format!("venv {}", dir.display()));
+        // Creating a venv installs pip into it (seconds, more on a busy machine): a policy
+        // tuned for quick network attempts must not cut it.
+        let policy = runner.policy().clone();
+        let runner = match policy.timeout() {
+            Some(t) if t < VENV_TIMEOUT => runner
+                .clone()
+                .with_policy(policy.with_timeout(VENV_TIMEOUT)),
+            _ => runner.clone(),
+        };
         runner
             .run(self, operation.clone(), None, |_| {
                 self.with_env(Cmd::tool(&self.python3).args(["-m", "venv"]).arg(dir))
@@ -298,13 +326,14 @@ impl Pip {
         self.ensure_venv(runner).await?;
         let mut sources = vec![Index(self.config.index_url.clone())];
         sources.extend(self.config.mirrors.iter().cloned().map(|m| Index(Some(m))));
+        let socket_timeout = self.socket_timeout(runner.policy().timeout());
         runner
             .run_with_mirrors(self, operation, &sources, Index::key, |index, _| {
                 let mut cmd = self.pip(["install"]).args([
                     "--retries".to_string(),
                     self.config.retries.to_string(),
                     "--timeout".to_string(),
-                    seconds(self.config.timeout),
+                    seconds(socket_timeout),
                 ]);
                 if let Some(url) = &index.0 {
                     cmd = cmd.args(["--index-url", url]);
@@ -437,6 +466,21 @@ impl Adapter for Pip {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_timeout_stays_below_a_quarter_of_the_attempt() {
+        let pip = Pip::with_tools(
+            PipConfig::default(),
+            PipTarget::Interpreter("python3".into()),
+            "python3".into(),
+        )
+        .expect("valid");
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(pip.socket_timeout(None), Duration::from_secs(30));
+        assert_eq!(pip.socket_timeout(secs(1800)), Duration::from_secs(30));
+        assert_eq!(pip.socket_timeout(secs(60)), Duration::from_secs(15));
+        assert_eq!(pip.socket_timeout(secs(2)), Duration::from_secs(1));
+    }
 
     #[test]
     fn configuration_is_checked() {
