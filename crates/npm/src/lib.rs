@@ -56,7 +56,8 @@
 //! [`NpmConfig::fetch_timeout`]); with npm's defaults it would have been 4 x 3 = 12
 //! fetches with up to 70 s of hidden waits per attempt. Give the policy a per-attempt
 //! timeout above 2 x `fetch-timeout` + 1 s (plus install time) so that npm's own retry can
-//! finish.
+//! finish; installs do it for you: their `fetch-timeout` is at most a quarter of the
+//! policy's per-attempt timeout ([`Npm::fetch_timeout`]).
 //!
 //! `fetch-timeout` does not bound a TCP connect to a host that drops SYNs: npm waits for
 //! the kernel's SYN retries (about 130 s, captured in `etimedout-connect.txt`) before
@@ -234,9 +235,10 @@ impl Npm {
                 .cloned()
                 .map(|m| Registry(Some(m))),
         );
+        let fetch_timeout = self.fetch_timeout(runner.policy().timeout());
         runner
             .run_with_mirrors(self, operation, &sources, Registry::key, |source, _| {
-                self.command(["install", "-g"], source.0.as_deref())
+                self.command(["install", "-g"], source.0.as_deref(), fetch_timeout)
                     .args(&words)
             })
             .await
@@ -262,7 +264,8 @@ impl Npm {
         let registry = self.config.registry.as_deref();
         runner
             .run(self, operation, None, |_| {
-                self.command(["uninstall", "-g"], registry).args(&names)
+                self.command(["uninstall", "-g"], registry, self.config.fetch_timeout)
+                    .args(&names)
             })
             .await
             .map(|_| ())
@@ -307,8 +310,26 @@ impl Npm {
         }
     }
 
+    /// npm's `--fetch-timeout` under a policy whose attempts may last `attempt_timeout`:
+    /// [`NpmConfig::fetch_timeout`], but at most a quarter of the attempt (at least 1 s),
+    /// so that a stalled registry is reported by npm itself (`network timeout at: URL`,
+    /// classified) after its own one retry, before the policy's timeout kills npm in the
+    /// middle of writing the prefix. A quarter: npm's retry makes one stalled request cost
+    /// two timeouts and a 1 s wait.
+    pub fn fetch_timeout(&self, attempt_timeout: Option<Duration>) -> Duration {
+        let configured = self.config.fetch_timeout;
+        attempt_timeout.map_or(configured, |t| {
+            configured.min(t / 4).max(Duration::from_secs(1))
+        })
+    }
+
     /// `npm <words> <common flags>`, with the configured environment.
-    fn command<const N: usize>(&self, words: [&str; N], registry: Option<&str>) -> Cmd {
+    fn command<const N: usize>(
+        &self,
+        words: [&str; N],
+        registry: Option<&str>,
+        fetch_timeout: Duration,
+    ) -> Cmd {
         let mut cmd = Cmd::tool(&self.npm).args(words).args([
             "--no-audit".to_string(),
             "--no-fund".to_string(),
@@ -317,7 +338,7 @@ impl Npm {
             "--color=false".to_string(),
             // A `loglevel=silent` in some .npmrc would hide the `npm error code` line.
             "--loglevel=warn".to_string(),
-            format!("--fetch-timeout={}", self.config.fetch_timeout.as_millis()),
+            format!("--fetch-timeout={}", fetch_timeout.as_millis()),
             format!("--fetch-retries={}", self.config.fetch_retries),
             "--fetch-retry-mintimeout=1000".to_string(),
             "--fetch-retry-maxtimeout=5000".to_string(),
@@ -536,6 +557,16 @@ impl Adapter for Npm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fetch_timeout_stays_below_a_quarter_of_the_attempt() {
+        let npm = Npm::with_tool(NpmConfig::default(), "npm".into()).expect("valid");
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(npm.fetch_timeout(None), Duration::from_secs(60));
+        assert_eq!(npm.fetch_timeout(secs(600)), Duration::from_secs(60));
+        assert_eq!(npm.fetch_timeout(secs(8)), Duration::from_secs(2));
+        assert_eq!(npm.fetch_timeout(secs(2)), Duration::from_secs(1));
+    }
 
     #[test]
     fn ls_json_is_read_sorted_and_without_broken_entries() {
