@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use em_exec::SourceCounts;
-use em_retry::{Event, FailureClass, Subscriber, fmt_duration};
+use em_retry::{Event, Subscriber, fmt_duration};
 
 /// `::warning::` and `::error::` lines for retries and give-ups.
 #[derive(Default)]
@@ -48,13 +48,9 @@ impl Annotations {
                 reason,
                 ..
             } => {
-                let class = match class {
-                    FailureClass::TimedOut(_) => "timed out".to_string(),
-                    other => other.label().to_string(),
-                };
                 last.insert(
                     label,
-                    format!("attempt {attempt}/{max_attempts} failed ({class}: {reason})"),
+                    crate::output::failure_text(*attempt, *max_attempts, class, reason),
                 );
                 None
             }
@@ -194,7 +190,7 @@ mod tests {
                 operation: op(),
                 attempt: 1,
                 max_attempts: 4,
-                class: FailureClass::Transient,
+                class: em_retry::FailureClass::Transient,
                 reason: "503 from 127.0.0.1:8080\nmore".into(),
                 duration: Duration::from_millis(5),
             }),

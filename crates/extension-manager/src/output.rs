@@ -182,7 +182,9 @@ impl HumanEvents {
     }
 }
 
-fn failure_text(attempt: u32, max: u32, class: &FailureClass, reason: &str) -> String {
+/// `attempt 1/4 failed (transient: 503 from ...)`: how a failed attempt is shown, on
+/// status lines and in CI annotations.
+pub fn failure_text(attempt: u32, max: u32, class: &FailureClass, reason: &str) -> String {
     match class {
         FailureClass::TimedOut(_) => format!("attempt {attempt}/{max} failed ({class})"),
         FailureClass::Repairable(_) => {
