@@ -33,8 +33,7 @@ pub mod download;
 
 pub use adapter::{
     Adapter, MirrorNotice, Runner, SourceCounts, SourceTally, ToolError, ToolErrorKind,
-    ToolFailure, Verdict, as_root,
-    check_argument, find_tool, is_root,
+    ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
 };
 
 use std::ffi::{OsStr, OsString};

@@ -108,6 +108,8 @@ enum Command {
     History(commands::history::HistoryArgs),
     /// Is this machine ready: tools, privileges, dpkg, disk, state, circuits, registries
     Doctor(commands::doctor::DoctorArgs),
+    /// What the installed extensions put on the machine, with versions (JSON, CycloneDX, SPDX)
+    Bom(commands::bom::BomArgs),
     /// Print shell completions
     Completions(commands::completions::CompletionsArgs),
 }
@@ -266,6 +268,7 @@ fn run(cli: Cli) -> u8 {
                         Command::Validate(args) => {
                             commands::status::validate(&session, &args, &ui).await
                         }
+                        Command::Bom(args) => commands::bom::bom(&session, &args).await,
                         Command::Doctor(args) => {
                             commands::doctor::doctor(
                                 &session.config,

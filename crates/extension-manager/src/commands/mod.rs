@@ -1,6 +1,7 @@
 //! One module per subcommand (list and info share one, as do status and validate).
 
 pub mod apt;
+pub mod bom;
 pub mod check;
 pub mod completions;
 pub mod doctor;
