@@ -128,7 +128,8 @@ async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>) {
         let _ = request.done.send(result);
         return;
     }
-    let owners: Vec<&str> = batch.iter().map(|r| r.member.owner.as_str()).collect();
+    let mut owners: Vec<&str> = batch.iter().map(|r| r.member.owner.as_str()).collect();
+    owners.sort_unstable();
     ui.status(
         "Merging",
         Tone::Info,
