@@ -12,7 +12,7 @@ use crate::commands;
 use crate::commands::install::Common;
 use crate::config::{Config, ConfigSources};
 use crate::exit;
-use crate::output::{ColorChoice, HumanEvents, OutputFormat, Ui, Verbosity};
+use crate::output::{ColorChoice, HumanEvents, OutputFormat, Progress, Ui, Verbosity};
 use crate::session::{Session, SessionError};
 use crate::state::StateDir;
 use crate::state_dir;
@@ -43,6 +43,10 @@ struct GlobalOptions {
     /// Colour in status lines (NO_COLOR is respected under auto)
     #[arg(long, value_enum, default_value = "auto", global = true)]
     color: ColorChoice,
+    /// Progress on stderr: tty (terminal style), plain (timestamped lines), none (no
+    /// per-step lines; retries, failures and results still shown); auto picks tty or plain
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    progress: Progress,
     /// Write Prometheus metrics of this run to FILE (atomically, for node_exporter's textfile collector)
     #[arg(long, value_name = "FILE", global = true)]
     metrics: Option<PathBuf>,
@@ -155,7 +159,7 @@ fn run(cli: Cli) -> u8 {
     } else {
         Verbosity::Normal
     };
-    let ui = Arc::new(Ui::detect(global.color, verbosity));
+    let ui = Arc::new(Ui::detect(global.color, global.progress, verbosity));
     let mut subscribers: Vec<Arc<dyn Subscriber>> = Vec::new();
     match global.log_format {
         // In JSON mode the retry events are tracing events, at INFO and up.

@@ -19,6 +19,21 @@ pub enum ColorChoice {
     Never,
 }
 
+/// `--progress`: how progress is shown on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Progress {
+    /// `tty` on a terminal (unless `CI` is set), else `plain`.
+    Auto,
+    /// Terminal style: status lines without timestamps, coloured under `--color auto`
+    /// (each a line of its own: no live redraw).
+    Tty,
+    /// Plain timestamped lines, no colour unless `--color always` (CI logs, files).
+    Plain,
+    /// No progress lines (starting extensions and steps); retries, repairs, failures,
+    /// results and the summary are still shown.
+    None,
+}
+
 /// `--output`: what stdout carries for the read commands and `install`/`remove`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -57,6 +72,7 @@ pub enum Verbosity {
 pub struct Ui {
     color: bool,
     timestamps: bool,
+    progress_lines: bool,
     verbosity: Verbosity,
     lock: Mutex<()>,
 }
@@ -64,8 +80,14 @@ pub struct Ui {
 impl Ui {
     /// Decides colour and timestamps from the flags, the environment and whether stderr is
     /// a terminal: `CI` set counts as not a terminal, even on a pseudo-terminal.
-    pub fn detect(color: ColorChoice, verbosity: Verbosity) -> Self {
-        let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    pub fn detect(color: ColorChoice, progress: Progress, verbosity: Verbosity) -> Self {
+        let tty = match progress {
+            Progress::Tty => true,
+            Progress::Plain => false,
+            Progress::Auto | Progress::None => {
+                std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+            }
+        };
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let color = match color {
             ColorChoice::Always => true,
@@ -75,6 +97,7 @@ impl Ui {
         Ui {
             color,
             timestamps: !tty,
+            progress_lines: progress != Progress::None,
             verbosity,
             lock: Mutex::new(()),
         }
@@ -88,6 +111,9 @@ impl Ui {
     /// Prints `verb message` as one status line, the verb right-aligned in 12 columns.
     pub fn status(&self, verb: &str, tone: Tone, message: &str) {
         if self.verbosity == Verbosity::Quiet && tone != Tone::Bad {
+            return;
+        }
+        if !self.progress_lines && tone == Tone::Info {
             return;
         }
         let verb = if self.color {

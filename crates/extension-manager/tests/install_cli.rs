@@ -526,3 +526,26 @@ fn apt_installs_waiting_together_run_as_one_and_a_failing_batch_is_split() {
         "{after:?}"
     );
 }
+
+/// `--progress none` drops the per-step lines and keeps results; `plain` timestamps.
+#[test]
+fn progress_none_keeps_results_and_drops_step_lines() {
+    let (s, exts, conf) = session();
+    let out = run(
+        &s,
+        &exts,
+        &conf,
+        &["--progress", "none", "install", "alpha"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("Installing alpha"), "{err}");
+    assert!(!err.contains(" Step "), "{err}");
+    assert!(err.contains("Installed alpha"), "{err}");
+    assert!(err.contains("Summary"), "{err}");
+    let out = run(&s, &exts, &conf, &["--progress", "plain", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&s, &exts, &conf, &["--progress", "sideways", "status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--progress"), "{}", stderr(&out));
+}
