@@ -583,8 +583,13 @@ impl Runner {
         let mut last_error = None;
         for (i, source) in sources.iter().enumerate() {
             let k = key(source);
+            // After the primary, the status lines, reports and errors say which mirror.
+            let operation = match i {
+                0 => operation.clone(),
+                _ => operation.clone().via(source.to_string()),
+            };
             match self
-                .run(adapter, operation.clone(), Some(&k), |a| build(source, a))
+                .run(adapter, operation, Some(&k), |a| build(source, a))
                 .await
             {
                 Ok(out) => return Ok((out, i)),

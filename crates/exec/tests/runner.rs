@@ -170,6 +170,8 @@ async fn all_sources_exhausted_is_exit_75() {
     assert_eq!(err.kind, ToolErrorKind::Exhausted);
     assert_eq!(err.attempts, 4);
     assert_eq!(err.exit_code(), 75);
+    // The error names the last source tried.
+    assert_eq!(err.operation, "toy fetch via b");
 }
 
 #[tokio::test]

@@ -14,6 +14,10 @@ pub struct Operation {
     pub component: String,
     /// What it does, e.g. `install python3`.
     pub name: String,
+    /// The source it goes to when that is not the one its name implies (a mirror):
+    /// shown after the name (`... via http://mirror.example.org/`), not part of the
+    /// operation's identity in metrics and reports, which use `component` and `name`.
+    pub via: Option<String>,
 }
 
 impl Operation {
@@ -22,7 +26,14 @@ impl Operation {
         Operation {
             component: component.into(),
             name: name.into(),
+            via: None,
         }
+    }
+
+    /// The same operation, going to `source`.
+    pub fn via(mut self, source: impl Into<String>) -> Self {
+        self.via = Some(source.into());
+        self
     }
 }
 
@@ -32,6 +43,10 @@ impl std::fmt::Display for Operation {
             (true, _) => f.write_str(&self.name),
             (false, true) => f.write_str(&self.component),
             (false, false) => write!(f, "{} {}", self.component, self.name),
+        }?;
+        match &self.via {
+            Some(via) => write!(f, " via {via}"),
+            None => Ok(()),
         }
     }
 }
