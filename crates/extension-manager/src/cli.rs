@@ -272,7 +272,7 @@ fn run(cli: Cli) -> u8 {
                         Command::Validate(args) => {
                             commands::status::validate(&session, &args, &ui).await
                         }
-                        Command::Bom(args) => commands::bom::bom(&session, &args).await,
+                        Command::Bom(args) => commands::bom::bom(&session, &args, &ui).await,
                         Command::Doctor(args) => {
                             commands::doctor::doctor(
                                 &session.config,

@@ -1,25 +1,44 @@
 //! `bom [EXT...] [--format json|cyclonedx|spdx]`: what the installed extensions put on the
 //! machine, with the versions the machine has now.
 //!
-//! The state says what each extension's steps install (`uses`: apt and npm packages, pip
-//! packages per venv, files) and which of them its install added; the versions are asked
-//! of the machine with as few processes as possible: one `dpkg-query` for every apt
-//! package, one `npm ls -g`, one `pip list` per environment, and a sha256 of each file.
-//! Something the state names but the machine no longer has is listed as not present,
-//! never an error. The document goes to stdout: our own JSON, CycloneDX 1.5 or SPDX 2.3,
-//! for scanners and audits of dev images.
+//! Why: a dev VM or container image built by extension-manager should be auditable like
+//! any other software: a vulnerability scanner or a licence review wants to know which
+//! packages, at which versions, and which files, every extension brought. The state file
+//! already knows *what* each extension's steps install (`uses`: apt and npm packages, pip
+//! packages per venv, files, apt sources, venvs) and which of those its install *added*
+//! (they were not there before); only the machine knows the versions it has now.
+//!
+//! How: the machine is asked with as few processes as possible, all at the same time,
+//! argument vectors only: one `dpkg-query -W` for every apt name of every extension, one
+//! `npm ls -g --json` (the query `install` itself uses, so `npm_config_prefix` applies the
+//! same way), one `pip list --format json` per environment (`<venv>/bin/python`, or
+//! `python3` for packages installed outside a venv), and a sha256 of each regular file
+//! (hashed on a blocking thread meanwhile). Something the state names but the machine no
+//! longer has is listed as not present (`"present": false`), never an error. A query that
+//! cannot run (no `npm` on PATH, a broken venv, a dpkg database error) leaves its parts
+//! with an unknown version, `"present": null` and a `note` saying why, and a warning on
+//! stderr; the command still succeeds.
+//!
+//! The document goes to stdout, as JSON whatever `--output` says: our own JSON (every
+//! part, present or not, with `added` and `present`), CycloneDX 1.5 or SPDX 2.3 (the parts
+//! that are, or may be, on the machine; each extension is an application component or
+//! package that nests, or CONTAINS, its parts; packages carry purls: `pkg:deb/debian/…`,
+//! `pkg:npm/…`, `pkg:pypi/…`; files their SHA-256). A name given that is not installed
+//! exits 1 with nothing on stdout; an empty state gives an empty, valid document.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use em_exec::{Cmd, OutputMode};
+use em_exec::{Cmd, ExecError, OutputMode};
+use em_npm::{Npm, NpmConfig};
 use serde_json::{Value, json};
 
 use crate::exit;
+use crate::output::{Tone, Ui};
 use crate::session::Session;
-use crate::state::{ExtensionStatus, InstalledExtension};
+use crate::state::{ExtensionStatus, InstalledExtension, PipAdded};
 
 /// The document formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -56,12 +75,38 @@ pub struct Part {
     pub arch: Option<String>,
     /// pip: the venv (`None`: the system's python3).
     pub venv: Option<PathBuf>,
+    /// file: its path.
+    pub path: Option<PathBuf>,
     /// file: its sha256, for a regular file.
     pub sha256: Option<String>,
     /// Whether this extension's install put it there (rather than finding it).
     pub added: bool,
-    /// Whether the machine has it now.
-    pub present: bool,
+    /// Whether the machine has it now; `None` when that could not be asked (see `note`).
+    pub present: Option<bool>,
+    /// Why the version or presence is unknown.
+    pub note: Option<String>,
+}
+
+impl Part {
+    fn package(kind: &'static str, name: &str, added: bool) -> Part {
+        Part {
+            kind,
+            name: name.to_string(),
+            version: None,
+            arch: None,
+            venv: None,
+            path: None,
+            sha256: None,
+            added,
+            present: None,
+            note: None,
+        }
+    }
+
+    /// Present, or perhaps present: what the CycloneDX and SPDX documents list.
+    fn maybe_present(&self) -> bool {
+        self.present != Some(false)
+    }
 }
 
 /// One installed extension and its parts.
@@ -78,24 +123,25 @@ pub struct Entry {
 }
 
 /// `bom`.
-pub async fn bom(session: &Session, args: &BomArgs) -> Result<u8, String> {
+pub async fn bom(session: &Session, args: &BomArgs, ui: &Ui) -> Result<u8, String> {
     let state = session.state()?;
-    let unknown: Vec<&String> = args
+    let refused: Vec<String> = args
         .extensions
         .iter()
-        .filter(|n| {
-            state
-                .extensions
-                .get(*n)
-                .is_none_or(|e| e.status != ExtensionStatus::Installed)
+        .filter_map(|n| match state.extensions.get(n) {
+            None => Some(n.clone()),
+            Some(e) if e.status != ExtensionStatus::Installed => {
+                Some(format!("{n} (its install is {})", e.status))
+            }
+            Some(_) => None,
         })
         .collect();
-    if !unknown.is_empty() {
-        let names: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-        return Err(format!(
-            "not installed: {} (`extension-manager status` lists what is)",
-            names.join(", ")
-        ));
+    if !refused.is_empty() {
+        ui.error(
+            &format!("not installed: {}", refused.join(", ")),
+            Some("`extension-manager status` lists what is"),
+        );
+        return Ok(exit::FAILURE);
     }
     let chosen: Vec<(&String, &InstalledExtension)> = state
         .extensions
@@ -105,12 +151,14 @@ pub async fn bom(session: &Session, args: &BomArgs) -> Result<u8, String> {
                 && (args.extensions.is_empty() || args.extensions.contains(n))
         })
         .collect();
-    let entries = inventory(&chosen).await;
-    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let (entries, notes) = inventory(&chosen).await;
+    for note in &notes {
+        ui.status("Unknown", Tone::Warn, note);
+    }
     let doc = match args.format {
         BomFormat::Json => own_json(&entries),
-        BomFormat::Cyclonedx => cyclonedx(&entries, &now),
-        BomFormat::Spdx => spdx(&entries, &now),
+        BomFormat::Cyclonedx => cyclonedx(&entries, SystemTime::now()),
+        BomFormat::Spdx => spdx(&entries, SystemTime::now()),
     };
     println!(
         "{}",
@@ -119,33 +167,53 @@ pub async fn bom(session: &Session, args: &BomArgs) -> Result<u8, String> {
     Ok(exit::OK)
 }
 
-/// Runs `program args` and returns its stdout, or `None` when it could not run.
-async fn stdout_of(program: &Path, args: &[&str]) -> Option<String> {
-    let out = Cmd::tool(program)
-        .args(args.iter().copied())
-        .output(OutputMode::Capture)
-        .stdin_null()
-        .run()
-        .await
-        .ok()?;
-    Some(out.stdout_text())
+/// What one query learned, or why it could not tell.
+type Answer<T> = Result<T, String>;
+
+/// Why a tool could not be run, in words.
+fn cannot_run(tool: &Path, e: &ExecError) -> String {
+    match e {
+        ExecError::NotFound { .. } => format!("`{}` was not found", tool.display()),
+        other => other.to_string(),
+    }
 }
 
-/// The versions of `names` from one `dpkg-query -W` (installed ones only).
-async fn apt_versions(names: &BTreeSet<String>) -> BTreeMap<String, (String, String)> {
+/// `: the first line of stderr`, or nothing.
+fn first_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default()
+}
+
+/// `dpkg-query -W -f` format: the status column tells an installed package from one of
+/// which only the configuration files are left (`dpkg-query -W` reports both).
+const DPKG_FORMAT: &str = "${Package}\t${Version}\t${Architecture}\t${db:Status-Status}\n";
+
+/// The versions and architectures of `names` from one `dpkg-query -W` (installed ones only).
+async fn apt_versions(names: &BTreeSet<String>) -> Answer<BTreeMap<String, (String, String)>> {
     if names.is_empty() {
-        return BTreeMap::new();
+        return Ok(BTreeMap::new());
     }
-    let mut args = vec![
-        "-W",
-        "-f",
-        "${Package}\t${Version}\t${Architecture}\t${db:Status-Status}\n",
-    ];
-    args.extend(names.iter().map(String::as_str));
-    let text = stdout_of(Path::new("dpkg-query"), &args)
+    let tool = Path::new("dpkg-query");
+    let out = Cmd::tool(tool)
+        .args(["-W", "-f", DPKG_FORMAT, "--"])
+        .args(names)
+        .output(OutputMode::Capture)
+        .run()
         .await
-        .unwrap_or_default();
-    parse_dpkg_query(&text)
+        .map_err(|e| cannot_run(tool, &e))?;
+    // 1: some names are not installed (they are listed as not present); more: an error.
+    if out.code() > 1 {
+        return Err(format!(
+            "`dpkg-query -W` exited with code {}{}",
+            out.code(),
+            first_line(&out.stderr_text())
+        ));
+    }
+    Ok(parse_dpkg_query(&out.stdout_text()))
 }
 
 /// `name\tversion\tarch\tstatus` lines; only `installed` packages count.
@@ -160,47 +228,59 @@ pub fn parse_dpkg_query(text: &str) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-/// The global npm packages and their versions, from one `npm ls -g`.
-async fn npm_versions(wanted: bool) -> BTreeMap<String, String> {
+/// The global npm packages and their versions, from one `npm ls -g --json` (em-npm's, the
+/// query `install` uses: npm exits 1 on a tree with problems and its JSON is still read).
+async fn npm_versions(wanted: bool) -> Answer<BTreeMap<String, String>> {
     if !wanted {
-        return BTreeMap::new();
+        return Ok(BTreeMap::new());
     }
-    let text = stdout_of(Path::new("npm"), &["ls", "-g", "--json", "--depth=0"])
-        .await
-        .unwrap_or_default();
-    em_npm::parse_ls(&text)
-        .map(|l| l.into_iter().collect())
-        .unwrap_or_default()
+    let npm = Npm::new(NpmConfig::default()).map_err(|e| e.to_string())?;
+    let list = npm.ls_global().await.map_err(|e| e.to_string())?;
+    Ok(list.into_iter().collect())
 }
 
-/// `pip list --format json` of one environment, by normalized name.
-async fn pip_versions(venv: Option<&Path>) -> BTreeMap<String, String> {
-    let python = match venv {
+/// `pip list --format json` of one environment, by normalized name. A venv that is gone
+/// has none of its packages; one without a working python is unknown.
+async fn pip_versions(
+    venv: Option<PathBuf>,
+) -> (Option<PathBuf>, Answer<BTreeMap<String, String>>) {
+    let python = match &venv {
+        Some(v) if !v.exists() => return (venv, Ok(BTreeMap::new())),
         Some(v) => v.join("bin/python"),
         None => PathBuf::from("python3"),
     };
-    let text = stdout_of(
-        &python,
-        &[
+    let out = Cmd::tool(&python)
+        .args([
             "-m",
             "pip",
             "list",
             "--format",
             "json",
             "--disable-pip-version-check",
-        ],
-    )
-    .await
-    .unwrap_or_default();
-    parse_pip_list(&text)
+        ])
+        .output(OutputMode::Capture)
+        .run()
+        .await;
+    let answer = match out {
+        Err(e) => Err(cannot_run(&python, &e)),
+        Ok(out) if !out.success() => Err(format!(
+            "`{} -m pip list` exited with code {}{}",
+            python.display(),
+            out.code(),
+            first_line(&out.stderr_text())
+        )),
+        Ok(out) => parse_pip_list(&out.stdout_text())
+            .map_err(|e| format!("`{} -m pip list`: {e}", python.display())),
+    };
+    (venv, answer)
 }
 
 /// `[{"name": "Black", "version": "24.1.0"}, ...]`, keyed by normalized name.
-pub fn parse_pip_list(text: &str) -> BTreeMap<String, String> {
-    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text) else {
-        return BTreeMap::new();
+pub fn parse_pip_list(text: &str) -> Answer<BTreeMap<String, String>> {
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text.trim()) else {
+        return Err("printed no JSON list".into());
     };
-    items
+    Ok(items
         .iter()
         .filter_map(|i| {
             Some((
@@ -208,90 +288,181 @@ pub fn parse_pip_list(text: &str) -> BTreeMap<String, String> {
                 i["version"].as_str()?.to_string(),
             ))
         })
+        .collect())
+}
+
+/// What the file system says of one path.
+#[derive(Clone, Debug, Default)]
+struct FileFacts {
+    present: bool,
+    sha256: Option<String>,
+    note: Option<String>,
+}
+
+/// Existence and, for regular files, the sha256 of each path (blocking: run off the
+/// runtime's threads).
+fn file_facts(paths: BTreeSet<PathBuf>) -> BTreeMap<PathBuf, FileFacts> {
+    paths
+        .into_iter()
+        .map(|path| {
+            let facts = match std::fs::metadata(&path) {
+                Err(_) => FileFacts::default(),
+                Ok(meta) if !meta.is_file() => FileFacts {
+                    present: true,
+                    ..FileFacts::default()
+                },
+                Ok(_) => match em_exec::download::Sha256::of_file(&path) {
+                    Ok((digest, _)) => FileFacts {
+                        present: true,
+                        sha256: Some(digest.to_string()),
+                        note: None,
+                    },
+                    Err(e) => FileFacts {
+                        present: true,
+                        sha256: None,
+                        note: Some(format!("cannot read it to hash it: {e}")),
+                    },
+                },
+            };
+            (path, facts)
+        })
         .collect()
 }
 
-/// Asks the machine about everything the chosen extensions use.
-async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> Vec<Entry> {
+/// `a` then what `b` has that `a` has not: `uses` and `added` together, so that a state
+/// written before `uses` existed still lists what its installs added.
+fn union<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut all = a.to_vec();
+    for x in b {
+        if !all.contains(x) {
+            all.push(x.clone());
+        }
+    }
+    all
+}
+
+/// Every file, apt source and venv an extension uses (or added).
+fn paths_of(e: &InstalledExtension) -> Vec<PathBuf> {
+    let mut all = union(&e.uses.files, &e.added.files);
+    all = union(&all, &union(&e.uses.apt_sources, &e.added.apt_sources));
+    union(&all, &union(&e.uses.venvs, &e.added.venvs))
+}
+
+/// Asks the machine about everything the chosen extensions use; also returns a note for
+/// each query that could not answer.
+async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Vec<String>) {
     let apt_names: BTreeSet<String> = chosen
         .iter()
-        .flat_map(|(_, e)| e.uses.apt.iter().cloned())
+        .flat_map(|(_, e)| union(&e.uses.apt, &e.added.apt))
         .collect();
-    let wants_npm = chosen.iter().any(|(_, e)| !e.uses.npm.is_empty());
+    let wants_npm = chosen
+        .iter()
+        .any(|(_, e)| !e.uses.npm.is_empty() || !e.added.npm.is_empty());
     let envs: BTreeSet<Option<PathBuf>> = chosen
         .iter()
-        .flat_map(|(_, e)| e.uses.pip.iter().map(|p| p.venv.clone()))
+        .flat_map(|(_, e)| union(&e.uses.pip, &e.added.pip))
+        .map(|p| p.venv)
         .collect();
-    let pip_lists = async {
+    let paths: BTreeSet<PathBuf> = chosen.iter().flat_map(|(_, e)| paths_of(e)).collect();
+
+    let mut pip_jobs = tokio::task::JoinSet::new();
+    for env in envs {
+        pip_jobs.spawn(pip_versions(env));
+    }
+    let pip_lists = async move {
         let mut lists = BTreeMap::new();
-        for env in &envs {
-            lists.insert(env.clone(), pip_versions(env.as_deref()).await);
+        while let Some(done) = pip_jobs.join_next().await {
+            if let Ok((env, answer)) = done {
+                lists.insert(env, answer);
+            }
         }
         lists
     };
-    let (apt, npm, pip) =
-        tokio::join!(apt_versions(&apt_names), npm_versions(wants_npm), pip_lists);
-    chosen
+    let files = async {
+        tokio::task::spawn_blocking(move || file_facts(paths))
+            .await
+            .unwrap_or_default()
+    };
+    let (apt, npm, pip, files) = tokio::join!(
+        apt_versions(&apt_names),
+        npm_versions(wants_npm),
+        pip_lists,
+        files
+    );
+
+    let mut notes = Vec::new();
+    if let Err(why) = &apt {
+        notes.push(format!("apt versions: {why}"));
+    }
+    if let Err(why) = &npm {
+        notes.push(format!("npm versions: {why}"));
+    }
+    for (env, answer) in &pip {
+        if let Err(why) = answer {
+            let env = env
+                .as_ref()
+                .map_or("python3".to_string(), |v| v.display().to_string());
+            notes.push(format!("pip versions of {env}: {why}"));
+        }
+    }
+
+    let entries = chosen
         .iter()
         .map(|(name, e)| {
             let mut parts = Vec::new();
-            for p in &e.uses.apt {
-                let found = apt.get(p);
-                parts.push(Part {
-                    kind: "apt",
-                    name: p.clone(),
-                    version: found.map(|(v, _)| v.clone()),
-                    arch: found.map(|(_, a)| a.clone()),
-                    venv: None,
-                    sha256: None,
-                    added: e.added.apt.contains(p),
-                    present: found.is_some(),
-                });
+            for p in union(&e.uses.apt, &e.added.apt) {
+                let mut part = Part::package("apt", &p, e.added.apt.contains(&p));
+                match &apt {
+                    Ok(found) => {
+                        let found = found.get(&p);
+                        part.version = found.map(|(v, _)| v.clone());
+                        part.arch = found.map(|(_, a)| a.clone());
+                        part.present = Some(found.is_some());
+                    }
+                    Err(why) => part.note = Some(why.clone()),
+                }
+                parts.push(part);
             }
-            for p in &e.uses.npm {
-                let found = npm.get(p);
-                parts.push(Part {
-                    kind: "npm",
-                    name: p.clone(),
-                    version: found.cloned(),
-                    arch: None,
-                    venv: None,
-                    sha256: None,
-                    added: e.added.npm.contains(p),
-                    present: found.is_some(),
-                });
+            for p in union(&e.uses.npm, &e.added.npm) {
+                let mut part = Part::package("npm", &p, e.added.npm.contains(&p));
+                match &npm {
+                    Ok(found) => {
+                        part.version = found.get(&p).cloned();
+                        part.present = Some(part.version.is_some());
+                    }
+                    Err(why) => part.note = Some(why.clone()),
+                }
+                parts.push(part);
             }
-            for p in &e.uses.pip {
-                let found = pip
-                    .get(&p.venv)
-                    .and_then(|l| l.get(&em_pip::normalize_name(&p.name)));
-                parts.push(Part {
-                    kind: "pip",
-                    name: p.name.clone(),
-                    version: found.cloned(),
-                    arch: None,
-                    venv: p.venv.clone(),
-                    sha256: None,
-                    added: e.added.pip.contains(p),
-                    present: found.is_some(),
-                });
+            for p in union(&e.uses.pip, &e.added.pip) {
+                let PipAdded { venv, name: pkg } = &p;
+                let mut part = Part::package("pip", pkg, e.added.pip.contains(&p));
+                part.venv = venv.clone();
+                match pip.get(venv) {
+                    Some(Ok(found)) => {
+                        part.version = found.get(&em_pip::normalize_name(pkg)).cloned();
+                        part.present = Some(part.version.is_some());
+                    }
+                    Some(Err(why)) => part.note = Some(why.clone()),
+                    None => part.note = Some("`pip list` did not finish".into()),
+                }
+                parts.push(part);
             }
-            for f in e.uses.files.iter().chain(&e.uses.apt_sources) {
-                let sha256 = f
-                    .is_file()
-                    .then(|| em_exec::download::Sha256::of_file(f).ok())
-                    .flatten()
-                    .map(|(h, _)| h.to_string());
-                parts.push(Part {
-                    kind: "file",
-                    name: f.display().to_string(),
-                    version: None,
-                    arch: None,
-                    venv: None,
-                    sha256,
-                    added: e.added.files.contains(f) || e.added.apt_sources.contains(f),
-                    present: f.exists(),
-                });
+            for path in paths_of(e) {
+                let added = e.added.files.contains(&path)
+                    || e.added.apt_sources.contains(&path)
+                    || e.added.venvs.contains(&path);
+                let mut part = Part::package("file", &path.display().to_string(), added);
+                match files.get(&path) {
+                    Some(facts) => {
+                        part.present = Some(facts.present);
+                        part.sha256 = facts.sha256.clone();
+                        part.note = facts.note.clone();
+                    }
+                    None => part.note = Some("the file was not examined".into()),
+                }
+                part.path = Some(path);
+                parts.push(part);
             }
             Entry {
                 name: (*name).clone(),
@@ -300,9 +471,11 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> Vec<Entry> {
                 parts,
             }
         })
-        .collect()
+        .collect();
+    (entries, notes)
 }
 
+/// extension-manager's own document: every part, present or not.
 fn own_json(entries: &[Entry]) -> Value {
     let exts: Vec<Value> = entries
         .iter()
@@ -324,11 +497,17 @@ fn own_json(entries: &[Entry]) -> Value {
                     if p.kind == "pip" {
                         v["venv"] = json!(p.venv);
                     }
+                    if let Some(path) = &p.path {
+                        v["path"] = json!(path);
+                    }
                     if let Some(h) = &p.sha256 {
                         v["sha256"] = json!(h);
                     }
                     if let Some(purl) = purl(p) {
                         v["purl"] = json!(purl);
+                    }
+                    if let Some(note) = &p.note {
+                        v["note"] = json!(note);
                     }
                     v
                 })
@@ -357,9 +536,14 @@ fn purl_escape(text: &str) -> String {
     out
 }
 
-/// The package URL of a present package (`None` for files and missing packages).
+/// The package URL of a package (`None` for files); without `@version` when the version
+/// is not known.
 pub fn purl(p: &Part) -> Option<String> {
-    let version = p.version.as_ref()?;
+    let at = p
+        .version
+        .as_ref()
+        .map(|v| format!("@{}", purl_escape(v)))
+        .unwrap_or_default();
     Some(match p.kind {
         "apt" => {
             let arch = p
@@ -367,11 +551,7 @@ pub fn purl(p: &Part) -> Option<String> {
                 .as_ref()
                 .map(|a| format!("?arch={}", purl_escape(a)))
                 .unwrap_or_default();
-            format!(
-                "pkg:deb/debian/{}@{}{arch}",
-                purl_escape(&p.name),
-                purl_escape(version)
-            )
+            format!("pkg:deb/debian/{}{at}{arch}", purl_escape(&p.name))
         }
         "npm" => {
             let name = match p.name.strip_prefix('@').and_then(|n| n.split_once('/')) {
@@ -380,19 +560,18 @@ pub fn purl(p: &Part) -> Option<String> {
                 }
                 None => purl_escape(&p.name),
             };
-            format!("pkg:npm/{name}@{}", purl_escape(version))
+            format!("pkg:npm/{name}{at}")
         }
         "pip" => format!(
-            "pkg:pypi/{}@{}",
-            purl_escape(&em_pip::normalize_name(&p.name)),
-            purl_escape(version)
+            "pkg:pypi/{}{at}",
+            purl_escape(&em_pip::normalize_name(&p.name))
         ),
         _ => return None,
     })
 }
 
-/// A UUID (version 8, RFC 9562: custom) derived from `seed`, so that the same content
-/// gives the same serial number without a random source.
+/// A UUID (version 8, RFC 9562: custom) derived from the sha256 of `seed`, without a
+/// random source or a uuid crate.
 fn uuid_from(seed: &str) -> String {
     let digest = em_exec::download::Sha256::of_reader(&mut seed.as_bytes())
         .map(|(h, _)| h.to_string())
@@ -412,37 +591,64 @@ fn uuid_from(seed: &str) -> String {
     )
 }
 
+/// The seed of a document's identity: its content and the instant it was made (CycloneDX
+/// wants a new serial number for every BOM generated, even of unchanged content).
+fn identity_seed(content: &Value, now: SystemTime) -> String {
+    let nanos = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{content}\n{nanos}\n{}", std::process::id())
+}
+
+fn rfc3339(now: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now).to_string()
+}
+
 const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn cyclonedx(entries: &[Entry], now: &str) -> Value {
+/// A CycloneDX property (`extension-manager:NAME`).
+fn property(name: &str, value: impl Into<String>) -> Value {
+    json!({"name": format!("extension-manager:{name}"), "value": value.into()})
+}
+
+/// CycloneDX 1.5: each extension an application component nesting its parts.
+fn cyclonedx(entries: &[Entry], now: SystemTime) -> Value {
     let components: Vec<Value> = entries
         .iter()
         .map(|e| {
             let parts: Vec<Value> = e
                 .parts
                 .iter()
-                .filter(|p| p.present)
                 .enumerate()
+                .filter(|(_, p)| p.maybe_present())
                 .map(|(i, p)| {
                     let bom_ref = format!("{}/{}/{i}", e.name, p.kind);
-                    if p.kind == "file" {
+                    let mut props = vec![property("added", p.added.to_string())];
+                    if let Some(v) = &p.venv {
+                        props.push(property("venv", v.display().to_string()));
+                    }
+                    if let Some(note) = &p.note {
+                        props.push(property("note", note.clone()));
+                    }
+                    let mut v = if p.kind == "file" {
                         let mut v = json!({"type": "file", "bom-ref": bom_ref, "name": p.name});
                         if let Some(h) = &p.sha256 {
                             v["hashes"] = json!([{"alg": "SHA-256", "content": h}]);
                         }
                         v
                     } else {
-                        let mut v = json!({
-                            "type": "library",
-                            "bom-ref": bom_ref,
-                            "name": p.name,
-                            "version": p.version,
-                        });
+                        let mut v = json!({"type": "library", "bom-ref": bom_ref, "name": p.name});
+                        if let Some(version) = &p.version {
+                            v["version"] = json!(version);
+                        }
                         if let Some(purl) = purl(p) {
                             v["purl"] = json!(purl);
                         }
                         v
-                    }
+                    };
+                    v["properties"] = json!(props);
+                    v
                 })
                 .collect();
             json!({
@@ -450,18 +656,20 @@ fn cyclonedx(entries: &[Entry], now: &str) -> Value {
                 "bom-ref": format!("extension/{}", e.name),
                 "name": e.name,
                 "version": e.version,
+                "properties": [property("installed_at", e.installed_at.clone())],
                 "components": parts,
             })
         })
         .collect();
-    let serial = uuid_from(&serde_json::to_string(&components).unwrap_or_default());
+    let components = Value::Array(components);
+    let serial = uuid_from(&identity_seed(&components, now));
     json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
         "serialNumber": format!("urn:uuid:{serial}"),
         "version": 1,
         "metadata": {
-            "timestamp": now,
+            "timestamp": rfc3339(now),
             "tools": { "components": [
                 { "type": "application", "name": "extension-manager", "version": TOOL_VERSION }
             ]},
@@ -485,31 +693,40 @@ fn spdx_id(text: &str) -> String {
     format!("SPDXRef-{clean}")
 }
 
-fn spdx(entries: &[Entry], now: &str) -> Value {
+/// SPDX 2.3: each extension a package that CONTAINS its parts (ids numbered, so that
+/// names that clean up alike never collide).
+fn spdx(entries: &[Entry], now: SystemTime) -> Value {
     let mut packages = Vec::new();
     let mut relationships = Vec::new();
-    for e in entries {
-        let ext_id = spdx_id(&format!("extension-{}", e.name));
+    for (k, e) in entries.iter().enumerate() {
+        let ext_id = spdx_id(&format!("Extension-{k}-{}", e.name));
         packages.push(json!({
             "SPDXID": ext_id,
             "name": e.name,
             "versionInfo": e.version,
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
-            "comment": "an extension-manager extension",
+            "primaryPackagePurpose": "APPLICATION",
+            "comment": format!("an extension-manager extension, installed at {}", e.installed_at),
         }));
         relationships.push(json!({
             "spdxElementId": "SPDXRef-DOCUMENT",
             "relationshipType": "DESCRIBES",
             "relatedSpdxElement": ext_id,
         }));
-        for (i, p) in e.parts.iter().filter(|p| p.present).enumerate() {
-            let id = spdx_id(&format!("{}-{}-{i}", e.name, p.kind));
+        for (i, p) in e
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.maybe_present())
+        {
+            let id = spdx_id(&format!("Part-{k}-{i}-{}", p.kind));
             let mut pkg = json!({
                 "SPDXID": id,
                 "name": p.name,
                 "downloadLocation": "NOASSERTION",
                 "filesAnalyzed": false,
+                "primaryPackagePurpose": if p.kind == "file" { "FILE" } else { "LIBRARY" },
             });
             if let Some(v) = &p.version {
                 pkg["versionInfo"] = json!(v);
@@ -524,6 +741,9 @@ fn spdx(entries: &[Entry], now: &str) -> Value {
             if let Some(h) = &p.sha256 {
                 pkg["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": h}]);
             }
+            if let Some(note) = &p.note {
+                pkg["comment"] = json!(note);
+            }
             packages.push(pkg);
             relationships.push(json!({
                 "spdxElementId": ext_id,
@@ -532,7 +752,8 @@ fn spdx(entries: &[Entry], now: &str) -> Value {
             }));
         }
     }
-    let uuid = uuid_from(&serde_json::to_string(&packages).unwrap_or_default());
+    let packages = Value::Array(packages);
+    let uuid = uuid_from(&identity_seed(&packages, now));
     json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -540,7 +761,7 @@ fn spdx(entries: &[Entry], now: &str) -> Value {
         "name": "extension-manager installed extensions",
         "documentNamespace": format!("https://spdx.org/spdxdocs/extension-manager-{uuid}"),
         "creationInfo": {
-            "created": now,
+            "created": rfc3339(now),
             "creators": [format!("Tool: extension-manager-{TOOL_VERSION}")],
         },
         "packages": packages,
@@ -554,14 +775,9 @@ mod tests {
 
     fn part(kind: &'static str, name: &str, version: &str) -> Part {
         Part {
-            kind,
-            name: name.into(),
             version: Some(version.into()),
-            arch: None,
-            venv: None,
-            sha256: None,
-            added: true,
-            present: true,
+            present: Some(true),
+            ..Part::package(kind, name, true)
         }
     }
 
@@ -586,9 +802,9 @@ mod tests {
             purl(&part("pip", "Typing_Extensions", "4.9.0")).as_deref(),
             Some("pkg:pypi/typing-extensions@4.9.0")
         );
-        let mut missing = part("npm", "x", "1");
-        missing.version = None;
-        assert_eq!(purl(&missing), None);
+        let mut unknown = part("npm", "x", "1");
+        unknown.version = None;
+        assert_eq!(purl(&unknown).as_deref(), Some("pkg:npm/x"));
         assert_eq!(purl(&part("file", "/opt/x", "1")), None);
     }
 
@@ -602,9 +818,16 @@ mod tests {
 
     #[test]
     fn pip_list_is_keyed_by_normalized_name() {
-        let got = parse_pip_list(r#"[{"name":"Typing_Extensions","version":"4.9.0"}]"#);
+        let got =
+            parse_pip_list(r#"[{"name":"Typing_Extensions","version":"4.9.0"}]"#).expect("a list");
         assert_eq!(got["typing-extensions"], "4.9.0");
-        assert!(parse_pip_list("not json").is_empty());
+        assert!(parse_pip_list("not json").is_err());
+    }
+
+    #[test]
+    fn uses_and_added_are_merged_without_duplicates() {
+        assert_eq!(union(&[1, 2], &[2, 3, 1]), [1, 2, 3]);
+        assert_eq!(union::<u8>(&[], &[4]), [4]);
     }
 
     #[test]
@@ -615,5 +838,12 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "8");
         assert_eq!(spdx_id("my ext/apt-0"), "SPDXRef-my-ext-apt-0");
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1);
+        let later = t + std::time::Duration::from_nanos(1);
+        assert_ne!(
+            identity_seed(&json!([]), t),
+            identity_seed(&json!([]), later),
+            "every BOM generated has its own serial number"
+        );
     }
 }
