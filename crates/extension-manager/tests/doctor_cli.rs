@@ -97,6 +97,12 @@ fn doctor_reports_interrupted_installs_open_circuits_and_unreachable_registries(
             .is_some_and(|d| d.starts_with("127.0.0.1:9: open after 1 exhausted")),
         "{circuits:#?}"
     );
+    assert!(
+        circuits[0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.ends_with("circuits/127.0.0.1%3A9.json")),
+        "the hint names the file to delete: {circuits:#?}"
+    );
     let registries = of(&all, "registry");
     let find = |who: &str| {
         registries

@@ -543,8 +543,26 @@ fn progress_none_keeps_results_and_drops_step_lines() {
     assert!(!err.contains(" Step "), "{err}");
     assert!(err.contains("Installed alpha"), "{err}");
     assert!(err.contains("Summary"), "{err}");
-    let out = run(&s, &exts, &conf, &["--progress", "plain", "status"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Under a test stderr is a pipe: auto means plain, timestamped lines; `tty` forces the
+    // terminal style, without timestamps.
+    let timestamped = |err: &str| !err.is_empty() && err.lines().all(|l| l.starts_with("20"));
+    let out = run(
+        &s,
+        &exts,
+        &conf,
+        &["--progress", "plain", "install", "alpha"],
+    );
+    assert!(timestamped(&stderr(&out)), "{}", stderr(&out));
+    let out = run(
+        &s,
+        &exts,
+        &conf,
+        &["--progress", "tty", "--color", "never", "install", "alpha"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.is_empty(), "status lines are still shown");
+    assert!(err.lines().all(|l| !l.starts_with("20")), "{err}");
     let out = run(&s, &exts, &conf, &["--progress", "sideways", "status"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--progress"), "{}", stderr(&out));

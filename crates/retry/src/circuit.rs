@@ -110,6 +110,25 @@ impl FileStore {
         self.dir.join(format!("{}.json", file_stem(key)))
     }
 
+    /// The keys that have a record in the directory, sorted (none when it does not
+    /// exist): for listing circuits (`extension-manager doctor`).
+    pub fn keys(&self) -> io::Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut keys: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                name.strip_suffix(".json").map(key_of)
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
     fn lock(&self, key: &str) -> io::Result<File> {
         fs::create_dir_all(&self.dir)?;
         let file = OpenOptions::new()
@@ -146,6 +165,30 @@ fn file_stem(key: &str) -> String {
         out.insert(0, '_');
     }
     out
+}
+
+/// The key whose [`file_stem`] is `stem`.
+fn key_of(stem: &str) -> String {
+    let stem = match stem.strip_prefix('_') {
+        Some(rest) if rest.is_empty() || rest.starts_with('.') => rest,
+        _ => stem,
+    };
+    let bytes = stem.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match stem.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
+            Some(Ok(b)) if bytes[i] == b'%' => {
+                out.push(b);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl CircuitStore for FileStore {
@@ -514,5 +557,29 @@ mod tests {
         assert_eq!(file_stem("a%2Fb"), "a%252Fb");
         assert_eq!(file_stem(".."), "_..");
         assert_eq!(file_stem(""), "_");
+        for key in [
+            "127.0.0.1:8080",
+            "a/b",
+            "a%2Fb",
+            "..",
+            ".x",
+            "npm-default-registry",
+        ] {
+            assert_eq!(key_of(&file_stem(key)), key);
+        }
+    }
+
+    #[test]
+    fn keys_lists_the_records_of_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(dir.path().join("circuits"));
+        assert_eq!(store.keys().expect("absent dir"), Vec::<String>::new());
+        let breaker = CircuitBreaker::new(Arc::new(store.clone()));
+        breaker.record_failure("b.example.org:443", "503");
+        breaker.record_failure("a.example.org:80", "503");
+        assert_eq!(
+            store.keys().expect("keys"),
+            ["a.example.org:80", "b.example.org:443"]
+        );
     }
 }

@@ -421,22 +421,12 @@ fn check_state(state_dir: &StateDir) -> Vec<Finding> {
 
 /// Open circuits: a registry that gave up recently fails fast until its cooldown ends.
 fn check_circuits(dir: &Path, config: &Config) -> Vec<Finding> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let store = std::sync::Arc::new(em_retry::FileStore::new(dir));
-    let breaker = em_retry::CircuitBreaker::new(store)
+    let store = em_retry::FileStore::new(dir);
+    let keys = store.keys().unwrap_or_default();
+    let breaker = em_retry::CircuitBreaker::new(std::sync::Arc::new(store.clone()))
         .with_threshold(config.circuit.threshold)
         .with_cooldown(config.circuit.cooldown);
     let mut findings = Vec::new();
-    let mut keys: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".json").map(percent_decode)
-        })
-        .collect();
-    keys.sort();
     for key in keys {
         if let Ok(em_retry::CircuitState::Open { failures, until }) = breaker.state(&key) {
             let left = until
@@ -450,33 +440,12 @@ fn check_circuits(dir: &Path, config: &Config) -> Vec<Finding> {
                 ),
                 format!(
                     "wait, fix the registry or use a mirror; to retry at once delete {}",
-                    dir.join(format!("{}.json", key.replace(':', "%3A")))
-                        .display()
+                    store.path_of(&key).display()
                 ),
             ));
         }
     }
     findings
-}
-
-/// Undoes the `%XX` escapes of a circuit file name.
-fn percent_decode(name: &str) -> String {
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = name.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The registries the adapters would use: (who, URL).
@@ -626,16 +595,6 @@ mod tests {
         assert_eq!(host_port("ftp://example.org/"), None);
         assert_eq!(host_port("http://:80/"), Some((String::new(), 80)));
         assert_eq!(host_port("http://example.org:x/"), None);
-    }
-
-    #[test]
-    fn circuit_file_names_decode() {
-        assert_eq!(percent_decode("127.0.0.1%3A8080"), "127.0.0.1:8080");
-        assert_eq!(
-            percent_decode("npm-default-registry"),
-            "npm-default-registry"
-        );
-        assert_eq!(percent_decode("bad%zz"), "bad%zz");
     }
 
     #[tokio::test]
