@@ -54,15 +54,15 @@ impl Annotations {
                 );
                 None
             }
-            Event::Sleeping { delay, .. } => {
-                let why = last
+            Event::Sleeping { delay, why, .. } => {
+                let failed = last
                     .get(&label)
                     .cloned()
                     .unwrap_or_else(|| "an attempt failed".into());
                 Some(command(
                     "warning",
                     &format!("extension-manager retried {}", op.component),
-                    &format!("{label}: {why}; retrying in {}", fmt_duration(*delay)),
+                    &format!("{label}: {failed}; {}", why.describe(*delay)),
                 ))
             }
             Event::GaveUp {
@@ -202,6 +202,7 @@ mod tests {
                 next_attempt: 2,
                 max_attempts: 4,
                 delay: Duration::from_millis(1500),
+                why: em_retry::Wait::Backoff,
             })
             .expect("a warning");
         assert_eq!(

@@ -279,15 +279,14 @@ impl Subscriber for HumanEvents {
                 next_attempt,
                 max_attempts,
                 delay,
+                why,
                 ..
             } => {
                 let text = match self.take_pending(op) {
-                    Some(failed) => {
-                        format!("{label}: {failed}; retrying in {}", fmt_duration(*delay))
-                    }
+                    Some(failed) => format!("{label}: {failed}; {}", why.describe(*delay)),
                     None => format!(
-                        "{label}: attempt {next_attempt}/{max_attempts} in {}",
-                        fmt_duration(*delay)
+                        "{label}: attempt {next_attempt}/{max_attempts}: {}",
+                        why.describe(*delay)
                     ),
                 };
                 self.ui.status("Retrying", Tone::Warn, &text);

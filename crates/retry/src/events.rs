@@ -114,6 +114,34 @@ impl std::fmt::Display for GiveUpReason {
     }
 }
 
+/// Why a retry waits as long as it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The policy's backoff (raised to a server's Retry-After when it asked for more).
+    Backoff,
+    /// No wait: a repair ran and succeeded, so the cause was fixed.
+    Repaired,
+    /// No wait (but a server's Retry-After): the attempt made progress (bytes resumed,
+    /// packages fetched). It did not use up an attempt, and the backoff starts over.
+    Progressed,
+}
+
+impl Wait {
+    /// How a status line says it: `retrying in 1.5s`, `retrying now (the repair fixed
+    /// the cause)`, `retrying now (the attempt made progress)`.
+    pub fn describe(self, delay: Duration) -> String {
+        match (self, delay.is_zero()) {
+            (Wait::Repaired, true) => "retrying now (the repair fixed the cause)".into(),
+            (Wait::Progressed, true) => "retrying now (the attempt made progress)".into(),
+            (Wait::Progressed, false) => format!(
+                "retrying in {} (the attempt made progress; the server asked for the wait)",
+                fmt_duration(delay)
+            ),
+            _ => format!("retrying in {}", fmt_duration(delay)),
+        }
+    }
+}
+
 /// One thing that happened while running an operation under a policy.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -152,16 +180,19 @@ pub enum Event {
         /// How long the repair ran.
         duration: Duration,
     },
-    /// Waiting before the next attempt.
+    /// Waiting before the next attempt (a retry; `delay` is zero when it starts at once).
     Sleeping {
         /// Which operation.
         operation: Arc<Operation>,
         /// The attempt that will follow the sleep.
         next_attempt: u32,
-        /// The policy's attempts in all.
+        /// The attempts allowed in all, as of now (the policy's, plus one for each attempt
+        /// that made progress).
         max_attempts: u32,
         /// How long.
         delay: Duration,
+        /// Why it waits that long.
+        why: Wait,
     },
     /// The operation succeeded.
     Succeeded {
@@ -271,13 +302,16 @@ impl Subscriber for TracingLog {
                 tracing::warn!(target: "em_retry", operation = %operation, repair, "repair failed: {e}")
             }
             Event::Sleeping {
-                operation, delay, ..
+                operation,
+                delay,
+                why,
+                ..
             } => tracing::info!(
                 target: "em_retry",
                 operation = %operation,
                 delay_ms = delay.as_millis() as u64,
-                "retrying in {}",
-                fmt_duration(*delay)
+                "{}",
+                why.describe(*delay)
             ),
             Event::Succeeded {
                 operation, attempt, ..

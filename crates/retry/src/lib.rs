@@ -75,11 +75,11 @@ use std::time::Duration;
 pub use circuit::{
     CircuitBreaker, CircuitOpen, CircuitRecord, CircuitState, CircuitStore, FileStore, MemoryStore,
 };
-pub use events::{Event, FailureClass, GiveUpReason, Operation, Subscriber, TracingLog};
+pub use events::{Event, FailureClass, GiveUpReason, Operation, Subscriber, TracingLog, Wait};
 pub use metrics::Metrics;
 pub use policy::{Backoff, DelaySchedule, Jitter, PolicyError, RetryPolicy};
 pub use random::Random;
-pub use retry::{Attempt, Decision, Failure, Repair, Retry, RetryError};
+pub use retry::{Attempt, DEFAULT_PROGRESS_LIMIT, Decision, Failure, Repair, Retry, RetryError};
 
 /// A duration the way a person reads it in a log line: `250ms`, `4.1s`, `2m 5s`, `1h 30m`.
 ///

@@ -9,13 +9,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::circuit::CircuitBreaker;
-use crate::events::{Event, FailureClass, GiveUpReason, Operation, Subscriber};
+use crate::events::{Event, FailureClass, GiveUpReason, Operation, Subscriber, Wait};
 use crate::policy::RetryPolicy;
 use crate::random::Random;
 
 type RepairFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type RepairFn = Box<dyn FnOnce() -> RepairFuture + Send>;
 type Classifier<E> = Box<dyn FnMut(&E) -> Decision + Send>;
+type ProgressProbe = Box<dyn FnMut() -> bool + Send>;
+
+/// How many attempts that made progress may run beyond the policy's attempts, unless
+/// [`Retry::progress_limit`] says otherwise: the total-attempts cap of progress-aware
+/// retries (the deadline bounds them too).
+pub const DEFAULT_PROGRESS_LIMIT: u32 = 20;
 
 /// What to do after a failed attempt. The classifier returns one for each error.
 pub enum Decision {
@@ -23,7 +29,8 @@ pub enum Decision {
     Retry,
     /// Try again after `max(d, the policy's delay)`: the other side said when (Retry-After).
     RetryAfter(Duration),
-    /// Run the repair, then try again after the policy's delay.
+    /// Run the repair, then try again: at once when the repair succeeded (it fixed the
+    /// cause, so waiting would only waste time), after the policy's delay when it failed.
     Repair(Repair),
     /// Stop now: another attempt would fail the same way.
     Fail,
@@ -200,6 +207,8 @@ pub struct Retry<E> {
     subscribers: Vec<Arc<dyn Subscriber>>,
     random: Box<dyn Random>,
     circuit: Option<(Arc<CircuitBreaker>, String)>,
+    progress: Option<ProgressProbe>,
+    progress_limit: u32,
 }
 
 impl<E: fmt::Display> Retry<E> {
@@ -212,7 +221,28 @@ impl<E: fmt::Display> Retry<E> {
             subscribers: Vec::new(),
             random: Box::new(fastrand::Rng::new()),
             circuit: None,
+            progress: None,
+            progress_limit: DEFAULT_PROGRESS_LIMIT,
         }
+    }
+
+    /// Makes the retries progress-aware: after each failed attempt whose failure is worth
+    /// a retry (transient, Retry-After, timed out), `probe` says whether that attempt made
+    /// progress (e.g. a download's partial file grew, a package got fetched). Such an
+    /// attempt does not use up one of the policy's attempts, the next one starts at once
+    /// (after a server's Retry-After, if it gave one), and the backoff schedule starts
+    /// over. At most [`Retry::progress_limit`] attempts are added this way, and the
+    /// deadline still holds.
+    pub fn progress(mut self, probe: impl FnMut() -> bool + Send + 'static) -> Self {
+        self.progress = Some(Box::new(probe));
+        self
+    }
+
+    /// At most `limit` attempts beyond the policy's for attempts that made progress
+    /// (default [`DEFAULT_PROGRESS_LIMIT`]; 0 turns progress-awareness off).
+    pub fn progress_limit(mut self, limit: u32) -> Self {
+        self.progress_limit = limit;
+        self
     }
 
     /// Names the operation in events.
@@ -328,8 +358,12 @@ impl<E: fmt::Display> Retry<E> {
             err.message = open.to_string();
             return Err(err);
         }
-        let max_attempts = self.policy.max_attempts();
+        // `allowed` grows by one for each attempt that made progress (up to the limit).
+        let mut allowed = self.policy.max_attempts();
+        let mut free_left = self.progress_limit;
         let mut schedule = self.policy.schedule();
+        // Retries since the backoff schedule last started (it starts over after progress).
+        let mut backoff_retry = 0;
         let mut number = 1;
         let mut last: Option<Failure<E>> = None;
         loop {
@@ -343,13 +377,13 @@ impl<E: fmt::Display> Retry<E> {
             };
             let attempt = Attempt {
                 number,
-                max_attempts,
+                max_attempts: allowed,
                 timeout,
             };
             self.emit(Event::AttemptStarted {
                 operation: self.operation.clone(),
                 attempt: number,
-                max_attempts,
+                max_attempts: allowed,
             });
             let began = Instant::now();
             let outcome = match timeout {
@@ -386,10 +420,18 @@ impl<E: fmt::Display> Retry<E> {
                     (class, decision)
                 }
             };
+            // Progress only matters for a failure that would be retried as it is.
+            let progressed = matches!(decision, Decision::Retry | Decision::RetryAfter(_))
+                && free_left > 0
+                && self.progress.as_mut().is_some_and(|probe| probe());
+            if progressed {
+                free_left -= 1;
+                allowed = allowed.saturating_add(1);
+            }
             self.emit(Event::AttemptFailed {
                 operation: self.operation.clone(),
                 attempt: number,
-                max_attempts,
+                max_attempts: allowed,
                 class,
                 reason: failure.to_string(),
                 duration: began.elapsed(),
@@ -398,11 +440,10 @@ impl<E: fmt::Display> Retry<E> {
             if matches!(decision, Decision::Fail) {
                 return Err(self.give_up(GiveUpReason::Permanent, number, last, start));
             }
-            if number >= max_attempts {
+            if number >= allowed {
                 return Err(self.give_up(GiveUpReason::Exhausted, number, last, start));
             }
-            let mut floor = Duration::ZERO;
-            match decision {
+            let (delay, why) = match decision {
                 Decision::Repair(repair) => {
                     let began = Instant::now();
                     let left = deadline_at.map(|d| d.saturating_duration_since(began));
@@ -412,17 +453,40 @@ impl<E: fmt::Display> Retry<E> {
                             .unwrap_or_else(|_| Err("stopped at the deadline".to_string())),
                         None => (repair.action)().await,
                     };
+                    let repaired = outcome.is_ok();
                     self.emit(Event::Repaired {
                         operation: self.operation.clone(),
                         repair: repair.name,
                         outcome,
                         duration: began.elapsed(),
                     });
+                    if repaired {
+                        (Duration::ZERO, Wait::Repaired)
+                    } else {
+                        backoff_retry += 1;
+                        let delay = schedule.next_delay(backoff_retry, self.random.as_mut());
+                        (delay, Wait::Backoff)
+                    }
                 }
-                Decision::RetryAfter(d) => floor = d,
-                Decision::Retry | Decision::Fail => {}
+                Decision::RetryAfter(d) if progressed => (d, Wait::Progressed),
+                Decision::Retry | Decision::RetryAfter(_) if progressed => {
+                    (Duration::ZERO, Wait::Progressed)
+                }
+                Decision::RetryAfter(floor) => {
+                    backoff_retry += 1;
+                    let delay = schedule.next_delay(backoff_retry, self.random.as_mut());
+                    (delay.max(floor), Wait::Backoff)
+                }
+                Decision::Retry | Decision::Fail => {
+                    backoff_retry += 1;
+                    let delay = schedule.next_delay(backoff_retry, self.random.as_mut());
+                    (delay, Wait::Backoff)
+                }
+            };
+            if progressed {
+                backoff_retry = 0;
+                schedule = self.policy.schedule();
             }
-            let delay = schedule.next_delay(number, self.random.as_mut()).max(floor);
             if let Some(deadline_at) = deadline_at {
                 let wakes = Instant::now().checked_add(delay);
                 if wakes.is_none_or(|w| w >= deadline_at) {
@@ -433,8 +497,9 @@ impl<E: fmt::Display> Retry<E> {
             self.emit(Event::Sleeping {
                 operation: self.operation.clone(),
                 next_attempt: number,
-                max_attempts,
+                max_attempts: allowed,
                 delay,
+                why,
             });
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;

@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use em_retry::{
     Attempt, Backoff, CircuitBreaker, CircuitState, Decision, Event, Failure, FailureClass,
     GiveUpReason, Jitter, MemoryStore, Metrics, Operation, Repair, Retry, RetryPolicy, Subscriber,
+    Wait,
 };
 use tokio::time::Instant;
 
@@ -497,7 +498,147 @@ async fn repair_runs_once_between_the_first_and_second_attempt() {
             "npm cache clean --force".to_string()
         )]
     );
-    assert_eq!(rec.sleeps(), [ms(250)], "the policy's delay still applies");
+    assert_eq!(
+        rec.sleeps(),
+        [Duration::ZERO],
+        "the repair fixed the cause: the retry starts at once"
+    );
+    let whys: Vec<Wait> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sleeping { why, .. } => Some(*why),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(whys, [Wait::Repaired]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_repair_waits_the_policy_delay() {
+    let rec = Recorder::default();
+    let started = Instant::now();
+    Retry::new(
+        RetryPolicy::new(2)
+            .with_backoff(fixed(ms(250)))
+            .with_jitter(Jitter::None),
+    )
+    .classify(|_: &String| {
+        Decision::Repair(Repair::new("apt-get update", || async {
+            Err("503 from the archive".to_string())
+        }))
+    })
+    .subscribe(rec.subscriber())
+    .run(|a| async move {
+        if a.number == 1 {
+            Err("Unable to locate package x".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await
+    .expect("the second attempt succeeds");
+    assert_eq!(rec.sleeps(), [ms(250)], "the cause is still there: back off");
+    assert_eq!(started.elapsed(), ms(250));
+}
+
+/// A download that moves forward on every attempt: each resumed attempt made progress.
+#[tokio::test(start_paused = true)]
+async fn attempts_that_made_progress_are_free_and_start_at_once() {
+    let rec = Recorder::default();
+    let started = Instant::now();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
+    let (probe_bytes, op_bytes) = (bytes.clone(), bytes.clone());
+    let value = Retry::new(
+        RetryPolicy::new(2)
+            .with_backoff(fixed(secs(5)))
+            .with_jitter(Jitter::None),
+    )
+    .subscribe(rec.subscriber())
+    .progress(move || {
+        let now = probe_bytes.load(Ordering::SeqCst);
+        now > seen.swap(now, Ordering::SeqCst)
+    })
+    .run(move |a| {
+        let bytes = op_bytes.clone();
+        async move {
+            // Cut at 25%, 50%, 75%, then complete.
+            let got = bytes.fetch_add(25, Ordering::SeqCst) + 25;
+            if got < 100 {
+                Err(format!("cut after {got}%"))
+            } else {
+                Ok(a.number)
+            }
+        }
+    })
+    .await
+    .expect("a policy of 2 attempts finishes a download cut three times");
+    assert_eq!(value, 4);
+    assert_eq!(rec.sleeps(), [Duration::ZERO; 3]);
+    assert_eq!(started.elapsed(), Duration::ZERO, "no backoff after progress");
+    let maxes: Vec<u32> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptStarted { max_attempts, .. } => Some(*max_attempts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(maxes, [2, 3, 4, 5], "each attempt with progress adds one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_progress_the_backoff_starts_over_and_stalls_still_count() {
+    let rec = Recorder::default();
+    let progress = Arc::new(Mutex::new(vec![false, true, false]));
+    let p = progress.clone();
+    let err = Retry::new(
+        RetryPolicy::new(3)
+            .with_backoff(Backoff::Exponential {
+                base: secs(1),
+                multiplier: 2.0,
+                max: secs(60),
+            })
+            .with_jitter(Jitter::None),
+    )
+    .subscribe(rec.subscriber())
+    .progress(move || {
+        let mut p = p.lock().expect("progress");
+        if p.is_empty() { false } else { p.remove(0) }
+    })
+    .run(|_| async { Err::<(), _>("reset".to_string()) })
+    .await
+    .expect_err("fails every time");
+    assert_eq!(err.reason(), &GiveUpReason::Exhausted);
+    assert_eq!(err.attempts(), 4, "3 of the policy's and 1 that made progress");
+    assert_eq!(
+        rec.sleeps(),
+        [secs(1), Duration::ZERO, secs(1)],
+        "1 s, then at once after progress, then the schedule from its start"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_is_capped_by_the_limit() {
+    let err = Retry::new(RetryPolicy::new(2).with_backoff(Backoff::None))
+        .progress(|| true)
+        .progress_limit(3)
+        .run(|_| async { Err::<(), _>("cut".to_string()) })
+        .await
+        .expect_err("never completes");
+    assert_eq!(err.attempts(), 5, "2 attempts + at most 3 free ones");
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_does_not_rescue_a_permanent_failure() {
+    let err = Retry::new(RetryPolicy::new(3).with_backoff(Backoff::None))
+        .classify(|_: &String| Decision::Fail)
+        .progress(|| true)
+        .run(|_| async { Err::<(), _>("404".to_string()) })
+        .await
+        .expect_err("permanent");
+    assert_eq!(err.attempts(), 1);
 }
 
 #[tokio::test(start_paused = true)]
