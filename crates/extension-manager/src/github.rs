@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use em_exec::SourceCounts;
-use em_retry::{Event, Subscriber, fmt_duration};
+use em_retry::{Event, Subscriber};
 
 /// `::warning::` and `::error::` lines for retries and give-ups.
 #[derive(Default)]

@@ -538,7 +538,11 @@ async fn a_failed_repair_waits_the_policy_delay() {
     })
     .await
     .expect("the second attempt succeeds");
-    assert_eq!(rec.sleeps(), [ms(250)], "the cause is still there: back off");
+    assert_eq!(
+        rec.sleeps(),
+        [ms(250)],
+        "the cause is still there: back off"
+    );
     assert_eq!(started.elapsed(), ms(250));
 }
 
@@ -576,7 +580,11 @@ async fn attempts_that_made_progress_are_free_and_start_at_once() {
     .expect("a policy of 2 attempts finishes a download cut three times");
     assert_eq!(value, 4);
     assert_eq!(rec.sleeps(), [Duration::ZERO; 3]);
-    assert_eq!(started.elapsed(), Duration::ZERO, "no backoff after progress");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no backoff after progress"
+    );
     let maxes: Vec<u32> = rec
         .events()
         .iter()
@@ -611,7 +619,11 @@ async fn after_progress_the_backoff_starts_over_and_stalls_still_count() {
     .await
     .expect_err("fails every time");
     assert_eq!(err.reason(), &GiveUpReason::Exhausted);
-    assert_eq!(err.attempts(), 4, "3 of the policy's and 1 that made progress");
+    assert_eq!(
+        err.attempts(),
+        4,
+        "3 of the policy's and 1 that made progress"
+    );
     assert_eq!(
         rec.sleeps(),
         [secs(1), Duration::ZERO, secs(1)],
