@@ -331,3 +331,26 @@ impl Subscriber for TracingLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_says_why_it_is_that_long() {
+        let ms = Duration::from_millis;
+        assert_eq!(Wait::Backoff.describe(ms(1500)), "retrying in 1.5s");
+        assert_eq!(
+            Wait::Repaired.describe(Duration::ZERO),
+            "retrying now (the repair fixed the cause)"
+        );
+        assert_eq!(
+            Wait::Progressed.describe(Duration::ZERO),
+            "retrying now (the attempt made progress)"
+        );
+        assert_eq!(
+            Wait::Progressed.describe(ms(2000)),
+            "retrying in 2s (the attempt made progress; the server asked for the wait)"
+        );
+    }
+}

@@ -443,7 +443,9 @@ impl<E: fmt::Display> Retry<E> {
             if number >= allowed {
                 return Err(self.give_up(GiveUpReason::Exhausted, number, last, start));
             }
-            let (delay, why) = match decision {
+            // A wait of its own (no backoff) after a repair that worked or an attempt that
+            // made progress; `floor` is a server's Retry-After.
+            let (floor, own_wait) = match decision {
                 Decision::Repair(repair) => {
                     let began = Instant::now();
                     let left = deadline_at.map(|d| d.saturating_duration_since(began));
@@ -460,27 +462,19 @@ impl<E: fmt::Display> Retry<E> {
                         outcome,
                         duration: began.elapsed(),
                     });
-                    if repaired {
-                        (Duration::ZERO, Wait::Repaired)
-                    } else {
-                        backoff_retry += 1;
-                        let delay = schedule.next_delay(backoff_retry, self.random.as_mut());
-                        (delay, Wait::Backoff)
-                    }
+                    (Duration::ZERO, repaired.then_some(Wait::Repaired))
                 }
-                Decision::RetryAfter(d) if progressed => (d, Wait::Progressed),
-                Decision::Retry | Decision::RetryAfter(_) if progressed => {
-                    (Duration::ZERO, Wait::Progressed)
-                }
-                Decision::RetryAfter(floor) => {
-                    backoff_retry += 1;
-                    let delay = schedule.next_delay(backoff_retry, self.random.as_mut());
-                    (delay.max(floor), Wait::Backoff)
-                }
+                Decision::RetryAfter(d) => (d, progressed.then_some(Wait::Progressed)),
                 Decision::Retry | Decision::Fail => {
+                    (Duration::ZERO, progressed.then_some(Wait::Progressed))
+                }
+            };
+            let (delay, why) = match own_wait {
+                Some(wait) => (floor, wait),
+                None => {
                     backoff_retry += 1;
-                    let delay = schedule.next_delay(backoff_retry, self.random.as_mut());
-                    (delay, Wait::Backoff)
+                    let backoff = schedule.next_delay(backoff_retry, self.random.as_mut());
+                    (backoff.max(floor), Wait::Backoff)
                 }
             };
             if progressed {

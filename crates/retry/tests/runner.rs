@@ -55,6 +55,28 @@ impl Recorder {
             .collect()
     }
 
+    /// Why each retry waited as long as it did.
+    fn waits(&self) -> Vec<Wait> {
+        self.events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Sleeping { why, .. } => Some(*why),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The attempts allowed, as each attempt started.
+    fn allowed_at_start(&self) -> Vec<u32> {
+        self.events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::AttemptStarted { max_attempts, .. } => Some(*max_attempts),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn failure_classes(&self) -> Vec<FailureClass> {
         self.events()
             .iter()
@@ -503,15 +525,7 @@ async fn repair_runs_once_between_the_first_and_second_attempt() {
         [Duration::ZERO],
         "the repair fixed the cause: the retry starts at once"
     );
-    let whys: Vec<Wait> = rec
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::Sleeping { why, .. } => Some(*why),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(whys, [Wait::Repaired]);
+    assert_eq!(rec.waits(), [Wait::Repaired]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -585,15 +599,12 @@ async fn attempts_that_made_progress_are_free_and_start_at_once() {
         Duration::ZERO,
         "no backoff after progress"
     );
-    let maxes: Vec<u32> = rec
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::AttemptStarted { max_attempts, .. } => Some(*max_attempts),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(maxes, [2, 3, 4, 5], "each attempt with progress adds one");
+    assert_eq!(
+        rec.allowed_at_start(),
+        [2, 3, 4, 5],
+        "each attempt with progress adds one"
+    );
+    assert_eq!(rec.waits(), [Wait::Progressed; 3]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -628,6 +639,10 @@ async fn after_progress_the_backoff_starts_over_and_stalls_still_count() {
         rec.sleeps(),
         [secs(1), Duration::ZERO, secs(1)],
         "1 s, then at once after progress, then the schedule from its start"
+    );
+    assert_eq!(
+        rec.waits(),
+        [Wait::Backoff, Wait::Progressed, Wait::Backoff]
     );
 }
 
