@@ -8,9 +8,9 @@
 //!
 //! Every command is non-interactive (`LC_ALL=C`, `DEBIAN_FRONTEND=noninteractive`, stdin
 //! closed, `-y`, `--force-confdef --force-confold`, `-q`) and bounds its waits:
-//! `Acquire::http::Timeout` / `Acquire::https::Timeout` ([`AptConfig::http_timeout`], at
-//! most a quarter of the policy's per-attempt timeout, so that apt reports a stalled server
-//! itself rather than being killed, perhaps in the middle of dpkg) and
+//! `Acquire::http::Timeout` / `Acquire::https::Timeout` ([`AptConfig::http_timeout`], low
+//! enough that apt reports a stalled server itself, after its own retries, rather than
+//! being killed, perhaps in the middle of dpkg: see "Who retries") and
 //! `DPkg::Lock::Timeout` ([`AptConfig::lock_timeout`]: a held dpkg lock is waited for, up
 //! to that long, by apt itself; lock files are never deleted). `apt-get update` always
 //! gets `--error-on=any`: without it apt-get exits 0 when indexes fail to download
@@ -18,13 +18,23 @@
 //!
 //! ## Who retries: apt or us
 //!
-//! apt retries each download itself (`Acquire::Retries`, 3 since apt 2.3.2, with 1-2-4 s
-//! backoff since 2.3.7), invisibly, and it never retries a Hash Sum mismatch or a
-//! connect failure it did not classify as transient. We pass `-o Acquire::Retries=0`: apt
-//! fetches each file once per attempt, and our policy is the only retry layer, visible in
-//! events, bounded by the policy's deadline and able to move to a mirror. The arithmetic:
-//! a policy of 4 attempts means at most 4 fetches of a failing file per source, not
-//! 4 x (1 + 3) = 16, and a mirror chain of 1 + M sources means at most 4 x (1 + M).
+//! Both, each at its own grain. apt retries the one file that failed, inside the same
+//! transaction (`Acquire::Retries`, [`AptConfig::fetch_retries`], 3 by default): a reset,
+//! a truncated body, a 5xx or 429 on one `.deb` or index costs one more request for that
+//! file, not a new apt-get run that fetches every list again. Its waits between those
+//! requests are capped (`Acquire::Retries::Delay::Maximum`: half the policy's first delay
+//! in whole seconds, so a millisecond policy retries at once). Our policy runs around it
+//! for what apt cannot do: classify what apt gave up on, repair (dpkg, lists), move to a
+//! mirror, keep a circuit per host, and bound everything by the policy's timeout and
+//! deadline. apt never retries a Hash Sum mismatch or a 404; we repair those.
+//!
+//! The arithmetic, with `r` apt retries and an attempt timeout `T`: apt's network timeout
+//! is at most `T / (2 (1 + r))` ([`Acquire::for_policy`]; apt's http method reconnects once
+//! after a timed-out connection, so a stalled file costs two timeouts per request), so a
+//! file that stalls on every request is reported by apt itself, with its URL, before `T`
+//! ends; a policy of `n` attempts fetches a failing file at most `n (1 + r)` times per
+//! source, and the whole operation still ends within `n T` plus the backoff, or the
+//! deadline, whichever is first.
 //!
 //! ## Classification
 //!
@@ -126,8 +136,11 @@ pub struct AptConfig {
     /// Keep the policy's per-attempt timeout above it. Default 120 s.
     pub lock_timeout: Duration,
     /// `Acquire::http::Timeout` and `Acquire::https::Timeout`. Default 30 s; an operation
-    /// uses at most a quarter of its policy's per-attempt timeout.
+    /// uses less when its policy's per-attempt timeout needs it (see [`Acquire::for_policy`]).
     pub http_timeout: Duration,
+    /// `Acquire::Retries`: how often apt itself fetches a failed file again within one
+    /// run (see "Who retries"). Default 3, apt's own default.
+    pub fetch_retries: u32,
     /// Mirror base URLs of the primary archive, tried in order after it (e.g.
     /// `http://127.0.0.1:8080/debian`).
     pub mirrors: Vec<String>,
@@ -146,6 +159,7 @@ impl Default for AptConfig {
         AptConfig {
             lock_timeout: Duration::from_secs(120),
             http_timeout: Duration::from_secs(30),
+            fetch_retries: 3,
             mirrors: Vec::new(),
             env: Vec::new(),
             update_max_age: Duration::from_secs(3600),
@@ -301,7 +315,7 @@ impl Apt {
                 |source, _| {
                     let mirror = step.enter(source);
                     self.privileged(
-                        self.update_cmd(mirror.as_deref(), step.http_timeout),
+                        self.update_cmd(mirror.as_deref(), step.acquire),
                         &label,
                     )
                 },
@@ -400,7 +414,7 @@ impl Apt {
                 let cmd = self
                     .apt_get()
                     .args(["update", "--error-on=any", "-q"])
-                    .args(acquire_args(step.http_timeout))
+                    .args(step.acquire.args())
                     .args(self.lock_args())
                     .arg("-o")
                     .arg(format!("Dir::Etc::SourceList={}", list.display()))
@@ -453,7 +467,7 @@ impl Apt {
             if verb == "install" {
                 cmd = cmd
                     .arg("--no-install-recommends")
-                    .args(acquire_args(step.http_timeout));
+                    .args(step.acquire.args());
             }
             cmd = cmd
                 .args(self.lock_args())
@@ -534,24 +548,24 @@ impl Apt {
     }
 
     /// Runs `repair` through `sources` (`None`: the active ones), with apt's network
-    /// timeout `http`; `update_after_clear`: ClearLists ends with an update.
+    /// settings `acquire`; `update_after_clear`: ClearLists ends with an update.
     async fn run_repair(
         &self,
         repair: AptRepair,
         update_after_clear: bool,
         sources: Option<&Arc<MirrorDir>>,
-        http: Duration,
+        acquire: Acquire,
     ) -> Result<(), String> {
         let mirror = sources.cloned().or_else(|| self.active());
         match repair {
             AptRepair::ConfigurePending => {
                 self.run_step(self.tool(&self.dpkg).args(["--configure", "-a"]))
                     .await?;
-                self.run_step(self.fix_broken_cmd(mirror.as_deref(), http))
+                self.run_step(self.fix_broken_cmd(mirror.as_deref(), acquire))
                     .await
             }
             AptRepair::FixBroken => {
-                self.run_step(self.fix_broken_cmd(mirror.as_deref(), http))
+                self.run_step(self.fix_broken_cmd(mirror.as_deref(), acquire))
                     .await
             }
             AptRepair::ClearLists => {
@@ -559,11 +573,11 @@ impl Apt {
                 self.run_step(self.apt_get().arg("clean").args(self.lock_args()))
                     .await?;
                 if update_after_clear {
-                    self.repair_update(mirror, http).await?;
+                    self.repair_update(mirror, acquire).await?;
                 }
                 Ok(())
             }
-            AptRepair::Update => self.repair_update(mirror, http).await,
+            AptRepair::Update => self.repair_update(mirror, acquire).await,
         }
     }
 
@@ -572,9 +586,9 @@ impl Apt {
     async fn repair_update(
         &self,
         mirror: Option<Arc<MirrorDir>>,
-        http: Duration,
+        acquire: Acquire,
     ) -> Result<(), String> {
-        self.run_step(self.update_cmd(mirror.as_deref(), http))
+        self.run_step(self.update_cmd(mirror.as_deref(), acquire))
             .await?;
         *lock(&self.last_update) = Some(Instant::now());
         *lock(&self.active_mirror) = mirror;
@@ -662,33 +676,21 @@ impl Apt {
         self.tool(&self.apt_get)
     }
 
-    fn update_cmd(&self, mirror: Option<&MirrorDir>, http: Duration) -> Cmd {
+    fn update_cmd(&self, mirror: Option<&MirrorDir>, acquire: Acquire) -> Cmd {
         self.apt_get()
             .args(["update", "--error-on=any", "-q"])
-            .args(acquire_args(http))
+            .args(acquire.args())
             .args(self.lock_args())
             .args(mirror.map(MirrorDir::args).unwrap_or_default())
     }
 
-    fn fix_broken_cmd(&self, mirror: Option<&MirrorDir>, http: Duration) -> Cmd {
+    fn fix_broken_cmd(&self, mirror: Option<&MirrorDir>, acquire: Acquire) -> Cmd {
         self.apt_get()
             .args(["-f", "install", "-y", "-q"])
-            .args(acquire_args(http))
+            .args(acquire.args())
             .args(self.lock_args())
             .args(self.dpkg_options())
             .args(mirror.map(MirrorDir::args).unwrap_or_default())
-    }
-
-    /// apt's network timeout under a policy whose attempts may last `attempt_timeout`:
-    /// [`AptConfig::http_timeout`], but at most a quarter of the attempt, so that a stalled
-    /// server is reported by apt itself ("Connection timed out", classified, with the URL)
-    /// before the policy's timeout kills apt-get, which could be in the middle of dpkg. A
-    /// quarter, not a half: apt's http method quietly reconnects once after a timed-out
-    /// connection (whatever `Acquire::Retries` says), so one stalled file costs two
-    /// timeouts, and the attempt must still have time to install.
-    fn http_timeout(&self, attempt_timeout: Option<Duration>) -> Duration {
-        let configured = self.config.http_timeout;
-        attempt_timeout.map_or(configured, |t| configured.min(t / 4))
     }
 
     fn lock_args(&self) -> Vec<String> {
@@ -741,8 +743,8 @@ impl Adapter for Apt {
     }
 
     async fn repair(&self, repair: AptRepair) -> Result<(), String> {
-        let http = self.http_timeout(None);
-        self.run_repair(repair, true, None, http).await
+        let acquire = Acquire::for_policy(&self.config, &em_retry::RetryPolicy::default());
+        self.run_repair(repair, true, None, acquire).await
     }
 }
 
@@ -760,8 +762,8 @@ impl Adapter for Apt {
 struct Step {
     apt: Arc<Apt>,
     update_after_clear: bool,
-    /// apt's network timeout for this operation's commands ([`Apt::http_timeout`]).
-    http_timeout: Duration,
+    /// How apt fetches in this operation's commands ([`Acquire::for_policy`]).
+    acquire: Acquire,
     /// The mirror the current attempt uses (`None`: the primary: the active sources).
     source: Mutex<Option<Arc<MirrorDir>>>,
     /// Why the `apt-get update` repair of the current source failed, if it did.
@@ -773,7 +775,7 @@ impl Step {
         Arc::new(Step {
             apt: apt.clone(),
             update_after_clear,
-            http_timeout: apt.http_timeout(runner.policy().timeout()),
+            acquire: Acquire::for_policy(&apt.config, runner.policy()),
             source: Mutex::new(None),
             update_failed: Mutex::new(None),
         })
@@ -837,7 +839,7 @@ impl Adapter for Step {
                 repair,
                 self.update_after_clear,
                 source.as_ref(),
-                self.http_timeout,
+                self.acquire,
             )
             .await;
         let updates = repair == AptRepair::Update
@@ -869,18 +871,47 @@ fn with_mirror_problem(mut e: ToolError, problem: Option<String>) -> ToolError {
     e
 }
 
-/// One fetch per file per attempt (see "Who retries"), apt's network waits bounded by
-/// `http` (whole seconds, at least 1).
-fn acquire_args(http: Duration) -> Vec<String> {
-    let secs = whole_seconds(http).max(1);
-    vec![
-        "-o".into(),
-        "Acquire::Retries=0".into(),
-        "-o".into(),
-        format!("Acquire::http::Timeout={secs}"),
-        "-o".into(),
-        format!("Acquire::https::Timeout={secs}"),
-    ]
+/// How apt fetches within one attempt: its own per-file retries, their waits, and its
+/// network timeout (see "Who retries" in the crate doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acquire {
+    /// `Acquire::Retries`.
+    pub retries: u32,
+    /// `Acquire::Retries::Delay::Maximum`, in whole seconds.
+    pub max_delay_secs: u64,
+    /// `Acquire::http::Timeout` and `Acquire::https::Timeout`, in whole seconds (at least 1).
+    pub http_timeout_secs: u64,
+}
+
+impl Acquire {
+    /// The settings for an operation under `policy`: `config`'s retries and network
+    /// timeout, the timeout lowered so that a file stalling on every request is reported
+    /// by apt before the attempt's timeout (two timeouts per request, `1 + retries`
+    /// requests), and apt's waits capped at half the policy's first delay.
+    pub fn for_policy(config: &AptConfig, policy: &em_retry::RetryPolicy) -> Acquire {
+        let requests = 2 * (1 + config.fetch_retries);
+        let http = policy
+            .timeout()
+            .map_or(config.http_timeout, |t| config.http_timeout.min(t / requests));
+        Acquire {
+            retries: config.fetch_retries,
+            max_delay_secs: (policy.backoff().base() / 2).as_secs(),
+            http_timeout_secs: whole_seconds(http).max(1),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let secs = self.http_timeout_secs;
+        [
+            format!("Acquire::Retries={}", self.retries),
+            format!("Acquire::Retries::Delay::Maximum={}", self.max_delay_secs),
+            format!("Acquire::http::Timeout={secs}"),
+            format!("Acquire::https::Timeout={secs}"),
+        ]
+        .into_iter()
+        .flat_map(|setting| ["-o".to_string(), setting])
+        .collect()
+    }
 }
 
 /// Writes the sources of `mirror` into a new temporary directory.
@@ -1000,22 +1031,39 @@ mod tests {
     }
 
     #[test]
-    fn apt_times_out_before_the_attempt_does() {
-        let apt = Apt::with_tools(AptConfig::default(), "apt-get", "dpkg", "dpkg-query");
+    fn apt_retries_per_file_and_times_out_before_the_attempt_does() {
+        use em_retry::{Backoff, RetryPolicy};
+        let config = AptConfig::default();
         let secs = Duration::from_secs;
-        assert_eq!(apt.http_timeout(None), secs(30), "the configured default");
-        assert_eq!(apt.http_timeout(Some(secs(600))), secs(30));
-        assert_eq!(apt.http_timeout(Some(secs(120))), secs(30));
+        let policy = |timeout: u64, delay: Duration| {
+            RetryPolicy::new(4)
+                .with_backoff(Backoff::Fixed { delay })
+                .with_timeout(secs(timeout))
+        };
+        let acquire = Acquire::for_policy(&config, &policy(30 * 60, secs(2)));
         assert_eq!(
-            apt.http_timeout(Some(secs(60))),
-            secs(15),
-            "a quarter of the attempt"
+            acquire,
+            Acquire {
+                retries: 3,
+                max_delay_secs: 1,
+                http_timeout_secs: 30
+            },
+            "the configured timeout; apt waits at most half our first delay"
         );
-        assert_eq!(apt.http_timeout(Some(secs(6))), Duration::from_millis(1500));
+        let acquire = Acquire::for_policy(&config, &policy(60, Duration::from_millis(10)));
         assert_eq!(
-            acquire_args(Duration::from_millis(300))[3],
-            "Acquire::http::Timeout=1",
+            (acquire.http_timeout_secs, acquire.max_delay_secs),
+            (8, 0),
+            "60 s / (2 x 4 requests), rounded up; a millisecond policy retries at once"
+        );
+        assert_eq!(
+            Acquire::for_policy(&config, &policy(2, secs(1))).http_timeout_secs,
+            1,
             "at least one second"
+        );
+        assert_eq!(
+            acquire.args()[..4],
+            ["-o", "Acquire::Retries=3", "-o", "Acquire::Retries::Delay::Maximum=0"]
         );
     }
 
@@ -1023,7 +1071,7 @@ mod tests {
     fn short_commands_drop_the_environment() {
         let cmd = Cmd::tool("/usr/bin/dpkg").args(["--configure", "-a"]);
         assert_eq!(short_command(&cmd), "dpkg --configure -a");
-        let cmd = Cmd::tool("apt-get").args(["update", "-o", "Acquire::Retries=0", "-q"]);
+        let cmd = Cmd::tool("apt-get").args(["update", "-o", "Acquire::Retries=3", "-q"]);
         assert_eq!(short_command(&cmd), "apt-get update -q");
     }
 }
