@@ -233,6 +233,8 @@ pub struct Apt {
     apt_get: PathBuf,
     dpkg: PathBuf,
     dpkg_query: PathBuf,
+    /// `apt-cache`, to ask whether the lists know a package; `None`: not asked.
+    apt_cache: Option<PathBuf>,
     /// Run privileged commands through `as_root` (sudo -n when not root).
     elevate: bool,
     last_update: Mutex<Option<Instant>>,
@@ -246,12 +248,14 @@ impl Apt {
         let dpkg = find_tool("dpkg", PROVIDED_BY)?;
         let dpkg_query = find_tool("dpkg-query", PROVIDED_BY)?;
         let mut apt = Apt::with_tools(config, apt_get, dpkg, dpkg_query);
+        apt.apt_cache = find_tool("apt-cache", PROVIDED_BY).ok();
         apt.elevate = true;
         Ok(apt)
     }
 
     /// Uses the given programs, run exactly as given: never through `sudo` (for tests with
-    /// stand-in tools, or a caller that has already arranged privileges).
+    /// stand-in tools, or a caller that has already arranged privileges). `apt-cache` is
+    /// used only when it sits beside the given `apt-get`.
     pub fn with_tools(
         config: AptConfig,
         apt_get: impl Into<PathBuf>,
@@ -262,10 +266,16 @@ impl Apt {
             .dirs
             .clone()
             .unwrap_or_else(|| AptDirs::from_apt_config(&config.env));
+        let apt_get: PathBuf = apt_get.into();
+        let apt_cache = apt_get
+            .parent()
+            .map(|dir| dir.join("apt-cache"))
+            .filter(|p| p.is_file());
         Apt {
             config,
             dirs,
-            apt_get: apt_get.into(),
+            apt_cache,
+            apt_get,
             dpkg: dpkg.into(),
             dpkg_query: dpkg_query.into(),
             elevate: false,
@@ -299,6 +309,69 @@ impl Apt {
         lists_fresh_on_disk(&self.dirs.lists, max_age, SystemTime::now())
     }
 
+    /// Why the package lists need an `apt-get update` before anything is installed: they
+    /// are missing (a fresh image) or older than `update_max_age`. `None` once this `Apt`
+    /// has updated them.
+    pub fn lists_need_update(&self) -> Option<String> {
+        if lock(&self.last_update).is_some() {
+            return None;
+        }
+        let lists = &self.dirs.lists;
+        if !lists_present_on_disk(lists) {
+            return Some(format!("no package lists in {}", lists.display()));
+        }
+        let max_age = self.config.update_max_age;
+        if !lists_fresh_on_disk(lists, max_age, SystemTime::now()) {
+            return Some(format!(
+                "the package lists are older than {}",
+                humanize(max_age)
+            ));
+        }
+        None
+    }
+
+    /// Why `packages` need an `apt-get update` before they are installed: the lists need
+    /// one ([`Apt::lists_need_update`]), or they do not know one of the packages (one
+    /// `apt-cache policy` call, when apt-cache is at hand). `None` once this `Apt` has
+    /// updated: then an unknown package is the package's problem, not the lists'.
+    pub async fn update_needed(&self, packages: &[AptPackage]) -> Option<String> {
+        if lock(&self.last_update).is_some() {
+            return None;
+        }
+        if let Some(why) = self.lists_need_update() {
+            return Some(why);
+        }
+        let apt_cache = self.apt_cache.as_ref()?;
+        if packages.is_empty() {
+            return None;
+        }
+        let cmd = self
+            .tool(apt_cache)
+            .arg("policy")
+            .args(packages.iter().map(AptPackage::query_name))
+            .output(OutputMode::Capture);
+        let out = cmd.run().await.ok().filter(|o| o.success())?;
+        let stdout = out.stdout_text();
+        let known: Vec<&str> = stdout
+            .lines()
+            .filter(|l| !l.starts_with(char::is_whitespace))
+            .filter_map(|l| l.strip_suffix(':'))
+            .collect();
+        let unknown: Vec<String> = packages
+            .iter()
+            .filter(|p| !known.iter().any(|k| *k == p.name() || *k == p.query_name()))
+            .map(|p| format!("`{}`", p.name()))
+            .collect();
+        match unknown.len() {
+            0 => None,
+            1 => Some(format!("the package lists do not know {}", unknown[0])),
+            _ => Some(format!(
+                "the package lists do not know {}",
+                unknown.join(", ")
+            )),
+        }
+    }
+
     /// `apt-get update --error-on=any`, through the machine's sources, then each mirror.
     pub async fn update(self: &Arc<Self>, runner: &Runner) -> Result<(), ToolError> {
         let operation = Operation::new("apt", "update");
@@ -314,10 +387,7 @@ impl Apt {
                 UpdateSource::circuit_key,
                 |source, _| {
                     let mirror = step.enter(source);
-                    self.privileged(
-                        self.update_cmd(mirror.as_deref(), step.acquire),
-                        &label,
-                    )
+                    self.privileged(self.update_cmd(mirror.as_deref(), step.acquire), &label)
                 },
             )
             .await;
@@ -465,9 +535,7 @@ impl Apt {
         let build = |mirror: Option<Arc<MirrorDir>>| {
             let mut cmd = self.apt_get().arg(verb).args(["-y", "-q"]);
             if verb == "install" {
-                cmd = cmd
-                    .arg("--no-install-recommends")
-                    .args(step.acquire.args());
+                cmd = cmd.arg("--no-install-recommends").args(step.acquire.args());
             }
             cmd = cmd
                 .args(self.lock_args())
@@ -500,6 +568,65 @@ impl Apt {
             .await
             .map(|_| ())
             .map_err(|e| with_mirror_problem(e, mirror_problem))
+    }
+
+    /// Whether each of `packages` is installed, in order, from one `dpkg-query -W` call
+    /// (status `install ok installed`, and the version, when a package names one).
+    /// Read-only: no root, no retry.
+    pub async fn installed(&self, packages: &[AptPackage]) -> Result<Vec<bool>, ToolError> {
+        if packages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let operation = "apt is-installed".to_string();
+        let cmd = self
+            .tool(&self.dpkg_query)
+            .args([
+                "-W",
+                "-f",
+                "${Package}\t${Architecture}\t${Status}\t${Version}\n",
+            ])
+            .args(packages.iter().map(AptPackage::query_name))
+            .output(OutputMode::Capture);
+        let out = cmd.run().await.map_err(|e| ToolError {
+            kind: ToolErrorKind::NotRunnable,
+            ..ToolError::permanent(operation.clone(), e.to_string(), None)
+        })?;
+        let failure = ToolFailure::from_output(&cmd, &out);
+        // dpkg-query exits 1 when one name matches nothing, and still lists the others.
+        let unexplained = failure
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains("no packages found matching"))
+            .count();
+        if !out.success() && unexplained > 0 {
+            let reason = failure
+                .tail(1)
+                .pop()
+                .unwrap_or_else(|| format!("dpkg-query exited with code {}", failure.code));
+            return Err(ToolError {
+                last: Some(failure),
+                ..ToolError::permanent(operation, reason, None)
+            });
+        }
+        let stdout = out.stdout_text();
+        let rows: Vec<[&str; 4]> = stdout
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split('\t').map(str::trim);
+                Some([f.next()?, f.next()?, f.next()?, f.next()?])
+            })
+            .collect();
+        Ok(packages
+            .iter()
+            .map(|p| {
+                rows.iter().any(|[name, arch, status, version]| {
+                    *name == p.name()
+                        && p.arch().is_none_or(|a| a == *arch)
+                        && *status == "install ok installed"
+                        && p.version().is_none_or(|v| v == *version)
+                })
+            })
+            .collect())
     }
 
     /// Whether `package` is installed (`dpkg-query -W`: status `install ok installed`,
@@ -850,6 +977,17 @@ impl Adapter for Step {
         result
     }
 
+    /// An `apt-get update` repair that failed (the source did not answer) may run again at
+    /// the next failure, as often as the policy's attempts allow: the update is what the
+    /// operation needs, and its failure was transient. One that succeeded and did not help
+    /// runs once.
+    fn repair_limit(&self, repair: &AptRepair) -> u32 {
+        match repair {
+            AptRepair::Update if lock(&self.update_failed).is_some() => u32::MAX,
+            _ => 1,
+        }
+    }
+
     /// A Hash Sum mismatch that survives clearing the lists is a mirror in mid-sync, and a
     /// failure whose `apt-get update` could not reach the source is that source being
     /// down: give up this source, not the operation, so the next mirror is tried.
@@ -890,9 +1028,9 @@ impl Acquire {
     /// requests), and apt's waits capped at half the policy's first delay.
     pub fn for_policy(config: &AptConfig, policy: &em_retry::RetryPolicy) -> Acquire {
         let requests = 2 * (1 + config.fetch_retries);
-        let http = policy
-            .timeout()
-            .map_or(config.http_timeout, |t| config.http_timeout.min(t / requests));
+        let http = policy.timeout().map_or(config.http_timeout, |t| {
+            config.http_timeout.min(t / requests)
+        });
         Acquire {
             retries: config.fetch_retries,
             max_delay_secs: (policy.backoff().base() / 2).as_secs(),
@@ -965,6 +1103,25 @@ pub fn lists_fresh_on_disk(lists: &Path, max_age: Duration, now: SystemTime) -> 
         }
     }
     has_lists && newest.is_some_and(|t| now.duration_since(t).map_or(true, |age| age <= max_age))
+}
+
+/// Whether `lists` holds any list file (not only the lock and `partial/`).
+fn lists_present_on_disk(lists: &Path) -> bool {
+    std::fs::read_dir(lists).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_file()) && e.file_name() != "lock")
+    })
+}
+
+/// `1h`, `30m`, `90s`: a whole-unit duration for a message.
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Whole seconds, rounded up (apt takes integers; 1.5 s must not become 1 s).
@@ -1063,7 +1220,12 @@ mod tests {
         );
         assert_eq!(
             acquire.args()[..4],
-            ["-o", "Acquire::Retries=3", "-o", "Acquire::Retries::Delay::Maximum=0"]
+            [
+                "-o",
+                "Acquire::Retries=3",
+                "-o",
+                "Acquire::Retries::Delay::Maximum=0"
+            ]
         );
     }
 

@@ -26,6 +26,8 @@ pub fn default_policy(adapter: &str) -> RetryPolicy {
         "apt" | "pip" => base.with_timeout(Duration::from_secs(30 * 60)),
         // npm gives up on an unanswered connect only after ~130 s: bound each attempt.
         "npm" => base.with_timeout(Duration::from_secs(10 * 60)),
+        // A snippet need not be idempotent: one attempt unless the step asks for more.
+        "run" => RetryPolicy::once().with_timeout(Duration::from_secs(15 * 60)),
         _ => base.with_timeout(Duration::from_secs(15 * 60)),
     }
 }
@@ -103,5 +105,22 @@ impl AdapterContext {
         });
         self.ui.error(&message, hint.as_deref());
         error.exit_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_steps_get_one_attempt_and_the_tools_four() {
+        assert_eq!(default_policy("run").max_attempts(), 1);
+        assert_eq!(
+            default_policy("run").timeout(),
+            Some(Duration::from_secs(15 * 60))
+        );
+        for adapter in ["apt", "npm", "pip", "download"] {
+            assert_eq!(default_policy(adapter).max_attempts(), 4, "{adapter}");
+        }
     }
 }

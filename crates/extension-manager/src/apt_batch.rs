@@ -14,6 +14,9 @@
 //!   member, so that the failure lands on the extension that asked for it and the others
 //!   install. A transient exhaustion (exit 75) is every member's: the archive is down for
 //!   all of them.
+//! - Before the merged run, `apt-get update` runs once when the lists are missing, stale
+//!   or do not know a requested package ([`ensure_lists`]); if it fails, every member
+//!   fails with its error.
 //! - Steps with a third-party repository are not merged: their source must be added and
 //!   updated first (the executor runs them alone, under the same lock).
 
@@ -39,6 +42,9 @@ pub struct Member {
     pub packages: Vec<AptPackage>,
     /// Its runner: policy, status lines, its step recorder, its log.
     pub runner: Runner,
+    /// The runner of an `apt-get update` the batch needs first (no step recorder: a
+    /// planned update is not one of the step's attempts).
+    pub update: Runner,
     /// Its step recorder, given the merged run's events when another member leads.
     pub recorder: Arc<dyn Subscriber>,
     /// Its log, given the merged run's output lines.
@@ -95,7 +101,14 @@ impl AptBatcher {
             let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
             // Empty: another member took this request into its batch, already run.
             if !batch.is_empty() {
-                run_batch(apt, ui, batch).await;
+                match ensure_lists(apt, ui, &batch[0].member.update, &union(&batch)).await {
+                    Ok(()) => run_batch(apt, ui, batch).await,
+                    Err(e) => {
+                        for r in batch {
+                            let _ = r.done.send(Err(e.clone()));
+                        }
+                    }
+                }
             }
         }
         result.await.unwrap_or_else(|_| {
@@ -106,6 +119,36 @@ impl AptBatcher {
             ))
         })
     }
+}
+
+/// Runs `apt-get update` first when `packages` need it (SPEC 8: the lists are missing,
+/// older than `apt.update_max_age`, or do not know a package), at most once per run: a
+/// planned step with its own retries, not the repair of a failed install.
+pub async fn ensure_lists(
+    apt: &Arc<Apt>,
+    ui: &Ui,
+    runner: &Runner,
+    packages: &[AptPackage],
+) -> Result<(), ToolError> {
+    match apt.update_needed(packages).await {
+        Some(why) => update_lists(apt, ui, runner, &why).await,
+        None => Ok(()),
+    }
+}
+
+/// `apt-get update`, announced with the reason it runs.
+pub async fn update_lists(
+    apt: &Arc<Apt>,
+    ui: &Ui,
+    runner: &Runner,
+    why: &str,
+) -> Result<(), ToolError> {
+    ui.status(
+        "Updating",
+        Tone::Info,
+        &format!("the apt package lists: {why}"),
+    );
+    apt.update(runner).await
 }
 
 /// The packages of every member, each once, in the order they were asked for.
@@ -197,6 +240,7 @@ mod tests {
                     .map(|p| AptPackage::parse(p).expect("a package"))
                     .collect(),
                 runner: Runner::new(em_retry::RetryPolicy::new(1)),
+                update: Runner::new(em_retry::RetryPolicy::new(1)),
                 recorder: Arc::new(|_: &em_retry::Event| {}),
                 lines: Arc::new(|_: Stream, _: &str| {}),
             },

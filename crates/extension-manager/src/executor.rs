@@ -22,7 +22,7 @@ use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 use em_retry::{CircuitBreaker, Event, FailureClass, RetryPolicy, Subscriber};
 use em_wget::{Wget, WgetConfig};
 use serde::Serialize;
-use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::output::{HumanEvents, Tone, Ui};
 use crate::plan::{Action, Plan, PlanEntry};
@@ -212,6 +212,52 @@ struct Context {
     tools: Tools,
 }
 
+/// An extension's place among the `--jobs` that work at once. It is given up while the
+/// extension only waits (for the run's apt batch, for the apt lock), so that waiting does
+/// not keep other extensions from starting: five apt extensions under `--jobs 4` then join
+/// one `apt-get install`, not two.
+struct JobSlot {
+    jobs: Arc<Semaphore>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Wakes the scheduler when a place is given up.
+    freed: Arc<Notify>,
+}
+
+impl JobSlot {
+    fn new(jobs: Arc<Semaphore>, permit: OwnedSemaphorePermit, freed: Arc<Notify>) -> JobSlot {
+        JobSlot {
+            jobs,
+            permit: Mutex::new(Some(permit)),
+            freed,
+        }
+    }
+
+    /// Gives the place up until [`JobSlot::reclaim`].
+    fn release(&self) {
+        let permit = self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if permit.is_some() {
+            drop(permit);
+            self.freed.notify_one();
+        }
+    }
+
+    /// Takes a place again, waiting for one when all are taken.
+    async fn reclaim(&self) {
+        if self
+            .permit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return;
+        }
+        // The semaphore is never closed.
+        if let Ok(permit) = self.jobs.clone().acquire_owned().await {
+            *self.permit.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+        }
+    }
+}
+
 /// The outcome of a whole run.
 pub struct RunReport {
     /// Per extension, in plan order.
@@ -282,6 +328,7 @@ pub async fn run(
         },
     });
     let jobs = Arc::new(Semaphore::new(ctx.settings.jobs.max(1)));
+    let freed = Arc::new(Notify::new());
     let order: Vec<String> = plan.entries.iter().map(|e| e.name().to_string()).collect();
     let mut pending: Vec<PlanEntry> = plan.entries;
     let mut done: BTreeMap<String, ExtensionReport> = BTreeMap::new();
@@ -325,15 +372,18 @@ pub async fn run(
                 };
                 let entry = pending.remove(i);
                 let ctx = ctx.clone();
-                running.spawn(async move {
-                    let _permit = permit;
-                    install_one(ctx, entry).await
-                });
+                let slot = JobSlot::new(jobs.clone(), permit, freed.clone());
+                running.spawn(async move { install_one(ctx, entry, &slot).await });
                 continue;
             }
             i += 1;
         }
-        let Some(finished) = running.join_next().await else {
+        let finished = tokio::select! {
+            finished = running.join_next() => finished,
+            // A running extension gave its place up while it waits: start another.
+            () = freed.notified(), if !pending.is_empty() => continue,
+        };
+        let Some(finished) = finished else {
             break;
         };
         match finished {
@@ -436,7 +486,7 @@ impl Log {
     }
 }
 
-async fn install_one(ctx: Arc<Context>, entry: PlanEntry) -> ExtensionReport {
+async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> ExtensionReport {
     let started = Instant::now();
     let name = entry.name().to_string();
     let manifest = entry.manifest.clone();
@@ -537,6 +587,7 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry) -> ExtensionReport {
             &log,
             recorder.clone(),
             &mut record,
+            slot,
         )
         .await;
         let recorded = recorder.0.lock().map(|r| r.clone()).unwrap_or_default();
@@ -695,6 +746,7 @@ fn runner_for(
 /// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,
 /// so that a run killed in the middle of it still knows what to undo; what turns out not
 /// to be there after a failure is dropped again.
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     ctx: &Arc<Context>,
     name: &str,
@@ -703,6 +755,7 @@ async fn run_step(
     log: &Log,
     recorder: Arc<StepRecorder>,
     record: &mut InstalledExtension,
+    slot: &JobSlot,
 ) -> Result<StepDone, StepError> {
     match &step.action {
         Step::Apt(apt_step) => {
@@ -715,11 +768,26 @@ async fn run_step(
             let apt = apt_adapter(ctx)?;
             // A step with its own repository runs alone: its source is added and updated
             // first. The others join the run's batch of apt installs (see apt_batch).
+            let update_runner = runner_for(
+                ctx,
+                ctx.settings.policy("apt"),
+                step,
+                log,
+                Arc::new(StepRecorder::default()),
+            )?;
             let one_at_a_time = match apt_step.repository {
-                Some(_) => Some(ctx.tools.apt_lock.lock().await),
+                Some(_) => {
+                    // Waiting for the lock is not work: let another extension start.
+                    slot.release();
+                    let held = ctx.tools.apt_lock.lock().await;
+                    slot.reclaim().await;
+                    Some(held)
+                }
                 None => None,
             };
             if let Some(repository) = &apt_step.repository {
+                // Read before the new source's own update makes the lists look fresh.
+                let stale = apt.lists_need_update();
                 let downloads = runner_for(
                     ctx,
                     ctx.settings.policy("download"),
@@ -738,11 +806,14 @@ async fn run_step(
                     apt_step.allow_http,
                 )
                 .await?;
+                if let Some(why) = stale {
+                    crate::apt_batch::update_lists(&apt, &ctx.ui, &update_runner, &why).await?;
+                }
             }
-            let mut before = Vec::new();
-            for p in &packages {
-                before.push(apt.is_installed(p).await.unwrap_or(false));
-            }
+            let before = apt
+                .installed(&packages)
+                .await
+                .unwrap_or_else(|_| vec![false; packages.len()]);
             let fresh: Vec<&AptPackage> = packages
                 .iter()
                 .zip(before)
@@ -757,24 +828,42 @@ async fn run_step(
             }
             save_record(ctx, name, record).await;
             let installed = match one_at_a_time {
-                Some(_held) => apt.install(&runner, &packages).await,
+                Some(_held) => {
+                    match crate::apt_batch::ensure_lists(&apt, &ctx.ui, &update_runner, &packages)
+                        .await
+                    {
+                        Ok(()) => apt.install(&runner, &packages).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 None => {
                     let member = crate::apt_batch::Member {
                         owner: name.to_string(),
                         packages: packages.clone(),
                         runner,
+                        update: update_runner,
                         recorder,
                         lines: log.sink(),
                     };
-                    ctx.tools
+                    // The batch runs for everyone who joined; waiting for it is not work.
+                    slot.release();
+                    let result = ctx
+                        .tools
                         .apt_batch
                         .install(&apt, &ctx.tools.apt_lock, &ctx.ui, member)
-                        .await
+                        .await;
+                    slot.reclaim().await;
+                    result
                 }
             };
             if let Err(e) = installed {
-                for p in &fresh {
-                    if !apt.is_installed(p).await.unwrap_or(true) {
+                let fresh: Vec<AptPackage> = fresh.into_iter().cloned().collect();
+                let now = apt
+                    .installed(&fresh)
+                    .await
+                    .unwrap_or_else(|_| vec![true; fresh.len()]);
+                for (p, there) in fresh.iter().zip(now) {
+                    if !there {
                         record.added.apt.retain(|n| n != p.name());
                     }
                 }

@@ -36,6 +36,7 @@ use common::{Session, stderr, stdout};
 /// The fake tools: what the crash extensions' steps and checks call.
 const TOOLS: &[&str] = &[
     "apt-get",
+    "apt-cache",
     "dpkg",
     "dpkg-query",
     "npm",
@@ -74,6 +75,13 @@ fn scenario() -> String {
 tool = "dpkg-query"
 exit = 1
 stderr = "dpkg-query: no packages found matching crash-pkg\n"
+delay_ms = {DELAY_MS}
+
+# The lists know every package: no `apt-get update` first.
+[[call]]
+tool = "apt-cache"
+match = "^policy "
+stdout = "crash-pkg-a:\ncrash-pkg-b:\ncrash-pkg-c:\ncrash-pkg-d:\n"
 delay_ms = {DELAY_MS}
 
 [[call]]
@@ -665,16 +673,19 @@ fn full_run_calls() -> usize {
     let out = crash.run("full", &["install", "crash-tool"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     crash.assert_all_installed("full");
-    crash.call_count("full")
+    let count = crash.call_count("full");
+    assert_eq!(count, crash.calls("full").len());
+    eprintln!("the calls of a whole run: {:#?}", crash.calls("full"));
+    count
 }
 
 #[test]
 fn a_whole_run_makes_the_calls_the_kill_points_count_on() {
     let calls = full_run_calls();
-    // crash-base: 2 dpkg-query + apt-get + check; crash-py: pip + check; crash-lib:
-    // dpkg-query + apt-get + setup + check; crash-tool: dpkg-query + apt-get + npm ls +
-    // npm install + setup + check.
-    assert_eq!(calls, 16, "the kill points below assume 16 calls a run");
+    // crash-base: dpkg-query + apt-cache + apt-get + check; crash-py: pip + check;
+    // crash-lib: dpkg-query + apt-cache + apt-get + setup + check; crash-tool: dpkg-query +
+    // apt-cache + apt-get + npm ls + npm install + setup + check.
+    assert_eq!(calls, 18, "the kill points below assume 18 calls a run");
 }
 
 #[test]
@@ -688,15 +699,15 @@ fn killed_during_calls_1_to_9_then_rerun_finishes() {
 }
 
 #[test]
-fn killed_during_calls_10_to_18_then_rerun_finishes() {
-    // 17 and 18 come after the 16 calls of a run: killed (or not) after completion. The
-    // 16th call ends a few ms before the run does: only up to the 15th is it sure that the
+fn killed_during_calls_10_to_20_then_rerun_finishes() {
+    // 19 and 20 come after the 18 calls of a run: killed (or not) after completion. The
+    // 18th call ends a few ms before the run does: only up to the 17th is it sure that the
     // run is caught alive.
-    let points: Vec<KillAt> = (10..=18).map(KillAt::DuringCall).collect();
+    let points: Vec<KillAt> = (10..=20).map(KillAt::DuringCall).collect();
     let seen = fresh_kill_points(&points, Tools::Killed);
     assert!(
         seen.iter()
-            .filter(|p| matches!(p.at, KillAt::DuringCall(k) if k <= 15))
+            .filter(|p| matches!(p.at, KillAt::DuringCall(k) if k <= 17))
             .all(|p| p.landed != Landed::AfterCompletion),
         "every run was caught before its end: {seen:#?}"
     );
@@ -704,7 +715,7 @@ fn killed_during_calls_10_to_18_then_rerun_finishes() {
 
 #[test]
 fn killed_between_calls_then_rerun_finishes() {
-    let points: Vec<KillAt> = [1, 3, 4, 6, 8, 10, 12, 14, 15, 16]
+    let points: Vec<KillAt> = [1, 3, 4, 6, 8, 10, 12, 14, 16, 17, 18]
         .into_iter()
         .map(KillAt::AfterCall)
         .collect();

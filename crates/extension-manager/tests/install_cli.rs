@@ -11,7 +11,8 @@ use common::{Session, stderr, stdout};
 const TOOLS: &[&str] = &["apt-get", "dpkg", "dpkg-query"];
 
 /// Writes the test's extensions: alpha; beta requires alpha; gamma shares a package with
-/// beta; broken cannot install; delta requires broken.
+/// beta; broken cannot install; delta requires broken; early-broken fails in its first
+/// step, before any apt work.
 fn write_extensions(dir: &Path) {
     fs::create_dir_all(dir).expect("dir");
     let ext = |name: &str, requires: &[&str], packages: &[&str]| {
@@ -36,6 +37,11 @@ fn write_extensions(dir: &Path) {
         ext("delta", &["broken"], &["em-delta"]),
     )
     .expect("delta");
+    let early = ext("early-broken", &[], &["em-early"]).replace(
+        "[[install]]\napt",
+        "[[install]]\nrun = \"em-no-such-command\"\n\n[[install]]\napt",
+    );
+    fs::write(dir.join("early-broken.toml"), early).expect("early-broken");
 }
 
 const SCENARIO: &str = r#"
@@ -174,7 +180,7 @@ fn without_keep_going_a_failure_stops_new_starts() {
         &s,
         &exts,
         &conf,
-        &["install", "--jobs", "1", "broken", "gamma"],
+        &["install", "--jobs", "1", "early-broken", "gamma"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(

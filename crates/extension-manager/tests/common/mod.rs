@@ -22,10 +22,36 @@ pub struct Session {
 
 impl Session {
     /// Fake `tools` on PATH, answering as `scenario` (TOML of em-fake-tool) says.
+    ///
+    /// apt's lists are the session's own (`APT_CONFIG`), fresh and holding one list file,
+    /// so that no run depends on the age of the machine's lists; [`Session::empty_apt_lists`]
+    /// makes them a fresh image's.
     pub fn new(tools: &[&str], scenario: &str) -> Session {
-        Session {
+        let session = Session {
             scene: Scene::new(tools, scenario),
-        }
+        };
+        let lists = session.apt_lists();
+        std::fs::create_dir_all(lists.join("partial")).expect("apt lists dir");
+        std::fs::write(lists.join("127.0.0.1_debian_dists_stable_InRelease"), "")
+            .expect("a list file");
+        std::fs::write(
+            session.path().join("apt.conf"),
+            format!("Dir::State::Lists \"{}/\";\n", lists.display()),
+        )
+        .expect("apt.conf");
+        session
+    }
+
+    /// The session's apt lists directory.
+    pub fn apt_lists(&self) -> std::path::PathBuf {
+        self.path().join("apt-lists")
+    }
+
+    /// Empties the apt lists, as on a fresh image: the next apt step updates first.
+    #[allow(dead_code)]
+    pub fn empty_apt_lists(&self) {
+        std::fs::remove_dir_all(self.apt_lists()).expect("remove the lists");
+        std::fs::create_dir_all(self.apt_lists()).expect("apt lists dir");
     }
 
     pub fn path(&self) -> &Path {
@@ -42,6 +68,7 @@ impl Session {
         )
         .envs(self.scene.env())
         .env("EM_STATE_DIR", self.path().join("state"))
+        .env("APT_CONFIG", self.path().join("apt.conf"))
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .env_remove("CI")
