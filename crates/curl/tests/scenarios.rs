@@ -442,3 +442,74 @@ fn the_download_future_can_be_spawned() {
     let fut = curl.download(&runner, &req);
     assert_send(&fut);
 }
+
+/// Three cut transfers, each of which got further than the one before.
+const GROWING_CUTS: &str = r#"
+[[call]]
+tool = "curl"
+times = 1
+exit = 18
+output = "curl/partial-file.txt"
+write_to_arg = "-o"
+content = "h"
+
+[[call]]
+tool = "curl"
+times = 1
+exit = 18
+output = "curl/partial-file.txt"
+write_to_arg = "-o"
+content = "he"
+
+[[call]]
+tool = "curl"
+times = 1
+exit = 18
+output = "curl/partial-file.txt"
+write_to_arg = "-o"
+content = "hel"
+
+[[call]]
+tool = "curl"
+write_to_arg = "-o"
+content = "hello"
+"#;
+
+#[tokio::test]
+async fn cut_transfers_that_made_progress_do_not_use_up_the_attempts() {
+    let fake = Fake::new(GROWING_CUTS);
+    fake.curl()
+        .download(
+            &runner(2),
+            &fake.request("https://downloads.example.org/tool.tar.gz"),
+        )
+        .await
+        .expect("each cut moved the file on: four calls under a policy of two attempts");
+    assert_eq!(std::fs::read(fake.dest()).expect("landed"), b"hello");
+    assert_eq!(fake.calls().len(), 4);
+}
+
+#[tokio::test]
+async fn cut_transfers_that_made_no_progress_use_up_the_attempts() {
+    let fake = Fake::new(
+        r#"
+[[call]]
+tool = "curl"
+exit = 18
+output = "curl/partial-file.txt"
+write_to_arg = "-o"
+content = "h"
+"#,
+    );
+    let err = fake
+        .curl()
+        .download(
+            &runner(2),
+            &fake.request("https://downloads.example.org/tool.tar.gz"),
+        )
+        .await
+        .expect_err("the partial file never grew");
+    assert_eq!(err.kind, em_exec::ToolErrorKind::Exhausted, "{err:?}");
+    // The first call made the file (progress, free); the next two did not move it.
+    assert_eq!(fake.calls().len(), 3);
+}

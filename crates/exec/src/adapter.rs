@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -299,7 +300,12 @@ pub struct Runner {
     on_mirror: Option<MirrorNotice>,
     tally: Option<Arc<SourceTally>>,
     seed: Option<u64>,
+    progress: Option<ProgressGauge>,
 }
+
+/// A reading that grows while an operation makes progress (a download's partial file size,
+/// packages fetched): see [`Runner::with_progress`].
+pub type ProgressGauge = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl fmt::Debug for Runner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -321,6 +327,7 @@ impl Runner {
             echo: false,
             on_mirror: None,
             tally: None,
+            progress: None,
             seed: None,
         }
     }
@@ -337,6 +344,14 @@ impl Runner {
     /// `tally`.
     pub fn with_tally(mut self, tally: Arc<SourceTally>) -> Self {
         self.tally = Some(tally);
+        self
+    }
+
+    /// Makes the retries progress-aware ([`em_retry::Retry::progress`]): a failed attempt
+    /// during which `gauge` grew made progress, so it is not counted against the policy's
+    /// attempts and the next one starts at once.
+    pub fn with_progress(mut self, gauge: ProgressGauge) -> Self {
+        self.progress = Some(gauge);
         self
     }
 
@@ -486,8 +501,17 @@ impl Runner {
         } else {
             OutputMode::Capture
         };
+        // The gauge's reading when the current attempt started.
+        let at_start = Arc::new(AtomicU64::new(0));
+        if let Some(gauge) = &self.progress {
+            let (gauge, at_start) = (gauge.clone(), at_start.clone());
+            retry = retry.progress(move || gauge() > at_start.load(Ordering::Relaxed));
+        }
         let result = retry
             .run(|attempt| {
+                if let Some(gauge) = &self.progress {
+                    at_start.store(gauge(), Ordering::Relaxed);
+                }
                 let mut cmd = build(&attempt).output(mode).stdin_null();
                 if let Some(lines) = &self.lines {
                     cmd = cmd.on_line(lines.clone());

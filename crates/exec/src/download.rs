@@ -582,6 +582,12 @@ where
     let tool = adapter.name();
     let label = format!("download {}", req.url);
     let partial = req.partial();
+    // An attempt that made the partial file grow made progress: the next one resumes from
+    // there at once, and it does not count against the policy (see `Runner::with_progress`).
+    let gauge_path = partial.clone();
+    let runner = &runner.clone().with_progress(Arc::new(move || {
+        std::fs::symlink_metadata(&gauge_path).map_or(0, |m| m.len())
+    }));
     // Owned sources and copied references: the future borrows nothing from the closure,
     // so the download future stays `Send` (see `download_with`).
     let (partial, label_ref, command) = (&partial, &label, &command);

@@ -32,8 +32,8 @@ mod adapter;
 pub mod download;
 
 pub use adapter::{
-    Adapter, MirrorNotice, Runner, SourceCounts, SourceTally, ToolError, ToolErrorKind,
-    ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
+    Adapter, MirrorNotice, ProgressGauge, Runner, SourceCounts, SourceTally, ToolError,
+    ToolErrorKind, ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
 };
 
 use std::ffi::{OsStr, OsString};
