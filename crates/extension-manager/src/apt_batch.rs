@@ -42,8 +42,8 @@ pub struct Member {
     pub packages: Vec<AptPackage>,
     /// Its runner: policy, status lines, its step recorder, its log.
     pub runner: Runner,
-    /// The runner of an `apt-get update` the batch needs first (no step recorder: a
-    /// planned update is not one of the step's attempts).
+    /// The runner of an `apt-get update` the batch needs first: the step's report shows it
+    /// as an operation of its own.
     pub update: Runner,
     /// Its step recorder, given the merged run's events when another member leads.
     pub recorder: Arc<dyn Subscriber>,
@@ -101,7 +101,12 @@ impl AptBatcher {
             let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
             // Empty: another member took this request into its batch, already run.
             if !batch.is_empty() {
-                match ensure_lists(apt, ui, &batch[0].member.update, &union(&batch)).await {
+                let others: Vec<Arc<dyn Subscriber>> = batch[1..]
+                    .iter()
+                    .map(|r| r.member.recorder.clone())
+                    .collect();
+                let update = batch[0].member.update.clone().subscribe_all(&others);
+                match ensure_lists(apt, ui, &update, &union(&batch)).await {
                     Ok(()) => run_batch(apt, ui, batch).await,
                     Err(e) => {
                         for r in batch {

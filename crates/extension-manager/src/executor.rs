@@ -768,13 +768,8 @@ async fn run_step(
             let apt = apt_adapter(ctx)?;
             // A step with its own repository runs alone: its source is added and updated
             // first. The others join the run's batch of apt installs (see apt_batch).
-            let update_runner = runner_for(
-                ctx,
-                ctx.settings.policy("apt"),
-                step,
-                log,
-                Arc::new(StepRecorder::default()),
-            )?;
+            let update_runner =
+                runner_for(ctx, ctx.settings.policy("apt"), step, log, recorder.clone())?;
             let one_at_a_time = match apt_step.repository {
                 Some(_) => {
                     // Waiting for the lock is not work: let another extension start.
