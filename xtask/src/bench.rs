@@ -1,6 +1,9 @@
-//! `cargo xtask bench`: what `extension-manager retry -- CMD` costs over running `CMD`.
+//! `cargo xtask bench`: the benchmarks of BENCHMARKS.md. This module is the command line
+//! and the retry-overhead benchmark; the install benchmark (`--only install`) is
+//! [`crate::bench_install`].
 //!
-//! Both commands run N times, interleaved (direct, retry, direct, retry ...) so that they
+//! Retry overhead: what `extension-manager retry -- CMD` costs over running `CMD`. Both
+//! commands run N times, interleaved (direct, retry, direct, retry ...) so that they
 //! share whatever else the machine is doing; the result is the ratio of the medians, from
 //! one run on one machine. Absolute times differ between machines and between runs, which
 //! is why no test asserts on them (TESTING.md section 4).
@@ -11,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::json::string as json_string;
 use crate::{command, target_dir};
 
 const DEFAULT_RUNS: usize = 200;
@@ -19,7 +23,21 @@ const DEFAULT_RUNS: usize = 200;
 const WARMUP_RUNS: usize = 10;
 const START_MARKER: &str = "<!-- bench:retry-overhead:start -->";
 const END_MARKER: &str = "<!-- bench:retry-overhead:end -->";
-const REPRODUCE: &str = "cargo xtask bench --write";
+const REPRODUCE: &str = "cargo xtask bench --only retry --write";
+/// Rounds of the install benchmark, without and with faults, unless told otherwise.
+const DEFAULT_ROUNDS: usize = 5;
+const DEFAULT_FAULT_ROUNDS: usize = 5;
+
+/// Which benchmarks run: all of them unless `--only` says one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// The retry overhead.
+    Retry,
+    /// The install benchmark, download case included.
+    Install,
+    /// Only the download case of the install benchmark (no root needed; no `--write`).
+    Download,
+}
 
 /// What `cargo xtask bench` was asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,6 +45,9 @@ pub struct Options {
     runs: usize,
     write: bool,
     binary: Option<PathBuf>,
+    only: Option<Only>,
+    rounds: usize,
+    fault_rounds: usize,
 }
 
 impl Options {
@@ -35,6 +56,9 @@ impl Options {
             runs: DEFAULT_RUNS,
             write: false,
             binary: None,
+            only: None,
+            rounds: DEFAULT_ROUNDS,
+            fault_rounds: DEFAULT_FAULT_ROUNDS,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -56,6 +80,23 @@ impl Options {
                         _ => return Err(format!("`--runs` takes a positive number, not `{text}`")),
                     };
                 }
+                "--rounds" => options.rounds = positive("--rounds", &value("--rounds")?, 1)?,
+                "--fault-rounds" => {
+                    options.fault_rounds =
+                        positive("--fault-rounds", &value("--fault-rounds")?, 0)?;
+                }
+                "--only" => {
+                    options.only = Some(match value("--only")?.as_str() {
+                        "retry" => Only::Retry,
+                        "install" => Only::Install,
+                        "download" => Only::Download,
+                        other => {
+                            return Err(format!(
+                                "`--only` takes retry, install or download, not `{other}`"
+                            ));
+                        }
+                    });
+                }
                 "--binary" => options.binary = Some(PathBuf::from(value("--binary")?)),
                 "--write" if inline.is_none() => options.write = true,
                 _ => {
@@ -65,7 +106,30 @@ impl Options {
                 }
             }
         }
+        if options.write && options.only == Some(Only::Download) {
+            return Err(
+                "`--write` needs the whole install benchmark: use `--only install`".to_owned(),
+            );
+        }
         Ok(options)
+    }
+
+    fn runs_retry(&self) -> bool {
+        matches!(self.only, None | Some(Only::Retry))
+    }
+
+    fn runs_install(&self) -> bool {
+        matches!(self.only, None | Some(Only::Install | Only::Download))
+    }
+}
+
+/// A count given on the command line: a whole number of at least `min`.
+fn positive(flag: &str, text: &str, min: usize) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!(
+            "`{flag}` takes a whole number of at least {min}, not `{text}`"
+        )),
     }
 }
 
@@ -91,7 +155,7 @@ impl Summary {
 }
 
 /// The middle value of sorted samples (the mean of the two middle ones for an even count).
-fn median(sorted: &[f64]) -> f64 {
+pub(crate) fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n == 0 {
         return f64::NAN;
@@ -200,7 +264,8 @@ impl Measurement {
 
 pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     let binary = match &options.binary {
-        Some(binary) => binary.clone(),
+        Some(binary) => fs::canonicalize(binary)
+            .map_err(|error| format!("--binary {}: {error}", binary.display()))?,
         None => {
             let argv = ["cargo", "build", "--release", "-p", "extension-manager"];
             eprintln!("==> bench: {}", argv.join(" "));
@@ -217,14 +282,37 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     if !binary.is_file() {
         return Err(format!("no binary at {}", binary.display()));
     }
-    let shown_binary = binary
-        .strip_prefix(root)
-        .unwrap_or(&binary)
+    if options.runs_retry() {
+        run_retry(root, options, &binary)?;
+    }
+    if options.runs_install() {
+        crate::bench_install::run(
+            root,
+            &crate::bench_install::Request {
+                binary: &binary,
+                rounds: options.rounds,
+                fault_rounds: options.fault_rounds,
+                download_only: options.only == Some(Only::Download),
+                write: options.write,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The path as the workspace sees it: relative to `root` when inside it.
+pub(crate) fn shown_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
         .display()
-        .to_string();
+        .to_string()
+}
+
+fn run_retry(root: &Path, options: &Options, binary: &Path) -> Result<(), String> {
+    let shown_binary = shown_path(root, binary);
 
     let mut direct = Command::new("true");
-    let mut retry = Command::new(&binary);
+    let mut retry = Command::new(binary);
     retry.args(["retry", "--", "true"]);
     let direct_command = "true".to_owned();
     let retry_command = format!("{shown_binary} retry -- true");
@@ -278,10 +366,15 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
         let path = root.join("BENCHMARKS.md");
         let text = fs::read_to_string(&path)
             .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        let updated = replace_section(&text, &result.to_benchmarks_section())
-            .map_err(|error| format!("BENCHMARKS.md: {error}"))?;
+        let updated = replace_section_between(
+            &text,
+            START_MARKER,
+            END_MARKER,
+            &result.to_benchmarks_section(),
+        )
+        .map_err(|error| format!("BENCHMARKS.md: {error}"))?;
         write_file(&path, &updated)?;
-        eprintln!("==> bench: updated BENCHMARKS.md");
+        eprintln!("==> bench: updated the retry-overhead section of BENCHMARKS.md");
     }
     Ok(())
 }
@@ -322,7 +415,7 @@ fn time(command: &mut Command, shown: &str) -> Result<Duration, String> {
 }
 
 /// `uname -srm`, e.g. `Linux 6.1.0-18-amd64 x86_64`.
-fn uname() -> String {
+pub(crate) fn uname() -> String {
     Command::new("uname")
         .arg("-srm")
         .stderr(Stdio::null())
@@ -333,23 +426,28 @@ fn uname() -> String {
         .unwrap_or_else(|| std::env::consts::OS.to_owned())
 }
 
-/// Replaces what lies between the section markers, keeping the markers.
-fn replace_section(text: &str, section: &str) -> Result<String, String> {
+/// Replaces what lies between the markers `start_marker` and `end_marker`, keeping them.
+pub(crate) fn replace_section_between(
+    text: &str,
+    start_marker: &str,
+    end_marker: &str,
+    section: &str,
+) -> Result<String, String> {
     let missing = |marker: &str| {
         format!("no `{marker}` marker; add the start and end markers where the results go")
     };
     let start = text
-        .find(START_MARKER)
-        .ok_or_else(|| missing(START_MARKER))?
-        + START_MARKER.len();
+        .find(start_marker)
+        .ok_or_else(|| missing(start_marker))?
+        + start_marker.len();
     let end = start
         + text[start..]
-            .find(END_MARKER)
-            .ok_or_else(|| missing(END_MARKER))?;
+            .find(end_marker)
+            .ok_or_else(|| missing(end_marker))?;
     Ok(format!("{}\n{section}\n{}", &text[..start], &text[end..]))
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
             .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
@@ -357,26 +455,8 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
-fn json_string(text: &str) -> String {
-    let mut json = String::with_capacity(text.len() + 2);
-    json.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => json.push_str("\\\""),
-            '\\' => json.push_str("\\\\"),
-            '\n' => json.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(json, "\\u{:04x}", c as u32);
-            }
-            c => json.push(c),
-        }
-    }
-    json.push('"');
-    json
-}
-
 /// RFC 3339 in UTC to the second, e.g. `2024-05-01T12:00:00Z`, without a date crate.
-fn utc_timestamp(time: SystemTime) -> String {
+pub(crate) fn utc_timestamp(time: SystemTime) -> String {
     let seconds = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -425,7 +505,10 @@ mod tests {
             Ok(Options {
                 runs: 200,
                 write: false,
-                binary: None
+                binary: None,
+                only: None,
+                rounds: 5,
+                fault_rounds: 5,
             })
         );
         assert_eq!(
@@ -433,7 +516,10 @@ mod tests {
             Ok(Options {
                 runs: 50,
                 write: true,
-                binary: Some(PathBuf::from("/bin/x"))
+                binary: Some(PathBuf::from("/bin/x")),
+                only: None,
+                rounds: 5,
+                fault_rounds: 5,
             })
         );
         assert_eq!(
@@ -444,6 +530,31 @@ mod tests {
         assert!(Options::parse(&args("--runs")).is_err());
         assert!(Options::parse(&args("--write=yes")).is_err());
         assert!(Options::parse(&args("--fast")).is_err());
+    }
+
+    #[test]
+    fn only_rounds_and_fault_rounds() {
+        let parsed = Options::parse(&args("--only install --rounds 3 --fault-rounds=0 --write"))
+            .expect("valid");
+        assert_eq!(
+            (
+                parsed.only,
+                parsed.rounds,
+                parsed.fault_rounds,
+                parsed.write
+            ),
+            (Some(Only::Install), 3, 0, true)
+        );
+        assert!(parsed.runs_install() && !parsed.runs_retry());
+        let retry = Options::parse(&args("--only=retry")).expect("valid");
+        assert!(retry.runs_retry() && !retry.runs_install());
+        let all = Options::parse(&[]).expect("valid");
+        assert!(all.runs_retry() && all.runs_install());
+        assert!(Options::parse(&args("--only download")).is_ok());
+        assert!(Options::parse(&args("--only download --write")).is_err());
+        assert!(Options::parse(&args("--only everything")).is_err());
+        assert!(Options::parse(&args("--rounds 0")).is_err());
+        assert!(Options::parse(&args("--fault-rounds -1")).is_err());
     }
 
     #[test]
@@ -477,13 +588,14 @@ mod tests {
         let text =
             format!("# Benchmarks\n\nintro\n\n{START_MARKER}\nold\ntable\n{END_MARKER}\n\nafter\n");
         assert_eq!(
-            replace_section(&text, "new"),
+            replace_section_between(&text, START_MARKER, END_MARKER, "new"),
             Ok(format!(
                 "# Benchmarks\n\nintro\n\n{START_MARKER}\nnew\n{END_MARKER}\n\nafter\n"
             ))
         );
-        assert!(replace_section("no markers", "new").is_err());
-        assert!(replace_section(&format!("{END_MARKER}\n{START_MARKER}\n"), "new").is_err());
+        let replace = |text: &str| replace_section_between(text, START_MARKER, END_MARKER, "new");
+        assert!(replace("no markers").is_err());
+        assert!(replace(&format!("{END_MARKER}\n{START_MARKER}\n")).is_err());
     }
 
     #[test]

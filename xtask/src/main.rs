@@ -8,13 +8,17 @@
 //! - `cargo xtask tidy`: checks the repository itself (crate docs, no unfinished-work or
 //!   debug macros, the required documents).
 //! - `cargo xtask bench`: the overhead of `extension-manager retry -- true` over `true`,
-//!   measured in one run on this machine and reported as a ratio.
+//!   and the install benchmark (extension-manager against the old bash flow and apt-get
+//!   alone, with and without faults; a cut download), measured in one run on this machine
+//!   and reported as ratios (BENCHMARKS.md).
 //!
 //! It has no dependencies on purpose: it must build on a fresh machine before anything
 //! else, and a failing crate of the workspace must never stop it from reporting why.
 
 mod bench;
+mod bench_install;
 mod ci;
+mod json;
 mod outcomes;
 mod tidy;
 
@@ -37,9 +41,18 @@ commands:
                      TESTING.md from the run's outcome rows
   tidy               check the repository itself: crate docs, no unfinished-work or
                      debug macros, README.md / ARCHITECTURE.md / docs/decisions.md present
-  bench [options]    overhead of `extension-manager retry -- true` versus `true`
-      --runs N       runs of each command, interleaved (default 200)
-      --write        also rewrite the retry-overhead section of BENCHMARKS.md
+  bench [options]    the benchmarks of BENCHMARKS.md, all unless --only names one:
+                     retry (overhead of `extension-manager retry -- true` over `true`),
+                     install (extension-manager / the old bash flow / apt-get alone
+                     installing 5 apt packages from 127.0.0.1, without and with 20%
+                     faults, and a 50 MiB download cut at 25/50/75%; needs root),
+                     download (only the download case of install)
+      --only NAME    retry, install or download
+      --runs N       retry: runs of each command, interleaved (default 200)
+      --rounds N     install: rounds without faults, and download rounds (default 5)
+      --fault-rounds N
+                     install: rounds with faults (default 5; 0 skips them)
+      --write        also rewrite the sections of BENCHMARKS.md that ran
       --binary PATH  measure this binary instead of building
                      target/release/extension-manager (for trying the bench itself)
   help               this message
