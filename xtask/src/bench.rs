@@ -263,6 +263,8 @@ impl Measurement {
 }
 
 pub fn run(root: &Path, options: &Options) -> Result<(), String> {
+    // Before any section of BENCHMARKS.md is rewritten, which would make it `-dirty`.
+    let commit = git_commit(root);
     let binary = match &options.binary {
         Some(binary) => fs::canonicalize(binary)
             .map_err(|error| format!("--binary {}: {error}", binary.display()))?,
@@ -294,10 +296,25 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
                 fault_rounds: options.fault_rounds,
                 download_only: options.only == Some(Only::Download),
                 write: options.write,
+                commit: &commit,
             },
         )?;
     }
     Ok(())
+}
+
+/// `git describe --always --dirty` of the checkout, or `unknown`.
+pub(crate) fn git_commit(root: &Path) -> String {
+    Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=10"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The path as the workspace sees it: relative to `root` when inside it.

@@ -49,6 +49,8 @@ pub struct Request<'a> {
     /// Only the download case (no root needed, nothing written to BENCHMARKS.md).
     pub download_only: bool,
     pub write: bool,
+    /// `git describe` of the checkout, taken before anything was written.
+    pub commit: &'a str,
 }
 
 pub fn run(root: &Path, request: &Request<'_>) -> Result<(), String> {
@@ -111,7 +113,11 @@ pub fn run(root: &Path, request: &Request<'_>) -> Result<(), String> {
     let raw = String::from_utf8(output.stdout)
         .map_err(|_| "em-bench-install printed something that is not UTF-8".to_owned())?;
     let parsed = Json::parse(&raw)?;
-    let result = Summary::of(&parsed, utc_timestamp(std::time::SystemTime::now()), root)?;
+    let result = Summary::of(
+        &parsed,
+        utc_timestamp(std::time::SystemTime::now()),
+        request.commit,
+    )?;
 
     let json_path = target.join("bench/install.json");
     write_file(&json_path, &result.to_json(raw.trim_end()))?;
@@ -288,12 +294,12 @@ fn times(ratio: f64) -> String {
 }
 
 impl Summary {
-    fn of(raw: &Json, date: String, root: &Path) -> Result<Summary, String> {
+    fn of(raw: &Json, date: String, commit: &str) -> Result<Summary, String> {
         let mut summary = Summary {
             date,
             uname: uname(),
             nproc: std::thread::available_parallelism().map_or(1, usize::from),
-            commit: git_commit(root),
+            commit: commit.to_owned(),
             version: raw.get("version").as_str().unwrap_or("?").to_owned(),
             apt: String::new(),
             rounds: 0,
@@ -613,20 +619,6 @@ impl Summary {
     }
 }
 
-/// `git describe --always --dirty` of the checkout, or `unknown`.
-fn git_commit(root: &Path) -> String {
-    Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=10"])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -679,8 +671,8 @@ mod tests {
 
     #[test]
     fn medians_ratios_and_success_rates_come_from_the_right_runs() {
-        let summary = Summary::of(&sample(), "2026-01-01T00:00:00Z".into(), Path::new("/"))
-            .expect("a summary");
+        let summary =
+            Summary::of(&sample(), "2026-01-01T00:00:00Z".into(), "abc").expect("a summary");
         let a = summary.install_group(0, false).expect("A");
         assert_eq!((a.runs, a.succeeded, a.median_ms), (3, 3, 1010.0));
         let c = summary.install_group(2, true).expect("C");
