@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::json::string as json_string;
+use crate::bench_install::json_string;
 use crate::{command, target_dir};
 
 const DEFAULT_RUNS: usize = 200;

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::bench::{median, replace_section_between, shown_path, uname, utc_timestamp, write_file};
-use crate::json::{self, Json};
 use crate::{command, target_dir};
+use serde_json::Value;
 
 const START_MARKER: &str = "<!-- bench:install:start -->";
 const END_MARKER: &str = "<!-- bench:install:end -->";
@@ -112,7 +112,8 @@ pub fn run(root: &Path, request: &Request<'_>) -> Result<(), String> {
     }
     let raw = String::from_utf8(output.stdout)
         .map_err(|_| "em-bench-install printed something that is not UTF-8".to_owned())?;
-    let parsed = Json::parse(&raw)?;
+    let parsed: Value = serde_json::from_str(&raw)
+        .map_err(|error| format!("em-bench-install printed something that is not JSON: {error}"))?;
     let result = Summary::of(
         &parsed,
         utc_timestamp(std::time::SystemTime::now()),
@@ -146,6 +147,21 @@ pub fn run(root: &Path, request: &Request<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// `text` as a JSON string literal.
+pub(crate) fn json_string(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// A number as JSON with `decimals` places: `null` for NaN and infinities, which JSON
+/// cannot write.
+fn json_number(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        "null".to_owned()
+    }
+}
+
 /// The runs of one contestant in one phase (or of one download case).
 #[derive(Debug, Clone, PartialEq)]
 struct Group {
@@ -163,27 +179,28 @@ struct Group {
 }
 
 impl Group {
-    fn of(runs: &[&Json], file_bytes: f64) -> Group {
+    fn of(runs: &[&Value], file_bytes: f64) -> Group {
         let mut ok: Vec<f64> = runs
             .iter()
-            .filter(|run| run.get("success").as_bool() == Some(true))
-            .filter_map(|run| run.get("wall_ms").as_f64())
+            .filter(|run| run["success"].as_bool() == Some(true))
+            .filter_map(|run| run["wall_ms"].as_f64())
             .collect();
         ok.sort_by(f64::total_cmp);
         let mut faults: Vec<f64> = runs
             .iter()
             .map(|run| {
-                run.get("faults")
-                    .members()
-                    .iter()
-                    .filter_map(|(_, n)| n.as_f64())
+                run["faults"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|members| members.values())
+                    .filter_map(Value::as_f64)
                     .sum()
             })
             .collect();
         faults.sort_by(f64::total_cmp);
         let mut sent: Vec<f64> = runs
             .iter()
-            .filter_map(|run| run.get("bytes_sent").as_f64())
+            .filter_map(|run| run["bytes_sent"].as_f64())
             .map(|bytes| bytes / file_bytes)
             .collect();
         sent.sort_by(f64::total_cmp);
@@ -206,12 +223,12 @@ impl Group {
              \"bytes_sent_over_size_max\": {} }}",
             self.runs,
             self.succeeded,
-            json::number(self.median_ms, 1),
-            json::number(self.min_ms, 1),
-            json::number(self.max_ms, 1),
-            json::number(self.faults_median, 1),
-            json::number(self.sent_median, 4),
-            json::number(self.sent_max, 4),
+            json_number(self.median_ms, 1),
+            json_number(self.min_ms, 1),
+            json_number(self.max_ms, 1),
+            json_number(self.faults_median, 1),
+            json_number(self.sent_median, 4),
+            json_number(self.sent_max, 4),
         )
     }
 }
@@ -294,13 +311,13 @@ fn times(ratio: f64) -> String {
 }
 
 impl Summary {
-    fn of(raw: &Json, date: String, commit: &str) -> Result<Summary, String> {
+    fn of(raw: &Value, date: String, commit: &str) -> Result<Summary, String> {
         let mut summary = Summary {
             date,
             uname: uname(),
             nproc: std::thread::available_parallelism().map_or(1, usize::from),
             commit: commit.to_owned(),
-            version: raw.get("version").as_str().unwrap_or("?").to_owned(),
+            version: raw["version"].as_str().unwrap_or("?").to_owned(),
             apt: String::new(),
             rounds: 0,
             warmup_rounds: 0,
@@ -312,25 +329,23 @@ impl Summary {
             download_bytes: f64::NAN,
             download: Vec::new(),
         };
-        let install = raw.get("install");
-        if install != &Json::Null {
-            let count = |key: &str| install.get(key).as_f64().unwrap_or(0.0) as usize;
-            summary.apt = install.get("apt").as_str().unwrap_or("?").to_owned();
+        let install = &raw["install"];
+        if !install.is_null() {
+            let count = |key: &str| install[key].as_f64().unwrap_or(0.0) as usize;
+            summary.apt = install["apt"].as_str().unwrap_or("?").to_owned();
             summary.rounds = count("rounds");
             summary.warmup_rounds = count("warmup_rounds");
             summary.fault_rounds = count("fault_rounds");
-            summary.fault_probability = install
-                .get("fault_plan")
-                .get("probability")
+            summary.fault_probability = install["fault_plan"]["probability"]
                 .as_f64()
                 .unwrap_or(f64::NAN);
-            let runs = install.get("runs").items();
+            let runs = install["runs"].as_array().map_or(&[][..], Vec::as_slice);
             let group = |phase: &str, contestant: &str| {
-                let selected: Vec<&Json> = runs
+                let selected: Vec<&Value> = runs
                     .iter()
                     .filter(|run| {
-                        run.get("phase").as_str() == Some(phase)
-                            && run.get("contestant").as_str() == Some(contestant)
+                        run["phase"].as_str() == Some(phase)
+                            && run["contestant"].as_str() == Some(contestant)
                     })
                     .collect();
                 Group::of(&selected, 1.0)
@@ -338,21 +353,21 @@ impl Summary {
             summary.install =
                 Some(["A", "B", "C"].map(|c| (group("no_faults", c), group("faults", c))));
         }
-        let download = raw.get("download");
-        if download != &Json::Null {
-            summary.download_rounds = download.get("rounds").as_f64().unwrap_or(0.0) as usize;
+        let download = &raw["download"];
+        if !download.is_null() {
+            summary.download_rounds = download["rounds"].as_f64().unwrap_or(0.0) as usize;
             summary.download_warmup_rounds =
-                download.get("warmup_rounds").as_f64().unwrap_or(0.0) as usize;
-            summary.download_bytes = download.get("file_bytes").as_f64().unwrap_or(f64::NAN);
-            let measured: Vec<&Json> = download
-                .get("runs")
-                .items()
-                .iter()
-                .filter(|run| run.get("phase").as_str() == Some("measured"))
+                download["warmup_rounds"].as_f64().unwrap_or(0.0) as usize;
+            summary.download_bytes = download["file_bytes"].as_f64().unwrap_or(f64::NAN);
+            let measured: Vec<&Value> = download["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|run| run["phase"].as_str() == Some("measured"))
                 .collect();
             let mut names: Vec<&str> = Vec::new();
             for run in &measured {
-                if let Some(name) = run.get("case").as_str()
+                if let Some(name) = run["case"].as_str()
                     && !names.contains(&name)
                 {
                     names.push(name);
@@ -361,15 +376,15 @@ impl Summary {
             // Uncut first, then in the order the bench defines them.
             names.sort_by_key(|name| *name != "uncut");
             for name in names {
-                let runs: Vec<&Json> = measured
+                let runs: Vec<&Value> = measured
                     .iter()
                     .copied()
-                    .filter(|run| run.get("case").as_str() == Some(name))
+                    .filter(|run| run["case"].as_str() == Some(name))
                     .collect();
                 summary.download.push(DownloadCase {
                     name: name.to_owned(),
-                    fault: runs[0].get("fault").as_str().map(str::to_owned),
-                    cut_at: runs[0].get("cut_at_bytes").as_f64(),
+                    fault: runs[0]["fault"].as_str().map(str::to_owned),
+                    cut_at: runs[0]["cut_at_bytes"].as_f64(),
                     group: Group::of(&runs, summary.download_bytes),
                 });
             }
@@ -570,11 +585,11 @@ impl Summary {
             "{{\n  \"benchmark\": \"install\",\n  \"date\": {},\n  \"commit\": {},\n  \
              \"machine\": {{ \"nproc\": {}, \"uname\": {} }},\n  \"reproduce\": {},\n  \
              \"summary\": {{\n",
-            json::string(&self.date),
-            json::string(&self.commit),
+            json_string(&self.date),
+            json_string(&self.commit),
             self.nproc,
-            json::string(&self.uname),
-            json::string(REPRODUCE),
+            json_string(&self.uname),
+            json_string(REPRODUCE),
         );
         if let Some(groups) = &self.install {
             for (phase, faults) in [("no_faults", false), ("faults", true)] {
@@ -590,11 +605,11 @@ impl Summary {
                 out,
                 "    \"ratios\": {{ \"A/C\": {}, \"A/B\": {}, \"A faults/no faults\": {}, \
                  \"B faults/no faults\": {}, \"C faults/no faults\": {} }},",
-                json::number(self.a_over_c(), 3),
-                json::number(self.a_over_b(), 3),
-                json::number(self.faults_over_no_faults(0), 3),
-                json::number(self.faults_over_no_faults(1), 3),
-                json::number(self.faults_over_no_faults(2), 3),
+                json_number(self.a_over_c(), 3),
+                json_number(self.a_over_b(), 3),
+                json_number(self.faults_over_no_faults(0), 3),
+                json_number(self.faults_over_no_faults(1), 3),
+                json_number(self.faults_over_no_faults(2), 3),
             );
         }
         out.push_str("    \"download\": [");
@@ -604,8 +619,8 @@ impl Summary {
                 out,
                 "{}\n      {{ \"case\": {}, \"vs_uncut\": {}, \"group\": {} }}",
                 if i == 0 { "" } else { "," },
-                json::string(&case.name),
-                json::number(ratio(case.group.median_ms, uncut), 3),
+                json_string(&case.name),
+                json_number(ratio(case.group.median_ms, uncut), 3),
                 case.group.to_json()
             );
         }
@@ -630,7 +645,7 @@ mod tests {
         )
     }
 
-    fn sample() -> Json {
+    fn sample() -> Value {
         let mut runs = Vec::new();
         for (c, base) in [("A", 1000.0), ("B", 4000.0), ("C", 900.0)] {
             runs.push(run("warmup", c, 99_999.0, true, 0));
@@ -666,7 +681,7 @@ mod tests {
             runs.join(","),
             download.join(",")
         );
-        Json::parse(&text).expect("valid sample")
+        serde_json::from_str(&text).expect("valid sample")
     }
 
     #[test]
@@ -702,17 +717,12 @@ mod tests {
         assert!(md.contains("worst case 2.20×: **missed**"), "{md}");
 
         let written = summary.to_json("{\"raw\": true}");
-        let parsed = Json::parse(&written).expect("install.json is JSON");
-        assert_eq!(parsed.get("raw").get("raw").as_bool(), Some(true));
-        let ratios = parsed.get("summary").get("ratios");
-        assert!((ratios.get("A/C").as_f64().unwrap_or(0.0) - 1.110).abs() < 1e-3);
+        let parsed: Value = serde_json::from_str(&written).expect("install.json is JSON");
+        assert_eq!(parsed["raw"]["raw"].as_bool(), Some(true));
+        let ratios = &parsed["summary"]["ratios"];
+        assert!((ratios["A/C"].as_f64().unwrap_or(0.0) - 1.110).abs() < 1e-3);
         assert_eq!(
-            parsed
-                .get("summary")
-                .get("faults")
-                .get("C")
-                .get("succeeded")
-                .as_f64(),
+            parsed["summary"]["faults"]["C"]["succeeded"].as_f64(),
             Some(1.0)
         );
     }
