@@ -105,13 +105,26 @@ impl AptBatcher {
                     .iter()
                     .map(|r| r.member.recorder.clone())
                     .collect();
-                let update = batch[0].member.update.clone().subscribe_all(&others);
-                match ensure_lists(apt, ui, &update, &union(&batch)).await {
-                    Ok(()) => run_batch(apt, ui, batch).await,
-                    Err(e) => {
-                        for r in batch {
-                            let _ = r.done.send(Err(e.clone()));
-                        }
+                let sinks: Vec<LineSink> = batch.iter().map(|r| r.member.lines.clone()).collect();
+                // apt numbers the items of each run from 1: one count per run.
+                let (in_update, in_install) = (Refetched::default(), Refetched::default());
+                let update = batch[0]
+                    .member
+                    .update
+                    .clone()
+                    .subscribe_all(&others)
+                    .with_lines(in_update.tee(sinks.clone()));
+                let result = match ensure_lists(apt, ui, &update, &union(&batch)).await {
+                    Ok(()) => {
+                        run_batch(apt, ui, batch, in_install.tee(sinks)).await;
+                        Ok(())
+                    }
+                    Err(e) => Err((e, batch)),
+                };
+                Refetched::report(ui, in_update.count() + in_install.count());
+                if let Err((e, batch)) = result {
+                    for r in batch {
+                        let _ = r.done.send(Err(e.clone()));
                     }
                 }
             }
@@ -167,12 +180,69 @@ fn union(batch: &[Request]) -> Vec<AptPackage> {
     all
 }
 
-async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>) {
+/// Counts the fetches apt retried itself (`Acquire::Retries`): apt prints `Ign:N URL` for
+/// a failed fetch of item N, and a retried item then shows up again (`Ign:N`, `Get:N`,
+/// `Hit:N`, `Err:N`). An `Ign:N` with nothing after it is a file apt did without (a flat
+/// repository's missing `InRelease`), not a retry. These retries happen inside one attempt
+/// of ours, so without this they would show nowhere but the log.
+#[derive(Clone, Default)]
+struct Refetched(Arc<Mutex<RefetchCount>>);
+
+/// Per item: whether its last line was an `Ign:`; and the retries seen.
+#[derive(Default)]
+struct RefetchCount {
+    ignored: std::collections::HashMap<String, bool>,
+    retries: u32,
+}
+
+impl Refetched {
+    /// A sink that reads apt's progress lines and passes every line on to `sinks`.
+    fn tee(&self, sinks: Vec<LineSink>) -> LineSink {
+        let seen = self.0.clone();
+        Arc::new(move |stream: Stream, line: &str| {
+            let item = ["Ign:", "Get:", "Hit:", "Err:"].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                Some((*prefix == "Ign:", rest.split_whitespace().next()?))
+            });
+            if let Some((ign, item)) = item {
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                let was_ignored = seen.ignored.insert(item.to_string(), ign).unwrap_or(false);
+                if was_ignored {
+                    seen.retries += 1;
+                }
+            }
+            for sink in &sinks {
+                sink(stream, line);
+            }
+        })
+    }
+
+    /// The fetches apt retried.
+    fn count(&self) -> u32 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).retries
+    }
+
+    /// A status line when apt retried `n` fetches itself.
+    fn report(ui: &Ui, n: u32) {
+        if n > 0 {
+            let what = if n == 1 { "fetch" } else { "fetches" };
+            ui.status(
+                "Refetched",
+                Tone::Info,
+                &format!(
+                    "apt retried {n} failed {what} itself, inside the same apt-get run \
+                     (Acquire::Retries; details in the logs)"
+                ),
+            );
+        }
+    }
+}
+
+async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>, lines: LineSink) {
     if batch.len() == 1 {
         let Some(request) = batch.pop() else { return };
-        let result = apt
-            .install(&request.member.runner, &request.member.packages)
-            .await;
+        let runner = request.member.runner.clone().with_lines(lines);
+        let result = apt.install(&runner, &request.member.packages).await;
         let _ = request.done.send(result);
         return;
     }
@@ -191,17 +261,12 @@ async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>) {
         .iter()
         .map(|r| r.member.recorder.clone())
         .collect();
-    let sinks: Vec<LineSink> = batch.iter().map(|r| r.member.lines.clone()).collect();
     let runner = batch[0]
         .member
         .runner
         .clone()
         .subscribe_all(&others)
-        .with_lines(Arc::new(move |stream: Stream, line: &str| {
-            for sink in &sinks {
-                sink(stream, line);
-            }
-        }));
+        .with_lines(lines);
     match apt.install(&runner, &packages).await {
         Ok(()) => {
             for r in batch {
@@ -251,6 +316,36 @@ mod tests {
             },
             done,
         }
+    }
+
+    #[test]
+    fn refetches_are_the_ign_lines_of_an_item_seen_again() {
+        let refetched = Refetched::default();
+        let passed = Arc::new(Mutex::new(0));
+        let counter = passed.clone();
+        let sink = refetched.tee(vec![Arc::new(move |_: Stream, _: &str| {
+            *counter.lock().expect("lock") += 1;
+        })]);
+        for line in [
+            "Ign:1 http://127.0.0.1:8080/repo ./ InRelease",
+            "Get:2 http://127.0.0.1:8080/repo ./ Release [1234 B]",
+            "Ign:3 http://127.0.0.1:8080/repo ./ em-fixture-hello 1.0",
+            "Ign:3 http://127.0.0.1:8080/repo ./ em-fixture-hello 1.0",
+            "Ign:3 http://127.0.0.1:8080/repo ./ em-fixture-hello 1.0",
+            "Get:3 http://127.0.0.1:8080/repo ./ em-fixture-hello 1.0 [1 MB]",
+        ] {
+            sink(Stream::Stdout, line);
+        }
+        assert_eq!(
+            refetched.count(),
+            3,
+            "item 3 failed three times and came at the fourth; item 1 was done without"
+        );
+        assert_eq!(
+            *passed.lock().expect("lock"),
+            6,
+            "every line reaches the log"
+        );
     }
 
     #[test]
