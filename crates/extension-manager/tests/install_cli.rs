@@ -573,3 +573,37 @@ fn progress_none_keeps_results_and_drops_step_lines() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--progress"), "{}", stderr(&out));
 }
+
+#[test]
+fn history_since_longer_ago_than_the_epoch_lists_everything() {
+    let (s, exts, conf) = session();
+    assert_eq!(
+        run(&s, &exts, &conf, &["install", "alpha"]).status.code(),
+        Some(0)
+    );
+    let all = run(&s, &exts, &conf, &["history"]);
+    let long_ago = run(&s, &exts, &conf, &["history", "--since", "500000000000y"]);
+    assert_eq!(long_ago.status.code(), Some(0), "{}", stderr(&long_ago));
+    assert!(!stdout(&all).is_empty());
+    assert_eq!(stdout(&long_ago), stdout(&all));
+}
+
+#[test]
+fn completions_into_a_reader_that_stops_early_is_no_error() {
+    let (s, _, _) = session();
+    // `| head -c 1`: the reader closes after one byte; the script is far longer than a
+    // pipe's buffer, so the writer meets the closed pipe.
+    let mut child = s
+        .em()
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("a byte");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("ends");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "no panic, no message");
+}

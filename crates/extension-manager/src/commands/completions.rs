@@ -8,14 +8,20 @@ pub struct CompletionsArgs {
     shell: clap_complete::Shell,
 }
 
-/// Prints the completion script.
+/// Prints the completion script. A reader that stops early (`| head -1`) is not an error;
+/// any other write failure is (exit 1, said on stderr).
 pub fn run(args: &CompletionsArgs) -> u8 {
+    use std::io::Write as _;
     let mut command = crate::cli::command();
-    clap_complete::generate(
-        args.shell,
-        &mut command,
-        "extension-manager",
-        &mut std::io::stdout(),
-    );
-    crate::exit::OK
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "extension-manager", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+        Ok(()) => crate::exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => crate::exit::OK,
+        Err(e) => {
+            eprintln!("error: cannot write the completion script: {e}");
+            crate::exit::FAILURE
+        }
+    }
 }

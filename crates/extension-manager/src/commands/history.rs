@@ -24,7 +24,12 @@ pub fn history(session: &Session, args: &HistoryArgs, format: OutputFormat) -> R
         Some(t) => Some(
             humantime::parse_rfc3339_weak(t)
                 .or_else(|_| {
-                    humantime::parse_duration(t).map(|d| std::time::SystemTime::now() - d)
+                    // Longer ago than the epoch: everything.
+                    humantime::parse_duration(t).map(|d| {
+                        std::time::SystemTime::now()
+                            .checked_sub(d)
+                            .unwrap_or(std::time::UNIX_EPOCH)
+                    })
                 })
                 .map_err(|_| format!("--since `{t}`: expected a time like 2026-11-22T06:00:00Z or a duration like 2h"))?,
         ),
