@@ -269,15 +269,10 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
         Some(binary) => fs::canonicalize(binary)
             .map_err(|error| format!("--binary {}: {error}", binary.display()))?,
         None => {
-            let argv = ["cargo", "build", "--release", "-p", "extension-manager"];
-            eprintln!("==> bench: {}", argv.join(" "));
-            let status = command(root, &argv)
-                .stdin(Stdio::null())
-                .status()
-                .map_err(|error| format!("could not start cargo: {error}"))?;
-            if !status.success() {
-                return Err(format!("`{}` failed ({status})", argv.join(" ")));
-            }
+            cargo_build(
+                root,
+                &["cargo", "build", "--release", "-p", "extension-manager"],
+            )?;
             target_dir(root).join("release/extension-manager")
         }
     };
@@ -505,6 +500,20 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
     (year, month, day)
+}
+
+/// Runs a `cargo build` command line (announced on stderr) in `root`.
+pub fn cargo_build(root: &Path, argv: &[&str]) -> Result<(), String> {
+    eprintln!("==> bench: {}", argv.join(" "));
+    let status = command(root, argv)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|error| format!("could not start cargo: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({status})", argv.join(" ")))
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::bench::{median, replace_section_between, shown_path, uname, utc_timestamp, write_file};
-use crate::{command, target_dir};
+use crate::target_dir;
 use serde_json::Value;
 
 const START_MARKER: &str = "<!-- bench:install:start -->";
@@ -63,14 +63,7 @@ pub fn run(root: &Path, request: &Request<'_>) -> Result<(), String> {
         "--bin",
         "em-bench-install",
     ];
-    eprintln!("==> bench: {}", argv.join(" "));
-    let status = command(root, &argv)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|error| format!("could not start cargo: {error}"))?;
-    if !status.success() {
-        return Err(format!("`{}` failed ({status})", argv.join(" ")));
-    }
+    crate::bench::cargo_build(root, &argv)?;
     let target = target_dir(root);
     let bench = target.join("release/em-bench-install");
     let logs = target.join("bench/install-logs");
