@@ -449,7 +449,6 @@ impl Runner {
                             Some(LastVerdict {
                                 reason: reason.clone(),
                                 hint: hint.clone(),
-                                source_exhausted: false,
                             }),
                         );
                         Decision::Fail
@@ -458,16 +457,19 @@ impl Runner {
                         let mut counts = repairs_run.lock().unwrap_or_else(|p| p.into_inner());
                         let count = counts.entry(repair.clone()).or_default();
                         if *count >= classify_adapter.repair_limit(repair) {
+                            let reason = format!("{reason} (still failing after {repair})");
                             set(
                                 &classify_verdicts,
                                 Some(LastVerdict {
-                                    reason: format!("{reason} (still failing after {repair})"),
+                                    reason: reason.clone(),
                                     hint: None,
-                                    source_exhausted: !classify_adapter
-                                        .exhausted_repair_is_permanent(repair),
                                 }),
                             );
-                            Decision::Fail
+                            if classify_adapter.exhausted_repair_is_permanent(repair) {
+                                Decision::Fail
+                            } else {
+                                Decision::GiveUp(reason)
+                            }
                         } else {
                             *count += 1;
                             let adapter = classify_adapter.clone();
@@ -478,13 +480,12 @@ impl Runner {
                         }
                     }
                 };
-                if !matches!(decision, Decision::Fail) {
+                if !matches!(decision, Decision::Fail | Decision::GiveUp(_)) {
                     set(
                         &classify_verdicts,
                         Some(LastVerdict {
                             reason: verdict.reason().to_string(),
                             hint: None,
-                            source_exhausted: false,
                         }),
                     );
                 }
@@ -541,18 +542,13 @@ impl Runner {
         let attempts = err.attempts();
         let reason_kind = err.reason().clone();
         let timed_out = err.timed_out();
-        let LastVerdict {
-            reason,
-            hint,
-            source_exhausted,
-        } = verdicts
+        let LastVerdict { reason, hint } = verdicts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .unwrap_or_else(|| LastVerdict {
                 reason: err.to_string(),
                 hint: None,
-                source_exhausted: false,
             });
         let (kind, reason, last) = match err.into_last() {
             Some(Failure::Error(AttemptError::NotRunnable(e))) => {
@@ -560,7 +556,7 @@ impl Runner {
             }
             Some(Failure::Error(AttemptError::Failed(f, _))) => {
                 let kind = match reason_kind {
-                    GiveUpReason::Permanent if !source_exhausted => ToolErrorKind::Permanent,
+                    GiveUpReason::Permanent => ToolErrorKind::Permanent,
                     _ => ToolErrorKind::Exhausted,
                 };
                 (kind, reason, Some(f))
@@ -645,8 +641,6 @@ impl Runner {
 struct LastVerdict {
     reason: String,
     hint: Option<String>,
-    /// A repair that did not help, on a source whose mirror may do better.
-    source_exhausted: bool,
 }
 
 fn set<T>(slot: &Mutex<Option<T>>, value: Option<T>) {

@@ -10,25 +10,68 @@ use em_retry::{Backoff, CircuitBreaker, FileStore, Jitter, RetryPolicy, Subscrib
 
 use crate::output::{Tone, Ui, Verbosity};
 
-/// The default policy of an adapter's operations (SPEC 6: each adapter command takes the
-/// policy options of `retry`; unset ones come from here).
-pub fn default_policy(adapter: &str) -> RetryPolicy {
-    let base = RetryPolicy::new(4)
-        .with_backoff(Backoff::Exponential {
-            base: Duration::from_secs(2),
-            multiplier: 2.0,
-            max: Duration::from_secs(60),
-        })
-        .with_jitter(Jitter::Equal);
-    match adapter {
-        // Installs can be long (maintainer scripts, native builds): a generous bound that
-        // still ends a hung tool.
-        "apt" | "pip" => base.with_timeout(Duration::from_secs(30 * 60)),
-        // npm gives up on an unanswered connect only after ~130 s: bound each attempt.
-        "npm" => base.with_timeout(Duration::from_secs(10 * 60)),
-        // A snippet need not be idempotent: one attempt unless the step asks for more.
-        "run" => RetryPolicy::once().with_timeout(Duration::from_secs(15 * 60)),
-        _ => base.with_timeout(Duration::from_secs(15 * 60)),
+/// The kinds of operation with a retry policy of their own: the `[policy.NAME]` tables of
+/// the configuration, the defaults of the adapter commands and of manifest steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyName {
+    /// apt-get install, update, remove.
+    Apt,
+    /// npm global installs.
+    Npm,
+    /// pip installs.
+    Pip,
+    /// curl and wget downloads (`fetch`, manifest `download` steps, repository keys).
+    Download,
+    /// A manifest's `run` snippets.
+    Run,
+}
+
+impl PolicyName {
+    /// Every one, in the order the documentation lists them.
+    pub const ALL: [PolicyName; 5] = [
+        PolicyName::Apt,
+        PolicyName::Npm,
+        PolicyName::Pip,
+        PolicyName::Download,
+        PolicyName::Run,
+    ];
+
+    /// The name in `[policy.NAME]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyName::Apt => "apt",
+            PolicyName::Npm => "npm",
+            PolicyName::Pip => "pip",
+            PolicyName::Download => "download",
+            PolicyName::Run => "run",
+        }
+    }
+
+    /// The one called `name`.
+    pub fn parse(name: &str) -> Option<PolicyName> {
+        PolicyName::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// The built-in policy (SPEC 6: each adapter command takes the policy options of
+    /// `retry`; unset ones come from the configuration, then from here).
+    pub fn default_policy(self) -> RetryPolicy {
+        let base = RetryPolicy::new(4)
+            .with_backoff(Backoff::Exponential {
+                base: Duration::from_secs(2),
+                multiplier: 2.0,
+                max: Duration::from_secs(60),
+            })
+            .with_jitter(Jitter::Equal);
+        match self {
+            // Installs can be long (maintainer scripts, native builds): a generous bound
+            // that still ends a hung tool.
+            PolicyName::Apt | PolicyName::Pip => base.with_timeout(Duration::from_secs(30 * 60)),
+            // npm gives up on an unanswered connect only after ~130 s: bound each attempt.
+            PolicyName::Npm => base.with_timeout(Duration::from_secs(10 * 60)),
+            PolicyName::Download => base.with_timeout(Duration::from_secs(15 * 60)),
+            // A snippet need not be idempotent: one attempt unless the step asks for more.
+            PolicyName::Run => RetryPolicy::once().with_timeout(Duration::from_secs(15 * 60)),
+        }
     }
 }
 
@@ -48,7 +91,7 @@ pub struct AdapterContext {
 
 impl AdapterContext {
     /// The policy of `adapter`'s operations before command-line flags: the configuration's.
-    pub fn base_policy(&self, adapter: &str) -> RetryPolicy {
+    pub fn base_policy(&self, adapter: PolicyName) -> RetryPolicy {
         self.config.policy(adapter)
     }
 
@@ -114,13 +157,16 @@ mod tests {
 
     #[test]
     fn run_steps_get_one_attempt_and_the_tools_four() {
-        assert_eq!(default_policy("run").max_attempts(), 1);
+        assert_eq!(PolicyName::Run.default_policy().max_attempts(), 1);
         assert_eq!(
-            default_policy("run").timeout(),
+            PolicyName::Run.default_policy().timeout(),
             Some(Duration::from_secs(15 * 60))
         );
-        for adapter in ["apt", "npm", "pip", "download"] {
-            assert_eq!(default_policy(adapter).max_attempts(), 4, "{adapter}");
+        for name in PolicyName::ALL {
+            assert_eq!(PolicyName::parse(name.as_str()), Some(name));
+            if name != PolicyName::Run {
+                assert_eq!(name.default_policy().max_attempts(), 4, "{name:?}");
+            }
         }
     }
 }

@@ -75,7 +75,7 @@ impl AptBatcher {
     pub fn from_env() -> Self {
         let window = std::env::var("EM_APT_BATCH_WINDOW")
             .ok()
-            .and_then(|v| humantime::parse_duration(&v).ok())
+            .and_then(|v| em_retry::parse_duration(&v).ok())
             .unwrap_or(DEFAULT_WINDOW);
         AptBatcher::new(window)
     }

@@ -11,6 +11,7 @@ use crate::adapter_context::AdapterContext;
 use crate::commands;
 use crate::commands::install::Common;
 use crate::config::{Config, ConfigSources};
+use crate::error::CliError;
 use crate::exit;
 use crate::output::{ColorChoice, HumanEvents, OutputFormat, Progress, Ui, Verbosity};
 use crate::session::{Session, SessionError};
@@ -203,7 +204,7 @@ fn run(cli: Cli) -> u8 {
             match Config::load(&ConfigSources::standard(global.config.as_deref())) {
                 Ok(config) => config,
                 Err(d) => {
-                    eprint!("{}", em_manifest::render_all(&d));
+                    eprintln!("{}", em_manifest::render_all(&d));
                     return exit::USAGE;
                 }
             }
@@ -246,8 +247,8 @@ fn run(cli: Cli) -> u8 {
                     ) {
                         Ok(session) => session,
                         Err(SessionError::Diagnostics(d)) => {
-                            eprint!("{}", em_manifest::render_all(&d));
-                            return Ok(exit::USAGE);
+                            eprintln!("{}", em_manifest::render_all(&d));
+                            return Ok::<u8, CliError>(exit::USAGE);
                         }
                     };
                     let output = global.output;
@@ -285,7 +286,7 @@ fn run(cli: Cli) -> u8 {
                         Command::History(args) => {
                             commands::history::history(&session, &args, output)
                         }
-                        _ => Err("unreachable: command dispatched above".into()),
+                        _ => Err(CliError::permanent("unreachable: command dispatched above")),
                     }
                 }
             }
@@ -293,9 +294,9 @@ fn run(cli: Cli) -> u8 {
         tokio::select! {
             result = work => match result {
                 Ok(code) => code,
-                Err(message) => {
-                    ui.error(&message, None);
-                    exit::USAGE
+                Err(error) => {
+                    ui.error(&error.to_string(), error.hint());
+                    error.exit_code()
                 }
             },
             code = interrupted() => {

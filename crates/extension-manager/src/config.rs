@@ -100,7 +100,7 @@
 //! let config = Config::load(&sources).unwrap();
 //! assert_eq!(config.jobs, 8);
 //! assert_eq!(config.sudo, SudoMode::Never);
-//! assert_eq!(config.policy("apt").max_attempts(), 6);
+//! assert_eq!(config.policy(extension_manager::adapter_context::PolicyName::Apt).max_attempts(), 6);
 //! assert_eq!(config.lock_timeout, Duration::from_secs(600)); // the default
 //! ```
 
@@ -116,13 +116,14 @@ use em_manifest::{Diagnostic, SourceFile, Span, StepRetry};
 use em_retry::{PolicyError, RetryPolicy, fmt_duration};
 use toml::de::{DeTable, DeValue};
 
-use crate::adapter_context::default_policy;
+use crate::adapter_context::PolicyName;
 
 /// The machine's configuration file.
 pub const SYSTEM_FILE: &str = "/etc/extension-manager/config.toml";
 
-/// The adapters a `[policy.NAME]` table may name.
-pub const ADAPTERS: [&str; 5] = ["apt", "npm", "pip", "download", "run"];
+/// The most extensions that may install at once (`jobs`, `EM_JOBS`, `--jobs`): more is
+/// a typo, and would only queue on the apt and npm locks anyway.
+pub const MAX_JOBS: usize = 256;
 
 /// The environment variables that override single keys (see the module documentation).
 pub const ENV_VARS: [&str; 11] = [
@@ -283,9 +284,9 @@ pub struct Config {
     pub lock_timeout: Duration,
     /// Whether sudo may be used.
     pub sudo: SudoMode,
-    /// The retry policy of each adapter of [`ADAPTERS`]: the built-in default
-    /// ([`default_policy`]) with the `[policy.NAME]` keys of every file applied.
-    pub policies: BTreeMap<String, RetryPolicy>,
+    /// The retry policy of each [`PolicyName`]: its built-in default
+    /// ([`PolicyName::default_policy`]) with the `[policy.NAME]` keys of every file applied.
+    pub policies: BTreeMap<PolicyName, RetryPolicy>,
     /// Mirrors per adapter.
     pub mirrors: Mirrors,
     /// Primary registries per adapter.
@@ -299,16 +300,16 @@ pub struct Config {
 
 impl Default for Config {
     /// The built-in defaults: 4 jobs, a 10 minute lock timeout, sudo when needed, each
-    /// adapter's [`default_policy`], no mirrors, the tools' own registries, a circuit that
+    /// adapter's [`PolicyName::default_policy`], no mirrors, the tools' own registries, a circuit that
     /// opens after 3 exhausted operations for 300 s, and apt lists refreshed after 1 hour.
     fn default() -> Self {
         Config {
             jobs: 4,
             lock_timeout: Duration::from_secs(10 * 60),
             sudo: SudoMode::Auto,
-            policies: ADAPTERS
-                .iter()
-                .map(|a| (a.to_string(), default_policy(a)))
+            policies: PolicyName::ALL
+                .into_iter()
+                .map(|p| (p, p.default_policy()))
                 .collect(),
             mirrors: Mirrors::default(),
             registries: Registries::default(),
@@ -330,13 +331,12 @@ impl Config {
         builder.finish()
     }
 
-    /// The retry policy of `adapter`'s operations; for a name outside [`ADAPTERS`], the
-    /// built-in [`default_policy`].
-    pub fn policy(&self, adapter: &str) -> RetryPolicy {
+    /// The retry policy of `name`'s operations.
+    pub fn policy(&self, name: PolicyName) -> RetryPolicy {
         self.policies
-            .get(adapter)
+            .get(&name)
             .cloned()
-            .unwrap_or_else(|| default_policy(adapter))
+            .unwrap_or_else(|| name.default_policy())
     }
 }
 
@@ -444,7 +444,7 @@ struct PolicyLayers {
 #[derive(Default)]
 struct Builder {
     config: Config,
-    policies: BTreeMap<String, PolicyLayers>,
+    policies: BTreeMap<PolicyName, PolicyLayers>,
     errors: Vec<Diagnostic>,
 }
 
@@ -522,7 +522,17 @@ impl Builder {
                     })
                 }
                 _ if value.is_empty() => Ok(()),
-                "EM_JOBS" => env_count(name, value).map(|n| config.jobs = n),
+                "EM_JOBS" => env_count(name, value)
+                    .and_then(|n| match n {
+                        n if n <= MAX_JOBS => Ok(n),
+                        _ => Err(env_error(
+                            name,
+                            value,
+                            &format!("a whole number from 1 to {MAX_JOBS}"),
+                            "8",
+                        )),
+                    })
+                    .map(|n| config.jobs = n),
                 "EM_CIRCUIT_THRESHOLD" => env_count(name, value).and_then(|n| {
                     u32::try_from(n)
                         .map(|n| config.circuit.threshold = n)
@@ -551,15 +561,16 @@ impl Builder {
     }
 
     fn finish(mut self) -> Result<Config, Vec<Diagnostic>> {
-        for (adapter, layers) in &self.policies {
-            let default = default_policy(adapter);
+        for (name, layers) in &self.policies {
+            let default = name.default_policy();
             match layers.merged.apply(&default) {
                 Ok(policy) => {
-                    self.config.policies.insert(adapter.clone(), policy);
+                    self.config.policies.insert(*name, policy);
                 }
-                Err(e) => self
-                    .errors
-                    .push(merged_policy_error(adapter, layers, &default, &e)),
+                Err(e) => {
+                    self.errors
+                        .push(merged_policy_error(name.as_str(), layers, &default, &e))
+                }
             }
         }
         if self.errors.is_empty() {
@@ -604,14 +615,7 @@ fn merged_policy_error(
 
 /// Later keys win; what the later table leaves out is kept.
 fn overlay(into: &mut StepRetry, later: StepRetry) {
-    into.attempts = later.attempts.or(into.attempts);
-    into.backoff = later.backoff.or(into.backoff);
-    into.delay = later.delay.or(into.delay);
-    into.max = later.max.or(into.max);
-    into.multiplier = later.multiplier.or(into.multiplier);
-    into.jitter = later.jitter.or(into.jitter);
-    into.timeout = later.timeout.or(into.timeout);
-    into.deadline = later.deadline.or(into.deadline);
+    into.overrides.overlay(&later.overrides);
     into.span = later.span;
 }
 
@@ -673,10 +677,12 @@ impl Reader<'_> {
         &mut self,
         root: &DeTable<'_>,
         config: &mut Config,
-        policies: &mut BTreeMap<String, PolicyLayers>,
+        policies: &mut BTreeMap<PolicyName, PolicyLayers>,
     ) {
         self.unknown_keys(root, &TOP_KEYS, "in the configuration", TOP_HINT);
-        if let Some(n) = self.count(root, "jobs", "jobs = 4") {
+        if let Some(n) = self.count(root, "jobs", "jobs = 4")
+            && let Some(n) = self.at_most(root, "jobs", n, MAX_JOBS)
+        {
             config.jobs = n;
         }
         if let Some(d) = self.duration(root, "lock_timeout") {
@@ -759,18 +765,18 @@ impl Reader<'_> {
         }
     }
 
-    fn policies(&mut self, table: &DeTable<'_>, policies: &mut BTreeMap<String, PolicyLayers>) {
-        let adapters = ADAPTERS.join(", ");
+    fn policies(&mut self, table: &DeTable<'_>, policies: &mut BTreeMap<PolicyName, PolicyLayers>) {
+        let adapters = PolicyName::ALL.map(PolicyName::as_str).join(", ");
         for (name, value) in table.iter() {
             let adapter = name.get_ref().as_ref();
-            if !ADAPTERS.contains(&adapter) {
+            let Some(policy_name) = PolicyName::parse(adapter) else {
                 self.push(
                     name.span(),
                     format!("unknown adapter `{adapter}` in [policy]"),
                     format!("[policy] has a table per adapter: {adapters}"),
                 );
                 continue;
-            }
+            };
             let DeValue::Table(t) = value.get_ref() else {
                 self.type_error(
                     &format!("policy.{adapter}"),
@@ -782,7 +788,7 @@ impl Reader<'_> {
             };
             match StepRetry::from_table(self.file, t, value.span()) {
                 Ok(retry) => {
-                    let layers = policies.entry(adapter.to_string()).or_default();
+                    let layers = policies.entry(policy_name).or_default();
                     overlay(&mut layers.merged, retry);
                     for (key, _) in t.iter() {
                         layers
@@ -835,10 +841,24 @@ impl Reader<'_> {
         n
     }
 
+    /// `n`, the value of `key`, unless it is above `max` (an error at the value).
+    fn at_most(&mut self, table: &DeTable<'_>, key: &str, n: usize, max: usize) -> Option<usize> {
+        if n <= max {
+            return Some(n);
+        }
+        let span = find(table, key).map(|v| v.span()).unwrap_or_default();
+        self.push(
+            span,
+            format!("`{key}` must be at most {max}, not {n}"),
+            format!("e.g. {key} = 8"),
+        );
+        None
+    }
+
     fn duration(&mut self, table: &DeTable<'_>, key: &str) -> Option<Duration> {
         let v = find(table, key)?;
         match v.get_ref() {
-            DeValue::String(s) => match parse_duration(s) {
+            DeValue::String(s) => match em_retry::parse_duration(s) {
                 Ok(d) => Some(d),
                 Err(hint) => {
                     self.push(
@@ -939,17 +959,6 @@ impl Reader<'_> {
 }
 
 /// `Err(hint)` when `text` is not a duration.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    humantime::parse_duration(text).map_err(|_| {
-        if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
-            format!("add a unit, e.g. \"{text}s\"")
-        } else {
-            format!("write {DURATION_FORM}")
-        }
-    })
-}
-
 /// Mirrors and registries are fetched by apt, npm, pip, curl or wget: http(s) only (apt
 /// mirrors are often plain http, their content being signed), with a host and no spaces.
 fn is_http_url(url: &str) -> bool {
@@ -983,7 +992,7 @@ fn env_count(name: &str, value: &str) -> Result<usize, Diagnostic> {
 }
 
 fn env_duration(name: &str, value: &str) -> Result<Duration, Diagnostic> {
-    parse_duration(value).map_err(|_| {
+    em_retry::parse_duration(value).map_err(|_| {
         Diagnostic::new(format!("`{name}` is not a duration: \"{value}\"")).with_hint(format!(
             "{name} takes a duration with a unit (ms, s, m, h), e.g. {name}=10m"
         ))
@@ -1059,10 +1068,9 @@ mod tests {
         assert_eq!(config.apt_update_max_age, Duration::from_secs(3600));
         assert_eq!(config.mirrors, Mirrors::default());
         assert_eq!(config.registries, Registries::default());
-        for adapter in ADAPTERS {
-            assert_eq!(config.policy(adapter), default_policy(adapter));
+        for name in PolicyName::ALL {
+            assert_eq!(config.policy(name), name.default_policy());
         }
-        assert_eq!(config.policy("brew"), default_policy("brew"));
         // Nothing to read is the defaults; so are absent optional files and empty files.
         assert_eq!(Config::load(&ConfigSources::new()), Ok(Config::default()));
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1106,7 +1114,7 @@ update_max_age = "30m"
         assert_eq!(config.jobs, 8);
         assert_eq!(config.lock_timeout, Duration::from_secs(90));
         assert_eq!(config.sudo, SudoMode::Never);
-        let apt = config.policy("apt");
+        let apt = config.policy(PolicyName::Apt);
         assert_eq!(apt.max_attempts(), 5);
         assert_eq!(
             apt.backoff(),
@@ -1117,13 +1125,16 @@ update_max_age = "30m"
             }
         );
         assert_eq!(apt.timeout(), Some(Duration::from_secs(20 * 60)));
-        assert_eq!(config.policy("run").max_attempts(), 1);
+        assert_eq!(config.policy(PolicyName::Run).max_attempts(), 1);
         // The keys a table leaves out are the adapter's default.
         assert_eq!(
-            config.policy("run").timeout(),
-            default_policy("run").timeout()
+            config.policy(PolicyName::Run).timeout(),
+            PolicyName::Run.default_policy().timeout()
         );
-        assert_eq!(config.policy("npm"), default_policy("npm"));
+        assert_eq!(
+            config.policy(PolicyName::Npm),
+            PolicyName::Npm.default_policy()
+        );
         assert_eq!(config.mirrors.of("apt").len(), 2);
         assert_eq!(
             config.mirrors.of("npm"),
@@ -1186,7 +1197,7 @@ update_max_age = "30m"
         );
         assert_eq!(config.apt_update_max_age, Duration::from_secs(300));
         // Tables merge key by key: xdg's attempts, etc's delay.
-        let apt = config.policy("apt");
+        let apt = config.policy(PolicyName::Apt);
         assert_eq!(apt.max_attempts(), 6);
         assert_eq!(apt.backoff().base(), Duration::from_secs(5));
         // A list is one key: xdg's apt mirrors replace etc's; etc's npm mirrors stay.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use em_apt::{Apt, AptConfig, AptPackage};
 use em_curl::{Curl, CurlConfig};
 use em_exec::download::{DownloadRequest, Sha256};
-use em_exec::{Cmd, LineSink, OutputMode, Runner, Stream, ToolError, ToolErrorKind};
+use em_exec::{Cmd, LineSink, OutputMode, Runner, Stream, ToolError};
 use em_manifest::{Arch, InstallStep, ResolvedManifest, Step, Via};
 use em_npm::{Npm, NpmConfig, NpmPackage};
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
@@ -24,6 +24,8 @@ use em_wget::{Wget, WgetConfig};
 use serde::Serialize;
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::adapter_context::PolicyName;
+use crate::exit::Fault;
 use crate::output::{HumanEvents, Tone, Ui};
 use crate::plan::{Action, Plan, PlanEntry};
 use crate::state::{
@@ -37,8 +39,8 @@ pub struct RunSettings {
     pub jobs: usize,
     /// Independent extensions go on after a failure.
     pub keep_going: bool,
-    /// The default policy of each adapter (`apt`, `npm`, `pip`, `download`, `run`).
-    pub policies: BTreeMap<String, RetryPolicy>,
+    /// The policy of each kind of operation (the configuration's).
+    pub policies: BTreeMap<PolicyName, RetryPolicy>,
     /// apt mirror base URLs.
     pub apt_mirrors: Vec<String>,
     /// apt's `update_max_age`.
@@ -62,11 +64,11 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
-    fn policy(&self, adapter: &str) -> RetryPolicy {
+    fn policy(&self, name: PolicyName) -> RetryPolicy {
         self.policies
-            .get(adapter)
+            .get(&name)
             .cloned()
-            .unwrap_or_else(|| crate::adapter_context::default_policy(adapter))
+            .unwrap_or_else(|| name.default_policy())
     }
 }
 
@@ -78,12 +80,12 @@ pub enum Outcome {
     Installed,
     /// Already installed with this manifest; its checks passed.
     UpToDate,
-    /// Failed; `transient` when it gave up on failures worth retrying later.
+    /// Failed.
     Failed {
         /// What went wrong.
         message: String,
-        /// Whether every failure was transient (exit 75 rather than 1).
-        transient: bool,
+        /// How it ended: permanent (exit 1) or transient (exit 75, try later).
+        fault: Fault,
     },
     /// Not attempted.
     Skipped {
@@ -210,6 +212,9 @@ struct Context {
     run_id: String,
     command: String,
     tools: Tools,
+    /// The last error of saving the state, if one failed: an install whose record could
+    /// not be saved did not succeed, whatever its steps did.
+    state_error: Mutex<Option<String>>,
 }
 
 /// An extension's place among the `--jobs` that work at once. It is given up while the
@@ -265,37 +270,22 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// 0 all well; 1 a permanent failure; 75 only transient failures.
+    /// 0 all well; 1 a permanent failure (or an extension skipped for one); 75 only
+    /// transient failures.
     pub fn exit_code(&self) -> u8 {
-        let failures: Vec<&Outcome> = self
-            .extensions
-            .iter()
-            .map(|e| &e.outcome)
-            .filter(|o| matches!(o, Outcome::Failed { .. }))
-            .collect();
-        if failures.is_empty() {
-            if self
-                .extensions
-                .iter()
-                .any(|e| matches!(e.outcome, Outcome::Skipped { .. }))
-            {
-                return crate::exit::FAILURE;
-            }
-            return crate::exit::OK;
-        }
-        if failures.iter().all(|o| {
-            matches!(
-                o,
-                Outcome::Failed {
-                    transient: true,
-                    ..
-                }
-            )
-        }) {
-            crate::exit::TEMPFAIL
-        } else {
-            crate::exit::FAILURE
-        }
+        let faults = self.extensions.iter().filter_map(|e| match &e.outcome {
+            Outcome::Failed { fault, .. } => Some(*fault),
+            // Skipped for a dependency's failure: that failure decides, unless none is in
+            // the report (skipped for another reason).
+            Outcome::Skipped { .. } => Some(Fault::Permanent).filter(|_| {
+                !self
+                    .extensions
+                    .iter()
+                    .any(|e| matches!(e.outcome, Outcome::Failed { .. }))
+            }),
+            Outcome::Installed | Outcome::UpToDate => None,
+        });
+        Fault::worst(faults)
     }
 }
 
@@ -326,6 +316,7 @@ pub async fn run(
             npm_lock: AsyncMutex::new(()),
             pip_locks: Mutex::new(HashMap::new()),
         },
+        state_error: Mutex::new(None),
     });
     let jobs = Arc::new(Semaphore::new(ctx.settings.jobs.max(1)));
     let freed = Arc::new(Notify::new());
@@ -418,10 +409,10 @@ fn skipped(name: &str, reason: String) -> ExtensionReport {
     }
 }
 
-/// An error of a step: the user's message and whether retrying later may help.
+/// An error of a step: the user's message and how it ends.
 struct StepError {
     message: String,
-    transient: bool,
+    fault: Fault,
 }
 
 impl From<ToolError> for StepError {
@@ -432,10 +423,7 @@ impl From<ToolError> for StepError {
         }
         StepError {
             message,
-            transient: matches!(
-                e.kind,
-                ToolErrorKind::Exhausted | ToolErrorKind::CircuitOpen
-            ),
+            fault: Fault::of_tool(&e.kind),
         }
     }
 }
@@ -444,7 +432,7 @@ impl From<String> for StepError {
     fn from(message: String) -> Self {
         StepError {
             message,
-            transient: false,
+            fault: Fault::Permanent,
         }
     }
 }
@@ -636,11 +624,14 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
         failure = Some(StepError::from(format!("validation failed: {e}")));
     }
     let duration_ms = started.elapsed().as_millis() as u64;
+    if failure.is_none() {
+        record.status = ExtensionStatus::Installed;
+        record.error = None;
+        save_record(&ctx, &name, &record).await;
+        failure = take_state_error(&ctx);
+    }
     let outcome = match failure {
         None => {
-            record.status = ExtensionStatus::Installed;
-            record.error = None;
-            save_record(&ctx, &name, &record).await;
             history(&ctx, &name, "installed", &manifest.version.value).await;
             Outcome::Installed
         }
@@ -656,7 +647,7 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
             );
             Outcome::Failed {
                 message: e.message,
-                transient: e.transient,
+                fault: e.fault,
             }
         }
     };
@@ -690,10 +681,27 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
 async fn save_record(ctx: &Context, name: &str, record: &InstalledExtension) {
     let mut state = ctx.state.lock().await;
     state.extensions.insert(name.to_string(), record.clone());
-    if let Err(e) = ctx.state_dir.save(&state) {
+    // Each save writes the whole state: the last one decides whether it is on disk.
+    let result = ctx.state_dir.save(&state);
+    if let Err(e) = &result {
         ctx.ui
             .error(&format!("could not save the state: {e}"), None);
     }
+    *ctx.state_error.lock().unwrap_or_else(|p| p.into_inner()) =
+        result.err().map(|e| e.to_string());
+}
+
+/// The error of the last failed state save, taken.
+fn take_state_error(ctx: &Context) -> Option<StepError> {
+    let error = ctx
+        .state_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()?;
+    Some(StepError::from(format!(
+        "the state could not be saved ({error}): free space or fix the state directory, \
+         then run it again"
+    )))
 }
 
 async fn history(ctx: &Context, name: &str, event: &str, detail: &str) {
@@ -764,12 +772,23 @@ async fn run_step(
                 .iter()
                 .map(|p| AptPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let runner = runner_for(ctx, ctx.settings.policy("apt"), step, log, recorder.clone())?;
+            let runner = runner_for(
+                ctx,
+                ctx.settings.policy(PolicyName::Apt),
+                step,
+                log,
+                recorder.clone(),
+            )?;
             let apt = apt_adapter(ctx)?;
             // A step with its own repository runs alone: its source is added and updated
             // first. The others join the run's batch of apt installs (see apt_batch).
-            let update_runner =
-                runner_for(ctx, ctx.settings.policy("apt"), step, log, recorder.clone())?;
+            let update_runner = runner_for(
+                ctx,
+                ctx.settings.policy(PolicyName::Apt),
+                step,
+                log,
+                recorder.clone(),
+            )?;
             let one_at_a_time = match apt_step.repository {
                 Some(_) => {
                     // Waiting for the lock is not work: let another extension start.
@@ -785,7 +804,7 @@ async fn run_step(
                 let stale = apt.lists_need_update();
                 let downloads = runner_for(
                     ctx,
-                    ctx.settings.policy("download"),
+                    ctx.settings.policy(PolicyName::Download),
                     step,
                     log,
                     Arc::new(StepRecorder::default()),
@@ -873,7 +892,13 @@ async fn run_step(
                 .iter()
                 .map(|p| NpmPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let runner = runner_for(ctx, ctx.settings.policy("npm"), step, log, recorder)?;
+            let runner = runner_for(
+                ctx,
+                ctx.settings.policy(PolicyName::Npm),
+                step,
+                log,
+                recorder,
+            )?;
             let npm = Arc::new(Npm::new(NpmConfig {
                 registry: ctx.settings.npm_registry.clone(),
                 mirrors: ctx.settings.npm_mirrors.clone(),
@@ -916,7 +941,13 @@ async fn run_step(
                 .iter()
                 .map(|p| PipRequirement::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let runner = runner_for(ctx, ctx.settings.policy("pip"), step, log, recorder)?;
+            let runner = runner_for(
+                ctx,
+                ctx.settings.policy(PolicyName::Pip),
+                step,
+                log,
+                recorder,
+            )?;
             let venv = pip_step.venv.as_ref().map(|v| PathBuf::from(&v.value));
             let target = match &venv {
                 Some(v) => PipTarget::Venv(v.clone()),
@@ -970,7 +1001,13 @@ async fn run_step(
             Ok(StepDone::Ran)
         }
         Step::Download(d) => {
-            let runner = runner_for(ctx, ctx.settings.policy("download"), step, log, recorder)?;
+            let runner = runner_for(
+                ctx,
+                ctx.settings.policy(PolicyName::Download),
+                step,
+                log,
+                recorder,
+            )?;
             let dest = PathBuf::from(&d.to.value);
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent)
@@ -1035,12 +1072,7 @@ async fn run_step(
                     return Ok(StepDone::Guarded(format!("`{}` succeeded", unless.value)));
                 }
             }
-            let policy = ctx
-                .settings
-                .policies
-                .get("run")
-                .cloned()
-                .unwrap_or_else(RetryPolicy::once);
+            let policy = ctx.settings.policy(PolicyName::Run);
             let runner = runner_for(ctx, policy, step, log, recorder)?;
             let command = r.command.value.clone();
             let adapter = Arc::new(crate::shell_adapter::Shell);

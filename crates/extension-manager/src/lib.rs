@@ -17,6 +17,7 @@ pub mod bundled;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod error;
 pub mod executor;
 pub mod exit;
 pub mod github;

@@ -3,33 +3,7 @@
 
 use std::time::Duration;
 
-use em_retry::{Backoff, Jitter, PolicyError, RetryPolicy};
-
-/// `--backoff`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackoffKind {
-    /// Retry at once.
-    None,
-    /// The same delay every time (`--delay`).
-    Fixed,
-    /// `--delay` times the retry number, up to `--max`.
-    Linear,
-    /// `--delay` times `--multiplier` per retry, up to `--max`.
-    Exponential,
-}
-
-/// `--jitter`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum JitterKind {
-    /// The delay as computed.
-    None,
-    /// Uniform in [0, delay].
-    Full,
-    /// delay/2 + uniform[0, delay/2].
-    Equal,
-    /// min(max, uniform[delay, 3 * previous]).
-    Decorrelated,
-}
+use em_retry::{BackoffKind, Jitter, PolicyError, PolicyOverride, RetryPolicy};
 
 /// The policy flags. Unset flags keep the base policy's values (the defaults of the
 /// command: for `retry`, 3 attempts, exponential from 1s, x2, max 30s, equal jitter).
@@ -38,8 +12,10 @@ pub struct PolicyOptions {
     /// Attempts in all, the first included (1 = no retry) [default: 3]
     #[arg(long, value_name = "N", value_parser = parse_attempts, help_heading = "Retry policy")]
     pub attempts: Option<u32>,
-    /// How delays grow [default: exponential]
-    #[arg(long, value_enum, value_name = "KIND", help_heading = "Retry policy")]
+    /// How delays grow: none, fixed (--delay every time), linear (--delay times the retry
+    /// number, up to --max), exponential (--delay times --multiplier per retry, up to --max)
+    /// [default: exponential]
+    #[arg(long, value_name = "KIND", value_parser = parse_backoff, help_heading = "Retry policy")]
     pub backoff: Option<BackoffKind>,
     /// The fixed delay, or the first delay of linear and exponential, e.g. 500ms, 2s [default: 1s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Retry policy")]
@@ -50,9 +26,10 @@ pub struct PolicyOptions {
     /// The growth factor of exponential, at least 1.0 [default: 2]
     #[arg(long, value_name = "FACTOR", value_parser = parse_multiplier, allow_negative_numbers = true, help_heading = "Retry policy")]
     pub multiplier: Option<f64>,
-    /// Randomness added to each delay [default: equal]
-    #[arg(long, value_enum, value_name = "KIND", help_heading = "Retry policy")]
-    pub jitter: Option<JitterKind>,
+    /// Randomness added to each delay: none, full (uniform in [0, delay]), equal
+    /// (delay/2 + uniform[0, delay/2]), decorrelated [default: equal]
+    #[arg(long, value_name = "KIND", value_parser = parse_jitter, help_heading = "Retry policy")]
+    pub jitter: Option<Jitter>,
     /// Limit of one attempt; the attempt is killed past it and counts as transient
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Retry policy")]
     pub timeout: Option<Duration>,
@@ -64,61 +41,37 @@ pub struct PolicyOptions {
 impl PolicyOptions {
     /// `base` with the flags that were given applied; an error names the flag at fault.
     pub fn apply(&self, base: &RetryPolicy) -> Result<RetryPolicy, String> {
-        let (base_kind, base_delay, base_max, base_multiplier) = match *base.backoff() {
-            Backoff::None => (
-                BackoffKind::None,
-                Duration::from_secs(1),
-                Duration::from_secs(30),
-                2.0,
-            ),
-            Backoff::Fixed { delay } => (BackoffKind::Fixed, delay, Duration::from_secs(30), 2.0),
-            Backoff::Linear { base, max } => (BackoffKind::Linear, base, max, 2.0),
-            Backoff::Exponential {
-                base,
-                multiplier,
-                max,
-            } => (BackoffKind::Exponential, base, max, multiplier),
+        let overrides = PolicyOverride {
+            attempts: self.attempts,
+            backoff: self.backoff,
+            delay: self.delay,
+            max: self.max,
+            multiplier: self.multiplier,
+            jitter: self.jitter,
+            timeout: self.timeout,
+            deadline: self.deadline,
         };
-        let delay = self.delay.unwrap_or(base_delay);
-        // A longer first delay without --max raises the cap rather than being an error.
-        let max = self.max.unwrap_or(base_max.max(delay));
-        let multiplier = self.multiplier.unwrap_or(base_multiplier);
-        let backoff = match self.backoff.unwrap_or(base_kind) {
-            BackoffKind::None => Backoff::None,
-            BackoffKind::Fixed => Backoff::Fixed { delay },
-            BackoffKind::Linear => Backoff::Linear { base: delay, max },
-            BackoffKind::Exponential => Backoff::Exponential {
-                base: delay,
-                multiplier,
-                max,
-            },
-        };
-        let jitter = match self.jitter {
-            None => base.jitter(),
-            Some(JitterKind::None) => Jitter::None,
-            Some(JitterKind::Full) => Jitter::Full,
-            Some(JitterKind::Equal) => Jitter::Equal,
-            Some(JitterKind::Decorrelated) => Jitter::Decorrelated,
-        };
-        let mut policy = RetryPolicy::new(self.attempts.unwrap_or(base.max_attempts()))
-            .with_backoff(backoff)
-            .with_jitter(jitter);
-        if let Some(t) = self.timeout.or(base.timeout()) {
-            policy = policy.with_timeout(t);
-        }
-        if let Some(d) = self.deadline.or(base.deadline()) {
-            policy = policy.with_deadline(d);
-        }
-        policy.validate().map_err(|e| match e {
+        overrides.apply(base).map_err(|e| match e {
             PolicyError::MaxBelowBase { base, max } => format!(
                 "--max ({}) is below --delay ({}); the delays would never grow",
                 em_retry::fmt_duration(max),
                 em_retry::fmt_duration(base)
             ),
             other => other.to_string(),
-        })?;
-        Ok(policy)
+        })
     }
+}
+
+/// Parses `--backoff`.
+fn parse_backoff(text: &str) -> Result<BackoffKind, String> {
+    BackoffKind::parse(text.trim())
+        .ok_or_else(|| format!("expected one of {}", BackoffKind::NAMES.join(", ")))
+}
+
+/// Parses `--jitter`.
+fn parse_jitter(text: &str) -> Result<Jitter, String> {
+    Jitter::parse(text.trim())
+        .ok_or_else(|| format!("expected one of {}", Jitter::NAMES.join(", ")))
 }
 
 /// Parses `--attempts`: a whole number of at least 1.
@@ -130,17 +83,14 @@ pub fn parse_attempts(text: &str) -> Result<u32, String> {
     }
 }
 
-/// Parses a humane duration: `500ms`, `2s`, `5m`, `1h 30m`.
+/// Parses a humane duration: `500ms`, `2s`, `5m`, `1h 30m` ([`em_retry::parse_duration`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|_| {
-        format!(
-            "expected a duration with a unit, e.g. 500ms, 2s, 5m or 1h30m{}",
-            if text.trim().chars().all(|c| c.is_ascii_digit()) && !text.trim().is_empty() {
-                format!(" (did you mean {}s?)", text.trim())
-            } else {
-                String::new()
-            }
-        )
+    em_retry::parse_duration(text).map_err(|hint| {
+        if hint.starts_with("write ") {
+            "expected a duration with a unit, e.g. 500ms, 2s, 5m or 1h30m".to_string()
+        } else {
+            format!("expected a duration with a unit: {hint}")
+        }
     })
 }
 
@@ -193,6 +143,7 @@ pub fn parse_regex(text: &str) -> Result<regex_lite::Regex, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use em_retry::Backoff;
 
     #[test]
     fn defaults_are_the_base() {
@@ -247,7 +198,7 @@ mod tests {
         assert!(
             parse_duration("5")
                 .expect_err("bad")
-                .contains("did you mean 5s?")
+                .contains("add a unit, e.g. \"5s\"")
         );
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_attempts("0").is_err());

@@ -50,9 +50,11 @@ impl Session {
         })
     }
 
-    /// The state, or a message for the user.
-    pub fn state(&self) -> Result<State, String> {
-        self.state_dir.load().map_err(|e| e.to_string())
+    /// The state. An unreadable one is a permanent error (exit 1), not the user's input.
+    pub fn state(&self) -> Result<State, crate::error::CliError> {
+        self.state_dir
+            .load()
+            .map_err(|e| crate::error::CliError::permanent(e.to_string()))
     }
 }
 

@@ -126,8 +126,9 @@ pub use catalog::{
     parse_profiles,
 };
 pub use diagnostic::{Diagnostic, Location, SourceFile, Span, Spanned, render_all};
+pub use em_retry::BackoffKind;
 pub use resolve::ResolvedManifest;
-pub use retry::{BackoffKind, StepRetry};
+pub use retry::StepRetry;
 pub use schema::{
     AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
     OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step, Via,

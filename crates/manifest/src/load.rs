@@ -15,12 +15,13 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, SourceFile, Span, Spanned};
 use crate::grammar::{self, Ecosystem, Problem};
-use crate::retry::{self, BackoffKind, StepRetry};
+use crate::retry::StepRetry;
 use crate::schema::{
     AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
     OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step, Via,
 };
 use crate::template::{self, Placeholder};
+use em_retry::{BackoffKind, Jitter, PolicyOverride};
 
 type Value<'i> = toml::Spanned<DeValue<'i>>;
 
@@ -1204,18 +1205,13 @@ impl Loader<'_> {
         let v = find(t, key)?;
         let hint = "write a number with a unit: \"500ms\", \"2s\", \"5m\", \"1h30m\"";
         match v.get_ref() {
-            DeValue::String(s) => match humantime::parse_duration(s.trim()) {
+            DeValue::String(s) => match em_retry::parse_duration(s) {
                 Ok(d) => Some((d, v.span())),
-                Err(_) => {
-                    let bare = !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_digit());
+                Err(hint) => {
                     self.push(
                         v.span(),
                         format!("`{key}` is not a duration: \"{s}\""),
-                        if bare {
-                            format!("add a unit, e.g. \"{}s\"", s.trim())
-                        } else {
-                            hint.to_string()
-                        },
+                        hint,
                     );
                     None
                 }
@@ -1299,7 +1295,7 @@ impl Loader<'_> {
             });
         let jitter = self
             .string(r, "jitter")
-            .and_then(|j| match retry::parse_jitter(&j.value) {
+            .and_then(|j| match Jitter::parse(&j.value) {
                 Some(k) => Some(k),
                 None => {
                     self.push(
@@ -1307,8 +1303,8 @@ impl Loader<'_> {
                         format!("unknown jitter `{}`", j.value),
                         guess_hint(
                             &j.value,
-                            retry::JITTER_NAMES,
-                            &format!("jitter is one of {}", retry::JITTER_NAMES.join(", ")),
+                            Jitter::NAMES,
+                            &format!("jitter is one of {}", Jitter::NAMES.join(", ")),
                         ),
                     );
                     None
@@ -1379,14 +1375,16 @@ impl Loader<'_> {
         }
         let first = delay.as_ref().or(base.as_ref());
         let retry = StepRetry {
-            attempts: attempts.as_ref().map(|(n, _)| *n),
-            backoff: backoff.as_ref().map(|(k, _)| *k),
-            delay: first.map(|(d, _)| *d),
-            max: max.as_ref().map(|(d, _)| *d),
-            multiplier: multiplier.as_ref().map(|(m, _)| *m),
-            jitter,
-            timeout: timeout.as_ref().map(|(d, _)| *d),
-            deadline: deadline.as_ref().map(|(d, _)| *d),
+            overrides: PolicyOverride {
+                attempts: attempts.as_ref().map(|(n, _)| *n),
+                backoff: backoff.as_ref().map(|(k, _)| *k),
+                delay: first.map(|(d, _)| *d),
+                max: max.as_ref().map(|(d, _)| *d),
+                multiplier: multiplier.as_ref().map(|(m, _)| *m),
+                jitter,
+                timeout: timeout.as_ref().map(|(d, _)| *d),
+                deadline: deadline.as_ref().map(|(d, _)| *d),
+            },
             span: span.clone(),
         };
         if let Err(e) = retry.policy() {
@@ -1520,7 +1518,7 @@ impl StepRetry {
     /// let (_, policy) = root.get_ref().iter().next().unwrap(); // [policy]
     /// let (_, apt) = policy.get_ref().as_table().unwrap().iter().next().unwrap(); // .apt
     /// let retry = StepRetry::from_table(&file, apt.get_ref().as_table().unwrap(), apt.span()).unwrap();
-    /// assert_eq!(retry.attempts, Some(5));
+    /// assert_eq!(retry.overrides.attempts, Some(5));
     /// ```
     pub fn from_table(
         file: &SourceFile,

@@ -102,9 +102,9 @@ fn the_manifest_using_every_key_loads_to_the_expected_model() {
         ["typescript@5", "@types/node@^{{version}}", "prettier"]
     );
     let retry = m.install[3].retry.as_ref().expect("retry");
-    assert_eq!(retry.attempts, Some(5));
-    assert_eq!(retry.backoff, Some(BackoffKind::Exponential));
-    assert_eq!(retry.jitter, Some(Jitter::Equal));
+    assert_eq!(retry.overrides.attempts, Some(5));
+    assert_eq!(retry.overrides.backoff, Some(BackoffKind::Exponential));
+    assert_eq!(retry.overrides.jitter, Some(Jitter::Equal));
     let policy = retry.policy().expect("valid policy");
     assert_eq!(policy.max_attempts(), 5);
     assert_eq!(

@@ -275,12 +275,17 @@ impl fmt::Display for CircuitOpen {
             let wait = self.reopen_at.duration_since(self.now).unwrap_or_default();
             // Rounded up to the second: "in 5m", not "in 4m 59s" a millisecond later.
             let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-            write!(
-                f,
-                "; next trial in {} at {}",
-                crate::fmt_duration(wait),
-                humantime::format_rfc3339_seconds(self.reopen_at)
-            )
+            write!(f, "; next trial in {}", crate::fmt_duration(wait))?;
+            // RFC 3339 has four-digit years: a record from a cooldown of millennia has none.
+            let last_writable = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+            if self.reopen_at <= last_writable {
+                write!(
+                    f,
+                    " at {}",
+                    humantime::format_rfc3339_seconds(self.reopen_at)
+                )?;
+            }
+            Ok(())
         }
     }
 }
@@ -581,5 +586,18 @@ mod tests {
             store.keys().expect("keys"),
             ["a.example.org:80", "b.example.org:443"]
         );
+    }
+
+    #[test]
+    fn an_open_circuit_of_a_cooldown_of_millennia_still_reads() {
+        let (breaker, _) = breaker_with_clock(Arc::new(MemoryStore::new()));
+        let breaker = breaker
+            .with_threshold(1)
+            .with_cooldown(Duration::from_secs(10_000 * 366 * 24 * 3600));
+        breaker.record_failure("h", "503");
+        let open = breaker.acquire("h").expect_err("open");
+        let text = open.to_string();
+        assert!(text.starts_with("circuit for h is open after 1 consecutive failed operation (last: 503); next trial in "), "{text}");
+        assert!(!text.contains(" at "), "{text}");
     }
 }

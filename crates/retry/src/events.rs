@@ -62,6 +62,8 @@ pub enum FailureClass {
     Repairable(String),
     /// Another attempt would fail the same way.
     Permanent,
+    /// This source cannot serve it now (why): another source or a later run may.
+    SourceExhausted(String),
     /// The attempt ran past its per-attempt timeout and was cancelled.
     TimedOut(Duration),
 }
@@ -74,6 +76,7 @@ impl FailureClass {
             FailureClass::RetryAfter(_) => "retry_after",
             FailureClass::Repairable(_) => "repairable",
             FailureClass::Permanent => "permanent",
+            FailureClass::SourceExhausted(_) => "source_exhausted",
             FailureClass::TimedOut(_) => "timeout",
         }
     }
@@ -85,6 +88,7 @@ impl std::fmt::Display for FailureClass {
             FailureClass::RetryAfter(d) => write!(f, "transient, retry after {}", fmt_duration(*d)),
             FailureClass::Repairable(r) => write!(f, "repairable by {r}"),
             FailureClass::TimedOut(d) => write!(f, "timed out after {}", fmt_duration(*d)),
+            FailureClass::SourceExhausted(why) => write!(f, "source exhausted: {why}"),
             other => f.write_str(other.label()),
         }
     }
@@ -97,10 +101,32 @@ pub enum GiveUpReason {
     Exhausted,
     /// An attempt failed permanently.
     Permanent,
+    /// The classifier gave this source up early (why): transient for an outer layer.
+    SourceExhausted(String),
     /// The next attempt or sleep would have ended past the deadline.
     Deadline,
     /// The circuit of the named key is open: nothing was attempted.
     CircuitOpen(String),
+}
+
+impl GiveUpReason {
+    /// Whether an outer layer may try again later (EX_TEMPFAIL): every reason but
+    /// [`GiveUpReason::Permanent`].
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, GiveUpReason::Permanent)
+    }
+
+    /// A short label for metrics and reports: `exhausted`, `permanent`, `source_exhausted`,
+    /// `deadline`, `circuit_open`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            GiveUpReason::Exhausted => "exhausted",
+            GiveUpReason::Permanent => "permanent",
+            GiveUpReason::SourceExhausted(_) => "source_exhausted",
+            GiveUpReason::Deadline => "deadline",
+            GiveUpReason::CircuitOpen(_) => "circuit_open",
+        }
+    }
 }
 
 impl std::fmt::Display for GiveUpReason {
@@ -108,6 +134,7 @@ impl std::fmt::Display for GiveUpReason {
         match self {
             GiveUpReason::Exhausted => f.write_str("retries exhausted"),
             GiveUpReason::Permanent => f.write_str("permanent failure"),
+            GiveUpReason::SourceExhausted(why) => write!(f, "source exhausted: {why}"),
             GiveUpReason::Deadline => f.write_str("deadline reached"),
             GiveUpReason::CircuitOpen(key) => write!(f, "circuit open for {key}"),
         }

@@ -11,8 +11,12 @@
 //!   attempt starts, and no sleep begins, that would end past it).
 //! - Classification: a closure maps each error to a [`Decision`]: `Retry`,
 //!   `RetryAfter(d)` (waits `max(d, backoff)`), `Repair(repair)` (runs the repair between
-//!   attempts; a failed repair is reported and the next attempt still runs) or `Fail`.
+//!   attempts; a failed repair is reported and the next attempt still runs), `Fail` (a
+//!   permanent failure) or `GiveUp` (this source cannot serve it now: stop, transient).
 //!   Unclassified errors retry.
+//! - [`PolicyOverride`]: the one way to change a policy's parts (command-line flags,
+//!   a manifest step's `retry` table, the configuration's `[policy.NAME]`), with
+//!   [`parse_duration`] and the names of [`BackoffKind`] and [`Jitter`].
 //! - [`Subscriber`]s receive the events: [`TracingLog`] logs them, [`Metrics`] counts them
 //!   and renders Prometheus text.
 //! - [`CircuitBreaker`]: per key (e.g. a host), shared across processes with [`FileStore`].
@@ -66,6 +70,7 @@
 mod circuit;
 mod events;
 mod metrics;
+mod overrides;
 mod policy;
 pub mod random;
 mod retry;
@@ -77,6 +82,7 @@ pub use circuit::{
 };
 pub use events::{Event, FailureClass, GiveUpReason, Operation, Subscriber, TracingLog, Wait};
 pub use metrics::Metrics;
+pub use overrides::{BackoffKind, PolicyOverride, parse_duration};
 pub use policy::{Backoff, DelaySchedule, Jitter, PolicyError, RetryPolicy};
 pub use random::Random;
 pub use retry::{Attempt, DEFAULT_PROGRESS_LIMIT, Decision, Failure, Repair, Retry, RetryError};

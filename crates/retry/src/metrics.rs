@@ -41,6 +41,7 @@ struct Counters {
     attempts: BTreeMap<(String, String, String), u64>,
     retries: BTreeMap<(String, String, String), u64>,
     repairs: BTreeMap<(String, String, String), u64>,
+    operations: BTreeMap<(String, String, String), u64>,
     durations: BTreeMap<(String, String), Histogram>,
     circuit_open: BTreeMap<String, bool>,
     last_class: HashMap<Operation, &'static str>,
@@ -51,10 +52,13 @@ struct Counters {
 /// A [`Subscriber`] that counts, by label, and renders Prometheus text:
 ///
 /// - `<ns>_attempts_total{<component>,operation,outcome}`: outcome is `success` or the
-///   failure class (`transient`, `retry_after`, `repairable`, `permanent`, `timeout`);
+///   failure class (`transient`, `retry_after`, `repairable`, `permanent`, `source_exhausted`, `timeout`);
 /// - `<ns>_retries_total{<component>,operation,class}`: retries, by the class of the
 ///   failure that caused them;
 /// - `<ns>_repairs_total{<component>,repair,outcome}`: outcome `success` or `failure`;
+/// - `<ns>_operations_total{<component>,operation,outcome}`: whole operations, outcome
+///   `success` or why they gave up ([`crate::GiveUpReason::label`]: `permanent`,
+///   `exhausted`, `source_exhausted`, `deadline`, `circuit_open`);
 /// - `<ns>_operation_duration_seconds{<component>,operation}`: a histogram of whole
 ///   operations, first attempt to success or give-up;
 /// - `<ns>_circuit_open{key}`: 1 while a circuit is open (set by the caller).
@@ -72,6 +76,7 @@ struct Counters {
 /// let text = metrics.render();
 /// assert!(text.contains(r#"demo_attempts_total{service="api",operation="get",outcome="transient"} 2"#));
 /// assert!(text.contains(r#"demo_retries_total{service="api",operation="get",class="transient"} 1"#));
+/// assert!(text.contains(r#"demo_operations_total{service="api",operation="get",outcome="exhausted"} 1"#));
 /// ```
 #[derive(Debug)]
 pub struct Metrics {
@@ -159,6 +164,12 @@ impl Metrics {
             [comp, "repair", "outcome"],
             &c.repairs,
         );
+        family(
+            "operations_total",
+            "Whole operations, by outcome (success or why they gave up).",
+            [comp, "operation", "outcome"],
+            &c.operations,
+        );
         let name = format!("{ns}_operation_duration_seconds");
         let _ = writeln!(
             out,
@@ -232,6 +243,7 @@ impl Subscriber for Metrics {
             }
             Event::Succeeded { elapsed, .. } => {
                 bump(&mut c.attempts, comp, name, "success");
+                bump(&mut c.operations, comp, name, "success");
                 c.last_class.remove(op);
                 c.durations
                     .entry((comp.to_string(), name.to_string()))
@@ -252,7 +264,10 @@ impl Subscriber for Metrics {
                 };
                 bump(&mut c.repairs, comp, repair, outcome);
             }
-            Event::GaveUp { elapsed, .. } => {
+            Event::GaveUp {
+                elapsed, reason, ..
+            } => {
+                bump(&mut c.operations, comp, name, reason.label());
                 c.last_class.remove(op);
                 c.durations
                     .entry((comp.to_string(), name.to_string()))

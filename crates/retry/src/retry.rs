@@ -34,6 +34,11 @@ pub enum Decision {
     Repair(Repair),
     /// Stop now: another attempt would fail the same way.
     Fail,
+    /// Stop now, but not because the request is wrong: this source cannot serve it now
+    /// (a repair that did not help, a mirror mid-sync). The operation ends as
+    /// [`GiveUpReason::SourceExhausted`]: transient for an outer layer (another source, a
+    /// later run), and a failure for the source's circuit.
+    GiveUp(String),
 }
 
 impl fmt::Debug for Decision {
@@ -43,6 +48,7 @@ impl fmt::Debug for Decision {
             Decision::RetryAfter(d) => write!(f, "RetryAfter({d:?})"),
             Decision::Repair(r) => write!(f, "Repair({:?})", r.name),
             Decision::Fail => f.write_str("Fail"),
+            Decision::GiveUp(why) => write!(f, "GiveUp({why:?})"),
         }
     }
 }
@@ -163,7 +169,7 @@ impl<E> RetryError<E> {
     /// Whether it stopped on failures worth retrying (exhausted, deadline, open circuit):
     /// the case in which an outer layer may try again later (EX_TEMPFAIL).
     pub fn is_transient(&self) -> bool {
-        !matches!(self.reason, GiveUpReason::Permanent)
+        self.reason.is_transient()
     }
 }
 
@@ -308,10 +314,16 @@ impl<E: fmt::Display> Retry<E> {
         if let Some((breaker, key)) = &self.circuit {
             match reason {
                 // A run that never reached the host says nothing about it.
-                GiveUpReason::Exhausted | GiveUpReason::Deadline if attempts > 0 => {
+                GiveUpReason::Exhausted
+                | GiveUpReason::Deadline
+                | GiveUpReason::SourceExhausted(_)
+                    if attempts > 0 =>
+                {
                     breaker.record_failure(key, &last_error)
                 }
-                GiveUpReason::Exhausted | GiveUpReason::Deadline => {}
+                GiveUpReason::Exhausted
+                | GiveUpReason::Deadline
+                | GiveUpReason::SourceExhausted(_) => {}
                 // The other side answered: it is up, whatever it said.
                 GiveUpReason::Permanent => breaker.record_success(key),
                 GiveUpReason::CircuitOpen(_) => {}
@@ -416,6 +428,7 @@ impl<E: fmt::Display> Retry<E> {
                         Decision::RetryAfter(d) => FailureClass::RetryAfter(*d),
                         Decision::Repair(r) => FailureClass::Repairable(r.name.clone()),
                         Decision::Fail => FailureClass::Permanent,
+                        Decision::GiveUp(why) => FailureClass::SourceExhausted(why.clone()),
                     };
                     (class, decision)
                 }
@@ -437,8 +450,15 @@ impl<E: fmt::Display> Retry<E> {
                 duration: began.elapsed(),
             });
             last = Some(failure);
-            if matches!(decision, Decision::Fail) {
-                return Err(self.give_up(GiveUpReason::Permanent, number, last, start));
+            match decision {
+                Decision::Fail => {
+                    return Err(self.give_up(GiveUpReason::Permanent, number, last, start));
+                }
+                Decision::GiveUp(why) => {
+                    let reason = GiveUpReason::SourceExhausted(why);
+                    return Err(self.give_up(reason, number, last, start));
+                }
+                _ => {}
             }
             if number >= allowed {
                 return Err(self.give_up(GiveUpReason::Exhausted, number, last, start));
@@ -465,7 +485,7 @@ impl<E: fmt::Display> Retry<E> {
                     (Duration::ZERO, repaired.then_some(Wait::Repaired))
                 }
                 Decision::RetryAfter(d) => (d, progressed.then_some(Wait::Progressed)),
-                Decision::Retry | Decision::Fail => {
+                Decision::Retry | Decision::Fail | Decision::GiveUp(_) => {
                     (Duration::ZERO, progressed.then_some(Wait::Progressed))
                 }
             };

@@ -1216,3 +1216,65 @@ async fn metrics_count_attempts_retries_and_repairs() {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_source_given_up_early_is_transient_and_counts_against_its_circuit() {
+    let breaker = Arc::new(CircuitBreaker::new(Arc::new(MemoryStore::new())).with_threshold(1));
+    let key = "mirror.example.org";
+    let rec = Recorder::default();
+    let metrics = Arc::new(Metrics::new("t", "component"));
+    let calls = AtomicU32::new(0);
+    let err = Retry::new(RetryPolicy::new(5).with_backoff(Backoff::None))
+        .operation(Operation::new("apt", "update"))
+        .classify(|_: &String| Decision::GiveUp("the lists are still broken".into()))
+        .circuit(breaker.clone(), key)
+        .subscribe(rec.subscriber())
+        .subscribe(metrics.clone())
+        .run(|_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>("Hash Sum mismatch".to_string()) }
+        })
+        .await
+        .expect_err("given up");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "no attempt after a give-up"
+    );
+    assert_eq!(
+        err.reason(),
+        &GiveUpReason::SourceExhausted("the lists are still broken".into())
+    );
+    assert!(
+        err.is_transient(),
+        "not the request's fault: a later run may succeed"
+    );
+    assert!(matches!(
+        &rec.events()[1],
+        Event::AttemptFailed { class: FailureClass::SourceExhausted(why), .. } if why == "the lists are still broken"
+    ));
+    assert_eq!(
+        err.to_string(),
+        "Hash Sum mismatch (source exhausted: the lists are still broken after 1 attempt)"
+    );
+    assert_eq!(
+        rec.kinds(),
+        [
+            "started 1",
+            "failed 1",
+            "gave up: source exhausted: the lists are still broken"
+        ]
+    );
+    // Unlike a permanent failure (an answer: the host is up), it is a failure of the source.
+    assert!(matches!(
+        breaker.state(key).expect("state"),
+        CircuitState::Open { failures: 1, .. }
+    ));
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            r#"t_operations_total{component="apt",operation="update",outcome="source_exhausted"} 1"#
+        ),
+        "{text}"
+    );
+}

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use em_apt::{Apt, AptConfig, AptPackage};
 
 use crate::adapter_context::AdapterContext;
+use crate::adapter_context::PolicyName;
+use crate::error::CliError;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -42,12 +44,12 @@ pub struct AptInstallArgs {
 }
 
 /// Runs an apt subcommand; `Err` is a usage error (exit 2).
-pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, String> {
+pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, CliError> {
     let (policy, mirrors, packages) = match &command {
         AptCommand::Update(a) => (&a.policy, &a.mirrors, None),
         AptCommand::Install(a) => (&a.policy, &a.mirrors, Some(&a.packages)),
     };
-    let policy = policy.apply(&context.base_policy("apt"))?;
+    let policy = policy.apply(&context.base_policy(PolicyName::Apt))?;
     let packages = packages
         .map(|names| {
             names

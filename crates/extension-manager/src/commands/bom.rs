@@ -35,6 +35,7 @@ use em_exec::{Cmd, ExecError, OutputMode};
 use em_npm::{Npm, NpmConfig};
 use serde_json::{Value, json};
 
+use crate::error::CliError;
 use crate::exit;
 use crate::output::{Tone, Ui};
 use crate::session::Session;
@@ -123,7 +124,7 @@ pub struct Entry {
 }
 
 /// `bom`.
-pub async fn bom(session: &Session, args: &BomArgs, ui: &Ui) -> Result<u8, String> {
+pub async fn bom(session: &Session, args: &BomArgs, ui: &Ui) -> Result<u8, CliError> {
     let state = session.state()?;
     let refused: Vec<String> = args
         .extensions

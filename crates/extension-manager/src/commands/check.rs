@@ -58,7 +58,7 @@ pub fn check(args: &CheckArgs, extension_dirs: &[PathBuf], ui: &Ui) -> u8 {
         );
         exit::OK
     } else {
-        eprint!("{}", render_all(&diagnostics));
+        eprintln!("{}", render_all(&diagnostics));
         ui.status(
             "Checked",
             Tone::Bad,

@@ -15,6 +15,7 @@ use em_exec::{Cmd, OutputMode};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::error::CliError;
 use crate::exit;
 use crate::output::OutputFormat;
 use crate::state::{ExtensionStatus, StateDir};
@@ -105,7 +106,7 @@ pub async fn doctor(
     state_dir: &StateDir,
     args: &DoctorArgs,
     format: OutputFormat,
-) -> Result<u8, String> {
+) -> Result<u8, CliError> {
     let (tools, dpkg, disk, registries) = tokio::join!(
         check_tools(),
         check_dpkg(),

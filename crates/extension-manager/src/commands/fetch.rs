@@ -12,6 +12,8 @@ use em_exec::download::{DownloadRequest, Sha256};
 use em_wget::{Wget, WgetConfig};
 
 use crate::adapter_context::AdapterContext;
+use crate::adapter_context::PolicyName;
+use crate::error::CliError;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -54,8 +56,10 @@ fn parse_sha256(text: &str) -> Result<Sha256, String> {
 }
 
 /// Runs `fetch`; `Err` is a usage error (exit 2).
-pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, String> {
-    let policy = args.policy.apply(&context.base_policy("download"))?;
+pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, CliError> {
+    let policy = args
+        .policy
+        .apply(&context.base_policy(PolicyName::Download))?;
     let to_stdout = args.file.as_os_str() == "-";
     // For stdout, the file lands in a private temporary directory first.
     let scratch = if to_stdout {

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::error::CliError;
 use crate::exit;
 use crate::output::OutputFormat;
 use crate::session::Session;
@@ -18,7 +19,11 @@ pub struct HistoryArgs {
 }
 
 /// `history`.
-pub fn history(session: &Session, args: &HistoryArgs, format: OutputFormat) -> Result<u8, String> {
+pub fn history(
+    session: &Session,
+    args: &HistoryArgs,
+    format: OutputFormat,
+) -> Result<u8, CliError> {
     let since = match &args.since {
         None => None,
         Some(t) => Some(

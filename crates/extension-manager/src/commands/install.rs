@@ -9,6 +9,7 @@ use std::time::Duration;
 use em_manifest::Arch;
 use em_retry::{CircuitBreaker, FileStore, Subscriber};
 
+use crate::error::CliError;
 use crate::executor::{self, Outcome, RunReport, RunSettings};
 use crate::exit;
 use crate::output::{OutputFormat, Tone, Ui};
@@ -62,7 +63,7 @@ pub struct InstallArgs {
     #[arg(long)]
     dry_run: bool,
     /// Extensions installed at once [default: 4, or `jobs` in the config]
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     jobs: Option<usize>,
     /// After a failure, go on with the extensions that do not depend on it
     #[arg(long)]
@@ -126,12 +127,21 @@ pub struct Common<'a> {
     pub tally: Arc<em_exec::SourceTally>,
 }
 
+/// Parses `--jobs`: 1 to [`crate::config::MAX_JOBS`].
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    let max = crate::config::MAX_JOBS;
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {max}, e.g. 4")),
+    }
+}
+
 fn make_plan(
     session: &Session,
     names: &[String],
     sets: &[String],
     force: bool,
-) -> Result<Plan, String> {
+) -> Result<Plan, CliError> {
     let sets = OptionSets::parse(sets)?;
     let state = session.state()?;
     plan::plan(
@@ -143,13 +153,17 @@ fn make_plan(
         Arch::host(),
     )
     .map_err(|e| match e {
-        PlanError::Manifest(d) => d.to_string(),
-        other => other.to_string(),
+        PlanError::Manifest(d) => CliError::usage(d.to_string()),
+        other => CliError::usage(other.to_string()),
     })
 }
 
 /// `plan`.
-pub fn plan_command(session: &Session, args: &PlanArgs, common: &Common<'_>) -> Result<u8, String> {
+pub fn plan_command(
+    session: &Session,
+    args: &PlanArgs,
+    common: &Common<'_>,
+) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
     let plan = make_plan(session, &names, &args.sets, args.force)?;
     print_plan(&plan, common.output);
@@ -224,7 +238,7 @@ pub async fn install(
     session: &Session,
     args: InstallArgs,
     common: &Common<'_>,
-) -> Result<u8, String> {
+) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
     if args.dry_run {
         let plan = make_plan(session, &names, &args.sets, args.force)?;
@@ -250,7 +264,7 @@ pub async fn upgrade(
     session: &Session,
     args: UpgradeArgs,
     common: &Common<'_>,
-) -> Result<u8, String> {
+) -> Result<u8, CliError> {
     let names = if args.extensions.is_empty() {
         session.state()?.extensions.keys().cloned().collect()
     } else {
@@ -283,10 +297,10 @@ async fn execute(
     session: &Session,
     common: &Common<'_>,
     lock_timeout: Duration,
-    planner: impl Fn(&Session) -> Result<Plan, String>,
+    planner: impl Fn(&Session) -> Result<Plan, CliError>,
     jobs: Option<usize>,
     keep_going: bool,
-) -> Result<u8, String> {
+) -> Result<u8, CliError> {
     let ui = common.ui.clone();
     let _lock = match session
         .state_dir
@@ -329,10 +343,7 @@ async fn execute(
     let settings = RunSettings {
         jobs: jobs.unwrap_or(config.jobs),
         keep_going,
-        policies: ["apt", "npm", "pip", "download", "run"]
-            .into_iter()
-            .filter_map(|a| config.policies.get(a).map(|p| (a.to_string(), p.clone())))
-            .collect(),
+        policies: config.policies.clone(),
         apt_mirrors: config.mirrors.apt.clone(),
         apt_update_max_age: config.apt_update_max_age,
         npm_registry: config.registries.npm.clone(),
@@ -389,7 +400,11 @@ async fn execute(
             let outcome = match &e.outcome {
                 Outcome::Installed => "installed",
                 Outcome::UpToDate => "up_to_date",
-                Outcome::Failed { .. } => "failed",
+                Outcome::Failed {
+                    fault: crate::exit::Fault::Transient,
+                    ..
+                } => "failed_transient",
+                Outcome::Failed { .. } => "failed_permanent",
                 Outcome::Skipped { .. } => "skipped",
             };
             metrics.increment(
@@ -430,10 +445,7 @@ pub fn print_summary(report: &RunReport, ui: &Ui) {
         let result = match &e.outcome {
             Outcome::Installed => "installed",
             Outcome::UpToDate => "up to date",
-            Outcome::Failed {
-                transient: true, ..
-            } => "failed (transient)",
-            Outcome::Failed { .. } => "FAILED",
+            Outcome::Failed { fault, .. } => fault.summary_word(),
             Outcome::Skipped { .. } => "skipped",
         };
         lines.push(format!(

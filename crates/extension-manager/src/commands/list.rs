@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::error::CliError;
 use crate::exit;
 use crate::output::OutputFormat;
 use crate::session::Session;
@@ -44,7 +45,7 @@ pub fn state_word(session: &Session, state: &State, name: &str) -> &'static str 
 }
 
 /// `list`.
-pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<u8, String> {
+pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<u8, CliError> {
     let state = session.state()?;
     let rows: Vec<_> = session
         .catalog
@@ -93,7 +94,7 @@ pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<
 }
 
 /// `info`.
-pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<u8, String> {
+pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<u8, CliError> {
     let Some(m) = session.catalog.get(&args.extension) else {
         let suggestions = session.catalog.suggest(&args.extension);
         let hint = if suggestions.is_empty() {
@@ -101,7 +102,7 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
         } else {
             format!("\nhint: did you mean {}?", suggestions.join(" or "))
         };
-        return Err(format!("no extension named `{}`{hint}", args.extension));
+        return Err(format!("no extension named `{}`{hint}", args.extension).into());
     };
     let state = session.state()?;
     let installed = state.extensions.get(m.name());

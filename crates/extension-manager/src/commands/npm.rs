@@ -7,6 +7,8 @@ use std::sync::Arc;
 use em_npm::{Npm, NpmConfig, NpmPackage};
 
 use crate::adapter_context::AdapterContext;
+use crate::adapter_context::PolicyName;
+use crate::error::CliError;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -37,9 +39,9 @@ pub struct NpmInstallArgs {
 }
 
 /// Runs an npm subcommand; `Err` is a usage error (exit 2).
-pub async fn run(command: NpmCommand, context: &AdapterContext) -> Result<u8, String> {
+pub async fn run(command: NpmCommand, context: &AdapterContext) -> Result<u8, CliError> {
     let NpmCommand::Install(args) = command;
-    let policy = args.policy.apply(&context.base_policy("npm"))?;
+    let policy = args.policy.apply(&context.base_policy(PolicyName::Npm))?;
     let packages = args
         .packages
         .iter()

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 
 use crate::adapter_context::AdapterContext;
+use crate::adapter_context::PolicyName;
+use crate::error::CliError;
 use crate::exit;
 use crate::policy_options::PolicyOptions;
 
@@ -37,9 +39,9 @@ pub struct PipInstallArgs {
 }
 
 /// Runs a pip subcommand; `Err` is a usage error (exit 2).
-pub async fn run(command: PipCommand, context: &AdapterContext) -> Result<u8, String> {
+pub async fn run(command: PipCommand, context: &AdapterContext) -> Result<u8, CliError> {
     let PipCommand::Install(args) = command;
-    let policy = args.policy.apply(&context.base_policy("pip"))?;
+    let policy = args.policy.apply(&context.base_policy(PolicyName::Pip))?;
     let requirements = args
         .packages
         .iter()

@@ -13,7 +13,9 @@ use em_npm::{Npm, NpmConfig, NpmPackage};
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 use em_retry::Subscriber;
 
+use crate::adapter_context::PolicyName;
 use crate::commands::install::Common;
+use crate::error::CliError;
 use crate::exit;
 use crate::output::{HumanEvents, OutputFormat, Tone};
 use crate::policy_options::parse_duration;
@@ -42,14 +44,15 @@ pub async fn remove(
     session: &Session,
     args: RemoveArgs,
     common: &Common<'_>,
-) -> Result<u8, String> {
+) -> Result<u8, CliError> {
     let state = session.state()?;
     let mut targets: BTreeSet<String> = BTreeSet::new();
     for name in &args.extensions {
         if !state.extensions.contains_key(name) {
             return Err(format!(
                 "`{name}` is not installed\nhint: `extension-manager list --installed` shows what is"
-            ));
+            )
+            .into());
         }
         targets.insert(name.clone());
     }
@@ -73,7 +76,8 @@ pub async fn remove(
                     .join(", "),
                 if dependents.len() == 1 { "s" } else { "" },
                 if dependents.len() == 1 { "it" } else { "them" },
-            ));
+            )
+            .into());
         }
         targets.extend(dependents);
     }
@@ -139,7 +143,7 @@ pub async fn remove(
     let mut state = session.state()?;
     let mut subscribers: Vec<Arc<dyn Subscriber>> = common.subscribers.clone();
     subscribers.push(Arc::new(HumanEvents::new(common.ui.clone())));
-    let runner = Runner::new(session.config.policy("apt")).subscribe_all(&subscribers);
+    let runner = Runner::new(session.config.policy(PolicyName::Apt)).subscribe_all(&subscribers);
     let mut failed = false;
     let mut removed = Vec::new();
     for name in &order {
@@ -188,7 +192,7 @@ pub async fn remove(
         if !npm.is_empty() {
             match Npm::new(NpmConfig::default()) {
                 Ok(n) => {
-                    let policy = session.config.policy("npm");
+                    let policy = session.config.policy(PolicyName::Npm);
                     if let Err(e) = Arc::new(n)
                         .uninstall_global(&runner.clone().with_policy(policy), &npm)
                         .await
@@ -214,7 +218,7 @@ pub async fn remove(
             };
             match Pip::new(PipConfig::default(), target) {
                 Ok(pip) => {
-                    let policy = session.config.policy("pip");
+                    let policy = session.config.policy(PolicyName::Pip);
                     if let Err(e) = Arc::new(pip)
                         .uninstall(&runner.clone().with_policy(policy), &[req])
                         .await
@@ -244,7 +248,11 @@ pub async fn remove(
         }
         if problems.is_empty() {
             state.extensions.remove(name);
-            session.state_dir.save(&state).map_err(|e| e.to_string())?;
+            session.state_dir.save(&state).map_err(|e| {
+                CliError::permanent(format!("{name} was removed, but the state was not saved"))
+                    .caused_by(e)
+                    .with_hint("free space or fix the state directory, then run the remove again")
+            })?;
             let _ = session.state_dir.append_history(&HistoryEntry::new(
                 &run_id,
                 &common.command,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use em_exec::{Cmd, ExecError, OutputMode};
 use em_retry::{Decision, Failure, Operation, Repair, Retry, RetryPolicy, Subscriber};
 
+use crate::error::CliError;
 use crate::exit;
 use crate::policy_options::{ExitCodes, PolicyOptions, parse_exit_codes, parse_regex};
 
@@ -105,7 +106,7 @@ impl Rules {
 }
 
 /// Runs the command under the policy; returns the exit code to leave with.
-pub async fn run(args: RetryArgs, subscribers: &[Arc<dyn Subscriber>]) -> Result<u8, String> {
+pub async fn run(args: RetryArgs, subscribers: &[Arc<dyn Subscriber>]) -> Result<u8, CliError> {
     let policy = args.policy.apply(&RetryPolicy::default())?;
     let rules = Arc::new(Rules {
         retry_on_exit: args.retry_on_exit,

@@ -65,7 +65,7 @@ curl_retry() {{
 }
 
 /// Prints the functions for `args.shell`.
-pub fn run(args: &ShellInitArgs) -> Result<u8, String> {
+pub fn run(args: &ShellInitArgs) -> Result<u8, crate::error::CliError> {
     let Shell::Bash = args.shell;
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot tell where this binary is: {e}"))?;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::commands::list::state_word;
+use crate::error::CliError;
 use crate::exit;
 use crate::output::{OutputFormat, Tone, Ui};
 use crate::session::Session;
@@ -24,7 +25,7 @@ pub struct ValidateArgs {
     extensions: Vec<String>,
 }
 
-async fn check(session: &Session, name: &str) -> Result<Result<(), String>, String> {
+async fn check(session: &Session, name: &str) -> Result<Result<(), String>, CliError> {
     let manifest = session
         .catalog
         .get(name)
@@ -56,7 +57,7 @@ pub async fn status(
     session: &Session,
     args: &StatusArgs,
     format: OutputFormat,
-) -> Result<u8, String> {
+) -> Result<u8, CliError> {
     let state = session.state()?;
     let names: Vec<String> = if args.extensions.is_empty() {
         state.extensions.keys().cloned().collect()
@@ -67,7 +68,7 @@ pub async fn status(
     let mut bad = false;
     for name in &names {
         if !session.catalog.contains(name) && !state.extensions.contains_key(name) {
-            return Err(format!("no extension named `{name}`"));
+            return Err(format!("no extension named `{name}`").into());
         }
         let word = state_word(session, &state, name);
         let validation = if word == "-" || !session.catalog.contains(name) {
@@ -111,7 +112,7 @@ pub async fn status(
 }
 
 /// `validate`: runs the checks; exit 1 when one fails.
-pub async fn validate(session: &Session, args: &ValidateArgs, ui: &Ui) -> Result<u8, String> {
+pub async fn validate(session: &Session, args: &ValidateArgs, ui: &Ui) -> Result<u8, CliError> {
     let mut failed = false;
     for name in &args.extensions {
         match check(session, name).await? {
