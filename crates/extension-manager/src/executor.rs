@@ -1075,7 +1075,9 @@ async fn run_step(
             let policy = ctx.settings.policy(PolicyName::Run);
             let runner = runner_for(ctx, policy, step, log, recorder)?;
             let command = r.command.value.clone();
-            let adapter = Arc::new(crate::shell_adapter::Shell);
+            let adapter = Arc::new(crate::shell_adapter::Shell {
+                retried: step.retry.is_some(),
+            });
             runner
                 .run(
                     &adapter,

@@ -136,7 +136,7 @@ impl Ui {
             return;
         }
         for line in text.lines() {
-            self.line(&format!("  {line}"));
+            self.write(&format!("  {line}"), false);
         }
     }
 
@@ -154,6 +154,12 @@ impl Ui {
     }
 
     fn line(&self, text: &str) {
+        self.write(text, true);
+    }
+
+    /// Writes one line; with timestamps, a status label's right-aligning padding goes
+    /// (`trim`), a block's indentation stays.
+    fn write(&self, text: &str, trim: bool) {
         let _guard = self.lock.lock();
         let mut err = std::io::stderr().lock();
         let _ = if self.timestamps {
@@ -161,7 +167,7 @@ impl Ui {
                 err,
                 "{} {}",
                 humantime::format_rfc3339_seconds(SystemTime::now()),
-                text.trim_start()
+                if trim { text.trim_start() } else { text }
             )
         } else {
             writeln!(err, "{text}")

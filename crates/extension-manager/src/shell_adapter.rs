@@ -1,13 +1,19 @@
 //! The adapter of a manifest's `run` steps (`sh -c`): a snippet's failure is its own
 //! business, so there is little to classify. A missing command (126, 127) will not appear
-//! by retrying; anything else is retried when the step's policy allows it (the default
-//! policy of `run` steps is one attempt: a snippet need not be idempotent).
+//! by retrying. Any other exit code is permanent, unless the step has a `retry` table: its
+//! author then said the snippet is worth retrying (and idempotent), so the failure is
+//! transient, and retries that run out end as "try again later" (75). Without one a
+//! snippet runs once and its failure is a failure (1): nothing says a later run would do
+//! better.
 
 use em_exec::{Adapter, ToolFailure, Verdict};
 
 /// `sh -c` snippets.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Shell;
+pub struct Shell {
+    /// The step asked for retries (`retry = { ... }`): failures are transient.
+    pub retried: bool,
+}
 
 /// The shell adapter has no repairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,7 +44,8 @@ impl Adapter for Shell {
                 reason,
                 Some("a command of the snippet is missing or not executable".into()),
             ),
-            _ => Verdict::Transient(reason),
+            _ if self.retried => Verdict::Transient(reason),
+            _ => Verdict::Permanent(reason, None),
         }
     }
 

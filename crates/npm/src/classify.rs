@@ -215,6 +215,13 @@ pub(crate) fn stale_base(file_name: &str) -> Option<&str> {
     rest.rsplit_once('-').map(|(base, _)| base)
 }
 
+/// What to do about a certificate npm does not trust. A retry cannot help, and turning
+/// verification off (`strict-ssl=false`) is never the answer.
+const TLS_HINT: &str = "npm trusts the CAs of its `cafile` setting (`npm config get cafile`) \
+     and of NODE_EXTRA_CA_CERTS: behind a TLS-inspecting proxy, add the proxy's CA to the system \
+     store (update-ca-certificates) and set cafile=/etc/ssl/certs/ca-certificates.crt in \
+     /etc/npmrc; check the clock for an expired certificate; never strict-ssl=false";
+
 /// Reads a failed npm run. Pure: exit code and text only.
 ///
 /// The classification table is in the crate documentation; [`error_code`] is what decides,
@@ -297,6 +304,26 @@ pub fn classify(failure: &ToolFailure) -> Verdict<NpmRepair> {
                     None => "no matching version found (ETARGET)".to_string(),
                 },
                 Some("`npm view <name> versions` lists the published versions".into()),
+            )
+        }
+        "SELF_SIGNED_CERT_IN_CHAIN"
+        | "DEPTH_ZERO_SELF_SIGNED_CERT"
+        | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
+        | "UNABLE_TO_GET_ISSUER_CERT"
+        | "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
+        | "CERT_UNTRUSTED"
+        | "CERT_SIGNATURE_FAILURE"
+        | "CERT_HAS_EXPIRED"
+        | "CERT_NOT_YET_VALID"
+        | "ERR_TLS_CERT_ALTNAME_INVALID" => {
+            let said = error_lines(text)
+                .find_map(|l| l.split_once("reason: "))
+                .map(|(_, r)| r.trim().to_string())
+                .unwrap_or_else(|| code.to_lowercase().replace('_', " "));
+            let host = host_in(text).unwrap_or_else(|| "the registry".into());
+            Verdict::Permanent(
+                format!("the TLS certificate of {host} is not trusted: {said} ({code})"),
+                Some(TLS_HINT.into()),
             )
         }
         "E401" => Verdict::Permanent(

@@ -28,6 +28,7 @@
 //! | `E404` | permanent | reason names the package; hint: a private registry answers 404 without a token |
 //! | `ETARGET` (`No matching version found for x@v`) | permanent | hint: `npm view <name> versions` |
 //! | `E401`, `E403` | permanent | hint: token / access |
+//! | `SELF_SIGNED_CERT_IN_CHAIN`, `DEPTH_ZERO_SELF_SIGNED_CERT`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)`, `CERT_UNTRUSTED`, `CERT_SIGNATURE_FAILURE`, `CERT_HAS_EXPIRED`, `CERT_NOT_YET_VALID`, `ERR_TLS_CERT_ALTNAME_INVALID` | permanent | hint: npm's `cafile` / NODE_EXTRA_CA_CERTS (a TLS-inspecting proxy's CA), the clock; never `strict-ssl=false` |
 //! | other `E4xx` | permanent | |
 //! | `EUSAGE`, `ERESOLVE`, `EBADPLATFORM`, `EBADENGINE`, `EINVALIDPACKAGENAME`, `EINVALIDTAGNAME`, `EJSONPARSE`, `ENOVERSIONS`, `EOVERRIDE` | permanent | |
 //! | `EACCES`, `EPERM` | permanent | hint: run as root, or set a prefix you own |

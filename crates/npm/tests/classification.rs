@@ -191,3 +191,31 @@ fn enotempty_on_a_global_rename_names_the_stale_directory() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_untrusted_certificate_is_permanent_and_names_npms_ca_settings() {
+    for (file, said) in [
+        (
+            "tls-self-signed-in-chain.txt",
+            "self-signed certificate in certificate chain (SELF_SIGNED_CERT_IN_CHAIN)",
+        ),
+        (
+            "tls-unable-to-verify-leaf.txt",
+            "unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)",
+        ),
+    ] {
+        match classify(&capture("npm", file).failure()) {
+            Verdict::Permanent(reason, Some(hint)) => {
+                assert!(
+                    reason.starts_with("the TLS certificate of 127.0.0.1:1844"),
+                    "{reason}"
+                );
+                assert!(reason.ends_with(said), "{reason}");
+                for setting in ["cafile", "NODE_EXTRA_CA_CERTS", "never strict-ssl=false"] {
+                    assert!(hint.contains(setting), "{hint}");
+                }
+            }
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+}

@@ -220,6 +220,28 @@ fn network_signal(text: &str) -> Option<String> {
     Some(described)
 }
 
+/// pip's reason when it did not trust a certificate (`[SSL: CERTIFICATE_VERIFY_FAILED]
+/// certificate verify failed: self-signed certificate in certificate chain`): what the
+/// check said. Other TLS errors (a handshake cut by the network) are not this.
+fn certificate_failure(text: &str) -> Option<String> {
+    if !text.contains("CERTIFICATE_VERIFY_FAILED") {
+        return None;
+    }
+    let said = text
+        .split_once("certificate verify failed: ")
+        .map(|(_, rest)| rest.split(" (_ssl").next().unwrap_or(rest))
+        .map(|r| {
+            r.split(['\'', ')', '\n'])
+                .next()
+                .unwrap_or(r)
+                .trim()
+                .to_string()
+        })
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "certificate verify failed".into());
+    Some(format!("{said} (CERTIFICATE_VERIFY_FAILED)"))
+}
+
 fn read(failure: &ToolFailure) -> Reading {
     use Reading::Decided;
     let text = failure.text();
@@ -236,6 +258,23 @@ fn read(failure: &ToolFailure) -> Reading {
             format!("pip ignores the plain-http index on {host}: not a trusted or secure host"),
             Some(
                 "use an https:// index URL; for a plain-http index you control, add PIP_TRUSTED_HOST=<host> to the adapter's environment",
+            ),
+        );
+    }
+    if let Some(said) = certificate_failure(text) {
+        return permanent(
+            format!(
+                "the TLS certificate{} is not trusted: {said}",
+                host_in(text)
+                    .map(|h| format!(" of {h}"))
+                    .unwrap_or_default()
+            ),
+            Some(
+                "pip trusts the CA bundle of PIP_CERT / `cert` in pip.conf (else its own): behind a \
+                 TLS-inspecting proxy, add the proxy's CA to the system store \
+                 (update-ca-certificates) and set PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+                 or `cert` in /etc/pip.conf; check the clock for an expired certificate; never \
+                 --trusted-host for an https index",
             ),
         );
     }

@@ -18,6 +18,7 @@
 //! | signal | class | action |
 //! |---|---|---|
 //! | `is not a trusted or secure host` | permanent | hint: https, or `PIP_TRUSTED_HOST` in the adapter env |
+//! | `CERTIFICATE_VERIFY_FAILED` (a certificate not trusted, in a retry warning or `Could not fetch URL ... - skipping`; before the ambiguous "not found") | permanent | reason says what the check said; hint: PIP_CERT / pip.conf `cert` (a TLS-inspecting proxy's CA), the clock; never `--trusted-host` for https |
 //! | `externally-managed-environment` | permanent | hint: install into a venv (the step's `venv = "/opt/..."`) |
 //! | `Invalid requirement: 'x'` | permanent | pip's own `Hint:` line |
 //! | `No space left on device`, `[Errno 28]` | permanent | hint: free space, `pip cache purge` |

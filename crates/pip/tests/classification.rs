@@ -229,3 +229,28 @@ fn rows_without_a_captured_file() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_untrusted_certificate_is_permanent_before_the_ambiguous_not_found() {
+    for file in [
+        "tls-certificate-verify-failed.txt",
+        "tls-certificate-verify-failed-with-retries.txt",
+    ] {
+        let failure = capture("pip", file).failure();
+        assert_eq!(ambiguous_project(&failure), None, "{file}: no probe needed");
+        match classify(&failure, &ClassifyContext::default()) {
+            Verdict::Permanent(reason, Some(hint)) => {
+                assert_eq!(
+                    reason,
+                    "the TLS certificate of 127.0.0.1:18443 is not trusted: self-signed \
+                     certificate in certificate chain (CERTIFICATE_VERIFY_FAILED)",
+                    "{file}"
+                );
+                for setting in ["PIP_CERT", "pip.conf", "never --trusted-host"] {
+                    assert!(hint.contains(setting), "{hint}");
+                }
+            }
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Whole CLI sessions as snapshots: the exit code, stdout and stderr of a run against fake
+//! tools, one per outcome class (permanent 1, transient 75, usage 2), so that the words a
+//! user reads and the code a script reads are reviewed together. Times, durations, run
+//! ids and the session's temporary paths are replaced by placeholders.
+
+mod common;
+
+use std::fs;
+
+use common::Session;
+use regex_lite::Regex;
+
+/// `exit`, stdout and stderr of a finished run, with the parts that change between runs
+/// replaced.
+fn transcript(s: &Session, out: &std::process::Output) -> String {
+    let text = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status
+            .code()
+            .map_or_else(|| "killed".to_string(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = text.replace(&s.path().display().to_string(), "[SESSION]");
+    let rules = [
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+        (r"\b\d+(\.\d+)?(ms|s)\b", "[DUR]"),
+        (r"\b\d+m \d+s\b", "[DUR]"),
+        (r"\b\d{8}T\d{6}Z?-[0-9a-f]+\b", "[RUN]"),
+        (r"_logs/[^ \n]*", "_logs/[LOG]"),
+    ];
+    rules.iter().fold(text, |t, (re, to)| {
+        Regex::new(re)
+            .expect("regex")
+            .replace_all(&t, *to)
+            .into_owned()
+    })
+}
+
+#[test]
+fn npm_untrusted_certificate_fails_at_once_with_the_ca_hint() {
+    let s = Session::new(
+        &["npm"],
+        r#"
+[[call]]
+tool = "npm"
+match = "install"
+exit = 1
+output = "npm/tls-self-signed-in-chain.txt"
+"#,
+    );
+    let out = s.run(&["npm", "install", "--delay", "1ms", "em-fixture-hello"]);
+    assert_eq!(s.calls().len(), 1, "one attempt: a retry cannot fix trust");
+    insta::assert_snapshot!(transcript(&s, &out));
+}
+
+#[test]
+fn pip_untrusted_certificate_names_the_cause_not_a_missing_package() {
+    let s = Session::new(
+        &["python3"],
+        r#"
+[[call]]
+tool = "python"
+match = "-m pip install"
+exit = 1
+output = "pip/tls-certificate-verify-failed-with-retries.txt"
+"#,
+    );
+    let venv = s.path().join("venv");
+    fs::create_dir_all(venv.join("bin")).expect("venv bin");
+    std::os::unix::fs::symlink(common::fake_tool_binary(), venv.join("bin/python")).expect("link");
+    fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\n").expect("cfg");
+    let venv = venv.display().to_string();
+    let out = s.run(&[
+        "pip",
+        "install",
+        "--delay",
+        "1ms",
+        "--venv",
+        &venv,
+        "em-fixture-hello",
+    ]);
+    let installs = s
+        .calls()
+        .iter()
+        .filter(|(_, a)| a.contains("-m pip install"))
+        .count();
+    assert_eq!(installs, 1, "one attempt, no index probe: {:?}", s.calls());
+    insta::assert_snapshot!(transcript(&s, &out));
+}
+
+/// A session with the extensions of `manifests` (name, TOML) in its own directory.
+fn with_extensions(
+    tools: &[&str],
+    scenario: &str,
+    manifests: &[(&str, &str)],
+) -> (Session, String) {
+    let s = Session::new(tools, scenario);
+    let dir = s.path().join("extensions");
+    fs::create_dir_all(&dir).expect("extensions dir");
+    for (name, text) in manifests {
+        fs::write(dir.join(format!("{name}.toml")), text).expect("manifest");
+    }
+    let dir = dir.display().to_string();
+    (s, dir)
+}
+
+#[test]
+fn a_failing_run_step_runs_once_and_exits_1() {
+    let (s, dir) = with_extensions(
+        &[],
+        "",
+        &[(
+            "snippet",
+            r#"[extension]
+name = "snippet"
+version = "1.0.0"
+description = "a snippet that fails"
+category = "test"
+
+[[install]]
+run = "echo ran >> \"$EM_COUNT\"; exit 3"
+"#,
+        )],
+    );
+    let count = s.path().join("count");
+    let out = s
+        .em()
+        .env("EM_COUNT", &count)
+        .args(["--extensions-dir", &dir, "install", "snippet"])
+        .output()
+        .expect("runs");
+    assert_eq!(fs::read_to_string(&count).expect("ran").lines().count(), 1);
+    insta::assert_snapshot!(transcript(&s, &out));
+}
+
+#[test]
+fn an_unknown_package_whose_update_repair_fails_is_transient_everywhere() {
+    let (s, dir) = with_extensions(
+        &["apt-get", "apt-cache", "dpkg", "dpkg-query"],
+        r#"
+[[call]]
+tool = "apt-get"
+match = "update"
+exit = 100
+output = "apt-get/update-503.txt"
+
+[[call]]
+tool = "apt-get"
+match = "install"
+exit = 100
+output = "apt-get/install-unable-to-locate-empty-lists.txt"
+"#,
+        &[(
+            "nope",
+            r#"[extension]
+name = "nope"
+version = "1.0.0"
+description = "a package the lists do not know"
+category = "test"
+
+[[install]]
+apt = ["em-nope"]
+retry = { attempts = 3, delay = "1ms", jitter = "none" }
+"#,
+        )],
+    );
+    s.empty_apt_lists();
+    let report = s.path().join("report.json");
+    let out = s
+        .em()
+        .args([
+            "--extensions-dir",
+            &dir,
+            "--report",
+            &report.display().to_string(),
+        ])
+        .args(["install", "nope"])
+        .output()
+        .expect("runs");
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(report["exit_code"], out.status.code().expect("exited"));
+    insta::assert_snapshot!(transcript(&s, &out));
+}
+
+#[test]
+fn bad_input_exits_2_and_changes_nothing() {
+    let s = Session::new(&[], "");
+    let config = s.path().join("config.toml");
+    fs::write(&config, "jobs = 3\n[circuit]\ncooldown = \"10000years\"\n").expect("config");
+    let config = config.display().to_string();
+    let mut all = String::new();
+    for args in [
+        vec!["install", "--jobs", "99999999999", "python"],
+        vec!["--config", config.as_str(), "install", "python"],
+        vec!["install", "no-such-extension"],
+    ] {
+        let out = s.run(&args);
+        all.push_str(&format!("$ extension-manager {}\n", args.join(" ")));
+        all.push_str(&transcript(&s, &out));
+        all.push('\n');
+    }
+    assert!(!s.path().join("state").join("state.json").exists());
+    insta::assert_snapshot!(all);
+}
