@@ -8,6 +8,9 @@
 //!   is how a per-attempt timeout or Ctrl-C cancels an attempt) kills the whole group with
 //!   SIGKILL: `apt-get` and the `dpkg` it forked, `npm` and its `node` children, `sh -c`
 //!   and whatever it started;
+//! - children die with us: the group leader gets `PR_SET_PDEATHSIG(SIGKILL)`, and with
+//!   [`supervise_groups`] a forked helper kills every group still running when we die,
+//!   even by SIGKILL (see [`supervisor`] for why both);
 //! - output is inherited, captured, or both ([`OutputMode::Tee`]: passed through as it
 //!   arrives and kept for classification);
 //! - [`Cmd::command_line`] prints the command as a user would retype it, for logs and
@@ -30,11 +33,13 @@
 
 mod adapter;
 pub mod download;
+pub mod supervisor;
 
 pub use adapter::{
     Adapter, MirrorNotice, ProgressGauge, Runner, SourceCounts, SourceTally, ToolError,
     ToolErrorKind, ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
 };
+pub use supervisor::supervise_groups;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -234,9 +239,15 @@ impl Cmd {
     /// Dropping the returned future before it completes kills the child's whole process
     /// group (SIGKILL). A child that exits normally leaves anything it put in the
     /// background alone.
+    ///
+    /// The child is killed when the thread that spawned it exits (`PR_SET_PDEATHSIG` is
+    /// tied to the thread, not the process): spawn from a thread that lives as long as
+    /// the command, such as a current-thread runtime's or a multi-thread runtime's
+    /// worker, never from a blocking-pool thread that may retire while the child runs.
     pub async fn run(&self) -> Result<Output, ExecError> {
         let mut command = tokio::process::Command::new(&self.program);
         command.args(&self.args).process_group(0).kill_on_drop(true);
+        die_with_parent(&mut command);
         for (k, v) in &self.env {
             match v {
                 Some(v) => command.env(k, v),
@@ -255,9 +266,7 @@ impl Cmd {
         }
         let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
         // Armed until the child has been reaped: from here on, a dropped future kills the group.
-        let mut group = GroupGuard {
-            pgid: child.id().and_then(|id| i32::try_from(id).ok()),
-        };
+        let mut group = GroupGuard::new(child.id().and_then(|id| i32::try_from(id).ok()));
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let (out_sink, err_sink): (Option<Sink>, Option<Sink>) = match self.output {
@@ -383,21 +392,58 @@ fn emit_lines(kept: &[u8], new_from: usize, sink: &LineSink, stream: Stream, at_
     }
 }
 
-/// Kills a process group when dropped, unless disarmed.
+/// Makes the child die with us: `PR_SET_PDEATHSIG(SIGKILL)` in the child before it execs.
+///
+/// If we died between the fork and the `prctl`, the child has already been reparented
+/// and no signal will come: it sees a parent other than us and does not run at all.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut tokio::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = i32::try_from(std::process::id()).unwrap_or(0);
+        // SAFETY: the closure runs in the forked child before exec and only makes the
+        // async-signal-safe calls prctl and getppid; it allocates nothing (errors are raw
+        // OS errors).
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Kills a process group when dropped, unless disarmed; tells the supervisor both.
 struct GroupGuard {
     pgid: Option<i32>,
 }
 
 impl GroupGuard {
+    fn new(pgid: Option<i32>) -> Self {
+        let pgid = pgid.filter(|p| *p > 0);
+        if let Some(pgid) = pgid {
+            supervisor::started(pgid);
+        }
+        GroupGuard { pgid }
+    }
+
     fn disarm(&mut self) {
-        self.pgid = None;
+        if let Some(pgid) = self.pgid.take() {
+            supervisor::ended(pgid);
+        }
     }
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if let Some(pgid) = self.pgid.filter(|p| *p > 0) {
+        if let Some(pgid) = self.pgid.take() {
             kill_group(pgid);
+            supervisor::ended(pgid);
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::error::CliError;
 use crate::exit;
 use crate::output::{ColorChoice, HumanEvents, OutputFormat, Progress, Ui, Verbosity};
 use crate::session::{Session, SessionError};
+use crate::signals::{self, Signals};
 use crate::state::StateDir;
 use crate::state_dir;
 
@@ -152,7 +153,21 @@ fn init_logging(global: &GlobalOptions) {
 
 fn run(cli: Cli) -> u8 {
     let global = &cli.global;
+    // First, while we have one thread: the helper that kills our children's process
+    // groups if we die (even by SIGKILL), then the signal handlers, before any command.
+    let supervised = em_exec::supervise_groups();
+    let signals = Signals::install();
     init_logging(global);
+    if let Err(e) = &supervised {
+        tracing::warn!("no supervisor for child processes (they may outlive a killed run): {e}");
+    }
+    let mut signals = match signals {
+        Ok(signals) => Some(signals),
+        Err(e) => {
+            tracing::warn!("signal handlers not installed (signals kill at once): {e}");
+            None
+        }
+    };
     let verbosity = if global.quiet {
         Verbosity::Quiet
     } else if global.verbose > 0 {
@@ -291,7 +306,21 @@ fn run(cli: Cli) -> u8 {
                 }
             }
         };
+        let signalled = async {
+            match signals.as_mut() {
+                Some(signals) => signals.first().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            biased;
+            signo = signalled => {
+                // Dropping `work` has killed the running child's process group; the
+                // groups of tasks it spawned die when the runtime shuts down, below.
+                let what = signals::describe(signo);
+                ui.error(&format!("{what}; the running command was stopped"), None);
+                signals::exit_code(signo)
+            }
             result = work => match result {
                 Ok(code) => code,
                 Err(error) => {
@@ -299,13 +328,11 @@ fn run(cli: Cli) -> u8 {
                     error.exit_code()
                 }
             },
-            code = interrupted() => {
-                // Dropping `work` has killed the running child's process group.
-                ui.error("interrupted; the running command was stopped", None);
-                code
-            }
         }
     });
+    // Drops every task left (killing their children's groups) without waiting for
+    // blocking-pool work such as hashing a download, which nobody needs any more.
+    runtime.shutdown_background();
 
     if let Some(metrics) = &metrics {
         for (source, counts) in tally.snapshot() {
@@ -350,22 +377,6 @@ fn command_line() -> String {
 /// The clap command, for completions.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
-}
-
-/// Resolves on SIGINT (130) or SIGTERM (143).
-async fn interrupted() -> u8 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers the default action (die) applies: never resolve.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => exit::INTERRUPTED,
-        _ = term.recv() => exit::TERMINATED,
-    }
 }
 
 #[cfg(test)]

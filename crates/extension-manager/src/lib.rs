@@ -7,6 +7,7 @@
 //! - [`commands`]: one module per subcommand.
 //! - [`output`]: status lines on stderr (TTY vs plain), never on stdout.
 //! - [`policy_options`]: the retry policy flags and their parsers.
+//! - [`signals`]: the termination signals, caught from start-up on.
 //!
 //! Streams: stdout carries only what was asked for (the wrapped command's stdout under
 //! `retry`); logs and status lines go to stderr.
@@ -27,6 +28,7 @@ pub mod policy_options;
 pub mod preflight;
 pub mod session;
 pub mod shell_adapter;
+pub mod signals;
 pub mod state;
 pub mod state_dir;
 

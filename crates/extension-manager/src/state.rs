@@ -131,8 +131,10 @@ impl StateDir {
     /// has not yet written its record is not reported until it has.
     ///
     /// Errors: [`LockError::Timeout`] when the lock is still held after `timeout` (exit code
-    /// 75, EX_TEMPFAIL: see [`LockError::exit_code`]), [`LockError::Io`] when the lock file
-    /// cannot be created or locked.
+    /// 75, EX_TEMPFAIL: see [`LockError::exit_code`]), [`LockError::Interrupted`] when a
+    /// termination signal came during the wait (this wait blocks its thread; async callers
+    /// use [`lock_async`](Self::lock_async)), [`LockError::Io`] when the lock file cannot
+    /// be created or locked.
     ///
     /// ```
     /// use std::time::Duration;
@@ -157,66 +159,49 @@ impl StateDir {
         holder: &str,
         mut on_wait: impl FnMut(&LockHolder),
     ) -> Result<RunLock, LockError> {
-        let path = self.lock_path();
-        let io_error = |source| LockError::Io {
-            path: path.clone(),
-            source,
-        };
-        create_dir(&self.root).map_err(io_error)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_error)?;
-        let started = Instant::now();
-        let mut last_seen: Option<LockHolder> = None;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(e)) => return Err(io_error(e)),
+        let mut wait = LockWait::start(self, timeout)?;
+        while let Some(pause) = wait.try_take(&mut on_wait)? {
+            // This wait blocks its thread, so no future can be dropped to cancel it: a
+            // termination signal (noted by the signal watcher thread) ends it instead.
+            if let Some(signal) = crate::signals::received() {
+                return Err(LockError::Interrupted { signal });
             }
-            // Read it on every poll: the holder may change while we wait (another waiter
-            // got it first), and a holder that just took the lock may not have written yet.
-            if let Some(seen) = LockHolder::read(&path)
-                && last_seen.as_ref() != Some(&seen)
-            {
-                on_wait(&seen);
-                last_seen = Some(seen);
-            }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                return Err(LockError::Timeout {
-                    path: path.clone(),
-                    waited,
-                    holder: last_seen,
-                });
-            }
-            std::thread::sleep(LOCK_POLL.min(timeout - waited));
+            std::thread::sleep(pause);
         }
-        let me = LockHolder {
-            pid: std::process::id(),
-            command: holder.to_string(),
-            since: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        };
-        let mut record = serde_json::to_vec(&me).map_err(|e| io_error(io::Error::other(e)))?;
-        record.push(b'\n');
-        // We hold the lock, so nobody else writes; readers may see it empty for an instant.
-        file.set_len(0)
-            .and_then(|()| file.write_all_at(&record, 0))
-            .map_err(io_error)?;
-        // A run killed between writing a temporary file and renaming it left it behind;
-        // with the lock held, nobody else is writing one now.
-        for dir in [self.root.clone(), self.root.join("reports")] {
-            remove_stale_temp_files(&dir);
+        wait.finish(self, holder)
+    }
+
+    /// [`lock`](Self::lock) for async callers: the same lock and the same wait, but
+    /// between tries the task sleeps instead of its thread, so that the runtime goes on
+    /// (a Ctrl-C during the wait is answered at once) and dropping the future ends the wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use extension_manager::state::StateDir;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let state_dir = StateDir::new(dir.path());
+    /// let held = state_dir.lock_async(Duration::from_secs(1), "install python", |_| {}).await?;
+    /// let err = state_dir
+    ///     .lock_async(Duration::ZERO, "remove python", |_| {})
+    ///     .await
+    ///     .expect_err("the lock is held");
+    /// assert_eq!(err.exit_code(), 75);
+    /// drop(held);
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock_async(
+        &self,
+        timeout: Duration,
+        holder: &str,
+        mut on_wait: impl FnMut(&LockHolder),
+    ) -> Result<RunLock, LockError> {
+        let mut wait = LockWait::start(self, timeout)?;
+        while let Some(pause) = wait.try_take(&mut on_wait)? {
+            tokio::time::sleep(pause).await;
         }
-        Ok(RunLock {
-            file,
-            path,
-            holder: me,
-        })
+        wait.finish(self, holder)
     }
 
     /// Reads `state.json`. A missing file is an empty state (nothing installed yet).
@@ -463,6 +448,105 @@ fn ends_in_torn_line(file: &File) -> io::Result<bool> {
     Ok(last[0] != b'\n')
 }
 
+/// A wait for the run lock in progress: the open lock file and what has been seen.
+struct LockWait {
+    file: File,
+    path: PathBuf,
+    started: Instant,
+    timeout: Duration,
+    last_seen: Option<LockHolder>,
+}
+
+impl LockWait {
+    fn start(state_dir: &StateDir, timeout: Duration) -> Result<LockWait, LockError> {
+        let path = state_dir.lock_path();
+        let io_error = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        create_dir(&state_dir.root).map_err(io_error)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_error)?;
+        Ok(LockWait {
+            file,
+            path,
+            started: Instant::now(),
+            timeout,
+            last_seen: None,
+        })
+    }
+
+    /// Tries the lock once: `None` when it is ours, else how long to pause before the
+    /// next try. Errors: the timeout has passed, or the lock cannot be tried.
+    fn try_take(
+        &mut self,
+        on_wait: &mut impl FnMut(&LockHolder),
+    ) -> Result<Option<Duration>, LockError> {
+        match self.file.try_lock() {
+            Ok(()) => return Ok(None),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(LockError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        }
+        // Read it on every poll: the holder may change while we wait (another waiter
+        // got it first), and a holder that just took the lock may not have written yet.
+        if let Some(seen) = LockHolder::read(&self.path)
+            && self.last_seen.as_ref() != Some(&seen)
+        {
+            on_wait(&seen);
+            self.last_seen = Some(seen);
+        }
+        let waited = self.started.elapsed();
+        if waited >= self.timeout {
+            return Err(LockError::Timeout {
+                path: self.path.clone(),
+                waited,
+                holder: self.last_seen.take(),
+            });
+        }
+        Ok(Some(LOCK_POLL.min(self.timeout - waited)))
+    }
+
+    /// With the lock ours: writes who we are into it, and clears what a killed run left.
+    fn finish(self, state_dir: &StateDir, holder: &str) -> Result<RunLock, LockError> {
+        let LockWait { file, path, .. } = self;
+        let io_error = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        let me = LockHolder {
+            pid: std::process::id(),
+            command: holder.to_string(),
+            since: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        };
+        let mut record = serde_json::to_vec(&me).map_err(|e| io_error(io::Error::other(e)))?;
+        record.push(b'\n');
+        // We hold the lock, so nobody else writes; readers may see it empty for an instant.
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(&record, 0))
+            .map_err(io_error)?;
+        // A run killed between writing a temporary file and renaming it left it behind;
+        // with the lock held, nobody else is writing one now.
+        for dir in [state_dir.root.clone(), state_dir.root.join("reports")] {
+            remove_stale_temp_files(&dir);
+        }
+        Ok(RunLock {
+            file,
+            path,
+            holder: me,
+        })
+    }
+}
+
 /// Who holds the run lock, as written into the lock file by [`StateDir::lock`].
 ///
 /// Displays as `pid 1234 (extension-manager install nodejs, since 2026-11-22T12:01:02Z)`.
@@ -537,6 +621,12 @@ pub enum LockError {
         /// The holder last seen in the lock file (`None` when it never wrote one).
         holder: Option<LockHolder>,
     },
+    /// A termination signal came while a synchronous wait was waiting (see
+    /// `signals::received`). Exit code 128 + the signal (130 for SIGINT).
+    Interrupted {
+        /// The signal's number.
+        signal: i32,
+    },
     /// The lock file could not be created, opened or locked. Exit code 1.
     Io {
         /// The lock file.
@@ -547,10 +637,12 @@ pub enum LockError {
 }
 
 impl LockError {
-    /// The exit code for this error: 75 (EX_TEMPFAIL) for a timeout, 1 otherwise.
+    /// The exit code for this error: 75 (EX_TEMPFAIL) for a timeout, 128 + the signal
+    /// for an interrupted wait, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             LockError::Timeout { .. } => exit::TEMPFAIL,
+            LockError::Interrupted { signal } => crate::signals::exit_code(*signal),
             LockError::Io { .. } => exit::FAILURE,
         }
     }
@@ -582,6 +674,11 @@ impl fmt::Display for LockError {
                     ),
                 }
             }
+            LockError::Interrupted { signal } => write!(
+                f,
+                "{} while waiting for the state lock",
+                crate::signals::describe(*signal)
+            ),
             LockError::Io { path, source } => {
                 write!(f, "could not lock {}: {source}", path.display())?;
                 write_permission_hint(f, source)
@@ -593,7 +690,7 @@ impl fmt::Display for LockError {
 impl std::error::Error for LockError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            LockError::Timeout { .. } => None,
+            LockError::Timeout { .. } | LockError::Interrupted { .. } => None,
             LockError::Io { source, .. } => Some(source),
         }
     }

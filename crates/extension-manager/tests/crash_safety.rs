@@ -17,9 +17,9 @@
 //! - *during a tool*: as soon as a given tool is called.
 //!
 //! extension-manager is killed first (so that it cannot see its tools die), then, unless
-//! the tools are to live on as orphans (as when the OOM killer takes extension-manager
-//! alone), every process of the run, found by the run's `EM_FAKE_STATE` in its environment
-//! (the tools are in process groups of their own). Each kill point says where it landed
+//! the tools are left alone (as when the OOM killer takes extension-manager alone, where
+//! they must die with it), every process of the run, found by the run's `EM_FAKE_STATE` in
+//! its environment (the tools are in process groups of their own). Each kill point says where it landed
 //! (the tools that were running, or none) and which temp files of atomic writes it left;
 //! run with `--nocapture` to see them.
 
@@ -285,9 +285,10 @@ enum Tools {
     /// Killed too, right after extension-manager (a whole-machine crash, or a killed
     /// process tree).
     Killed,
-    /// Left to finish on their own, as orphans (extension-manager alone was killed, e.g.
-    /// by the OOM killer): they run on while the next run starts.
-    LiveOn,
+    /// Left alone by the test (extension-manager alone was killed, e.g. by the OOM
+    /// killer): they must die with it (em-exec's PR_SET_PDEATHSIG and supervisor), never
+    /// run on while the next run starts.
+    LeftAlone,
 }
 
 /// Where a kill landed.
@@ -329,6 +330,11 @@ fn processes(keep: impl Fn(u32, &[&str]) -> bool) -> Vec<(u32, String)> {
             continue;
         }
         let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        // em-exec's supervisor (a fork of extension-manager) is neither a tool nor a run's
+        // child at work; it exits right after extension-manager.
+        if comm.trim() == "em-supervisor" {
+            continue;
+        }
         found.push((pid, comm.trim().to_string()));
     }
     found.sort();
@@ -381,8 +387,8 @@ struct KillPoint {
 
 impl Crash {
     /// Starts `install crash-tool` and kills it with SIGKILL at `at` (and its tools, unless
-    /// they are to live on); then checks what a crash must leave: a readable state, no
-    /// recorded failure, a readable history.
+    /// they are left alone: then they must die with it); then checks what a crash must
+    /// leave: no tool running on, a readable state, no recorded failure, a readable history.
     fn killed_run(&self, phase: &str, at: KillAt, tools: Tools) -> KillPoint {
         let log = fs::File::create(self.root().join(format!("{phase}.stderr"))).expect("log");
         let started = Instant::now();
@@ -416,9 +422,11 @@ impl Crash {
                 KillAt::DuringTool(tool) => self.calls(phase).iter().any(|(t, _)| t == tool),
             };
             if ready {
+                // Where the kill lands: what runs at this instant (once extension-manager
+                // is dead, its tools die with it at once).
+                let running = processes_with_env(&marker, pid);
                 // extension-manager first, so that it never sees a tool of its die.
                 child.kill().expect("SIGKILL extension-manager");
-                let running = processes_with_env(&marker, pid);
                 if tools == Tools::Killed {
                     kill_all(&running);
                 }
@@ -436,21 +444,22 @@ impl Crash {
             std::thread::sleep(Duration::from_micros(500));
         };
         let _ = child.wait();
-        // A shell of a check may have started its command meanwhile: kill until none is left.
-        if tools == Tools::Killed {
-            let waited = Instant::now();
-            loop {
-                let left = processes_with_env(&marker, pid);
-                if left.is_empty() {
-                    break;
-                }
-                assert!(
-                    waited.elapsed() < PATIENCE,
-                    "{phase}: the killed run's tools live on: {left:?}"
-                );
-                kill_all(&left);
-                std::thread::sleep(Duration::from_millis(1));
+        // Killed: a shell of a check may have started its command meanwhile, so kill until
+        // none is left. Left alone: they must die by themselves.
+        let waited = Instant::now();
+        loop {
+            let left = processes_with_env(&marker, pid);
+            if left.is_empty() {
+                break;
             }
+            assert!(
+                waited.elapsed() < PATIENCE,
+                "{phase}: the killed run's tools live on: {left:?}"
+            );
+            if tools == Tools::Killed {
+                kill_all(&left);
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
         let calls = self.call_count(phase);
 
@@ -732,12 +741,12 @@ fn killed_at_times_then_rerun_finishes() {
 }
 
 #[test]
-fn killed_alone_while_its_tools_run_on_then_rerun_finishes() {
+fn killed_alone_its_tools_die_with_it_then_rerun_finishes() {
     let points: Vec<KillAt> = [3, 5, 8, 11, 14]
         .into_iter()
         .map(KillAt::DuringCall)
         .collect();
-    let seen = fresh_kill_points(&points, Tools::LiveOn);
+    let seen = fresh_kill_points(&points, Tools::LeftAlone);
     assert!(
         seen.iter().any(|p| matches!(p.landed, Landed::MidCall(_))),
         "some run was killed with a tool running: {seen:#?}"

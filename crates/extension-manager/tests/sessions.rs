@@ -197,7 +197,8 @@ fn bad_input_exits_2_and_changes_nothing() {
         vec!["install", "no-such-extension"],
     ] {
         let out = s.run(&args);
-        all.push_str(&format!("$ extension-manager {}\n", args.join(" ")));
+        let line = format!("$ extension-manager {}\n", args.join(" "));
+        all.push_str(&line.replace(&s.path().display().to_string(), "[SESSION]"));
         all.push_str(&transcript(&s, &out));
         all.push('\n');
     }

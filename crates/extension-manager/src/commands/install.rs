@@ -304,13 +304,15 @@ async fn execute(
     let ui = common.ui.clone();
     let _lock = match session
         .state_dir
-        .lock(lock_timeout, &common.command, |holder| {
+        .lock_async(lock_timeout, &common.command, |holder| {
             ui.status(
                 "Waiting",
                 Tone::Warn,
                 &format!("for the run lock: {holder}"),
             );
-        }) {
+        })
+        .await
+    {
         Ok(lock) => lock,
         Err(e) => {
             common.ui.error(&e.to_string(), None);
