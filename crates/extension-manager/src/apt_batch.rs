@@ -17,6 +17,8 @@
 //! - Before the merged run, `apt-get update` runs once when the lists are missing, stale
 //!   or do not know a requested package ([`ensure_lists`]); if it fails, every member
 //!   fails with its error.
+//! - dpkg's status is read before and after each `apt-get install` ([`install_measured`]):
+//!   what it pulled in besides the requested names is every member's, for `remove`.
 //! - Steps with a third-party repository are not merged: their source must be added and
 //!   updated first (the executor runs them alone, under the same lock).
 

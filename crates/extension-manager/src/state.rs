@@ -1632,6 +1632,67 @@ mod tests {
     }
 
     #[test]
+    fn state_pulled_in_packages_go_only_when_no_other_extension_recorded_them() {
+        let state = state_with(&[
+            (
+                "python",
+                ExtensionStatus::Installed,
+                Added {
+                    apt: vec!["python3".into()],
+                    apt_deps: vec!["python3.11".into(), "libshared".into(), "gcc".into()],
+                    ..Added::default()
+                },
+            ),
+            (
+                "tool",
+                ExtensionStatus::Installed,
+                Added {
+                    apt: vec!["gcc".into()],
+                    apt_deps: vec!["libshared".into()],
+                    ..Added::default()
+                },
+            ),
+        ]);
+        let undo = state.to_undo("python").expect("recorded");
+        assert_eq!(undo.apt, ["python3"]);
+        assert_eq!(
+            undo.apt_deps,
+            ["python3.11"],
+            "tool named gcc, recorded libshared"
+        );
+        let undo = state.to_undo("tool").expect("recorded");
+        assert!(undo.apt.is_empty() && undo.apt_deps.is_empty(), "{undo:?}");
+    }
+
+    #[test]
+    fn state_undo_goes_through_the_steps_last_first_and_old_records_last() {
+        let mut added = Added {
+            apt: vec!["nodejs".into(), "npm".into()],
+            ..Added::default()
+        };
+        added.note_step(0);
+        added.npm.push("typescript".into());
+        added.apt_deps.push("libuv1".into());
+        added.note_step(2);
+        added.files.push("/etc/profile.d/x.sh".into());
+        let json = serde_json::to_string(&added).expect("json");
+        let back: Added = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, added);
+        let groups = added.by_step();
+        assert_eq!(groups.len(), 3, "{groups:?}");
+        assert_eq!(groups[0].npm, ["typescript"]);
+        assert_eq!(groups[0].apt_deps, ["libuv1"]);
+        assert_eq!(groups[1].apt, ["nodejs", "npm"]);
+        assert_eq!(groups[2].files, [PathBuf::from("/etc/profile.d/x.sh")]);
+        // A state of an older version has no steps: one group, npm before apt.
+        let old: Added =
+            serde_json::from_str(r#"{"apt": ["npm"], "npm": ["typescript"]}"#).expect("old");
+        let groups = old.by_step();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].items()[0], Addition::Npm("typescript".into()));
+    }
+
+    #[test]
     fn state_needed_paths_cover_parents_and_children() {
         let needed = Needed {
             files: BTreeSet::from([PathBuf::from("/opt/tool/bin/tool")]),

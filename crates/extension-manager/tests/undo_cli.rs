@@ -356,3 +356,32 @@ fn a_killed_unpack_is_undone_by_remove() {
     ok(&s, &["remove", "unpacker"]);
     assert_eq!(entries(&dir), ["keep"]);
 }
+
+#[test]
+fn bom_lists_the_dependencies_an_install_pulled_in() {
+    let s = Session::new(APT, DPKG);
+    write(&s, "python", "[[install]]\napt = [\"em-python3\"]\n");
+    ok(&s, &["install", "python"]);
+    let out = run(&s, &["bom"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let parts = doc["extensions"][0]["components"]
+        .as_array()
+        .expect("parts");
+    let by_name = |n: &str| {
+        parts
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {doc:#}"))
+    };
+    assert_eq!(by_name("em-python3")["dependency"], serde_json::Value::Null);
+    for dep in ["em-python3.11", "em-libpython"] {
+        assert_eq!(by_name(dep)["dependency"], true, "{doc:#}");
+        assert_eq!(by_name(dep)["added"], true, "{doc:#}");
+        assert_eq!(by_name(dep)["present"], true, "{doc:#}");
+    }
+    assert!(
+        parts.iter().all(|p| p["name"] != "perl"),
+        "perl was there before"
+    );
+}
