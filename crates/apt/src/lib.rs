@@ -108,10 +108,12 @@
 #![allow(clippy::result_large_err)]
 
 mod classify;
+mod inventory;
 mod package;
 mod sources;
 
 pub use classify::{AptRepair, ClassifyContext, classify};
+pub use inventory::{DpkgInventory, INVENTORY_FORMAT, parse_simulated_removals};
 pub use package::AptPackage;
 pub use sources::{
     AptDirs, MirrorSources, SourceFile, primary_archive, read_sources, rewrite_for_mirror,
@@ -511,6 +513,16 @@ impl Apt {
         self.change_packages(runner, "install", packages).await
     }
 
+    /// `apt-get purge -y` of `packages` (nothing to do when empty): removed with their
+    /// configuration files, so that no `rc` entry stays behind.
+    pub async fn purge(
+        self: &Arc<Self>,
+        runner: &Runner,
+        packages: &[AptPackage],
+    ) -> Result<(), ToolError> {
+        self.change_packages(runner, "purge", packages).await
+    }
+
     /// `apt-get remove -y` of `packages` (nothing to do when empty).
     pub async fn remove(
         self: &Arc<Self>,
@@ -629,6 +641,56 @@ impl Apt {
                 })
             })
             .collect())
+    }
+
+    /// Every package dpkg has on the machine, from one `dpkg-query -W` call (see
+    /// [`DpkgInventory`]). Read-only: no root, no retry. An error means "unknown", never
+    /// "nothing installed".
+    pub async fn inventory(&self) -> Result<DpkgInventory, ToolError> {
+        let operation = "apt inventory".to_string();
+        let cmd = self
+            .tool(&self.dpkg_query)
+            .args(["-W", "-f", INVENTORY_FORMAT])
+            .output(OutputMode::Capture);
+        let out = cmd.run().await.map_err(|e| ToolError {
+            kind: ToolErrorKind::NotRunnable,
+            ..ToolError::permanent(operation.clone(), e.to_string(), None)
+        })?;
+        if !out.success() {
+            return Err(query_failed(
+                operation,
+                ToolFailure::from_output(&cmd, &out),
+            ));
+        }
+        Ok(DpkgInventory::parse(&out.stdout_text()))
+    }
+
+    /// What `apt-get -s VERB ARGS` (a simulation: read-only, no root, no lock) says would
+    /// be removed or purged (see [`parse_simulated_removals`]); `verb` is `purge`,
+    /// `remove` or `autoremove`.
+    pub async fn simulate_removal(
+        &self,
+        verb: &str,
+        packages: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, ToolError> {
+        let operation = format!("apt simulate {verb}");
+        let cmd = self
+            .apt_get()
+            .args(["-s", "-q", verb])
+            .args(self.active().map(|m| m.args()).unwrap_or_default())
+            .args(packages)
+            .output(OutputMode::Capture);
+        let out = cmd.run().await.map_err(|e| ToolError {
+            kind: ToolErrorKind::NotRunnable,
+            ..ToolError::permanent(operation.clone(), e.to_string(), None)
+        })?;
+        if !out.success() {
+            return Err(query_failed(
+                operation,
+                ToolFailure::from_output(&cmd, &out),
+            ));
+        }
+        Ok(parse_simulated_removals(&out.stdout_text()))
     }
 
     /// Whether `package` is installed (`dpkg-query -W`: status `install ok installed`,
@@ -1155,6 +1217,18 @@ fn short_command(cmd: &Cmd) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A read-only query that failed: permanent, with the tool's last line as the reason.
+fn query_failed(operation: String, failure: ToolFailure) -> ToolError {
+    let reason = failure
+        .tail(1)
+        .pop()
+        .unwrap_or_else(|| format!("exited with code {}", failure.code));
+    ToolError {
+        last: Some(failure),
+        ..ToolError::permanent(operation, reason, None)
+    }
 }
 
 #[cfg(test)]

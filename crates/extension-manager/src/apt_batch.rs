@@ -17,9 +17,12 @@
 //! - Before the merged run, `apt-get update` runs once when the lists are missing, stale
 //!   or do not know a requested package ([`ensure_lists`]); if it fails, every member
 //!   fails with its error.
+//! - dpkg's status is read before and after each `apt-get install` ([`install_measured`]):
+//!   what it pulled in besides the requested names is every member's, for `remove`.
 //! - Steps with a third-party repository are not merged: their source must be added and
 //!   updated first (the executor runs them alone, under the same lock).
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,7 +56,53 @@ pub struct Member {
 
 struct Request {
     member: Member,
-    done: oneshot::Sender<Result<(), ToolError>>,
+    done: oneshot::Sender<Installed>,
+}
+
+/// How an `apt-get install` went, and what it pulled in: the packages dpkg has after it
+/// and did not have before, less the ones the run asked for (by name, any architecture).
+/// In a merged run every member is told the same `pulled_in`: apt resolved their
+/// packages together, and which member needed which dependency is not known.
+pub struct Installed {
+    /// The install's result.
+    pub result: Result<(), ToolError>,
+    /// What it pulled in; `Err` says why that is unknown (dpkg's status unreadable).
+    pub pulled_in: Result<BTreeSet<String>, String>,
+}
+
+impl Installed {
+    fn failed(e: ToolError) -> Installed {
+        Installed {
+            result: Err(e),
+            pulled_in: Ok(BTreeSet::new()),
+        }
+    }
+}
+
+/// `apt-get install` of `packages`, with dpkg's status read before and after (one
+/// `dpkg-query` call each): what the install pulled in, even when it failed midway.
+pub async fn install_measured(
+    apt: &Arc<Apt>,
+    runner: &Runner,
+    packages: &[AptPackage],
+) -> Installed {
+    let before = apt.inventory().await;
+    let result = apt.install(runner, packages).await;
+    let pulled_in = match (before, apt.inventory().await) {
+        (Ok(before), Ok(after)) => Ok(after
+            .added_since(&before)
+            .into_iter()
+            .filter(|p| !is_requested(p, packages))
+            .collect()),
+        (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+    };
+    Installed { result, pulled_in }
+}
+
+/// Whether dpkg's `package` (`libc6`, `libc6:i386`) is one of `packages` by name.
+fn is_requested(package: &str, packages: &[AptPackage]) -> bool {
+    let name = package.split_once(':').map_or(package, |(n, _)| n);
+    packages.iter().any(|p| p.name() == name)
 }
 
 /// The queue of apt installs of one run.
@@ -88,7 +137,7 @@ impl AptBatcher {
         lock: &AsyncMutex<()>,
         ui: &Ui,
         member: Member,
-    ) -> Result<(), ToolError> {
+    ) -> Installed {
         let owner = member.owner.clone();
         let (done, result) = oneshot::channel();
         self.queue
@@ -124,13 +173,13 @@ impl AptBatcher {
                 Refetched::report(ui, in_update.count() + in_install.count());
                 if let Err((e, batch)) = result {
                     for r in batch {
-                        let _ = r.done.send(Err(e.clone()));
+                        let _ = r.done.send(Installed::failed(e.clone()));
                     }
                 }
             }
         }
         result.await.unwrap_or_else(|_| {
-            Err(ToolError::permanent(
+            Installed::failed(ToolError::permanent(
                 format!("apt install for {owner}"),
                 "the merged apt install ended without a result",
                 None,
@@ -242,8 +291,8 @@ async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>, lines: Line
     if batch.len() == 1 {
         let Some(request) = batch.pop() else { return };
         let runner = request.member.runner.clone().with_lines(lines);
-        let result = apt.install(&runner, &request.member.packages).await;
-        let _ = request.done.send(result);
+        let installed = install_measured(apt, &runner, &request.member.packages).await;
+        let _ = request.done.send(installed);
         return;
     }
     let mut owners: Vec<&str> = batch.iter().map(|r| r.member.owner.as_str()).collect();
@@ -267,10 +316,15 @@ async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>, lines: Line
         .clone()
         .subscribe_all(&others)
         .with_lines(lines);
-    match apt.install(&runner, &packages).await {
+    let merged = install_measured(apt, &runner, &packages).await;
+    match merged.result {
         Ok(()) => {
             for r in batch {
-                let _ = r.done.send(Ok(()));
+                let pulled_in = merged.pulled_in.clone();
+                let _ = r.done.send(Installed {
+                    result: Ok(()),
+                    pulled_in,
+                });
             }
         }
         Err(e) if e.kind == ToolErrorKind::Permanent => {
@@ -283,17 +337,32 @@ async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>, lines: Line
                     e.reason
                 ),
             );
+            // What the merged attempt left installed is shared, as after a success.
             for r in batch {
-                let result = apt.install(&r.member.runner, &r.member.packages).await;
-                let _ = r.done.send(result);
+                let mut alone = install_measured(apt, &r.member.runner, &r.member.packages).await;
+                alone.pulled_in = join(&merged.pulled_in, alone.pulled_in);
+                let _ = r.done.send(alone);
             }
         }
         Err(e) => {
             for r in batch {
-                let _ = r.done.send(Err(e.clone()));
+                let _ = r.done.send(Installed {
+                    result: Err(e.clone()),
+                    pulled_in: merged.pulled_in.clone(),
+                });
             }
         }
     }
+}
+
+/// Two answers of "what was pulled in": both sets, or why one is unknown.
+fn join(
+    a: &Result<BTreeSet<String>, String>,
+    b: Result<BTreeSet<String>, String>,
+) -> Result<BTreeSet<String>, String> {
+    let mut all = a.clone()?;
+    all.extend(b?);
+    Ok(all)
 }
 
 #[cfg(test)]

@@ -576,6 +576,7 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
             recorder.clone(),
             &mut record,
             slot,
+            index,
         )
         .await;
         let recorded = recorder.0.lock().map(|r| r.clone()).unwrap_or_default();
@@ -590,7 +591,7 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
             Ok(StepDone::Ran) => {
                 report.result = "ok".into();
                 record.completed_steps.push(index);
-                save_record(&ctx, &name, &record).await;
+                save_step(&ctx, &name, &mut record, index).await;
             }
             Ok(StepDone::Guarded(why)) => {
                 ctx.ui.status(
@@ -704,6 +705,12 @@ fn take_state_error(ctx: &Context) -> Option<StepError> {
     )))
 }
 
+/// Notes `index` as the step that added whatever is not noted yet, then saves.
+async fn save_step(ctx: &Context, name: &str, record: &mut InstalledExtension, index: usize) {
+    record.added.note_step(index);
+    save_record(ctx, name, record).await;
+}
+
 async fn history(ctx: &Context, name: &str, event: &str, detail: &str) {
     let entry = HistoryEntry::new(&ctx.run_id, &ctx.command, Some(name), event, detail);
     if let Err(e) = ctx.state_dir.append_history(&entry) {
@@ -764,6 +771,7 @@ async fn run_step(
     recorder: Arc<StepRecorder>,
     record: &mut InstalledExtension,
     slot: &JobSlot,
+    index: usize,
 ) -> Result<StepDone, StepError> {
     match &step.action {
         Step::Apt(apt_step) => {
@@ -818,36 +826,33 @@ async fn run_step(
                     &downloads,
                     repository,
                     apt_step.allow_http,
+                    index,
                 )
                 .await?;
                 if let Some(why) = stale {
                     crate::apt_batch::update_lists(&apt, &ctx.ui, &update_runner, &why).await?;
                 }
             }
-            let before = apt
-                .installed(&packages)
-                .await
-                .unwrap_or_else(|_| vec![false; packages.len()]);
-            let fresh: Vec<&AptPackage> = packages
-                .iter()
-                .zip(before)
-                .filter(|(_, was)| !was)
-                .map(|(p, _)| p)
-                .collect();
+            let fresh = absent_apt_packages(ctx, &apt, &packages, log).await;
             for p in &packages {
                 push_new(&mut record.uses.apt, p.name().to_string());
             }
             for p in &fresh {
                 push_new(&mut record.added.apt, p.name().to_string());
             }
-            save_record(ctx, name, record).await;
+            save_step(ctx, name, record, index).await;
             let installed = match one_at_a_time {
                 Some(_held) => {
                     match crate::apt_batch::ensure_lists(&apt, &ctx.ui, &update_runner, &packages)
                         .await
                     {
-                        Ok(()) => apt.install(&runner, &packages).await,
-                        Err(e) => Err(e),
+                        Ok(()) => {
+                            crate::apt_batch::install_measured(&apt, &runner, &packages).await
+                        }
+                        Err(e) => crate::apt_batch::Installed {
+                            result: Err(e),
+                            pulled_in: Ok(BTreeSet::new()),
+                        },
                     }
                 }
                 None => {
@@ -870,20 +875,13 @@ async fn run_step(
                     result
                 }
             };
-            if let Err(e) = installed {
-                let fresh: Vec<AptPackage> = fresh.into_iter().cloned().collect();
-                let now = apt
-                    .installed(&fresh)
-                    .await
-                    .unwrap_or_else(|_| vec![true; fresh.len()]);
-                for (p, there) in fresh.iter().zip(now) {
-                    if !there {
-                        record.added.apt.retain(|n| n != p.name());
-                    }
-                }
-                save_record(ctx, name, record).await;
+            record_pulled_in(ctx, &installed.pulled_in, &mut record.added, log);
+            if let Err(e) = installed.result {
+                forget_absent_apt(&apt, &fresh, &mut record.added).await;
+                save_step(ctx, name, record, index).await;
                 return Err(e.into());
             }
+            save_step(ctx, name, record, index).await;
             Ok(StepDone::Ran)
         }
         Step::Npm(npm_step) => {
@@ -905,23 +903,31 @@ async fn run_step(
                 ..NpmConfig::default()
             })?);
             let _one_at_a_time = ctx.tools.npm_lock.lock().await;
-            let before: BTreeSet<String> = npm
-                .ls_global()
-                .await
-                .map(|l| l.into_iter().map(|(n, _)| n).collect())
-                .unwrap_or_default();
-            let fresh: Vec<String> = packages
-                .iter()
-                .map(|p| p.name().to_string())
-                .filter(|n| !before.contains(n))
-                .collect();
+            let fresh: Vec<String> = match npm.ls_global().await {
+                Ok(before) => {
+                    let before: BTreeSet<String> = before.into_iter().map(|(n, _)| n).collect();
+                    packages
+                        .iter()
+                        .map(|p| p.name().to_string())
+                        .filter(|n| !before.contains(n))
+                        .collect()
+                }
+                Err(e) => {
+                    unknown_state(
+                        ctx,
+                        log,
+                        &format!("npm's global packages are unknown ({e})"),
+                    );
+                    Vec::new()
+                }
+            };
             for p in &packages {
                 push_new(&mut record.uses.npm, p.name().to_string());
             }
             for n in &fresh {
                 push_new(&mut record.added.npm, n.clone());
             }
-            save_record(ctx, name, record).await;
+            save_step(ctx, name, record, index).await;
             if let Err(e) = npm.install_global(&runner, &packages).await {
                 if let Ok(now) = npm.ls_global().await {
                     let now: BTreeSet<String> = now.into_iter().map(|(n, _)| n).collect();
@@ -929,7 +935,7 @@ async fn run_step(
                         .added
                         .npm
                         .retain(|n| !fresh.contains(n) || now.contains(n));
-                    save_record(ctx, name, record).await;
+                    save_step(ctx, name, record, index).await;
                 }
                 return Err(e.into());
             }
@@ -972,29 +978,41 @@ async fn run_step(
                 },
                 target,
             )?);
-            // A venv this step creates, and (pip installs are idempotent) every requirement,
-            // are recorded before pip runs.
+            // A venv this step creates, and every requirement pip positively lacks, are
+            // recorded before pip runs.
             if let Some(v) = &venv
                 && !venv_existed
             {
                 push_new(&mut record.added.venvs, v.clone());
             }
+            let before = match pip.installed_names().await {
+                Ok(names) => Some(names),
+                Err(e) => {
+                    unknown_state(ctx, log, &format!("pip's packages are unknown ({e})"));
+                    None
+                }
+            };
             for r in &requirements {
                 let entry = PipAdded {
                     venv: venv.clone(),
                     name: r.name().to_string(),
                 };
                 push_new(&mut record.uses.pip, entry.clone());
-                push_new(&mut record.added.pip, entry);
+                if before
+                    .as_ref()
+                    .is_some_and(|b| !b.contains(&em_pip::normalize_name(r.name())))
+                {
+                    push_new(&mut record.added.pip, entry);
+                }
             }
-            save_record(ctx, name, record).await;
+            save_step(ctx, name, record, index).await;
             if let Err(e) = pip.install(&runner, &requirements).await {
                 if let Some(v) = &venv
                     && !v.join("pyvenv.cfg").exists()
                 {
                     record.added.venvs.retain(|x| x != v);
                     record.added.pip.retain(|p| p.venv.as_ref() != Some(v));
-                    save_record(ctx, name, record).await;
+                    save_step(ctx, name, record, index).await;
                 }
                 return Err(e.into());
             }
@@ -1028,7 +1046,7 @@ async fn run_step(
             push_new(&mut record.uses.files, dest.clone());
             if !existed {
                 push_new(&mut record.added.files, dest.clone());
-                save_record(ctx, name, record).await;
+                save_step(ctx, name, record, index).await;
             }
             let via = d.via.unwrap_or(if which::which("curl").is_ok() {
                 Via::Curl
@@ -1048,12 +1066,13 @@ async fn run_step(
             if let Err(e) = downloaded {
                 if !dest.exists() {
                     record.added.files.retain(|f| f != &dest);
-                    save_record(ctx, name, record).await;
+                    save_step(ctx, name, record, index).await;
                 }
                 return Err(e.into());
             }
             if let Some(unpack_to) = &d.unpack_to {
-                unpack(&dest, Path::new(&unpack_to.value), &mut record.added).await?;
+                let dir = Path::new(&unpack_to.value);
+                unpack(ctx, name, record, index, &dest, dir).await?;
             }
             Ok(StepDone::Ran)
         }
@@ -1117,6 +1136,7 @@ async fn add_repository(
     downloads: &Runner,
     repository: &em_manifest::AptRepository,
     allow_http: bool,
+    index: usize,
 ) -> Result<(), StepError> {
     let (sources_dir, keyrings_dir) = apt_etc_dirs();
     for dir in [&sources_dir, &keyrings_dir] {
@@ -1127,7 +1147,7 @@ async fn add_repository(
     let sources_path = sources_dir.join(format!("extension-manager-{name}.sources"));
     push_new(&mut record.added.apt_sources, sources_path.clone());
     push_new(&mut record.added.apt_sources, key_path.clone());
-    save_record(ctx, name, record).await;
+    save_step(ctx, name, record, index).await;
     let request = DownloadRequest {
         url: repository.key.value.clone(),
         mirrors: Vec::new(),
@@ -1173,6 +1193,68 @@ async fn add_repository(
     Ok(())
 }
 
+/// The named packages of an apt step that dpkg positively says are absent: what the step
+/// may add. When dpkg's status cannot be read, none is counted as added (a package the user
+/// had must never be removed by `remove`); the log and the terminal say so.
+async fn absent_apt_packages(
+    ctx: &Context,
+    apt: &Apt,
+    packages: &[AptPackage],
+    log: &Log,
+) -> Vec<AptPackage> {
+    match apt.inventory().await {
+        Ok(before) => packages
+            .iter()
+            .filter(|p| !before.contains_name(p.name()))
+            .cloned()
+            .collect(),
+        Err(e) => {
+            unknown_state(ctx, log, &format!("dpkg's status is unknown ({e})"));
+            Vec::new()
+        }
+    }
+}
+
+/// Records the packages an apt install pulled in as the step's dependencies.
+fn record_pulled_in(
+    ctx: &Context,
+    pulled_in: &Result<BTreeSet<String>, String>,
+    added: &mut Added,
+    log: &Log,
+) {
+    match pulled_in {
+        Ok(packages) => {
+            for p in packages {
+                if !added.apt.contains(p) {
+                    push_new(&mut added.apt_deps, p.clone());
+                }
+            }
+        }
+        Err(e) => unknown_state(
+            ctx,
+            log,
+            &format!("the packages apt pulled in are unknown ({e})"),
+        ),
+    }
+}
+
+/// After a failed install: forgets the named packages dpkg says are still absent (kept
+/// when dpkg cannot tell: `remove` then tries them, which is harmless).
+async fn forget_absent_apt(apt: &Apt, fresh: &[AptPackage], added: &mut Added) {
+    if let Ok(now) = apt.inventory().await {
+        for p in fresh.iter().filter(|p| !now.contains_name(p.name())) {
+            added.apt.retain(|n| n != p.name());
+        }
+    }
+}
+
+/// Warns that a query failed, so nothing it concerns is recorded as added.
+fn unknown_state(ctx: &Context, log: &Log, why: &str) {
+    let text = format!("{why}: nothing is recorded as added by this step, so `remove` leaves it");
+    log.line(&format!("warning: {text}"));
+    ctx.ui.status("Warning", Tone::Warn, &text);
+}
+
 fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
     if !list.contains(&item) {
         list.push(item);
@@ -1198,7 +1280,7 @@ fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
 }
 
 /// `sh -c SCRIPT` with the extension's option variables (`EM_OPT_*`).
-fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
+pub(crate) fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
     let mut cmd = Cmd::tool("sh").args(["-c", script]);
     for (k, v) in manifest.option_env() {
         cmd = cmd.env(k, v);
@@ -1206,13 +1288,34 @@ fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
     cmd
 }
 
-/// Unpacks `archive` into `dir`, recording what appeared there.
-async fn unpack(archive: &Path, dir: &Path, added: &mut Added) -> Result<(), StepError> {
-    let created_dir = !dir.exists();
+/// Unpacks `archive` into `dir`. What it will create (`dir` itself, or the top-level
+/// entries of the archive that `dir` lacks) is recorded and saved before the unpacking
+/// starts, so that `remove` undoes a run killed midway; a failed unpacking deletes it again.
+async fn unpack(
+    ctx: &Context,
+    name: &str,
+    record: &mut InstalledExtension,
+    index: usize,
+    archive: &Path,
+    dir: &Path,
+) -> Result<(), StepError> {
+    let is_zip = archive.to_string_lossy().ends_with(".zip");
+    let created = if dir.exists() {
+        let entries = archive_entries(archive, is_zip).await?;
+        entries
+            .iter()
+            .map(|e| dir.join(e))
+            .filter(|p| !p.exists() && !p.is_symlink())
+            .collect()
+    } else {
+        vec![dir.to_path_buf()]
+    };
+    for path in &created {
+        push_new(&mut record.added.files, path.clone());
+    }
+    save_step(ctx, name, record, index).await;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let before: BTreeSet<PathBuf> = list_dir(dir);
-    let name = archive.to_string_lossy();
-    let cmd = if name.ends_with(".zip") {
+    let cmd = if is_zip {
         Cmd::tool("unzip")
             .arg("-q")
             .arg("-o")
@@ -1222,6 +1325,34 @@ async fn unpack(archive: &Path, dir: &Path, added: &mut Added) -> Result<(), Ste
     } else {
         Cmd::tool("tar").arg("-xf").arg(archive).arg("-C").arg(dir)
     };
+    let out = cmd.clone().output(OutputMode::Capture).run().await;
+    let failure = match out {
+        Ok(out) if out.success() => return Ok(()),
+        Ok(out) => format!(
+            "unpacking {} failed ({}): {}",
+            archive.display(),
+            cmd.command_line(),
+            out.stderr_text().trim()
+        ),
+        Err(e) => e.to_string(),
+    };
+    for path in &created {
+        if remove_path(path).is_ok() {
+            record.added.files.retain(|f| f != path);
+        }
+    }
+    save_step(ctx, name, record, index).await;
+    Err(StepError::from(failure))
+}
+
+/// The top-level names an archive holds (`tar -tf`, `unzip -Z1`): what unpacking it
+/// creates in its directory.
+async fn archive_entries(archive: &Path, is_zip: bool) -> Result<BTreeSet<PathBuf>, StepError> {
+    let cmd = if is_zip {
+        Cmd::tool("unzip").arg("-Z1").arg(archive)
+    } else {
+        Cmd::tool("tar").arg("-tf").arg(archive)
+    };
     let out = cmd
         .clone()
         .output(OutputMode::Capture)
@@ -1230,28 +1361,35 @@ async fn unpack(archive: &Path, dir: &Path, added: &mut Added) -> Result<(), Ste
         .map_err(|e| e.to_string())?;
     if !out.success() {
         return Err(StepError::from(format!(
-            "unpacking {} failed ({}): {}",
+            "cannot list {} ({}): {}",
             archive.display(),
             cmd.command_line(),
             out.stderr_text().trim()
         )));
     }
-    if created_dir {
-        added.files.push(dir.to_path_buf());
-    } else {
-        for path in list_dir(dir).difference(&before) {
-            if !added.files.contains(path) {
-                added.files.push(path.clone());
-            }
-        }
-    }
-    Ok(())
+    Ok(out
+        .stdout_text()
+        .lines()
+        .filter_map(|line| {
+            Path::new(line).components().find_map(|c| match c {
+                std::path::Component::Normal(n) => Some(PathBuf::from(n)),
+                _ => None,
+            })
+        })
+        .collect())
 }
 
-fn list_dir(dir: &Path) -> BTreeSet<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default()
+/// Deletes a file, a symlink or a directory tree; one that is already gone is no error.
+pub(crate) fn remove_path(path: &Path) -> std::io::Result<()> {
+    let result = if path.is_dir() && !path.is_symlink() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Writes `[extension.env]` to `<profile dir>/extension-manager-NAME.sh`, atomically.

@@ -884,6 +884,7 @@ impl State {
             .flat_map(|(_, record)| [&record.added, &record.uses])
         {
             needed.apt.extend(added.apt.iter().cloned());
+            needed.apt.extend(added.apt_deps.iter().cloned());
             needed.npm.extend(added.npm.iter().cloned());
             needed.pip.extend(added.pip.iter().cloned());
             needed.files.extend(added.files.iter().cloned());
@@ -928,6 +929,13 @@ impl State {
             files: keep_paths(&added.files),
             apt_sources: keep_paths(&added.apt_sources),
             venvs: keep_paths(&added.venvs),
+            apt_deps: added
+                .apt_deps
+                .iter()
+                .filter(|p| !needed.apt.contains(*p) && !added.apt.contains(*p))
+                .cloned()
+                .collect(),
+            order: added.order.clone(),
         })
     }
 }
@@ -1042,6 +1050,42 @@ pub struct Added {
     pub apt_sources: Vec<PathBuf>,
     /// Virtual environments created.
     pub venvs: Vec<PathBuf>,
+    /// apt packages an apt step pulled in besides the ones it named (dpkg's status before
+    /// and after the step), as dpkg names them (`libuv1`, `libc6:i386`).
+    pub apt_deps: Vec<String>,
+    /// The install step that added each item, so that `remove` undoes the steps in reverse
+    /// order. Empty in the state of older versions: see [`Added::by_step`].
+    pub order: Vec<AddedAt>,
+}
+
+/// One item of [`Added`], and the install step (its index in the manifest) that added it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedAt {
+    /// The index of the step in the manifest's `[[install]]` list.
+    pub step: usize,
+    /// What it added.
+    #[serde(flatten)]
+    pub item: Addition,
+}
+
+/// One thing an install added, of any kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum Addition {
+    /// A named apt package.
+    Apt(String),
+    /// An apt package pulled in as a dependency.
+    AptDep(String),
+    /// A global npm package.
+    Npm(String),
+    /// A pip package.
+    Pip(PipAdded),
+    /// A file or directory.
+    File(PathBuf),
+    /// An apt source file or keyring.
+    AptSource(PathBuf),
+    /// A virtual environment.
+    Venv(PathBuf),
 }
 
 impl Added {
@@ -1053,6 +1097,92 @@ impl Added {
             && self.files.is_empty()
             && self.apt_sources.is_empty()
             && self.venvs.is_empty()
+            && self.apt_deps.is_empty()
+    }
+
+    /// Every item, in a fixed order of kinds.
+    pub fn items(&self) -> Vec<Addition> {
+        let mut items: Vec<Addition> = Vec::new();
+        items.extend(self.npm.iter().cloned().map(Addition::Npm));
+        items.extend(self.pip.iter().cloned().map(Addition::Pip));
+        items.extend(self.files.iter().cloned().map(Addition::File));
+        items.extend(self.venvs.iter().cloned().map(Addition::Venv));
+        items.extend(self.apt.iter().cloned().map(Addition::Apt));
+        items.extend(self.apt_deps.iter().cloned().map(Addition::AptDep));
+        items.extend(self.apt_sources.iter().cloned().map(Addition::AptSource));
+        items
+    }
+
+    /// Notes `step` as the step that added every item not noted yet, and forgets the
+    /// notes of items no longer recorded.
+    pub fn note_step(&mut self, step: usize) {
+        let items = self.items();
+        self.order.retain(|at| items.contains(&at.item));
+        for item in items {
+            if !self.order.iter().any(|at| at.item == item) {
+                self.order.push(AddedAt { step, item });
+            }
+        }
+    }
+
+    /// Forgets every item of `done` (what a `remove` has undone).
+    pub fn forget(&mut self, done: &Added) {
+        self.apt.retain(|x| !done.apt.contains(x));
+        self.apt_deps.retain(|x| !done.apt_deps.contains(x));
+        self.npm.retain(|x| !done.npm.contains(x));
+        self.pip.retain(|x| !done.pip.contains(x));
+        self.files.retain(|x| !done.files.contains(x));
+        self.apt_sources.retain(|x| !done.apt_sources.contains(x));
+        self.venvs.retain(|x| !done.venvs.contains(x));
+    }
+
+    fn push(&mut self, item: Addition) {
+        match item {
+            Addition::Apt(p) => self.apt.push(p),
+            Addition::AptDep(p) => self.apt_deps.push(p),
+            Addition::Npm(p) => self.npm.push(p),
+            Addition::Pip(p) => self.pip.push(p),
+            Addition::File(p) => self.files.push(p),
+            Addition::AptSource(p) => self.apt_sources.push(p),
+            Addition::Venv(p) => self.venvs.push(p),
+        }
+    }
+
+    /// The items split by the step that added them, the last step first: the order of an
+    /// exact undo (the step that installed npm is undone after the step that used it).
+    /// Items without a noted step (a state of an older version) come last, in the order of
+    /// [`Added::items`]: npm and pip packages before the apt packages that may provide npm
+    /// and pip, apt sources after the packages that came from them.
+    ///
+    /// ```
+    /// use extension_manager::state::Added;
+    ///
+    /// let mut added = Added { apt: vec!["npm".into()], ..Added::default() };
+    /// added.note_step(0);
+    /// added.npm.push("typescript".into());
+    /// added.note_step(1);
+    /// let groups = added.by_step();
+    /// assert_eq!(groups[0].npm, ["typescript"]);
+    /// assert_eq!(groups[1].apt, ["npm"]);
+    /// ```
+    pub fn by_step(&self) -> Vec<Added> {
+        let mut groups: BTreeMap<std::cmp::Reverse<Option<usize>>, Added> = BTreeMap::new();
+        for item in self.items() {
+            let step = self
+                .order
+                .iter()
+                .find(|at| at.item == item)
+                .map(|at| at.step);
+            groups
+                .entry(std::cmp::Reverse(step))
+                .or_default()
+                .push(item);
+        }
+        // Reverse(None) sorts first: put the unknown step last.
+        let mut groups: Vec<(Option<usize>, Added)> =
+            groups.into_iter().map(|(k, v)| (k.0, v)).collect();
+        groups.sort_by_key(|(step, _)| step.is_none());
+        groups.into_iter().map(|(_, group)| group).collect()
     }
 }
 
@@ -1596,6 +1726,67 @@ mod tests {
         )]);
         assert_eq!(alone.still_needed("go"), Needed::default());
         assert_eq!(alone.to_undo("go").expect("recorded").apt, ["golang"]);
+    }
+
+    #[test]
+    fn state_pulled_in_packages_go_only_when_no_other_extension_recorded_them() {
+        let state = state_with(&[
+            (
+                "python",
+                ExtensionStatus::Installed,
+                Added {
+                    apt: vec!["python3".into()],
+                    apt_deps: vec!["python3.11".into(), "libshared".into(), "gcc".into()],
+                    ..Added::default()
+                },
+            ),
+            (
+                "tool",
+                ExtensionStatus::Installed,
+                Added {
+                    apt: vec!["gcc".into()],
+                    apt_deps: vec!["libshared".into()],
+                    ..Added::default()
+                },
+            ),
+        ]);
+        let undo = state.to_undo("python").expect("recorded");
+        assert_eq!(undo.apt, ["python3"]);
+        assert_eq!(
+            undo.apt_deps,
+            ["python3.11"],
+            "tool named gcc, recorded libshared"
+        );
+        let undo = state.to_undo("tool").expect("recorded");
+        assert!(undo.apt.is_empty() && undo.apt_deps.is_empty(), "{undo:?}");
+    }
+
+    #[test]
+    fn state_undo_goes_through_the_steps_last_first_and_old_records_last() {
+        let mut added = Added {
+            apt: vec!["nodejs".into(), "npm".into()],
+            ..Added::default()
+        };
+        added.note_step(0);
+        added.npm.push("typescript".into());
+        added.apt_deps.push("libuv1".into());
+        added.note_step(2);
+        added.files.push("/etc/profile.d/x.sh".into());
+        let json = serde_json::to_string(&added).expect("json");
+        let back: Added = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, added);
+        let groups = added.by_step();
+        assert_eq!(groups.len(), 3, "{groups:?}");
+        assert_eq!(groups[0].npm, ["typescript"]);
+        assert_eq!(groups[0].apt_deps, ["libuv1"]);
+        assert_eq!(groups[1].apt, ["nodejs", "npm"]);
+        assert_eq!(groups[2].files, [PathBuf::from("/etc/profile.d/x.sh")]);
+        // A state of an older version has no steps: one group, npm before apt.
+        let old: Added =
+            serde_json::from_str(r#"{"apt": ["npm"], "npm": ["typescript"]}"#).expect("old");
+        let groups = old.by_step();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].items()[0], Addition::Npm("typescript".into()));
     }
 
     #[test]

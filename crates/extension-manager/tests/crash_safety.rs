@@ -70,7 +70,14 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn scenario() -> String {
     format!(
         r#"
-# Nothing is installed yet, as dpkg-query says it.
+# Nothing is installed yet, as dpkg-query says it: an empty inventory (`dpkg-query -W -f
+# FORMAT` lists every package), and no match for a package asked by name.
+[[call]]
+tool = "dpkg-query"
+match = "^-W -f [^ ]*\t[^ ]*$"
+stdout = ""
+delay_ms = {DELAY_MS}
+
 [[call]]
 tool = "dpkg-query"
 exit = 1
@@ -691,10 +698,12 @@ fn full_run_calls() -> usize {
 #[test]
 fn a_whole_run_makes_the_calls_the_kill_points_count_on() {
     let calls = full_run_calls();
-    // crash-base: dpkg-query + apt-cache + apt-get + check; crash-py: pip + check;
-    // crash-lib: dpkg-query + apt-cache + apt-get + setup + check; crash-tool: dpkg-query +
-    // apt-cache + apt-get + npm ls + npm install + setup + check.
-    assert_eq!(calls, 18, "the kill points below assume 18 calls a run");
+    // Each apt step reads dpkg's status before it (what is new) and around its apt-get
+    // (what it pulled in): three dpkg-query calls. crash-base: 3 dpkg-query + apt-cache +
+    // apt-get + check; crash-py: pip list + pip install + check; crash-lib: 3 dpkg-query +
+    // apt-cache + apt-get + setup + check; crash-tool: 3 dpkg-query + apt-cache + apt-get +
+    // npm ls + npm install + setup + check.
+    assert_eq!(calls, 25, "the kill points below assume 25 calls a run");
 }
 
 #[test]
@@ -708,15 +717,25 @@ fn killed_during_calls_1_to_9_then_rerun_finishes() {
 }
 
 #[test]
-fn killed_during_calls_10_to_20_then_rerun_finishes() {
-    // 19 and 20 come after the 18 calls of a run: killed (or not) after completion. The
-    // 18th call ends a few ms before the run does: only up to the 17th is it sure that the
+fn killed_during_calls_10_to_18_then_rerun_finishes() {
+    let points: Vec<KillAt> = (10..=18).map(KillAt::DuringCall).collect();
+    let seen = fresh_kill_points(&points, Tools::Killed);
+    assert!(
+        seen.iter().all(|p| p.landed != Landed::AfterCompletion),
+        "every run was caught before its end: {seen:#?}"
+    );
+}
+
+#[test]
+fn killed_during_calls_19_to_27_then_rerun_finishes() {
+    // 26 and 27 come after the 25 calls of a run: killed (or not) after completion. The
+    // 25th call ends a few ms before the run does: only up to the 24th is it sure that the
     // run is caught alive.
-    let points: Vec<KillAt> = (10..=20).map(KillAt::DuringCall).collect();
+    let points: Vec<KillAt> = (19..=27).map(KillAt::DuringCall).collect();
     let seen = fresh_kill_points(&points, Tools::Killed);
     assert!(
         seen.iter()
-            .filter(|p| matches!(p.at, KillAt::DuringCall(k) if k <= 17))
+            .filter(|p| matches!(p.at, KillAt::DuringCall(k) if k <= 24))
             .all(|p| p.landed != Landed::AfterCompletion),
         "every run was caught before its end: {seen:#?}"
     );
@@ -724,7 +743,7 @@ fn killed_during_calls_10_to_20_then_rerun_finishes() {
 
 #[test]
 fn killed_between_calls_then_rerun_finishes() {
-    let points: Vec<KillAt> = [1, 3, 4, 6, 8, 10, 12, 14, 16, 17, 18]
+    let points: Vec<KillAt> = [1, 3, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 25]
         .into_iter()
         .map(KillAt::AfterCall)
         .collect();
@@ -773,10 +792,15 @@ fn a_kill_during_apt_get_install_keeps_what_the_install_adds() {
         "killed in crash-base's only step: {point:?}"
     );
     // The packages are on the machine now, as dpkg-query says.
-    let installed = scenario().replace(
-        "exit = 1\nstderr = \"dpkg-query: no packages found matching crash-pkg\\n\"",
-        "stdout = \"install ok installed\\t1.0\\n\"",
-    );
+    let installed = scenario()
+        .replace(
+            "exit = 1\nstderr = \"dpkg-query: no packages found matching crash-pkg\\n\"",
+            "stdout = \"install ok installed\\t1.0\\n\"",
+        )
+        .replace(
+            "stdout = \"\"",
+            "stdout = \"crash-pkg-a\\tii \\ncrash-pkg-b\\tii \\n\"",
+        );
     assert_ne!(installed, scenario());
     fs::write(crash.root().join("scenario.toml"), installed).expect("scenario");
     let out = crash.run("rerun", &["install", "crash-tool"]);

@@ -218,7 +218,7 @@ fn remove_keeps_what_another_installed_extension_needs() {
     let removes: Vec<String> = s
         .calls()
         .into_iter()
-        .filter(|(t, a)| t == "apt-get" && a.starts_with("remove"))
+        .filter(|(t, a)| t == "apt-get" && a.starts_with("purge"))
         .map(|(_, a)| a)
         .collect();
     assert_eq!(removes.len(), 1, "{removes:?}");

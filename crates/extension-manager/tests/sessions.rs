@@ -24,8 +24,9 @@ fn transcript(s: &Session, out: &std::process::Output) -> String {
     let text = text.replace(&s.path().display().to_string(), "[SESSION]");
     let rules = [
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
-        (r"\b\d+(\.\d+)?(ms|s)\b", "[DUR]"),
-        (r"\b\d+m \d+s\b", "[DUR]"),
+        // With the padding before it: a table's column width follows the digits.
+        (r" +\d+m \d+s\b", " [DUR]"),
+        (r" +\d+(\.\d+)?(ms|s)\b", " [DUR]"),
         (r"\b\d{8}T\d{6}Z?-[0-9a-f]+\b", "[RUN]"),
         (r"_logs/[^ \n]*", "_logs/[LOG]"),
     ];

@@ -85,13 +85,14 @@ pub use classify::{
 pub use probe::{pip_default_index, probe_index, project_url};
 pub use requirement::{PipRequirement, normalize_name};
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use em_exec::{Adapter, Cmd, OutputMode, Runner, ToolError, ToolFailure, Verdict};
+use em_exec::{Adapter, Cmd, OutputMode, Runner, ToolError, ToolErrorKind, ToolFailure, Verdict};
 use em_retry::Operation;
 
 /// The extension that provides Python, for the "not found" error.
@@ -376,6 +377,38 @@ impl Pip {
             .map(|_| ())
     }
 
+    /// The normalized names of the packages the target has now (`pip list --format
+    /// freeze`): read-only, no retry. A venv target that does not exist yet has none. An
+    /// error means "unknown", never "none installed".
+    pub async fn installed_names(&self) -> Result<BTreeSet<String>, ToolError> {
+        if let PipTarget::Venv(dir) = &self.target
+            && !dir.exists()
+        {
+            return Ok(BTreeSet::new());
+        }
+        let operation = "pip list".to_string();
+        let cmd = self
+            .pip(["list"])
+            .args(["--format", "freeze"])
+            .output(OutputMode::Capture);
+        let out = cmd.run().await.map_err(|e| ToolError {
+            kind: ToolErrorKind::NotRunnable,
+            ..ToolError::permanent(operation.clone(), e.to_string(), None)
+        })?;
+        if !out.success() {
+            let failure = ToolFailure::from_output(&cmd, &out);
+            let reason = failure
+                .tail(1)
+                .pop()
+                .unwrap_or_else(|| format!("exited with code {}", failure.code));
+            return Err(ToolError {
+                last: Some(failure),
+                ..ToolError::permanent(operation, reason, None)
+            });
+        }
+        Ok(parse_freeze(&out.stdout_text()))
+    }
+
     /// `<python> -m pip <words> --no-input --disable-pip-version-check --progress-bar off`.
     fn pip<const N: usize>(&self, words: [&str; N]) -> Cmd {
         let mut cmd = Cmd::tool(self.python())
@@ -399,6 +432,21 @@ impl Pip {
     fn probe_python(&self) -> &Path {
         self.config.probe_python.as_deref().unwrap_or(&self.python3)
     }
+}
+
+/// The normalized names of `pip list --format freeze` (`Black==24.1.0`, `pkg @ file:///…`).
+///
+/// ```
+/// let names = em_pip::parse_freeze("Black==24.1.0\nmy_pkg @ file:///src\n\n");
+/// assert_eq!(names.into_iter().collect::<Vec<_>>(), ["black", "my-pkg"]);
+/// ```
+pub fn parse_freeze(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let name = line.split(['=', '@', ' ']).next()?.trim();
+            (!name.is_empty() && !name.starts_with('-')).then(|| normalize_name(name))
+        })
+        .collect()
 }
 
 /// `30`, or `2.5`: pip's `--timeout` takes seconds as a float.

@@ -6,7 +6,8 @@
 //! packages, at which versions, and which files, every extension brought. The state file
 //! already knows *what* each extension's steps install (`uses`: apt and npm packages, pip
 //! packages per venv, files, apt sources, venvs) and which of those its install *added*
-//! (they were not there before); only the machine knows the versions it has now.
+//! (they were not there before), and the apt packages its installs pulled in as
+//! dependencies (`"dependency": true`); only the machine knows the versions it has now.
 //!
 //! How: the machine is asked with as few processes as possible, all at the same time,
 //! argument vectors only: one `dpkg-query -W` for every apt name of every extension, one
@@ -82,6 +83,9 @@ pub struct Part {
     pub sha256: Option<String>,
     /// Whether this extension's install put it there (rather than finding it).
     pub added: bool,
+    /// apt: pulled in as a dependency of the packages the extension names (recorded from
+    /// dpkg's status before and after the install), not named by it.
+    pub dependency: bool,
     /// Whether the machine has it now; `None` when that could not be asked (see `note`).
     pub present: Option<bool>,
     /// Why the version or presence is unknown.
@@ -99,6 +103,7 @@ impl Part {
             path: None,
             sha256: None,
             added,
+            dependency: false,
             present: None,
             note: None,
         }
@@ -342,6 +347,11 @@ fn union<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
     all
 }
 
+/// Every apt package an extension names, uses or pulled in, each once.
+fn apt_parts(e: &InstalledExtension) -> Vec<String> {
+    union(&union(&e.uses.apt, &e.added.apt), &e.added.apt_deps)
+}
+
 /// Every file, apt source and venv an extension uses (or added).
 fn paths_of(e: &InstalledExtension) -> Vec<PathBuf> {
     let mut all = union(&e.uses.files, &e.added.files);
@@ -352,10 +362,7 @@ fn paths_of(e: &InstalledExtension) -> Vec<PathBuf> {
 /// Asks the machine about everything the chosen extensions use; also returns a note for
 /// each query that could not answer.
 async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Vec<String>) {
-    let apt_names: BTreeSet<String> = chosen
-        .iter()
-        .flat_map(|(_, e)| union(&e.uses.apt, &e.added.apt))
-        .collect();
+    let apt_names: BTreeSet<String> = chosen.iter().flat_map(|(_, e)| apt_parts(e)).collect();
     let wants_npm = chosen
         .iter()
         .any(|(_, e)| !e.uses.npm.is_empty() || !e.added.npm.is_empty());
@@ -411,8 +418,12 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
         .iter()
         .map(|(name, e)| {
             let mut parts = Vec::new();
-            for p in union(&e.uses.apt, &e.added.apt) {
+            for p in apt_parts(e) {
                 let mut part = Part::package("apt", &p, e.added.apt.contains(&p));
+                if !part.added && e.added.apt_deps.contains(&p) {
+                    part.added = true;
+                    part.dependency = true;
+                }
                 match &apt {
                     Ok(found) => {
                         let found = found.get(&p);
@@ -494,6 +505,9 @@ fn own_json(entries: &[Entry]) -> Value {
                     });
                     if let Some(a) = &p.arch {
                         v["arch"] = json!(a);
+                    }
+                    if p.dependency {
+                        v["dependency"] = json!(true);
                     }
                     if p.kind == "pip" {
                         v["venv"] = json!(p.venv);
@@ -626,6 +640,9 @@ fn cyclonedx(entries: &[Entry], now: SystemTime) -> Value {
                 .map(|(i, p)| {
                     let bom_ref = format!("{}/{}/{i}", e.name, p.kind);
                     let mut props = vec![property("added", p.added.to_string())];
+                    if p.dependency {
+                        props.push(property("dependency", "true"));
+                    }
                     if let Some(v) = &p.venv {
                         props.push(property("venv", v.display().to_string()));
                     }

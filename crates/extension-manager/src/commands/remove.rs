@@ -1,14 +1,23 @@
 //! `remove EXT... [--cascade] [--dry-run]`: undo what an install added, and only that: a
 //! package, a global npm package, a pip package or a file that another installed extension
 //! also added stays (reference counting over the state).
+//!
+//! Order: the manifest's `[[remove]]` steps first (the extension's own teardown, with its
+//! options filled in as at install time), then the recorded additions step by step, the
+//! last install step first (so `npm uninstall -g` runs while the npm that an earlier apt
+//! step installed is still there). apt packages are purged, and the dependencies an
+//! install pulled in go only when apt says nothing else needs them (docs/decisions.md,
+//! "Exact undo"). Progress is saved after each undone step, so that a run that fails
+//! midway resumes where it stopped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use em_apt::{Apt, AptConfig, AptPackage};
-use em_exec::{Cmd, OutputMode, Runner};
+use em_exec::{OutputMode, Runner};
+use em_manifest::OptionValue;
 use em_npm::{Npm, NpmConfig, NpmPackage};
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 use em_retry::Subscriber;
@@ -17,10 +26,10 @@ use crate::adapter_context::PolicyName;
 use crate::commands::install::Common;
 use crate::error::CliError;
 use crate::exit;
-use crate::output::{HumanEvents, OutputFormat, Tone};
+use crate::output::{HumanEvents, OutputFormat, Tone, Ui};
 use crate::policy_options::parse_duration;
 use crate::session::Session;
-use crate::state::{HistoryEntry, new_run_id};
+use crate::state::{Added, ExtensionStatus, HistoryEntry, InstalledExtension, State, new_run_id};
 
 /// `remove`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -97,28 +106,7 @@ pub async fn remove(
         .unwrap_or_else(|_| targets.iter().cloned().collect());
     if args.dry_run {
         for name in &order {
-            let undo = state.to_undo(name).unwrap_or_default();
-            println!("remove {name}:");
-            for p in &undo.apt {
-                println!("  apt remove {p}");
-            }
-            for p in &undo.npm {
-                println!("  npm uninstall -g {p}");
-            }
-            for p in &undo.pip {
-                println!("  pip uninstall {}", p.name);
-            }
-            for f in undo
-                .files
-                .iter()
-                .chain(&undo.venvs)
-                .chain(&undo.apt_sources)
-            {
-                println!("  delete {}", f.display());
-            }
-            if undo.is_empty() {
-                println!("  (nothing it added is left to undo)");
-            }
+            print_dry_run(session, &state, name);
         }
         return Ok(exit::OK);
     }
@@ -126,13 +114,15 @@ pub async fn remove(
     let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
     let _lock = match session
         .state_dir
-        .lock(lock_timeout, &common.command, |holder| {
+        .lock_async(lock_timeout, &common.command, |holder| {
             ui.status(
                 "Waiting",
                 Tone::Warn,
                 &format!("for the run lock: {holder}"),
             );
-        }) {
+        })
+        .await
+    {
         Ok(lock) => lock,
         Err(e) => {
             common.ui.error(&e.to_string(), None);
@@ -151,101 +141,7 @@ pub async fn remove(
             continue;
         };
         common.ui.status("Removing", Tone::Info, name);
-        let mut problems = Vec::new();
-        // The manifest's own [[remove]] steps first (they may need what is about to go).
-        if let Some(manifest) = session.catalog.get(name) {
-            for step in &manifest.remove {
-                let out = Cmd::tool("sh")
-                    .args(["-c", &step.run.value])
-                    .output(OutputMode::Capture)
-                    .run()
-                    .await;
-                match out {
-                    Ok(o) if o.success() => {}
-                    Ok(o) => {
-                        problems.push(format!("`{}` exited with {}", step.run.value, o.code()))
-                    }
-                    Err(e) => problems.push(format!("`{}`: {e}", step.run.value)),
-                }
-            }
-        }
-        let apt: Vec<AptPackage> = undo
-            .apt
-            .iter()
-            .filter_map(|p| AptPackage::parse(p).ok())
-            .collect();
-        if !apt.is_empty() {
-            match Apt::new(AptConfig::default()) {
-                Ok(a) => {
-                    if let Err(e) = Arc::new(a).remove(&runner, &apt).await {
-                        problems.push(e.to_string());
-                    }
-                }
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        let npm: Vec<NpmPackage> = undo
-            .npm
-            .iter()
-            .filter_map(|p| NpmPackage::parse(p).ok())
-            .collect();
-        if !npm.is_empty() {
-            match Npm::new(NpmConfig::default()) {
-                Ok(n) => {
-                    let policy = session.config.policy(PolicyName::Npm);
-                    if let Err(e) = Arc::new(n)
-                        .uninstall_global(&runner.clone().with_policy(policy), &npm)
-                        .await
-                    {
-                        problems.push(e.to_string());
-                    }
-                }
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        let removed_venvs: BTreeSet<PathBuf> = undo.venvs.iter().cloned().collect();
-        for p in &undo.pip {
-            // A venv that goes away takes its packages along.
-            if p.venv.as_ref().is_some_and(|v| removed_venvs.contains(v)) {
-                continue;
-            }
-            let target = match &p.venv {
-                Some(v) => PipTarget::Venv(v.clone()),
-                None => PipTarget::Interpreter(PathBuf::from("python3")),
-            };
-            let Ok(req) = PipRequirement::parse(&p.name) else {
-                continue;
-            };
-            match Pip::new(PipConfig::default(), target) {
-                Ok(pip) => {
-                    let policy = session.config.policy(PolicyName::Pip);
-                    if let Err(e) = Arc::new(pip)
-                        .uninstall(&runner.clone().with_policy(policy), &[req])
-                        .await
-                    {
-                        problems.push(e.to_string());
-                    }
-                }
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        for path in undo
-            .files
-            .iter()
-            .chain(removed_venvs.iter())
-            .chain(undo.apt_sources.iter())
-        {
-            let result = if path.is_dir() && !path.is_symlink() {
-                std::fs::remove_dir_all(path)
-            } else {
-                std::fs::remove_file(path)
-            };
-            if let Err(e) = result
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                problems.push(format!("cannot delete {}: {e}", path.display()));
-            }
-        }
+        let problems = remove_one(session, &mut state, name, undo, &runner, &common.ui).await?;
         if problems.is_empty() {
             state.extensions.remove(name);
             session.state_dir.save(&state).map_err(|e| {
@@ -285,4 +181,271 @@ pub async fn remove(
         );
     }
     Ok(if failed { exit::FAILURE } else { exit::OK })
+}
+
+/// What `remove --dry-run` prints for `name`, in the order `remove` would go.
+fn print_dry_run(session: &Session, state: &State, name: &str) {
+    let undo = state.to_undo(name).unwrap_or_default();
+    println!("remove {name}:");
+    if let Some(manifest) = session.catalog.get(name) {
+        for step in &manifest.remove {
+            println!("  run {}", step.run.value);
+        }
+    }
+    for group in undo.by_step() {
+        for p in &group.npm {
+            println!("  npm uninstall -g {p}");
+        }
+        for p in &group.pip {
+            println!("  pip uninstall {}", p.name);
+        }
+        for f in group.files.iter().chain(&group.venvs) {
+            println!("  delete {}", f.display());
+        }
+        for p in &group.apt {
+            println!("  apt purge {p}");
+        }
+        for p in &group.apt_deps {
+            println!("  apt purge {p} (pulled in as a dependency; when nothing else needs it)");
+        }
+        for f in &group.apt_sources {
+            println!("  delete {}", f.display());
+        }
+    }
+    if undo.is_empty() {
+        println!("  (nothing it added is left to undo)");
+    }
+}
+
+/// Removes one extension: its `[[remove]]` steps, then `undo` step by step, the last
+/// install step first, saving what is left after each. Returns the problems (none: all
+/// undone); `Err` only when the state cannot be saved.
+async fn remove_one(
+    session: &Session,
+    state: &mut State,
+    name: &str,
+    undo: Added,
+    runner: &Runner,
+    ui: &Ui,
+) -> Result<Vec<String>, CliError> {
+    let Some(record) = state.extensions.get(name).cloned() else {
+        return Ok(Vec::new());
+    };
+    let teardown = run_remove_steps(session, name, &record.options).await;
+    if !teardown.is_empty() {
+        // A complete install's teardown must work before anything it may need goes; an
+        // unfinished one may not have set up what its teardown undoes (and a remove that
+        // stopped midway already ran it): a warning, not a reason to keep everything.
+        if record.status == ExtensionStatus::Installed {
+            return Ok(teardown);
+        }
+        for problem in &teardown {
+            ui.status("Warning", Tone::Warn, &format!("{name}: {problem}"));
+        }
+    }
+    let mut record = record;
+    record.status = ExtensionStatus::Partial;
+    save(session, state, name, &record)?;
+    for group in undo.by_step() {
+        let problems = undo_group(session, &group, runner).await;
+        if !problems.is_empty() {
+            // The earlier steps stay: what they installed may be what undoing this needs.
+            return Ok(problems);
+        }
+        record.added.forget(&group);
+        save(session, state, name, &record)?;
+    }
+    Ok(Vec::new())
+}
+
+fn save(
+    session: &Session,
+    state: &mut State,
+    name: &str,
+    record: &InstalledExtension,
+) -> Result<(), CliError> {
+    state.extensions.insert(name.to_string(), record.clone());
+    session.state_dir.save(state).map_err(|e| {
+        CliError::permanent(format!("removing {name}: the state was not saved"))
+            .caused_by(e)
+            .with_hint("free space or fix the state directory, then run the remove again")
+    })
+}
+
+/// The manifest's `[[remove]]` steps, with the install's options: `{{option}}` filled in
+/// and `EM_OPT_*` set, as for the install's `run` steps.
+async fn run_remove_steps(
+    session: &Session,
+    name: &str,
+    options: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let Some(manifest) = session.catalog.get(name) else {
+        return Vec::new();
+    };
+    if manifest.remove.is_empty() {
+        return Vec::new();
+    }
+    // Options the manifest no longer has are dropped; new ones take their defaults.
+    let values: BTreeMap<String, OptionValue> = options
+        .iter()
+        .filter(|(k, _)| manifest.options.contains_key(*k))
+        .map(|(k, v)| (k.clone(), OptionValue::from(v.as_str())))
+        .collect();
+    let resolved = match manifest.resolve(&values) {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![format!(
+                "the [[remove]] steps cannot be given the install's options: {}",
+                e.message
+            )];
+        }
+    };
+    let mut problems = Vec::new();
+    for step in &resolved.remove {
+        let out = crate::executor::shell(&step.run.value, &resolved)
+            .output(OutputMode::Capture)
+            .run()
+            .await;
+        match out {
+            Ok(o) if o.success() => {}
+            Ok(o) => problems.push(format!("`{}` exited with {}", step.run.value, o.code())),
+            Err(e) => problems.push(format!("`{}`: {e}", step.run.value)),
+        }
+    }
+    problems
+}
+
+/// Undoes what one install step added: npm and pip packages, files and venvs, apt
+/// packages, then apt sources (see [`Added::by_step`]).
+async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = uninstall_npm(session, &group.npm, runner).await {
+        problems.push(e);
+    }
+    problems.extend(uninstall_pip(session, group, runner).await);
+    problems.extend(delete_paths(group.files.iter().chain(&group.venvs)));
+    if problems.is_empty()
+        && let Err(e) = purge_apt(&group.apt, &group.apt_deps, runner).await
+    {
+        problems.push(e);
+    }
+    if problems.is_empty() {
+        problems.extend(delete_paths(group.apt_sources.iter()));
+    }
+    problems
+}
+
+async fn uninstall_npm(session: &Session, names: &[String], runner: &Runner) -> Result<(), String> {
+    let npm: Vec<NpmPackage> = names
+        .iter()
+        .filter_map(|p| NpmPackage::parse(p).ok())
+        .collect();
+    if npm.is_empty() {
+        return Ok(());
+    }
+    let n = Npm::new(NpmConfig::default()).map_err(|e| e.to_string())?;
+    let policy = session.config.policy(PolicyName::Npm);
+    Arc::new(n)
+        .uninstall_global(&runner.clone().with_policy(policy), &npm)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn uninstall_pip(session: &Session, group: &Added, runner: &Runner) -> Vec<String> {
+    let mut problems = Vec::new();
+    let removed_venvs: BTreeSet<&PathBuf> = group.venvs.iter().collect();
+    for p in &group.pip {
+        // A venv that goes away takes its packages along.
+        if p.venv.as_ref().is_some_and(|v| removed_venvs.contains(v)) {
+            continue;
+        }
+        let target = match &p.venv {
+            Some(v) => PipTarget::Venv(v.clone()),
+            None => PipTarget::Interpreter(PathBuf::from("python3")),
+        };
+        let Ok(req) = PipRequirement::parse(&p.name) else {
+            continue;
+        };
+        let result = match Pip::new(PipConfig::default(), target) {
+            Ok(pip) => {
+                let policy = session.config.policy(PolicyName::Pip);
+                Arc::new(pip)
+                    .uninstall(&runner.clone().with_policy(policy), &[req])
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            problems.push(e.to_string());
+        }
+    }
+    problems
+}
+
+fn delete_paths<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Vec<String> {
+    paths
+        .filter_map(|path| {
+            crate::executor::remove_path(path)
+                .err()
+                .map(|e| format!("cannot delete {}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// Purges `named` (one `apt-get purge`), then the `deps` an install pulled in that apt
+/// now finds unneeded (`apt-get -s autoremove`: nothing manually installed depends on
+/// them). Refuses when the purge would take along a package that is neither.
+async fn purge_apt(named: &[String], deps: &[String], runner: &Runner) -> Result<(), String> {
+    if named.is_empty() && deps.is_empty() {
+        return Ok(());
+    }
+    let apt = Arc::new(Apt::new(AptConfig::default()).map_err(|e| e.to_string())?);
+    let ours = |p: &str| {
+        let base = p.split_once(':').map_or(p, |(n, _)| n);
+        named.iter().chain(deps).any(|o| o == p || o == base)
+    };
+    if !named.is_empty() {
+        let would = apt
+            .simulate_removal("purge", named)
+            .await
+            .map_err(|e| e.to_string())?;
+        let others: Vec<&str> = would
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !ours(p))
+            .collect();
+        if !others.is_empty() {
+            return Err(format!(
+                "purging {} would also remove {}, which this extension did not install; \
+                 nothing was purged\nhint: remove those first, or keep this extension",
+                named.join(" "),
+                others.join(" ")
+            ));
+        }
+        apt.purge(runner, &parse_apt(named))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if deps.is_empty() {
+        return Ok(());
+    }
+    let unneeded = apt
+        .simulate_removal("autoremove", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    let go: Vec<String> = deps
+        .iter()
+        .filter(|d| unneeded.contains(*d))
+        .cloned()
+        .collect();
+    apt.purge(runner, &parse_apt(&go))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn parse_apt(names: &[String]) -> Vec<AptPackage> {
+    names
+        .iter()
+        .filter_map(|p| AptPackage::parse(p).ok())
+        .collect()
 }

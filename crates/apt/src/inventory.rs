@@ -1,0 +1,119 @@
+//! What dpkg has installed, read in one `dpkg-query -W` call, and what `apt-get -s` says a
+//! removal would take: the two facts an exact undo is built on.
+
+use std::collections::BTreeSet;
+
+/// The format [`crate::Apt::inventory`] asks `dpkg-query -W -f` for: the package as dpkg
+/// and apt name it (`libc6`, or `libc6:i386` for a foreign or `Multi-Arch: same` package,
+/// which apt-get accepts back as an argument), a tab, the three status letters (`ii `).
+pub const INVENTORY_FORMAT: &str = "${binary:Package}\t${db:Status-Abbrev}\n";
+
+/// The packages dpkg has on the machine: unpacked or installed, including the half-done
+/// states of an interrupted run (`iU`, `iF`, `iH`...). A package dpkg only remembers the
+/// configuration files of (`rc`) or knows nothing of (`un`) is not in it.
+///
+/// ```
+/// use em_apt::DpkgInventory;
+///
+/// let inv = DpkgInventory::parse("python3\tii \nlibc6:i386\tii \ngcc-12\trc \nperl\tiU \n");
+/// assert!(inv.contains("python3") && inv.contains("perl"));
+/// assert!(!inv.contains("gcc-12"), "only its configuration files are left");
+/// assert!(inv.contains_name("libc6"), "any architecture");
+/// let before = DpkgInventory::parse("python3\tii \n");
+/// assert_eq!(inv.added_since(&before).into_iter().collect::<Vec<_>>(), ["libc6:i386", "perl"]);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DpkgInventory {
+    packages: BTreeSet<String>,
+}
+
+impl DpkgInventory {
+    /// Reads the lines of `dpkg-query -W -f` [`INVENTORY_FORMAT`].
+    pub fn parse(text: &str) -> DpkgInventory {
+        let packages = text
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .filter(|(_, status)| is_on_disk(status))
+            .map(|(name, _)| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect();
+        DpkgInventory { packages }
+    }
+
+    /// Whether `package` (as dpkg names it: `libc6` or `libc6:i386`) is on the machine.
+    pub fn contains(&self, package: &str) -> bool {
+        self.packages.contains(package)
+    }
+
+    /// Whether a package called `name` is on the machine, in any architecture.
+    pub fn contains_name(&self, name: &str) -> bool {
+        self.packages
+            .iter()
+            .any(|p| p == name || p.split_once(':').is_some_and(|(n, _)| n == name))
+    }
+
+    /// What is on the machine now and was not in `before`: what happened in between added.
+    pub fn added_since(&self, before: &DpkgInventory) -> BTreeSet<String> {
+        self.packages
+            .difference(&before.packages)
+            .cloned()
+            .collect()
+    }
+
+    /// Every package, as dpkg names it.
+    pub fn packages(&self) -> &BTreeSet<String> {
+        &self.packages
+    }
+}
+
+/// The second letter of dpkg's status abbreviation is the current state: `n` not
+/// installed, `c` only its configuration files; every other one (`i`nstalled, `U`npacked,
+/// `F`ailed config, `H`alf installed, `W`/`t` triggers) has files on disk.
+fn is_on_disk(status: &str) -> bool {
+    !matches!(
+        status.chars().nth(1),
+        None | Some('n') | Some('c') | Some(' ')
+    )
+}
+
+/// The packages a simulated `apt-get -s remove|purge|autoremove` would take away: its
+/// `Remv NAME [VERSION]` and `Purg NAME [VERSION]` lines.
+///
+/// ```
+/// let text = "NOTE: This is only a simulation!\nRemv libuv1 [1.44.2-1]\nPurg nodejs [18.19.0]\n";
+/// let gone = em_apt::parse_simulated_removals(text);
+/// assert_eq!(gone.into_iter().collect::<Vec<_>>(), ["libuv1", "nodejs"]);
+/// ```
+pub fn parse_simulated_removals(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("Remv ")
+                .or_else(|| line.strip_prefix("Purg "))?;
+            rest.split_whitespace().next().map(str::to_string)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_keeps_what_has_files_on_disk() {
+        let inv = DpkgInventory::parse(
+            "a\tii \nb\tiU \nc\trc \nd\tun \ne\tiF \nf\thi \nbroken line\n\tii \n",
+        );
+        let names: Vec<&str> = inv.packages().iter().map(String::as_str).collect();
+        assert_eq!(names, ["a", "b", "e", "f"]);
+    }
+
+    #[test]
+    fn simulation_lines_other_than_removals_are_ignored() {
+        let text = "Reading package lists...\nThe following packages will be REMOVED:\n  nodejs\nRemv nodejs [18]\nInst x (1 stable)\n";
+        assert_eq!(
+            parse_simulated_removals(text),
+            BTreeSet::from(["nodejs".to_string()])
+        );
+    }
+}
