@@ -206,3 +206,32 @@ fn bad_input_exits_2_and_changes_nothing() {
     assert!(!s.path().join("state").join("state.json").exists());
     insta::assert_snapshot!(all);
 }
+
+#[test]
+fn check_refuses_what_install_would_refuse() {
+    let (s, dir) = with_extensions(
+        &[],
+        "",
+        &[(
+            "spaced",
+            r#"[extension]
+name = "spaced"
+version = "1.0.0"
+description = "a requirement with spaces, one argv entry to pip"
+category = "test"
+
+[[install]]
+pip = ["black >= 24"]
+"#,
+        )],
+    );
+    let mut all = String::new();
+    for args in [["check", &dir].as_slice(), &["--extensions-dir", &dir, "install", "spaced"]] {
+        let out = s.run(args);
+        let line = format!("$ extension-manager {}\n", args.join(" "));
+        all.push_str(&line.replace(&s.path().display().to_string(), "[SESSION]"));
+        all.push_str(&transcript(&s, &out));
+        all.push('\n');
+    }
+    insta::assert_snapshot!(all);
+}

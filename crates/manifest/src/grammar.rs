@@ -32,23 +32,6 @@ fn regex(pattern: &str) -> Regex {
 static EXTENSION_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[a-z0-9][a-z0-9-]*$"));
 static OPTION_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[a-z][a-z0-9_-]*$"));
 static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[A-Za-z_][A-Za-z0-9_]*$"));
-// Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, starting
-// with an alphanumeric. Then `:arch`, and `=version` or `/release` as apt-get accepts them.
-static APT_PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?(=[A-Za-z0-9.+~:-]+|/[A-Za-z0-9.+~-]+)?$")
-});
-// npm: an optional scope, a lowercase name, an optional version spec or dist-tag.
-static NPM_PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9.^~<>=*x+-]+)?$")
-});
-// PEP 508, without URLs and environment markers: name, [extras], specifiers.
-static PIP_PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
-    let name = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?";
-    let spec = r" *(?:===|==|!=|<=|>=|~=|<|>) *[A-Za-z0-9.*+!_-]+";
-    regex(&format!(
-        r"^{name} *(?:\[ *{name}(?: *, *{name})* *\])?(?:{spec}(?: *,{spec})*)?$"
-    ))
-});
 static HOSTNAME: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"));
 
@@ -113,20 +96,17 @@ pub(crate) enum Ecosystem {
 
 /// Checks one package name (with its version constraint) against its ecosystem's grammar.
 pub(crate) fn check_package(ecosystem: Ecosystem, package: &str) -> Option<Problem> {
-    let (tool, regex, shape) = match ecosystem {
+    let (tool, shape) = match ecosystem {
         Ecosystem::Apt => (
             "apt",
-            &APT_PACKAGE,
             "apt packages are lowercase letters, digits, `+`, `.` and `-`, optionally followed by `:arch`, `=version` or `/release`, e.g. `python3-venv`, `nodejs=20.11.1-1`",
         ),
         Ecosystem::Npm => (
             "npm",
-            &NPM_PACKAGE,
             "npm packages are `name` or `@scope/name` in lowercase, optionally followed by `@version` or `@tag`, e.g. `typescript@5`, `@types/node@^20`",
         ),
         Ecosystem::Pip => (
             "pip",
-            &PIP_PACKAGE,
             "pip requirements are `name`, optionally `[extras]`, then specifiers with ==, !=, <=, >=, ~=, <, >, ===, e.g. `black==24.*`, `uvicorn[standard]>=0.29,<1`",
         ),
     };
@@ -139,8 +119,13 @@ pub(crate) fn check_package(ecosystem: Ecosystem, package: &str) -> Option<Probl
     if package.is_empty() {
         return Some(problem(format!("an empty {tool} package name"), shape));
     }
-    (!regex.is_match(package))
-        .then(|| problem(format!("`{package}` is not a valid {tool} package"), shape))
+    // The adapter's own parser: what `check` accepts is what `install` runs.
+    let parsed = match ecosystem {
+        Ecosystem::Apt => em_apt::AptPackage::parse(package).map(drop),
+        Ecosystem::Npm => em_npm::NpmPackage::parse(package).map(drop),
+        Ecosystem::Pip => em_pip::PipRequirement::parse(package).map(drop),
+    };
+    parsed.err().map(|why| problem(why, shape))
 }
 
 /// Checks a URL's scheme and form: https, or http when `allow_http` is set.
@@ -333,10 +318,10 @@ mod tests {
             "black==24.*",
             "Django>=4.2,<5",
             "uvicorn[standard]>=0.29",
-            "requests[socks, security]",
+            "requests[socks,security]",
             "pkg===1.0",
             "a_b.c-d~=1.4.2",
-            "numpy != 1.25.0",
+            "numpy!=1.25.0",
         ] {
             assert_eq!(check_package(Ecosystem::Pip, good), None, "{good}");
         }
@@ -348,6 +333,10 @@ mod tests {
             "https://x/y.whl",
             "a[",
             "_x",
+            // pip's adapter passes one argv entry per requirement: no spaces, as install
+            // refuses them.
+            "black >= 24",
+            "requests[socks, security]",
         ] {
             assert!(check_package(Ecosystem::Pip, bad).is_some(), "{bad}");
         }

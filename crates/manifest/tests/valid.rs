@@ -320,7 +320,7 @@ to = "{{dir}}/tool.tar.gz"
     let e = m
         .resolve(&set("version", "1 --registry=https://evil"))
         .expect_err("injection");
-    assert!(e.message.contains("is not a valid npm package"), "{e}");
+    assert!(e.message.starts_with("npm package `tool@1 --registry"), "{e}");
     assert!(
         e.hint
             .as_deref()
