@@ -18,6 +18,10 @@ use crate::rootfs_chroot::{self as chroot, HostConfig, Tree};
 use crate::rootfs_snapshot::{COMMON_PATHS, Diff, Snapshot};
 use crate::{format_duration, target_dir};
 
+/// The extensions `cargo xtask ci` tests when EM_ROOTFS=1: the three the README starts
+/// with (apt only; apt and pip; apt and npm).
+pub const CI_EXTENSIONS: [&str; 3] = ["base", "python", "nodejs"];
+
 /// What `cargo xtask rootfs` was asked.
 #[derive(Default)]
 pub struct Options {
@@ -34,6 +38,14 @@ pub struct Options {
 }
 
 impl Options {
+    /// What CI runs: [`CI_EXTENSIONS`], failing on any difference.
+    pub fn for_ci() -> Self {
+        Self {
+            extensions: CI_EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut options = Self::default();
         let mut args = args.iter();

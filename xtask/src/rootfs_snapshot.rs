@@ -23,7 +23,7 @@ const SECTIONS: [(&str, &str); 4] = [
     ("selections", "dpkg --get-selections"),
     (
         "packages",
-        r"dpkg-query -W -f '${binary:Package} ${Version} ${db:Status-Abbrev}\n'",
+        r"dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\n'",
     ),
     (
         "npm",
