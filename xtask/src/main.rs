@@ -69,7 +69,7 @@ commands:
                      selections, npm/pip packages or files differ afterwards;
                      needs root. Reports under target/rootfs/<EXT>/
       --report-only  print the differences but exit 0
-      --keep         keep each tree under /var/tmp/em-rootfs
+      --keep         keep each tree under /var/tmp/em-rootfs (until the next run)
       --rebuild      build the cached tree again
       --binary PATH  test this binary instead of building the release one
   help               this message

@@ -94,13 +94,14 @@ struct Measured {
 
 impl Measured {
     fn passed(&self) -> bool {
-        self.install.0 == 0 && self.remove.0 == 0 && self.diff.is_empty()
+        self.install.0 == 0 && self.status == 0 && self.remove.0 == 0 && self.diff.is_empty()
     }
 }
 
 pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     let started = Instant::now();
     chroot::check_host()?;
+    chroot::sweep_stale_runs();
     let catalog = read_catalog(&root.join("extensions"))?;
     let chosen = choose(&catalog, &options.extensions)?;
     if chosen.is_empty() {

@@ -419,6 +419,24 @@ pub fn runs_dir() -> PathBuf {
     Path::new(RUNS_DIR).join(std::process::id().to_string())
 }
 
+/// Deletes the trees of earlier runs whose process is gone (killed before its cleanup, or
+/// kept with `--keep`), never one with anything mounted under it.
+pub fn sweep_stale_runs() {
+    let Ok(entries) = fs::read_dir(RUNS_DIR) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let is_alive = Path::new("/proc").join(&pid).exists();
+        if pid.parse::<u32>().is_ok()
+            && !is_alive
+            && let Err(message) = remove_tree(&entry.path())
+        {
+            eprintln!("warning: {message}");
+        }
+    }
+}
+
 /// Deletes this run's (empty) directory of trees.
 pub fn remove_runs_dir() {
     let _ = fs::remove_dir(runs_dir());
