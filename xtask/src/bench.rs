@@ -504,7 +504,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 /// Runs a `cargo build` command line (announced on stderr) in `root`.
 pub fn cargo_build(root: &Path, argv: &[&str]) -> Result<(), String> {
-    eprintln!("==> bench: {}", argv.join(" "));
+    eprintln!("==> {}", argv.join(" "));
     let status = command(root, argv)
         .stdin(Stdio::null())
         .status()

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{command, format_duration, outcomes, target_dir, tidy};
+use crate::{command, format_duration, outcomes, rootfs, target_dir, tidy};
 
 /// One check of the pipeline.
 struct Step {
@@ -20,12 +20,15 @@ enum Action {
     /// The e2e suite's command line: run with the outcome rows collected, then the table
     /// of TESTING.md rewritten from them (see [`outcomes`]).
     E2e(Vec<&'static str>),
+    /// `cargo xtask rootfs` on [`rootfs::CI_EXTENSIONS`], run in this process.
+    Rootfs,
 }
 
 impl Step {
     fn describe(&self) -> String {
         match &self.action {
             Action::Tidy => "cargo xtask tidy".to_owned(),
+            Action::Rootfs => format!("cargo xtask rootfs {}", rootfs::CI_EXTENSIONS.join(" ")),
             Action::Run(argv) | Action::E2e(argv) => argv.join(" "),
         }
     }
@@ -87,6 +90,7 @@ pub fn run(root: &Path) -> Result<(), String> {
             Action::Tidy => tidy::run(root),
             Action::Run(argv) => run_command(command(root, argv)),
             Action::E2e(argv) => e2e(root, argv, false),
+            Action::Rootfs => rootfs::run(root, &rootfs::Options::for_ci()),
         };
         let elapsed = started.elapsed();
         match result {
@@ -149,7 +153,7 @@ fn steps(root: &Path) -> Vec<Step> {
             vec!["cargo", "test", "-p", "em-e2e"],
         )
     };
-    vec![
+    let mut steps = vec![
         Step {
             name: "tidy",
             action: Action::Tidy,
@@ -185,7 +189,18 @@ fn steps(root: &Path) -> Vec<Step> {
             name: "doctest",
             action: Action::Run(vec!["cargo", "test", "--workspace", "--doc"]),
         },
-    ]
+    ];
+    // Install + remove in a fresh Debian chroot (root, debootstrap, a few minutes): only
+    // with EM_ROOTFS=1, which .ci/run sets from one line of its own.
+    if std::env::var("EM_ROOTFS").is_ok_and(|v| v == "1") {
+        steps.push(Step {
+            name: "rootfs",
+            action: Action::Rootfs,
+        });
+    } else {
+        eprintln!("note: the fresh-rootfs test is off (EM_ROOTFS=1 runs it as the last step)");
+    }
+    steps
 }
 
 fn has_nextest(root: &Path) -> bool {

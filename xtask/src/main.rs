@@ -11,14 +11,20 @@
 //!   and the install benchmark (extension-manager against the old bash flow and apt-get
 //!   alone, with and without faults; a cut download), measured in one run on this machine
 //!   and reported as ratios (BENCHMARKS.md).
+//! - `cargo xtask rootfs`: each bundled extension installed and removed in a fresh Debian
+//!   minbase chroot, the machine compared before and after (TESTING.md, "Fresh rootfs").
 //!
 //! It depends on no crate of the workspace, so a failing crate must never stop it from
-//! reporting why; its one dependency is serde_json, for the benchmark's JSON.
+//! reporting why; its dependencies are serde_json, for the benchmark's JSON, and toml, to
+//! read the bundled manifests.
 
 mod bench;
 mod bench_install;
 mod ci;
 mod outcomes;
+mod rootfs;
+mod rootfs_chroot;
+mod rootfs_snapshot;
 mod tidy;
 
 use std::env;
@@ -54,6 +60,18 @@ commands:
       --write        also rewrite the sections of BENCHMARKS.md that ran
       --binary PATH  measure this binary instead of building
                      target/release/extension-manager (for trying the bench itself)
+  rootfs [options] [EXT...]
+                     install and remove each bundled extension (default: all that
+                     need no host outside apt's, npm's and pip's registries) in a
+                     fresh Debian 12 minbase chroot, built once with debootstrap
+                     from the host's apt mirror and cached in
+                     /var/cache/em-rootfs (EM_ROOTFS_CACHE); fails when dpkg's
+                     selections, npm/pip packages or files differ afterwards;
+                     needs root. Reports under target/rootfs/<EXT>/
+      --report-only  print the differences but exit 0
+      --keep         keep each tree under /var/tmp/em-rootfs (until the next run)
+      --rebuild      build the cached tree again
+      --binary PATH  test this binary instead of building the release one
   help               this message
 ";
 
@@ -69,6 +87,9 @@ fn main() -> ExitCode {
         Some("e2e") if rest.is_empty() => ci::run_e2e(&root),
         Some("bench") => {
             bench::Options::parse(&rest).and_then(|options| bench::run(&root, &options))
+        }
+        Some("rootfs") => {
+            rootfs::Options::parse(&rest).and_then(|options| rootfs::run(&root, &options))
         }
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

@@ -1,0 +1,501 @@
+//! `cargo xtask rootfs [--keep] [--report-only] [--rebuild] [EXT...]`: each bundled
+//! extension installed and removed in a fresh Debian minbase chroot, and the machine
+//! compared before and after (dpkg's selections and states, npm globals, pip packages,
+//! files). A difference fails the run, unless `--report-only`.
+//!
+//! The tree is built once with debootstrap from the host's own apt mirror and cached as a
+//! tarball (see [`rootfs_chroot`]); each extension gets a fresh copy of it. Only the
+//! package registries are used: an extension whose manifest (or a requirement's) declares
+//! `requirements.domains` or downloads a file needs another host and is skipped, saying so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use crate::rootfs_chroot::{self as chroot, HostConfig, Tree};
+use crate::rootfs_snapshot::{COMMON_PATHS, Diff, Snapshot};
+use crate::{format_duration, target_dir};
+
+/// The extensions `cargo xtask ci` tests when EM_ROOTFS=1: the three the README starts
+/// with (apt only; apt and pip; apt and npm).
+pub const CI_EXTENSIONS: [&str; 3] = ["base", "python", "nodejs"];
+
+/// What `cargo xtask rootfs` was asked.
+#[derive(Default)]
+pub struct Options {
+    /// Keep each tree under /var/tmp/em-rootfs after its run.
+    keep: bool,
+    /// Report differences but exit 0.
+    report_only: bool,
+    /// Build the cached tree again.
+    rebuild: bool,
+    /// Use this binary instead of building target/release/extension-manager.
+    binary: Option<PathBuf>,
+    /// The extensions to test; none: every one the machine can reach.
+    extensions: Vec<String>,
+}
+
+impl Options {
+    /// What CI runs: [`CI_EXTENSIONS`], failing on any difference.
+    pub fn for_ci() -> Self {
+        Self {
+            extensions: CI_EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut options = Self::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--keep" => options.keep = true,
+                "--report-only" => options.report_only = true,
+                "--rebuild" => options.rebuild = true,
+                "--binary" => {
+                    let path = args.next().ok_or("--binary needs a PATH")?;
+                    options.binary = Some(PathBuf::from(path));
+                }
+                flag if flag.starts_with('-') => {
+                    return Err(format!("unexpected arguments: {flag}"));
+                }
+                name => options.extensions.push(name.to_owned()),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// A bundled manifest, as far as the harness needs it.
+struct Manifest {
+    requires: Vec<String>,
+    /// Hosts outside the package registries: `requirements.domains`, download URLs.
+    hosts: BTreeSet<String>,
+    /// Paths the install steps name (`to`, `unpack_to`, `venv`), listed in snapshots.
+    paths: BTreeSet<String>,
+}
+
+/// What one extension's run measured.
+struct Outcome {
+    name: String,
+    result: Result<Measured, String>,
+}
+
+struct Measured {
+    copy: Duration,
+    install: (i32, Duration),
+    status: i32,
+    removed: Vec<String>,
+    remove: (i32, Duration),
+    diff: Diff,
+}
+
+impl Measured {
+    fn passed(&self) -> bool {
+        self.install.0 == 0 && self.status == 0 && self.remove.0 == 0 && self.diff.is_empty()
+    }
+}
+
+pub fn run(root: &Path, options: &Options) -> Result<(), String> {
+    let started = Instant::now();
+    chroot::check_host()?;
+    chroot::sweep_stale_runs();
+    let catalog = read_catalog(&root.join("extensions"))?;
+    let chosen = choose(&catalog, &options.extensions)?;
+    if chosen.is_empty() {
+        return Err("no extension to test".into());
+    }
+    let host = HostConfig::read()?;
+    let binary = binary(root, options)?;
+    let cache_build = chroot::ensure_cache(&host, options.rebuild)?;
+    match cache_build {
+        Some(took) => eprintln!("==> rootfs: built the tree in {}", format_duration(took)),
+        None => eprintln!("==> rootfs: cached tree {}", chroot::cache_file().display()),
+    }
+    let reports = target_dir(root).join("rootfs");
+    let mut outcomes = Vec::new();
+    for name in &chosen {
+        let paths = snapshot_paths(&catalog, name);
+        let result = test_one(name, &paths, &host, &binary, options.keep, &reports);
+        let outcome = Outcome {
+            name: name.clone(),
+            result,
+        };
+        print_outcome(&outcome, &reports);
+        outcomes.push(outcome);
+    }
+    chroot::remove_runs_dir();
+    finish(&outcomes, options, started.elapsed())
+}
+
+/// Reads `extensions/*.toml` (the bundled manifests) with the fields the harness uses.
+fn read_catalog(dir: &Path) -> Result<BTreeMap<String, Manifest>, String> {
+    let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut catalog = BTreeMap::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let is_manifest = path.extension().is_some_and(|e| e == "toml")
+            && path.file_stem().is_some_and(|s| s != "profiles");
+        if !is_manifest {
+            continue;
+        }
+        let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (name, manifest) = manifest_of(&table)
+            .ok_or_else(|| format!("{}: no [extension] name", path.display()))?;
+        catalog.insert(name, manifest);
+    }
+    Ok(catalog)
+}
+
+fn manifest_of(table: &toml::Table) -> Option<(String, Manifest)> {
+    let extension = table.get("extension")?.as_table()?;
+    let name = extension.get("name")?.as_str()?.to_owned();
+    let strings = |value: Option<&toml::Value>| -> Vec<String> {
+        value
+            .and_then(toml::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let requires = strings(extension.get("requires"));
+    let mut hosts: BTreeSet<String> = strings(
+        extension
+            .get("requirements")
+            .and_then(|r| r.as_table())
+            .and_then(|r| r.get("domains")),
+    )
+    .into_iter()
+    .collect();
+    let mut paths = BTreeSet::new();
+    let steps = table.get("install").and_then(toml::Value::as_array);
+    for step in steps
+        .into_iter()
+        .flatten()
+        .filter_map(toml::Value::as_table)
+    {
+        if let Some(url) = step.get("download").and_then(toml::Value::as_str) {
+            hosts.insert(host_of(url));
+        }
+        for key in ["to", "unpack_to", "venv"] {
+            if let Some(path) = step.get(key).and_then(toml::Value::as_str) {
+                paths.insert(path.to_owned());
+            }
+        }
+    }
+    Some((
+        name,
+        Manifest {
+            requires,
+            hosts,
+            paths,
+        },
+    ))
+}
+
+/// `https://host:port/path` -> `host:port`.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// The extension and everything it requires, transitively.
+fn closure<'a>(catalog: &'a BTreeMap<String, Manifest>, name: &'a str) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![name];
+    while let Some(next) = todo.pop() {
+        if seen.insert(next)
+            && let Some(manifest) = catalog.get(next)
+        {
+            todo.extend(manifest.requires.iter().map(String::as_str));
+        }
+    }
+    seen
+}
+
+/// The hosts outside the package registries that installing `name` needs.
+fn outside_hosts(catalog: &BTreeMap<String, Manifest>, name: &str) -> BTreeSet<String> {
+    closure(catalog, name)
+        .into_iter()
+        .filter_map(|n| catalog.get(n))
+        .flat_map(|m| m.hosts.iter().cloned())
+        .collect()
+}
+
+/// The extensions to test: those asked for (or all), minus those that need other hosts.
+fn choose(catalog: &BTreeMap<String, Manifest>, asked: &[String]) -> Result<Vec<String>, String> {
+    for name in asked {
+        if !catalog.contains_key(name) {
+            let known: Vec<&str> = catalog.keys().map(String::as_str).collect();
+            return Err(format!(
+                "no bundled extension named `{name}`\nhint: one of {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let candidates: Vec<String> = if asked.is_empty() {
+        catalog.keys().cloned().collect()
+    } else {
+        asked.to_vec()
+    };
+    let mut chosen = Vec::new();
+    for name in candidates {
+        let hosts = outside_hosts(catalog, &name);
+        if hosts.is_empty() {
+            chosen.push(name);
+        } else {
+            let hosts: Vec<String> = hosts.into_iter().collect();
+            eprintln!(
+                "==> rootfs: Skipped {name}: it downloads from {}, outside the package \
+                 registries this machine reaches (apt's mirror, npm's and pip's registries)",
+                hosts.join(", ")
+            );
+        }
+    }
+    Ok(chosen)
+}
+
+/// The paths listed in the `files` section for `name`: the common ones and the ones its
+/// manifest (and its requirements') install steps name.
+fn snapshot_paths(catalog: &BTreeMap<String, Manifest>, name: &str) -> BTreeSet<String> {
+    let mut paths: BTreeSet<String> = COMMON_PATHS.iter().map(|p| p.to_string()).collect();
+    for n in closure(catalog, name) {
+        if let Some(manifest) = catalog.get(n) {
+            paths.extend(manifest.paths.iter().cloned());
+        }
+    }
+    paths
+}
+
+/// `--binary`, or target/release/extension-manager built now.
+fn binary(root: &Path, options: &Options) -> Result<PathBuf, String> {
+    if let Some(path) = &options.binary {
+        return Ok(path.clone());
+    }
+    crate::bench::cargo_build(
+        root,
+        &["cargo", "build", "--release", "-p", "extension-manager"],
+    )?;
+    Ok(target_dir(root).join("release/extension-manager"))
+}
+
+/// One extension: fresh tree, snapshot, install, status, remove, snapshot, diff.
+fn test_one(
+    name: &str,
+    paths: &BTreeSet<String>,
+    host: &HostConfig,
+    binary: &Path,
+    keep: bool,
+    reports: &Path,
+) -> Result<Measured, String> {
+    eprintln!("==> rootfs: {name}: fresh tree");
+    let dir = reports.join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    let copied = Instant::now();
+    let tree = Tree::unpack(name, host, keep)?;
+    let em = tree.install_binary(binary)?;
+    let copy = copied.elapsed();
+    let before = Snapshot::take(&tree, paths)?;
+    before.write(&dir.join("before"))?;
+
+    eprintln!("==> rootfs: {name}: extension-manager install {name}");
+    let install = timed(
+        &tree,
+        &format!("{em} --progress none install {name}"),
+        &dir,
+        "install",
+    )?;
+    let status = timed(&tree, &format!("{em} status"), &dir, "status")?.0;
+    let removed = installed_extensions(&tree, em)?;
+    eprintln!(
+        "==> rootfs: {name}: extension-manager remove {}",
+        removed.join(" ")
+    );
+    let remove = if removed.is_empty() {
+        (0, Duration::ZERO)
+    } else {
+        timed(
+            &tree,
+            &format!("{em} remove {}", removed.join(" ")),
+            &dir,
+            "remove",
+        )?
+    };
+
+    let after = Snapshot::take(&tree, paths)?;
+    after.write(&dir.join("after"))?;
+    let diff = Diff::between(&before, &after);
+    let diff_file = dir.join("diff.txt");
+    fs::write(&diff_file, diff.full_text()).map_err(|e| format!("{}: {e}", diff_file.display()))?;
+    Ok(Measured {
+        copy,
+        install,
+        status,
+        removed,
+        remove,
+        diff,
+    })
+}
+
+/// Runs `script` in the tree, its output saved to `<dir>/<log>.log`: (exit code, time).
+fn timed(tree: &Tree, script: &str, dir: &Path, log: &str) -> Result<(i32, Duration), String> {
+    let started = Instant::now();
+    let output = tree.run(script)?;
+    let took = started.elapsed();
+    save_log(&output, &dir.join(format!("{log}.log")))?;
+    Ok((output.status.code().unwrap_or(-1), took))
+}
+
+fn save_log(output: &Output, path: &Path) -> Result<(), String> {
+    let mut text = output.stdout.clone();
+    text.extend_from_slice(&output.stderr);
+    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The extensions the state records after the install (the tree had none before), the
+/// one asked for and every requirement it pulled in.
+fn installed_extensions(tree: &Tree, em: &str) -> Result<Vec<String>, String> {
+    let output = tree.run(&format!("{em} --output json list --installed"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| {
+        format!("`extension-manager list --installed` printed no JSON ({e}): {text}")
+    })?;
+    Ok(value["extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+fn print_outcome(outcome: &Outcome, reports: &Path) {
+    let name = &outcome.name;
+    let m = match &outcome.result {
+        Ok(m) => m,
+        Err(message) => {
+            eprintln!("==> rootfs: {name}: ERROR {message}");
+            return;
+        }
+    };
+    let verdict = if m.passed() { "ok" } else { "FAILED" };
+    eprintln!(
+        "==> rootfs: {name}: {verdict}: copy {}, install exit {} in {}, status exit {}, \
+         remove {} exit {} in {}",
+        format_duration(m.copy),
+        m.install.0,
+        format_duration(m.install.1),
+        m.status,
+        m.removed.join(" "),
+        m.remove.0,
+        format_duration(m.remove.1),
+    );
+    if m.diff.is_empty() {
+        eprintln!("    the machine after remove equals the machine before install");
+    } else {
+        eprint!("{}", m.diff.summary(15));
+        eprintln!("    full diff and logs: {}", reports.join(name).display());
+    }
+}
+
+/// The summary table and the exit status.
+fn finish(outcomes: &[Outcome], options: &Options, total: Duration) -> Result<(), String> {
+    eprintln!("\nrootfs summary:");
+    let mut failed = Vec::new();
+    for outcome in outcomes {
+        let line = match &outcome.result {
+            Ok(m) if m.passed() => "ok".to_owned(),
+            Ok(m) if m.diff.is_empty() => {
+                format!(
+                    "FAILED (install exit {}, remove exit {})",
+                    m.install.0, m.remove.0
+                )
+            }
+            Ok(m) => format!(
+                "FAILED (install exit {}, remove exit {}, the machine differs)",
+                m.install.0, m.remove.0
+            ),
+            Err(message) => format!("ERROR ({})", message.lines().next().unwrap_or("")),
+        };
+        if !line.starts_with("ok") {
+            failed.push(outcome.name.clone());
+        }
+        eprintln!("  {:<12} {line}", outcome.name);
+    }
+    eprintln!("  {:<12} {}", "total", format_duration(total));
+    let leftovers = chroot::mounts_under(&chroot::runs_dir());
+    if !leftovers.is_empty() {
+        return Err(format!("mounts left behind: {}", leftovers.join(", ")));
+    }
+    if failed.is_empty() || options.report_only {
+        return Ok(());
+    }
+    Err(format!(
+        "rootfs: {} left the machine changed or failed: {}",
+        if failed.len() == 1 {
+            "one extension"
+        } else {
+            "extensions"
+        },
+        failed.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> BTreeMap<String, Manifest> {
+        let parse = |text: &str| {
+            let table: toml::Table = toml::from_str(text).expect("test manifest parses");
+            manifest_of(&table).expect("test manifest has a name")
+        };
+        [
+            parse("[extension]\nname = \"base\"\n"),
+            parse(
+                "[extension]\nname = \"go\"\nrequires = [\"base\"]\n\
+                 [[install]]\ndownload = \"https://files.example:8443/go.tgz\"\nunpack_to = \"/opt\"\n",
+            ),
+            parse("[extension]\nname = \"tools\"\nrequires = [\"go\"]\n"),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn an_extension_that_needs_another_host_is_skipped_with_its_dependents() {
+        let catalog = catalog();
+        assert_eq!(choose(&catalog, &[]), Ok(vec!["base".to_owned()]));
+        assert_eq!(
+            outside_hosts(&catalog, "tools")
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["files.example:8443"]
+        );
+        assert!(choose(&catalog, &["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn lists_the_paths_the_install_steps_name() {
+        let paths = snapshot_paths(&catalog(), "tools");
+        assert!(paths.contains("/opt") && paths.contains("/usr/local"));
+    }
+
+    #[test]
+    fn parses_flags_and_names() {
+        let args: Vec<String> = ["--keep", "base", "--report-only", "python"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let options = Options::parse(&args).expect("valid arguments");
+        assert!(options.keep && options.report_only && !options.rebuild);
+        assert_eq!(options.extensions, ["base", "python"]);
+        assert!(Options::parse(&["--nope".into()]).is_err());
+    }
+}
