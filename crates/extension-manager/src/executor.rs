@@ -762,6 +762,22 @@ fn runner_for(
 /// so that a run killed in the middle of it still knows what to undo; what turns out not
 /// to be there after a failure is dropped again.
 #[allow(clippy::too_many_arguments)]
+/// Why `step` is skipped: its `creates` path exists, or its `unless` command succeeds.
+async fn guarded(step: &InstallStep, manifest: &ResolvedManifest) -> Option<String> {
+    if let Some(creates) = &step.creates
+        && Path::new(&creates.value).exists()
+    {
+        return Some(format!("{} exists", creates.value));
+    }
+    let unless = step.unless.as_ref()?;
+    let out = shell(&unless.value, manifest)
+        .output(OutputMode::Capture)
+        .run()
+        .await;
+    out.is_ok_and(|o| o.success())
+        .then(|| format!("`{}` succeeded", unless.value))
+}
+
 async fn run_step(
     ctx: &Arc<Context>,
     name: &str,
@@ -773,6 +789,9 @@ async fn run_step(
     slot: &JobSlot,
     index: usize,
 ) -> Result<StepDone, StepError> {
+    if let Some(why) = guarded(step, manifest).await {
+        return Ok(StepDone::Guarded(why));
+    }
     match &step.action {
         Step::Apt(apt_step) => {
             let packages = apt_step
@@ -1077,20 +1096,6 @@ async fn run_step(
             Ok(StepDone::Ran)
         }
         Step::Run(r) => {
-            if let Some(creates) = &r.creates
-                && Path::new(&creates.value).exists()
-            {
-                return Ok(StepDone::Guarded(format!("{} exists", creates.value)));
-            }
-            if let Some(unless) = &r.unless {
-                let out = shell(&unless.value, manifest)
-                    .output(OutputMode::Capture)
-                    .run()
-                    .await;
-                if out.is_ok_and(|o| o.success()) {
-                    return Ok(StepDone::Guarded(format!("`{}` succeeded", unless.value)));
-                }
-            }
             let policy = ctx.settings.policy(PolicyName::Run);
             let runner = runner_for(ctx, policy, step, log, recorder)?;
             let command = r.command.value.clone();

@@ -607,3 +607,26 @@ fn completions_into_a_reader_that_stops_early_is_no_error() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stderr(&out), "", "no panic, no message");
 }
+
+#[test]
+fn a_guarded_apt_step_is_skipped_and_records_nothing() {
+    let (s, exts, conf) = session();
+    let marker = s.path().join("already-there");
+    fs::write(&marker, "").expect("marker");
+    let guarded = format!(
+        "[extension]\nname = \"guarded\"\nversion = \"1.0.0\"\ndescription = \"test\"\ncategory = \"test\"\n\n[[install]]\napt = [\"em-skipped\"]\ncreates = {:?}\n\n[[install]]\napt = [\"em-taken\"]\nunless = \"false\"\n\n[[validate]]\nrun = \"true\"\n",
+        marker.display().to_string()
+    );
+    fs::write(Path::new(&exts).join("guarded.toml"), guarded).expect("guarded");
+    let out = run(&s, &exts, &conf, &["install", "guarded"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let installs = apt_installs(&s);
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert!(installs[0].ends_with("em-taken"), "{installs:?}");
+    assert!(err.contains("exists"), "the skip says why: {err}");
+    assert_eq!(
+        state(&s)["extensions"]["guarded"]["added"]["apt"],
+        serde_json::json!(["em-taken"])
+    );
+}

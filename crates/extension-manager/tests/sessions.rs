@@ -226,7 +226,10 @@ pip = ["black >= 24"]
         )],
     );
     let mut all = String::new();
-    for args in [["check", &dir].as_slice(), &["--extensions-dir", &dir, "install", "spaced"]] {
+    for args in [
+        ["check", &dir].as_slice(),
+        &["--extensions-dir", &dir, "install", "spaced"],
+    ] {
         let out = s.run(args);
         let line = format!("$ extension-manager {}\n", args.join(" "));
         all.push_str(&line.replace(&s.path().display().to_string(), "[SESSION]"));

@@ -26,7 +26,7 @@ use em_retry::{BackoffKind, Jitter, PolicyOverride};
 type Value<'i> = toml::Spanned<DeValue<'i>>;
 
 const ACTIONS: [&str; 5] = ["apt", "npm", "pip", "download", "run"];
-const STEP_COMMON: [&str; 2] = ["retry", "arch"];
+const STEP_COMMON: [&str; 4] = ["retry", "arch", "creates", "unless"];
 const RETRY_KEYS: [&str; 9] = [
     "attempts",
     "backoff",
@@ -53,7 +53,6 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
             "mirrors",
             "allow_http",
         ],
-        "run" => &["creates", "unless"],
         _ => &[],
     }
 }
@@ -270,11 +269,10 @@ pub(crate) fn check_values(m: &Manifest, values: &BTreeMap<String, String>) -> V
                     check(u, &|v| grammar::check_absolute_path(v, "unpack_to"));
                 }
             }
-            Step::Run(r) => {
-                if let Some(c) = &r.creates {
-                    check(c, &|v| grammar::check_absolute_path(v, "creates"));
-                }
-            }
+            Step::Run(_) => {}
+        }
+        if let Some(c) = &step.creates {
+            check(c, &|v| grammar::check_absolute_path(v, "creates"));
         }
     }
     for c in &m.validate {
@@ -1026,17 +1024,17 @@ impl Loader<'_> {
                         "give the shell command to run",
                     );
                 }
-                Step::Run(RunStep {
-                    command,
-                    creates: self.string(t, "creates"),
-                    unless: self.string(t, "unless"),
-                })
+                Step::Run(RunStep { command })
             }
         };
+        let creates = self.string(t, "creates");
+        let unless = self.string(t, "unless");
         (self.errors.len() == before).then_some(InstallStep {
             action,
             retry,
             arch,
+            creates,
+            unless,
             span,
         })
     }

@@ -222,12 +222,12 @@ fn substitute_manifest(m: &Manifest, f: &dyn Fn(&str) -> String) -> Manifest {
                 }),
                 Step::Run(r) => Step::Run(RunStep {
                     command: s(&r.command),
-                    creates: o(&r.creates),
-                    unless: o(&r.unless),
                 }),
             },
             retry: step.retry.clone(),
             arch: step.arch.clone(),
+            creates: o(&step.creates),
+            unless: o(&step.unless),
             span: step.span.clone(),
         })
         .collect();

@@ -270,6 +270,10 @@ pub struct InstallStep {
     pub retry: Option<StepRetry>,
     /// `arch`: run only on these architectures (empty: on all).
     pub arch: Vec<Arch>,
+    /// `creates`: skip the step when this absolute path exists.
+    pub creates: Option<Spanned<String>>,
+    /// `unless`: skip the step when this shell command succeeds.
+    pub unless: Option<Spanned<String>>,
     /// Where the step is written (its `[[install]]` header).
     pub span: Span,
 }
@@ -414,15 +418,11 @@ pub struct DownloadStep {
     pub allow_http: bool,
 }
 
-/// `run = "..."` and its guards.
+/// `run = "..."`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunStep {
     /// The shell snippet, run with `sh -c`.
     pub command: Spanned<String>,
-    /// `creates`: skip when this absolute path exists.
-    pub creates: Option<Spanned<String>>,
-    /// `unless`: skip when this command succeeds.
-    pub unless: Option<Spanned<String>>,
 }
 
 /// A `[[validate]]` check.

@@ -174,11 +174,11 @@ fn the_manifest_using_every_key_loads_to_the_expected_model() {
     };
     assert_eq!(run.command.value, "corepack enable");
     assert_eq!(
-        run.creates.as_ref().expect("creates").value,
+        m.install[6].creates.as_ref().expect("creates").value,
         "/usr/bin/pnpm"
     );
     assert_eq!(
-        run.unless.as_ref().expect("unless").value,
+        m.install[6].unless.as_ref().expect("unless").value,
         "command -v pnpm"
     );
 
@@ -320,7 +320,10 @@ to = "{{dir}}/tool.tar.gz"
     let e = m
         .resolve(&set("version", "1 --registry=https://evil"))
         .expect_err("injection");
-    assert!(e.message.starts_with("npm package `tool@1 --registry"), "{e}");
+    assert!(
+        e.message.starts_with("npm package `tool@1 --registry"),
+        "{e}"
+    );
     assert!(
         e.hint
             .as_deref()
