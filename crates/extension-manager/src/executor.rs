@@ -758,10 +758,6 @@ fn runner_for(
         })))
 }
 
-/// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,
-/// so that a run killed in the middle of it still knows what to undo; what turns out not
-/// to be there after a failure is dropped again.
-#[allow(clippy::too_many_arguments)]
 /// Why `step` is skipped: its `creates` path exists, or its `unless` command succeeds.
 async fn guarded(step: &InstallStep, manifest: &ResolvedManifest) -> Option<String> {
     if let Some(creates) = &step.creates
@@ -778,6 +774,10 @@ async fn guarded(step: &InstallStep, manifest: &ResolvedManifest) -> Option<Stri
         .then(|| format!("`{}` succeeded", unless.value))
 }
 
+/// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,
+/// so that a run killed in the middle of it still knows what to undo; what turns out not
+/// to be there after a failure is dropped again.
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     ctx: &Arc<Context>,
     name: &str,
