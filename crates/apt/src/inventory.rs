@@ -4,45 +4,89 @@
 use std::collections::BTreeSet;
 
 /// The format [`crate::Apt::inventory`] asks `dpkg-query -W -f` for: the package as dpkg
-/// and apt name it (`libc6`, or `libc6:i386` for a foreign or `Multi-Arch: same` package,
-/// which apt-get accepts back as an argument), a tab, the three status letters (`ii `).
-pub const INVENTORY_FORMAT: &str = "${binary:Package}\t${db:Status-Abbrev}\n";
+/// names it (`libc6`, or `libc6:amd64` for a `Multi-Arch: same` package), its
+/// architecture, and the three status letters (`ii `), separated by tabs.
+pub const INVENTORY_FORMAT: &str = "${binary:Package}\t${Architecture}\t${db:Status-Abbrev}\n";
 
 /// The packages dpkg has on the machine: unpacked or installed, including the half-done
 /// states of an interrupted run (`iU`, `iF`, `iH`...). A package dpkg only remembers the
 /// configuration files of (`rc`) or knows nothing of (`un`) is not in it.
 ///
+/// Names are apt's: dpkg calls a `Multi-Arch: same` package of the machine's own
+/// architecture `libssl3:amd64`, while apt's simulations (`Remv libssl3 [...]`) and
+/// its arguments use `libssl3`; only a foreign architecture keeps its qualifier. The
+/// machine's architecture is that of the `dpkg` package itself, read in the same call.
+///
 /// ```
 /// use em_apt::DpkgInventory;
 ///
-/// let inv = DpkgInventory::parse("python3\tii \nlibc6:i386\tii \ngcc-12\trc \nperl\tiU \n");
+/// let inv = DpkgInventory::parse(
+///     "dpkg\tamd64\tii \npython3\tamd64\tii \nlibssl3:amd64\tamd64\tii \n\
+///      libc6:i386\ti386\tii \ngcc-12\tamd64\trc \nperl\tamd64\tiU \n",
+/// );
 /// assert!(inv.contains("python3") && inv.contains("perl"));
+/// assert!(inv.contains("libssl3"), "named as apt names it");
 /// assert!(!inv.contains("gcc-12"), "only its configuration files are left");
 /// assert!(inv.contains_name("libc6"), "any architecture");
-/// let before = DpkgInventory::parse("python3\tii \n");
-/// assert_eq!(inv.added_since(&before).into_iter().collect::<Vec<_>>(), ["libc6:i386", "perl"]);
+/// assert_eq!(inv.canonical("libssl3:amd64"), "libssl3");
+/// assert_eq!(inv.canonical("libc6:i386"), "libc6:i386");
+/// let before = DpkgInventory::parse("dpkg\tamd64\tii \npython3\tamd64\tii \n");
+/// assert_eq!(
+///     inv.added_since(&before).into_iter().collect::<Vec<_>>(),
+///     ["libc6:i386", "libssl3", "perl"]
+/// );
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DpkgInventory {
     packages: BTreeSet<String>,
+    native: Option<String>,
 }
 
 impl DpkgInventory {
     /// Reads the lines of `dpkg-query -W -f` [`INVENTORY_FORMAT`].
     pub fn parse(text: &str) -> DpkgInventory {
-        let packages = text
+        let rows: Vec<(&str, &str, &str)> = text
             .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .filter(|(_, status)| is_on_disk(status))
-            .map(|(name, _)| name.trim().to_string())
-            .filter(|name| !name.is_empty())
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let name = fields.next()?.trim();
+                let arch = fields.next()?.trim();
+                let status = fields.next()?;
+                (!name.is_empty()).then_some((name, arch, status))
+            })
             .collect();
-        DpkgInventory { packages }
+        let native = rows
+            .iter()
+            .find(|(name, _, _)| *name == "dpkg" || name.starts_with("dpkg:"))
+            .map(|(_, arch, _)| arch.to_string())
+            .filter(|arch| !arch.is_empty());
+        let mut inventory = DpkgInventory {
+            packages: BTreeSet::new(),
+            native,
+        };
+        let packages = rows
+            .iter()
+            .filter(|(_, _, status)| is_on_disk(status))
+            .map(|(name, _, _)| inventory.canonical(name))
+            .collect();
+        inventory.packages = packages;
+        inventory
     }
 
-    /// Whether `package` (as dpkg names it: `libc6` or `libc6:i386`) is on the machine.
+    /// `package` as apt names it: without the qualifier of the machine's own architecture
+    /// (`libssl3:amd64` is `libssl3`), with any other (`libc6:i386`). State files written
+    /// before names were canonical hold the qualified form; this reads both.
+    pub fn canonical(&self, package: &str) -> String {
+        match (&self.native, package.split_once(':')) {
+            (Some(native), Some((name, arch))) if arch == native => name.to_string(),
+            _ => package.to_string(),
+        }
+    }
+
+    /// Whether `package` (`libc6`, `libc6:i386`, or `libssl3:amd64` on amd64) is on the
+    /// machine.
     pub fn contains(&self, package: &str) -> bool {
-        self.packages.contains(package)
+        self.packages.contains(&self.canonical(package))
     }
 
     /// Whether a package called `name` is on the machine, in any architecture.
@@ -60,7 +104,7 @@ impl DpkgInventory {
             .collect()
     }
 
-    /// Every package, as dpkg names it.
+    /// Every package, as apt names it.
     pub fn packages(&self) -> &BTreeSet<String> {
         &self.packages
     }
@@ -102,7 +146,7 @@ mod tests {
     #[test]
     fn inventory_keeps_what_has_files_on_disk() {
         let inv = DpkgInventory::parse(
-            "a\tii \nb\tiU \nc\trc \nd\tun \ne\tiF \nf\thi \nbroken line\n\tii \n",
+            "a\tall\tii \nb\tamd64\tiU \nc\tamd64\trc \nd\t\tun \ne\tall\tiF \nf\tamd64\thi \nbroken line\n\tall\tii \n",
         );
         let names: Vec<&str> = inv.packages().iter().map(String::as_str).collect();
         assert_eq!(names, ["a", "b", "e", "f"]);

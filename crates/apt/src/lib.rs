@@ -668,15 +668,31 @@ impl Apt {
     /// What `apt-get -s VERB ARGS` (a simulation: read-only, no root, no lock) says would
     /// be removed or purged (see [`parse_simulated_removals`]); `verb` is `purge`,
     /// `remove` or `autoremove`.
+    ///
+    /// For `autoremove`, only a hard dependency (Depends, Pre-Depends) of an installed
+    /// package keeps another: the question an undo asks is "does anything need what we
+    /// pulled in?", and a package that only recommends or suggests it was there before
+    /// without it (apt's default would keep the perl `build-essential` pulled in because
+    /// debconf suggests it, and the netbase or sensible-utils a base package recommends).
     pub async fn simulate_removal(
         &self,
         verb: &str,
         packages: &[String],
     ) -> Result<std::collections::BTreeSet<String>, ToolError> {
         let operation = format!("apt simulate {verb}");
+        let hard_only = (verb == "autoremove")
+            .then_some([
+                "-o",
+                "APT::AutoRemove::SuggestsImportant=false",
+                "-o",
+                "APT::AutoRemove::RecommendsImportant=false",
+            ])
+            .into_iter()
+            .flatten();
         let cmd = self
             .apt_get()
             .args(["-s", "-q", verb])
+            .args(hard_only)
             .args(self.active().map(|m| m.args()).unwrap_or_default())
             .args(packages)
             .output(OutputMode::Capture);

@@ -946,6 +946,11 @@ async fn run_step(
             for n in &fresh {
                 push_new(&mut record.added.npm, n.clone());
             }
+            if let Some(root) = npm.global_root().await
+                && !root.exists()
+            {
+                push_new(&mut record.added.dirs, root);
+            }
             save_step(ctx, name, record, index).await;
             if let Err(e) = npm.install_global(&runner, &packages).await {
                 if let Ok(now) = npm.ls_global().await {

@@ -935,6 +935,8 @@ impl State {
                 .filter(|p| !needed.apt.contains(*p) && !added.apt.contains(*p))
                 .cloned()
                 .collect(),
+            // Deleted only when empty: another extension's packages keep it.
+            dirs: added.dirs.clone(),
             order: added.order.clone(),
         })
     }
@@ -1053,6 +1055,9 @@ pub struct Added {
     /// apt packages an apt step pulled in besides the ones it named (dpkg's status before
     /// and after the step), as dpkg names them (`libuv1`, `libc6:i386`).
     pub apt_deps: Vec<String>,
+    /// Directories a tool created as a side effect and leaves behind when its last
+    /// package goes (npm's global `node_modules`): deleted by `remove` only when empty.
+    pub dirs: Vec<PathBuf>,
     /// The install step that added each item, so that `remove` undoes the steps in reverse
     /// order. Empty in the state of older versions: see [`Added::by_step`].
     pub order: Vec<AddedAt>,
@@ -1086,6 +1091,8 @@ pub enum Addition {
     AptSource(PathBuf),
     /// A virtual environment.
     Venv(PathBuf),
+    /// A directory a tool created, deleted when empty.
+    Dir(PathBuf),
 }
 
 impl Added {
@@ -1098,6 +1105,7 @@ impl Added {
             && self.apt_sources.is_empty()
             && self.venvs.is_empty()
             && self.apt_deps.is_empty()
+            && self.dirs.is_empty()
     }
 
     /// Every item, in a fixed order of kinds.
@@ -1107,6 +1115,7 @@ impl Added {
         items.extend(self.pip.iter().cloned().map(Addition::Pip));
         items.extend(self.files.iter().cloned().map(Addition::File));
         items.extend(self.venvs.iter().cloned().map(Addition::Venv));
+        items.extend(self.dirs.iter().cloned().map(Addition::Dir));
         items.extend(self.apt.iter().cloned().map(Addition::Apt));
         items.extend(self.apt_deps.iter().cloned().map(Addition::AptDep));
         items.extend(self.apt_sources.iter().cloned().map(Addition::AptSource));
@@ -1134,6 +1143,7 @@ impl Added {
         self.files.retain(|x| !done.files.contains(x));
         self.apt_sources.retain(|x| !done.apt_sources.contains(x));
         self.venvs.retain(|x| !done.venvs.contains(x));
+        self.dirs.retain(|x| !done.dirs.contains(x));
     }
 
     fn push(&mut self, item: Addition) {
@@ -1145,6 +1155,7 @@ impl Added {
             Addition::File(p) => self.files.push(p),
             Addition::AptSource(p) => self.apt_sources.push(p),
             Addition::Venv(p) => self.venvs.push(p),
+            Addition::Dir(p) => self.dirs.push(p),
         }
     }
 

@@ -240,6 +240,40 @@ fn remove_undoes_the_steps_in_reverse_so_npm_goes_before_the_apt_npm() {
     assert!(state(&s)["extensions"].get("nodejs").is_none());
 }
 
+/// npm creates its global `node_modules` on the first global install and leaves it when
+/// the last package goes: the install records it, `remove` deletes it when empty, and
+/// keeps it when something else is in it.
+#[test]
+fn npms_global_root_goes_with_the_install_that_created_it_when_empty() {
+    for leftover in [false, true] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let modules = root.path().join("lib/node_modules");
+        let package = modules.join("em-ts");
+        let scenario = format!(
+            "[[call]]\ntool = \"npm\"\nmatch = \"^ls \"\nstdout = '{{\"dependencies\": {{}}}}'\n\n\
+             [[call]]\ntool = \"npm\"\nmatch = \"^root -g\"\nstdout = \"{}\\n\"\n\n\
+             [[call]]\ntool = \"npm\"\nmatch = \"^install \"\ntouch = [\"{}\"]\n",
+            modules.display(),
+            package.display(),
+        );
+        let s = Session::new(&["npm"], &scenario);
+        write(&s, "ts", "[[install]]\nnpm = [\"em-ts\"]\n");
+        ok(&s, &["install", "ts"]);
+        assert!(package.exists(), "the fake npm installed into node_modules");
+        assert_eq!(
+            strings(&state(&s)["extensions"]["ts"]["added"]["dirs"]),
+            [modules.display().to_string()],
+        );
+        // The fake's uninstall leaves node_modules as npm does; what is in it decides.
+        fs::remove_file(&package).expect("the package's file");
+        if leftover {
+            fs::write(modules.join("someone-elses"), "x").expect("another package");
+        }
+        ok(&s, &["remove", "ts"]);
+        assert_eq!(modules.exists(), leftover, "kept only when not empty");
+    }
+}
+
 #[test]
 fn remove_steps_get_the_install_options() {
     let s = Session::new(&[], "");

@@ -311,6 +311,26 @@ impl Npm {
         }
     }
 
+    /// Where global packages go (`npm root -g`: `/usr/local/lib/node_modules` for
+    /// Debian's npm). npm creates that directory on the first global install and leaves it
+    /// when the last package goes, so an exact undo needs to know it. Runs once; `None`
+    /// when npm does not say.
+    pub async fn global_root(&self) -> Option<PathBuf> {
+        let mut cmd = Cmd::tool(&self.npm)
+            .args(["root", "-g"])
+            .output(OutputMode::Capture);
+        if let Some(prefix) = &self.config.prefix {
+            cmd = cmd.arg(flag("--prefix=", prefix.as_os_str()));
+        }
+        for (k, v) in &self.config.env {
+            cmd = cmd.env(k, v);
+        }
+        let out = cmd.run().await.ok().filter(|o| o.success())?;
+        let text = out.stdout_text();
+        let line = text.lines().next()?.trim();
+        Path::new(line).is_absolute().then(|| PathBuf::from(line))
+    }
+
     /// npm's `--fetch-timeout` under a policy whose attempts may last `attempt_timeout`:
     /// [`NpmConfig::fetch_timeout`], but at most a quarter of the attempt (at least 1 s),
     /// so that a stalled registry is reported by npm itself (`network timeout at: URL`,

@@ -202,6 +202,9 @@ fn print_dry_run(session: &Session, state: &State, name: &str) {
         for f in group.files.iter().chain(&group.venvs) {
             println!("  delete {}", f.display());
         }
+        for d in &group.dirs {
+            println!("  delete {} (when empty)", d.display());
+        }
         for p in &group.apt {
             println!("  apt purge {p}");
         }
@@ -324,6 +327,10 @@ async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<St
     }
     problems.extend(uninstall_pip(session, group, runner).await);
     problems.extend(delete_paths(group.files.iter().chain(&group.venvs)));
+    for dir in &group.dirs {
+        // Only when empty: what was installed there since is not ours to take.
+        let _ = std::fs::remove_dir(dir);
+    }
     if problems.is_empty()
         && let Err(e) = purge_apt(&group.apt, &group.apt_deps, runner).await
     {
@@ -400,9 +407,13 @@ async fn purge_apt(named: &[String], deps: &[String], runner: &Runner) -> Result
         return Ok(());
     }
     let apt = Arc::new(Apt::new(AptConfig::default()).map_err(|e| e.to_string())?);
+    // apt's simulations name packages as apt does (`libssl3`); a state file may hold
+    // dpkg's name for the same package (`libssl3:amd64`).
+    let inventory = apt.inventory().await.map_err(|e| e.to_string())?;
+    let deps: BTreeSet<String> = deps.iter().map(|d| inventory.canonical(d)).collect();
     let ours = |p: &str| {
         let base = p.split_once(':').map_or(p, |(n, _)| n);
-        named.iter().chain(deps).any(|o| o == p || o == base)
+        deps.contains(p) || named.iter().any(|o| o == p || o == base)
     };
     if !named.is_empty() {
         let would = apt
@@ -433,11 +444,7 @@ async fn purge_apt(named: &[String], deps: &[String], runner: &Runner) -> Result
         .simulate_removal("autoremove", &[])
         .await
         .map_err(|e| e.to_string())?;
-    let go: Vec<String> = deps
-        .iter()
-        .filter(|d| unneeded.contains(*d))
-        .cloned()
-        .collect();
+    let go: Vec<String> = deps.intersection(&unneeded).cloned().collect();
     apt.purge(runner, &parse_apt(&go))
         .await
         .map_err(|e| e.to_string())
