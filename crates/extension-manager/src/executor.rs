@@ -1060,6 +1060,7 @@ async fn run_step(
                 },
                 allow_http: d.allow_http,
                 mode: d.mode,
+                max_size: None,
             };
             let existed = dest.exists();
             push_new(&mut record.uses.files, dest.clone());
@@ -1163,6 +1164,7 @@ async fn add_repository(
         },
         allow_http,
         mode: Some(0o644),
+        max_size: None,
     };
     Arc::new(Curl::new(CurlConfig::default())?)
         .download(downloads, &request)

@@ -81,6 +81,7 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, CliErr
         sha256: args.sha256,
         allow_http: args.allow_http,
         mode: None,
+        max_size: None,
     };
     request
         .validate()
