@@ -351,8 +351,10 @@ impl Runner {
     /// Reads each finished run with `check` (both streams, whatever the exit code): what it
     /// returns for a run the tool called a success turns it into a failed attempt
     /// ([`Checked::Transient`] is retried under the policy, [`Checked::Permanent`] fails).
-    /// Its answer for a failed run is ignored (the adapter classifies those); it sees them
-    /// so that it can keep what it needs from every response (a download's validator).
+    /// For a failed run only a [`Checked::Permanent`] answer counts (a redirect to a
+    /// scheme the download refuses, whatever became of the connection after it); the
+    /// adapter classifies the rest. It sees every run so that it can keep what it needs
+    /// from every response (a download's validator).
     pub fn with_output_check(mut self, check: OutputCheck) -> Self {
         self.check = Some(check);
         self
@@ -560,7 +562,9 @@ impl Runner {
                 async move {
                     let out = cmd.run().await.map_err(AttemptError::NotRunnable)?;
                     let checked = check.as_ref().and_then(|check| {
-                        check(&ToolFailure::from_output(&cmd, &out)).filter(|_| out.success())
+                        check(&ToolFailure::from_output(&cmd, &out)).filter(|checked| {
+                            out.success() || matches!(checked, Checked::Permanent(..))
+                        })
                     });
                     if let Some(checked) = checked {
                         let failure = ToolFailure::from_output(&cmd, &out);
