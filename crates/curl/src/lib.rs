@@ -14,7 +14,8 @@
 //! curl --fail --silent --show-error --location --dump-header -
 //!      --connect-timeout S --max-time S --retry 0
 //!      --proto =https --proto-redir =https        (=http,https with allow_http)
-//!      [-C -] -o <dest dir>/.<name>.em-partial <url>
+//!      --max-filesize CAP [--netrc-file F] [-C - [--header 'If-Range: V']]
+//!      -o <dest dir>/.<name>.em-partial <url>
 //! ```
 //!
 //! - `--fail`: an HTTP error is exit 22 with `The requested URL returned error: NNN`, and no
@@ -32,6 +33,11 @@
 //! - `-C -` is added when the partial file holds bytes: a transfer that broke off (exit 18,
 //!   a timeout mid-body) resumes on the next attempt instead of starting over. A server that
 //!   ignores ranges answers exit 33, and the partial file is deleted (the repair below).
+//! - `--max-filesize`: the size cap (8 GiB, or the free space if less): a larger
+//!   Content-Length is refused before a byte is written (exit 63, permanent).
+//! - `If-Range` with the validator of the response that started the partial file: a
+//!   changed file comes back whole (a 200, exit 33, the partial deleted), never spliced.
+//! - Credentials in a URL go to a private netrc file (`--netrc-file`), never into the argv.
 //! - The user's `.curlrc` is read (proxies, CA bundles live there); every option that
 //!   matters to retrying is given explicitly and wins over it.
 //!

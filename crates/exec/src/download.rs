@@ -2,6 +2,9 @@
 //!
 //! The download adapters share one discipline, from SPEC section 4:
 //!
+//! - downloads to one destination take turns: [`DestLock`], an `flock` on
+//!   `<dest dir>/.<file name>.em-lock`, is held from before the partial file is looked at
+//!   until the file landed;
 //! - the tool writes to a **partial file beside the destination**,
 //!   `<dest dir>/.<file name>.em-partial` ([`partial_path`]). The name is stable, so the
 //!   next attempt (or the next run, after a crash) finds what was already fetched and can

@@ -10,8 +10,8 @@
 //! ## The command
 //!
 //! ```text
-//! wget --tries=1 --timeout=S --no-verbose --server-response
-//!      [-c] -O <dest dir>/.<name>.em-partial <url>
+//! wget --tries=1 --timeout=S --no-verbose --server-response [--https-only]
+//!      [-c [--header=If-Range: V]] -O <dest dir>/.<name>.em-partial <url>
 //! ```
 //!
 //! - `--tries=1`: **we** retry, wget does not. wget's default is 20 tries, and among HTTP
@@ -25,12 +25,18 @@
 //! - `--no-verbose` drops the progress bar; `--server-response` prints the response
 //!   headers (indented, on stderr) so that [`classify`] can read a `Retry-After`.
 //! - `-c` is added when the partial file holds bytes: a transfer that broke off resumes on
-//!   the next attempt. wget restarts from scratch by itself when the server ignores
-//!   `Range`, and treats 416 as "already complete"; the sha256 check catches a partial file
-//!   that did not belong to this download.
-//! - wget has no switch to refuse an https -> http redirect (`--https-only` is for
-//!   recursive mode): the URLs we are given are checked, and a pinned sha256 is what
-//!   protects the content.
+//!   the next attempt, only with the `If-Range` validator of the response that started it
+//!   or a sha256 to check the result ([`em_exec::download::download_with_tool`]). wget
+//!   takes any 416 for "already complete" and exits 0: the output check reads the
+//!   `Content-Range: bytes */TOTAL` and restarts from zero when TOTAL is not the partial's
+//!   size.
+//! - wget follows https -> http and https -> ftp redirects (`--https-only` is for
+//!   recursive mode, given anyway): the output check reads every `Location` and fails the
+//!   download for good, deleting the partial file, when one leaves https (or http with
+//!   `allow_http`).
+//! - wget has no size cap for one file (`--quota` does not apply): the announced size and
+//!   the partial's size are watched while it runs, and it is stopped past the cap.
+//! - Credentials in a URL go to a private wgetrc (`WGETRC`), never into the argv.
 //!
 //! ## Classification
 //!
