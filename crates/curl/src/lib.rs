@@ -14,7 +14,8 @@
 //! curl --fail --silent --show-error --location --dump-header -
 //!      --connect-timeout S --max-time S --retry 0
 //!      --proto =https --proto-redir =https        (=http,https with allow_http)
-//!      [-C -] -o <dest dir>/.<name>.em-partial <url>
+//!      --max-filesize CAP [--netrc-file F] [-C - [--header 'If-Range: V']]
+//!      -o <dest dir>/.<name>.em-partial <url>
 //! ```
 //!
 //! - `--fail`: an HTTP error is exit 22 with `The requested URL returned error: NNN`, and no
@@ -32,6 +33,11 @@
 //! - `-C -` is added when the partial file holds bytes: a transfer that broke off (exit 18,
 //!   a timeout mid-body) resumes on the next attempt instead of starting over. A server that
 //!   ignores ranges answers exit 33, and the partial file is deleted (the repair below).
+//! - `--max-filesize`: the size cap (8 GiB, or the free space if less): a larger
+//!   Content-Length is refused before a byte is written (exit 63, permanent).
+//! - `If-Range` with the validator of the response that started the partial file: a
+//!   changed file comes back whole (a 200, exit 33, the partial deleted), never spliced.
+//! - Credentials in a URL go to a private netrc file (`--netrc-file`), never into the argv.
 //! - The user's `.curlrc` is read (proxies, CA bundles live there); every option that
 //!   matters to retrying is given explicitly and wins over it.
 //!
@@ -81,8 +87,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use em_exec::download::{
-    DownloadRequest, Landed, delete_partial, download_with_tool, output_path_in, retry_after,
-    url_host,
+    AttemptPlan, DownloadRequest, Landed, delete_partial, download_with_tool, output_path_in,
+    retry_after, url_host, write_private,
 };
 use em_exec::{Adapter, Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
 
@@ -161,13 +167,14 @@ impl Curl {
         &self.config
     }
 
-    /// The command of one attempt: fetch `url` into `partial`, resuming it when `resume`.
-    /// `attempt_timeout` (what the policy leaves this attempt) shortens `--max-time`.
+    /// The command of one attempt, from its [`AttemptPlan`]: fetch the URL into the
+    /// partial file, resuming it (with `If-Range` when the plan has a validator),
+    /// `--max-filesize` at the plan's cap, credentials from a netrc file written into the
+    /// plan's private directory. `attempt_timeout` (what the policy leaves this attempt)
+    /// shortens `--max-time`.
     pub fn command(
         &self,
-        url: &str,
-        partial: &Path,
-        resume: bool,
+        plan: &AttemptPlan,
         allow_http: bool,
         attempt_timeout: Option<Duration>,
     ) -> Cmd {
@@ -194,11 +201,27 @@ impl Curl {
                 protocols,
                 "--proto-redir",
                 protocols,
-            ]);
-        if resume {
-            cmd = cmd.args(["-C", "-"]);
+                "--max-filesize",
+            ])
+            .arg(plan.max_size.to_string());
+        if let (Some(creds), Some(dir)) = (&plan.credentials, &plan.secrets) {
+            let netrc = dir.join("netrc");
+            let text = format!(
+                "machine {} login \"{}\" password \"{}\"\n",
+                creds.host, creds.user, creds.password
+            );
+            // If the file cannot be written, curl's 401 says so; the URL is never
+            // given with its credentials.
+            let _ = write_private(&netrc, text.as_bytes());
+            cmd = cmd.arg("--netrc-file").arg(netrc);
         }
-        cmd = cmd.arg("-o").arg(partial).arg(url);
+        if plan.resume {
+            cmd = cmd.args(["-C", "-"]);
+            if let Some(validator) = &plan.if_range {
+                cmd = cmd.arg("--header").arg(format!("If-Range: {validator}"));
+            }
+        }
+        cmd = cmd.arg("-o").arg(&plan.partial).arg(&plan.url);
         for (k, v) in &self.config.env {
             cmd = cmd.env(k, v);
         }
@@ -213,8 +236,8 @@ impl Curl {
         runner: &Runner,
         req: &DownloadRequest,
     ) -> Result<Landed, ToolError> {
-        download_with_tool(self, runner, req, |url, partial, resume, attempt| {
-            self.command(url, partial, resume, req.allow_http, attempt.timeout)
+        download_with_tool(self, runner, req, |plan, attempt| {
+            self.command(plan, req.allow_http, attempt.timeout)
         })
         .await
     }
@@ -306,7 +329,14 @@ pub fn classify(failure: &ToolFailure) -> Verdict<CurlRepair> {
             Some("check the credentials for this URL".into()),
         ),
         78 => Verdict::Permanent(said("the remote file does not exist"), None),
-        63 => Verdict::Permanent(said("the file is larger than allowed"), None),
+        63 => Verdict::Permanent(
+            said("the file is larger than allowed"),
+            Some(
+                "the limit is the smaller of the download size cap (8 GiB) and the free space \
+                 of the destination's file system: free space there, or check the URL"
+                    .into(),
+            ),
+        ),
         1 if failure.stderr.contains("Protocol \"") => Verdict::Permanent(
             said("a protocol this download does not allow (a redirect to http://?)"),
             Some(
@@ -415,18 +445,53 @@ mod tests {
     #[test]
     fn the_command_is_an_argument_vector() {
         let curl = Curl::with_tool(CurlConfig::default(), "/usr/bin/curl");
-        let cmd = curl.command(
-            "https://example.org/x",
-            Path::new("/opt/.x.em-partial"),
-            true,
-            false,
-            Some(Duration::from_secs(30)),
-        );
+        let mut plan = AttemptPlan {
+            url: "https://example.org/x".into(),
+            partial: "/opt/.x.em-partial".into(),
+            resume: true,
+            if_range: Some("\"v1\"".into()),
+            max_size: 1000,
+            credentials: None,
+            secrets: None,
+        };
+        let cmd = curl.command(&plan, false, Some(Duration::from_secs(30)));
         assert_eq!(
             cmd.command_line(),
             "LC_ALL=C DEBIAN_FRONTEND=noninteractive /usr/bin/curl --fail --silent --show-error \
              --location --dump-header - --connect-timeout 10 --max-time 30 --retry 0 \
-             --proto =https --proto-redir =https -C - -o /opt/.x.em-partial https://example.org/x"
+             --proto =https --proto-redir =https --max-filesize 1000 -C - \
+             --header 'If-Range: \"v1\"' -o /opt/.x.em-partial https://example.org/x"
         );
+        // Credentials go to a private netrc file, never into the argument vector.
+        let dir = tempfile::tempdir().expect("tempdir");
+        plan.resume = false;
+        plan.credentials = Some(
+            em_exec::download::split_credentials("https://me:s3cret@example.org/x")
+                .expect("split")
+                .1
+                .expect("credentials"),
+        );
+        plan.secrets = Some(dir.path().to_path_buf());
+        let cmd = curl.command(&plan, false, None);
+        let line = cmd.command_line();
+        assert!(!line.contains("s3cret"), "{line}");
+        assert!(
+            line.contains(&format!(
+                "--netrc-file {}",
+                dir.path().join("netrc").display()
+            )),
+            "{line}"
+        );
+        let netrc = dir.path().join("netrc");
+        assert_eq!(
+            std::fs::read_to_string(&netrc).expect("netrc"),
+            "machine example.org login \"me\" password \"s3cret\"\n"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&netrc)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -128,12 +128,23 @@ content = "hello"
         "=https",
         "--proto-redir",
         "=https",
+        "--max-filesize",
+        "CAP",
         "-o",
         partial.as_str(),
         "https://downloads.example.org/tool.tar.gz",
     ];
     for Call { args, env, .. } in &calls {
-        assert_eq!(args, &expected);
+        // The cap is 8 GiB, or the free space of the destination's file system if less.
+        let at = args
+            .iter()
+            .position(|a| a == "--max-filesize")
+            .expect("a cap");
+        let cap: u64 = args[at + 1].parse().expect("a number");
+        assert!(cap > 0 && cap <= 8 << 30, "{cap}");
+        let mut args = args.clone();
+        args[at + 1] = "CAP".into();
+        assert_eq!(args, expected);
         assert_eq!(env["LC_ALL"], "C");
     }
 }

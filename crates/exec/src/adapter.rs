@@ -301,7 +301,22 @@ pub struct Runner {
     tally: Option<Arc<SourceTally>>,
     seed: Option<u64>,
     progress: Option<ProgressGauge>,
+    check: Option<OutputCheck>,
 }
+
+/// What an [`OutputCheck`] makes of a run the tool called a success: a failed attempt
+/// after all (a download adapter's empty `200`, a `416` wget took for "complete").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// Retry under the policy, with this reason.
+    Transient(String),
+    /// Fail at once: the reason and a hint.
+    Permanent(String, Option<String>),
+}
+
+/// Reads every finished run of the tool (its command line, exit code and both streams),
+/// successful or not: see [`Runner::with_output_check`].
+pub type OutputCheck = Arc<dyn Fn(&ToolFailure) -> Option<Checked> + Send + Sync>;
 
 /// A reading that grows while an operation makes progress (a download's partial file size,
 /// packages fetched): see [`Runner::with_progress`].
@@ -329,7 +344,20 @@ impl Runner {
             tally: None,
             progress: None,
             seed: None,
+            check: None,
         }
+    }
+
+    /// Reads each finished run with `check` (both streams, whatever the exit code): what it
+    /// returns for a run the tool called a success turns it into a failed attempt
+    /// ([`Checked::Transient`] is retried under the policy, [`Checked::Permanent`] fails).
+    /// For a failed run only a [`Checked::Permanent`] answer counts (a redirect to a
+    /// scheme the download refuses, whatever became of the connection after it); the
+    /// adapter classifies the rest. It sees every run so that it can keep what it needs
+    /// from every response (a download's validator).
+    pub fn with_output_check(mut self, check: OutputCheck) -> Self {
+        self.check = Some(check);
+        self
     }
 
     /// Sends `event` to the runner's subscribers: for what happens outside the retry loop
@@ -515,12 +543,37 @@ impl Runner {
                 }
                 let mut cmd = build(&attempt).output(mode).stdin_null();
                 if let Some(lines) = &self.lines {
-                    cmd = cmd.on_line(lines.clone());
+                    // A sink of the command's own (a download watching its headers) and
+                    // the runner's both get every line.
+                    let sink = match cmd.lines.take() {
+                        Some(own) => {
+                            let theirs = lines.clone();
+                            Arc::new(move |stream: crate::Stream, line: &str| {
+                                own(stream, line);
+                                theirs(stream, line);
+                            }) as LineSink
+                        }
+                        None => lines.clone(),
+                    };
+                    cmd = cmd.on_line(sink);
                 }
                 let adapter = adapter.clone();
+                let check = self.check.clone();
                 async move {
                     let out = cmd.run().await.map_err(AttemptError::NotRunnable)?;
-                    if out.success() {
+                    let checked = check.as_ref().and_then(|check| {
+                        check(&ToolFailure::from_output(&cmd, &out)).filter(|checked| {
+                            out.success() || matches!(checked, Checked::Permanent(..))
+                        })
+                    });
+                    if let Some(checked) = checked {
+                        let failure = ToolFailure::from_output(&cmd, &out);
+                        let verdict = match checked {
+                            Checked::Transient(reason) => Verdict::Transient(reason),
+                            Checked::Permanent(reason, hint) => Verdict::Permanent(reason, hint),
+                        };
+                        Err(AttemptError::Failed(failure, verdict))
+                    } else if out.success() {
                         Ok(out)
                     } else {
                         let failure = ToolFailure::from_output(&cmd, &out);

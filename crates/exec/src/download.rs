@@ -2,6 +2,9 @@
 //!
 //! The download adapters share one discipline, from SPEC section 4:
 //!
+//! - downloads to one destination take turns: [`DestLock`], an `flock` on
+//!   `<dest dir>/.<file name>.em-lock`, is held from before the partial file is looked at
+//!   until the file landed;
 //! - the tool writes to a **partial file beside the destination**,
 //!   `<dest dir>/.<file name>.em-partial` ([`partial_path`]). The name is stable, so the
 //!   next attempt (or the next run, after a crash) finds what was already fetched and can
@@ -33,20 +36,20 @@
 //! ```
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::future::Future;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use em_retry::{Attempt, Operation};
 use sha2::Digest;
 
-use crate::{Adapter, Cmd, Runner, ToolError, ToolErrorKind};
+use crate::{Adapter, Checked, Cmd, Runner, ToolError, ToolErrorKind};
 
 /// A SHA-256 digest: 32 bytes, shown as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,6 +166,8 @@ pub struct DownloadRequest {
     pub allow_http: bool,
     /// The destination's permission bits (e.g. `0o755`); `None` keeps what the tool made.
     pub mode: Option<u32>,
+    /// The most bytes the file may have; `None`: [`DEFAULT_MAX_SIZE`].
+    pub max_size: Option<u64>,
 }
 
 impl DownloadRequest {
@@ -175,7 +180,13 @@ impl DownloadRequest {
             sha256: None,
             allow_http: false,
             mode: None,
+            max_size: None,
         }
+    }
+
+    /// The size cap: [`DownloadRequest::max_size`] or [`DEFAULT_MAX_SIZE`].
+    pub fn max_size(&self) -> u64 {
+        self.max_size.unwrap_or(DEFAULT_MAX_SIZE)
     }
 
     /// The URL and the mirrors, in the order they are tried.
@@ -330,6 +341,320 @@ pub fn retry_after(text: &str) -> Option<Duration> {
     current.filter(|d| *d <= MAX_RETRY_AFTER)
 }
 
+/// The lock file of `dest`: `<dest dir>/.<file name>.em-lock`. Every download to `dest`
+/// holds an exclusive `flock` on it from before it looks at the partial file until the
+/// file landed (or the download gave up), so two processes (or two steps of one run)
+/// downloading to the same destination take turns instead of writing into one partial
+/// file. The holder deletes it when done ([`DestLock`]).
+pub fn lock_path(dest: &Path) -> PathBuf {
+    sibling(dest, "em-lock")
+}
+
+/// Where the validator of the partial file is kept: `<dest dir>/.<file name>.em-validator`
+/// (the `ETag` or `Last-Modified` of the response that started it), sent as `If-Range`
+/// when the partial file is resumed, so that a server whose file changed sends the whole
+/// new file instead of the rest of the new one after the start of the old one.
+pub fn validator_path(dest: &Path) -> PathBuf {
+    sibling(dest, "em-validator")
+}
+
+fn sibling(dest: &Path, suffix: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// Opens `path` without following a symbolic link in its last component.
+fn open_nofollow(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// The exclusive lock of one destination ([`lock_path`]); released, and its file
+/// deleted, on drop. A killed holder's lock is released by the kernel.
+#[derive(Debug)]
+pub struct DestLock {
+    path: PathBuf,
+    file: File,
+}
+
+impl DestLock {
+    /// Takes the lock of `dest`, waiting (asynchronously, polling every 10 ms) while
+    /// another download holds it; dropping the future ends the wait.
+    ///
+    /// The holder deletes the lock file before it unlocks: a waiter that then gets the
+    /// lock of the deleted file sees that the path no longer names its file, and opens
+    /// the path again.
+    pub async fn acquire(dest: &Path) -> io::Result<DestLock> {
+        let path = lock_path(dest);
+        loop {
+            let file = open_nofollow(
+                &path,
+                OpenOptions::new().read(true).write(true).create(true),
+            )?;
+            match file.try_lock() {
+                Ok(()) => {
+                    let ours = file.metadata()?;
+                    match fs::symlink_metadata(&path) {
+                        Ok(now) if now.ino() == ours.ino() && now.dev() == ours.dev() => {
+                            return Ok(DestLock { path, file });
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    drop(file);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for DestLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Makes `partial` a regular file of ours for the tool to write into: a symbolic link
+/// (or anything else that is not a regular file) there is deleted, never written
+/// through, and a missing partial file is created empty. The tool then opens a file that
+/// already exists and that only we could have put there.
+pub fn prepare_partial(partial: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(partial) {
+        Ok(m) if m.file_type().is_file() => return Ok(()),
+        Ok(m) if m.file_type().is_dir() => {
+            return Err(io::Error::other(format!(
+                "`{}` is a directory",
+                partial.display()
+            )));
+        }
+        Ok(_) => fs::remove_file(partial)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    open_nofollow(
+        partial,
+        OpenOptions::new().write(true).create_new(true).mode(0o666),
+    )
+    .map(drop)
+}
+
+/// The bytes that may still be written in `dir`'s file system (`statvfs`, the blocks
+/// available to an unprivileged user); `None` when it cannot be told.
+pub fn available_space(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// One HTTP response in a tool's header dump.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in order, names as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Response {
+    /// The last value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The validator a resume can send as `If-Range`: a strong `ETag`, else
+    /// `Last-Modified` (a weak ETag may not be used in `If-Range`).
+    pub fn validator(&self) -> Option<String> {
+        let ok = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        if let Some(etag) = self
+            .header("etag")
+            .filter(|e| !e.starts_with("W/") && ok(e))
+        {
+            return Some(etag.to_string());
+        }
+        self.header("last-modified")
+            .filter(|v| ok(v))
+            .map(str::to_string)
+    }
+
+    /// The whole size of the file: `Content-Range: bytes A-B/TOTAL` or `bytes */TOTAL`,
+    /// else the `Content-Length` of a `200`.
+    pub fn total_size(&self) -> Option<u64> {
+        if let Some(range) = self.header("content-range") {
+            return range.rsplit_once('/')?.1.trim().parse().ok();
+        }
+        if self.status == 200 {
+            return self.header("content-length")?.trim().parse().ok();
+        }
+        None
+    }
+}
+
+/// Every HTTP response in a header dump (curl's `--dump-header -`, wget's
+/// `--server-response`, indented): a line `HTTP/x NNN ...` starts one, `Name: value` lines
+/// are its headers.
+pub fn responses(text: &str) -> Vec<Response> {
+    let mut all: Vec<Response> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("HTTP/") {
+            let status = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            all.push(Response {
+                status,
+                headers: Vec::new(),
+            });
+        } else if let Some(current) = all.last_mut()
+            && let Some((name, value)) = line.split_once(':')
+            && !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            current
+                .headers
+                .push((name.to_string(), value.trim().to_string()));
+        }
+    }
+    all
+}
+
+/// The scheme of a `Location` that names one (`ftp` of `ftp://h/x`); `None` for a
+/// relative reference.
+fn location_scheme(location: &str) -> Option<String> {
+    let (scheme, _) = location.split_once("://")?;
+    (!scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+    .then(|| scheme.to_ascii_lowercase())
+}
+
+/// What a download attempt must not accept even when the tool exited 0, read from its
+/// output (`text`: the header dump and the tool's messages) and the partial file:
+/// a redirect to a scheme the request does not allow, a `416` whose `Content-Range`
+/// says the file is larger than the partial (wget takes any 416 for "complete"), a
+/// response whose validator differs from the one the partial started with (a changed
+/// file spliced onto the old start), an empty body, a file over the size cap.
+///
+/// Files it cannot trust are deleted (the partial and its validator) before it answers,
+/// so that the next attempt starts from zero.
+pub fn check_attempt(text: &str, spec: &AttemptSpec) -> Option<Checked> {
+    let all = responses(text);
+    let restart = || {
+        let _ = delete_partial(&spec.partial);
+        let _ = delete_partial(&spec.validator);
+    };
+    for location in all.iter().filter_map(|r| r.header("location")) {
+        if let Some(scheme) = location_scheme(location)
+            && !(scheme == "https" || (scheme == "http" && spec.allow_http))
+        {
+            restart();
+            return Some(Checked::Permanent(
+                format!(
+                    "redirected to a {scheme}:// URL ({}), which this download does not allow",
+                    crate::redact_url(location)
+                ),
+                Some(
+                    "downloads are https only, after redirects too; use an https URL, or set \
+                     `allow_http = true` on the step if plain http is intended"
+                        .into(),
+                ),
+            ));
+        }
+    }
+    let last = all.last();
+    let size = fs::symlink_metadata(&spec.partial).map_or(0, |m| m.len());
+    if let Some(r) = last
+        && r.status == 416
+    {
+        return match r.total_size() {
+            Some(total) if total == size && size > 0 => None,
+            total => {
+                restart();
+                Some(Checked::Transient(format!(
+                    "416 Range Not Satisfiable: the partial file ({size} bytes) does not fit the \
+                     remote file ({}): downloading again from the start",
+                    total.map_or("size not said".into(), |t| format!("{t} bytes"))
+                )))
+            }
+        };
+    }
+    if let Some(r) = last
+        && r.status == 206
+        && let (Some(saved), Some(now)) = (spec.saved_validator.as_deref(), r.validator())
+        && saved != now
+    {
+        restart();
+        return Some(Checked::Transient(format!(
+            "the file changed on the server during the download (validator {saved} became \
+             {now}): downloading again from the start"
+        )));
+    }
+    if size > spec.max_size {
+        restart();
+        return Some(too_large(size, spec.max_size));
+    }
+    if size == 0 && !spec.empty_ok {
+        restart();
+        return Some(Checked::Transient(format!(
+            "the server answered {} with an empty body",
+            last.map_or("success".into(), |r| r.status.to_string())
+        )));
+    }
+    None
+}
+
+fn too_large(size: u64, max: u64) -> Checked {
+    Checked::Permanent(
+        format!("the download is larger than allowed ({size} bytes, at most {max})"),
+        Some(
+            "the limit is the smaller of the download size cap (8 GiB) and the free space of \
+             the destination's file system: free space there, or check the URL"
+                .into(),
+        ),
+    )
+}
+
+/// What [`check_attempt`] checks one attempt against.
+#[derive(Clone, Debug)]
+pub struct AttemptSpec {
+    /// The partial file.
+    pub partial: PathBuf,
+    /// Its validator file ([`validator_path`]).
+    pub validator: PathBuf,
+    /// The validator the partial file was started with, when it is resumed.
+    pub saved_validator: Option<String>,
+    /// Whether plain http is allowed after redirects.
+    pub allow_http: bool,
+    /// The most bytes the file may have (the size cap, or the free space if less).
+    pub max_size: u64,
+    /// Whether an empty file is what the request expects (its sha256 is the empty one).
+    pub empty_ok: bool,
+}
+
+/// The sha256 of no bytes.
+pub const EMPTY_SHA256: Sha256 = Sha256([
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+]);
+
+/// The default size cap of a download: 8 GiB.
+pub const DEFAULT_MAX_SIZE: u64 = 8 << 30;
+
 /// A file that landed at its destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Landed {
@@ -351,6 +676,15 @@ pub enum LandError {
         /// What the file hashed to.
         got: Sha256,
     },
+    /// The file is empty and the request did not expect an empty file; deleted.
+    Empty,
+    /// The file is larger than the cap; deleted.
+    TooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The cap.
+        max: u64,
+    },
     /// A file-system step failed.
     Io {
         /// What we were doing, e.g. `rename`.
@@ -368,6 +702,11 @@ impl fmt::Display for LandError {
             LandError::Checksum { expected, got } => {
                 write!(f, "checksum mismatch: expected {expected}, got {got}")
             }
+            LandError::Empty => f.write_str("the download is empty"),
+            LandError::TooLarge { bytes, max } => write!(
+                f,
+                "the download is larger than allowed ({bytes} bytes, at most {max})"
+            ),
             LandError::Io {
                 action,
                 path,
@@ -381,7 +720,7 @@ impl std::error::Error for LandError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LandError::Io { source, .. } => Some(source),
-            LandError::Checksum { .. } => None,
+            _ => None,
         }
     }
 }
@@ -394,43 +733,99 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     }
 }
 
+/// What [`verify_and_land`] checks besides the digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LandRules {
+    /// The permission bits to give the file (`None`: as the tool made it).
+    pub mode: Option<u32>,
+    /// The most bytes the file may have.
+    pub max_size: u64,
+}
+
+impl Default for LandRules {
+    fn default() -> Self {
+        LandRules {
+            mode: None,
+            max_size: DEFAULT_MAX_SIZE,
+        }
+    }
+}
+
 /// Verifies `partial` against `sha256` and moves it onto `dest`.
 ///
-/// On a mismatch the partial file is deleted and nothing is written at `dest` (an older
-/// file already there stays as it was). Otherwise: `chmod` (when `mode` is given), fsync
-/// the file, rename it onto `dest`, fsync the directory, so that after a crash the
-/// destination is either the old file or the whole new one.
+/// The partial file is opened once, without following a symbolic link (a link there is
+/// refused), and everything is done on that descriptor: hash it, `fchmod` it, fsync it;
+/// then the path is renamed onto `dest` only if it still names that same file with the
+/// size that was hashed (a tool of another process still writing into it would change
+/// it), and the size is checked once more after the rename. So the file at `dest` is the
+/// one whose digest was checked.
 ///
-/// A tool that succeeded without creating its output file downloaded an empty body (curl
-/// creates `-o` lazily, on the first byte): that lands as an empty file, and is checked
-/// against `sha256` like any other.
+/// Refused, with the partial file deleted and nothing written at `dest` (an older file
+/// already there stays as it was): a digest that is not `sha256`, an empty file (unless
+/// `sha256` is the empty file's: a server answering `200` with no body is not a
+/// download), a file over `rules.max_size`. The directory is fsynced after the rename, so
+/// that after a crash the destination is either the old file or the whole new one.
 pub fn verify_and_land(
     partial: &Path,
     dest: &Path,
     sha256: Option<&Sha256>,
-    mode: Option<u32>,
+    rules: LandRules,
 ) -> Result<Landed, LandError> {
-    if !partial.exists() {
-        File::create(partial).map_err(io_error("create", partial))?;
-    }
-    let (got, bytes) = Sha256::of_file(partial).map_err(io_error("read", partial))?;
-    if let Some(expected) = sha256
-        && *expected != got
-    {
-        fs::remove_file(partial).map_err(io_error("remove", partial))?;
-        return Err(LandError::Checksum {
-            expected: *expected,
-            got,
+    let mut file = open_nofollow(partial, OpenOptions::new().read(true))
+        .map_err(io_error("open (without following a link)", partial))?;
+    let before = file.metadata().map_err(io_error("stat", partial))?;
+    if !before.is_file() {
+        return Err(LandError::Io {
+            action: "land",
+            path: partial.to_path_buf(),
+            source: io::Error::other("not a regular file"),
         });
     }
-    if let Some(mode) = mode {
-        fs::set_permissions(partial, fs::Permissions::from_mode(mode))
+    let (got, bytes) = Sha256::of_reader(&mut file).map_err(io_error("read", partial))?;
+    let refused = if let Some(expected) = sha256
+        && *expected != got
+    {
+        Some(LandError::Checksum {
+            expected: *expected,
+            got,
+        })
+    } else if bytes == 0 && sha256 != Some(&EMPTY_SHA256) {
+        Some(LandError::Empty)
+    } else if bytes > rules.max_size {
+        Some(LandError::TooLarge {
+            bytes,
+            max: rules.max_size,
+        })
+    } else {
+        None
+    };
+    if let Some(refused) = refused {
+        fs::remove_file(partial).map_err(io_error("remove", partial))?;
+        return Err(refused);
+    }
+    if let Some(mode) = rules.mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io_error("chmod", partial))?;
     }
-    File::open(partial)
-        .and_then(|f| f.sync_all())
-        .map_err(io_error("fsync", partial))?;
+    file.sync_all().map_err(io_error("fsync", partial))?;
+    let same = |m: &fs::Metadata| m.ino() == before.ino() && m.dev() == before.dev();
+    let changed = || LandError::Io {
+        action: "land",
+        path: partial.to_path_buf(),
+        source: io::Error::other("the file changed while it was verified (another writer?)"),
+    };
+    let now = fs::symlink_metadata(partial).map_err(io_error("stat", partial))?;
+    if !same(&now) || now.len() != bytes {
+        return Err(changed());
+    }
     fs::rename(partial, dest).map_err(io_error("rename onto destination", dest))?;
+    let after = file.metadata().map_err(io_error("stat", dest))?;
+    if after.len() != bytes {
+        if fs::symlink_metadata(dest).is_ok_and(|m| same(&m)) {
+            let _ = fs::remove_file(dest);
+        }
+        return Err(changed());
+    }
     let dir = dest.parent().unwrap_or(Path::new("/"));
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -455,21 +850,25 @@ pub struct Fetched {
 /// depend on the tool.
 ///
 /// 1. The request is validated before anything runs (a permanent error, `attempts: 0`).
-/// 2. A partial file left by an earlier run is kept for resuming when the request has a
+/// 2. The destination's lock ([`DestLock`]) is taken: downloads to one destination take
+///    turns, whichever process or step they belong to. It is held until the end.
+/// 3. A partial file left by an earlier run is kept for resuming when the request has a
 ///    `sha256` (a wrong prefix is caught by the check), and deleted when it has none (a
 ///    resumed file could silently join two versions of the download).
-/// 3. `fetch(sources)` (owned, so that the future it returns borrows nothing from the
+/// 4. `fetch(sources)` (owned, so that the future it returns borrows nothing from the
 ///    call: an async closure over `&[String]` would make the whole download future
-///    `!Send` through higher-ranked lifetimes, and the CLI spawns downloads) runs the tool over the URL and its mirrors until one succeeds,
-///    writing to [`DownloadRequest::partial`] (it decides on its own whether to resume).
-/// 4. [`verify_and_land`]. On a checksum mismatch the partial file is gone; the download
+///    `!Send` through higher-ranked lifetimes, and the CLI spawns downloads) runs the tool
+///    over the URL and its mirrors until one succeeds, writing to
+///    [`DownloadRequest::partial`] (it decides on its own whether to resume).
+/// 5. [`verify_and_land`]. On a checksum mismatch the partial file is gone; the download
 ///    runs once more, starting at the source that gave the bad file and going down the
 ///    list. A second mismatch is permanent: `checksum mismatch: expected X, got Y`.
 ///    Each mismatch is told to `on_rejected` (the reason and the attempts made so far),
 ///    so that the caller can show and report it like a failed attempt.
 ///
 /// When the fetch fails, the partial file is kept for a later resume only when the failure
-/// was transient and the file holds bytes; otherwise it is deleted.
+/// was transient, the file holds bytes and the request has a `sha256` to check the
+/// resumed file against; otherwise it is deleted. The validator file goes in every case.
 pub async fn download_with<F, Fut>(
     req: &DownloadRequest,
     operation: &str,
@@ -482,8 +881,18 @@ where
 {
     req.validate()
         .map_err(|reason| ToolError::permanent(operation, reason, None))?;
+    let _lock = DestLock::acquire(&req.dest).await.map_err(|e| {
+        ToolError::permanent(
+            operation,
+            format!("could not lock `{}`: {e}", lock_path(&req.dest).display()),
+            None,
+        )
+    })?;
     let partial = req.partial();
-    if req.sha256.is_none() && partial.exists() {
+    let validator = validator_path(&req.dest);
+    let _ = delete_partial(&validator);
+    let not_ours = fs::symlink_metadata(&partial).is_ok_and(|m| !m.file_type().is_file());
+    if (req.sha256.is_none() || not_ours) && fs::symlink_metadata(&partial).is_ok() {
         fs::remove_file(&partial).map_err(|e| {
             ToolError::permanent(
                 operation,
@@ -496,10 +905,11 @@ where
         })?;
     }
     let sources = req.sources();
+    let shown: Vec<String> = sources.iter().map(|s| crate::redact_url(s)).collect();
     let mut from = 0;
     let mut attempts = 0;
     let mut mismatches = 0;
-    loop {
+    let result = loop {
         let fetched = match fetch(sources[from..].to_vec()).await {
             Ok(fetched) => fetched,
             Err(mut e) => {
@@ -507,28 +917,33 @@ where
                 let keep = matches!(
                     e.kind,
                     ToolErrorKind::Exhausted | ToolErrorKind::CircuitOpen
-                ) && has_partial_data(&partial);
+                ) && req.sha256.is_some()
+                    && has_partial_data(&partial);
                 if !keep {
                     let _ = fs::remove_file(&partial);
                 }
-                return Err(e);
+                break Err(e);
             }
         };
         attempts += fetched.attempts;
         from += fetched.source;
         let landed = {
             let (partial, dest) = (partial.clone(), req.dest.clone());
-            let (sha256, mode) = (req.sha256, req.mode);
+            let sha256 = req.sha256;
+            let rules = LandRules {
+                mode: req.mode,
+                max_size: req.max_size(),
+            };
             tokio::task::spawn_blocking(move || {
-                verify_and_land(&partial, &dest, sha256.as_ref(), mode)
+                verify_and_land(&partial, &dest, sha256.as_ref(), rules)
             })
             .await
         };
         let error = match landed {
-            Ok(Ok(landed)) => return Ok(landed),
+            Ok(Ok(landed)) => break Ok(landed),
             Ok(Err(e)) => e,
             Err(join) => {
-                return Err(ToolError::permanent(
+                break Err(ToolError::permanent(
                     operation,
                     format!("verifying the download failed: {join}"),
                     None,
@@ -538,37 +953,150 @@ where
         let mut tool_error = ToolError::permanent(operation, error.to_string(), None);
         tool_error.attempts = attempts;
         if matches!(error, LandError::Checksum { .. }) {
-            on_rejected(&format!("{error} (from {})", sources[from]), attempts);
+            on_rejected(&format!("{error} (from {})", shown[from]), attempts);
         }
         match error {
             LandError::Checksum { .. } if mismatches == 0 => mismatches += 1,
             LandError::Checksum { .. } => {
                 tool_error.reason = format!(
                     "{} (from {}, downloaded twice)",
-                    tool_error.reason, sources[from]
+                    tool_error.reason, shown[from]
                 );
                 tool_error.hint = Some(
                     "the file served is not the one the sha256 pins: check the sha256 and the URL \
                      (a new release under the same name?), or try another mirror"
                         .into(),
                 );
-                return Err(tool_error);
+                break Err(tool_error);
+            }
+            LandError::Empty | LandError::TooLarge { .. } => {
+                tool_error.reason = format!("{} (from {})", tool_error.reason, shown[from]);
+                break Err(tool_error);
             }
             LandError::Io { .. } => {
                 let _ = fs::remove_file(&partial);
-                return Err(tool_error);
+                break Err(tool_error);
             }
         }
+    };
+    let _ = delete_partial(&validator);
+    result
+}
+
+/// What the command of one attempt is built from (see [`download_with_tool`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptPlan {
+    /// The URL, without its user info (that is in `credentials`).
+    pub url: String,
+    /// The partial file the tool writes (it exists: [`prepare_partial`]).
+    pub partial: PathBuf,
+    /// Resume the partial file (it holds bytes, and a validator or a sha256 makes a
+    /// resumed file safe).
+    pub resume: bool,
+    /// The `If-Range` value to send with the resume.
+    pub if_range: Option<String>,
+    /// The most bytes the file may have: the request's cap, or less when the destination's
+    /// file system has less room.
+    pub max_size: u64,
+    /// The URL's user and password, for the tool to read from a file it writes into
+    /// `secrets` (never the command line, where `ps` shows it).
+    pub credentials: Option<Credentials>,
+    /// A private directory (mode 0700, deleted after the download) for that file; there
+    /// when `credentials` are.
+    pub secrets: Option<PathBuf>,
+}
+
+/// A user and password from a URL's user info, percent-decoded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The host they are for (without the port).
+    pub host: String,
+    /// The user.
+    pub user: String,
+    /// The password (may be empty).
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}@{}, ***)", self.user, self.host)
     }
+}
+
+/// Splits the user info off a URL: `https://u:p@h:1/x` gives `https://h:1/x` and the
+/// credentials for `h`. A URL without user info comes back as it is.
+pub fn split_credentials(url: &str) -> Result<(String, Option<Credentials>), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok((url.to_string(), None));
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
+        return Ok((url.to_string(), None));
+    };
+    let (user, password) = rest[..at].split_once(':').unwrap_or((&rest[..at], ""));
+    let (user, password) = (percent_decode(user)?, percent_decode(password)?);
+    if let Some(c) = user
+        .chars()
+        .chain(password.chars())
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '"' || *c == '\\')
+    {
+        return Err(format!(
+            "the credentials in URL `{}` contain {c:?}, which cannot be passed safely",
+            crate::redact_url(url)
+        ));
+    }
+    let host_port = &rest[at + 1..end];
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    Ok((
+        format!("{scheme}://{}", &rest[at + 1..]),
+        Some(Credentials {
+            host: host.to_string(),
+            user,
+            password,
+        }),
+    ))
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("a `%` in the user info is not followed by two hex digits")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the user info is not UTF-8".to_string())
 }
 
 /// Downloads `req` by running `adapter`'s tool over the URL and then its mirrors: all of a
 /// download adapter's `download` but the tool's command line, which `command` builds for
-/// one attempt from the source URL, the partial file, whether to resume it (it holds bytes
-/// already) and the attempt (whose timeout a tool can pass on).
+/// one attempt from an [`AttemptPlan`] and the attempt (whose timeout a tool can pass on).
+///
+/// Before each attempt the partial file is made a regular file of ours
+/// ([`prepare_partial`]); it is resumed only with a validator of the response that
+/// started it (sent as `If-Range`) or a sha256 to check the result, else emptied. After
+/// each attempt [`check_attempt`] reads the output (an empty body, a 416, a redirect to
+/// another scheme, a changed file are failed attempts, whatever the tool's exit code).
+/// While the tool runs, the announced size (`Content-Length`, `Content-Range`) and the
+/// partial file's size are watched: past the cap (the request's `max_size`, or the free
+/// space of the destination's file system if less), the tool is stopped, the partial file
+/// deleted and the download fails for good.
 ///
 /// Each source's circuit key is its host; the operation is `<tool> download <url>`, the
-/// tool being [`Adapter::name`]. The rest is [`download_with`]'s.
+/// tool being [`Adapter::name`], the URL without user info. The rest is
+/// [`download_with`]'s.
 pub async fn download_with_tool<A, C>(
     adapter: &Arc<A>,
     runner: &Runner,
@@ -577,20 +1105,122 @@ pub async fn download_with_tool<A, C>(
 ) -> Result<Landed, ToolError>
 where
     A: Adapter,
-    C: Fn(&str, &Path, bool, &Attempt) -> Cmd,
+    C: Fn(&AttemptPlan, &Attempt) -> Cmd,
 {
     let tool = adapter.name();
-    let label = format!("download {}", req.url);
+    let label = format!("download {}", crate::redact_url(&req.url));
+    let operation = format!("{tool} {label}");
+    let mut split = Vec::new();
+    for url in req.sources() {
+        split.push(
+            split_credentials(&url)
+                .map_err(|reason| ToolError::permanent(&operation, reason, None))?,
+        );
+    }
+    let secrets = if split.iter().any(|(_, c)| c.is_some()) {
+        Some(
+            tempfile::Builder::new()
+                .prefix("em-credentials-")
+                .tempdir()
+                .map_err(|e| {
+                    ToolError::permanent(
+                        &operation,
+                        format!("could not create a private directory for the credentials: {e}"),
+                        None,
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+    let secrets_path = secrets.as_ref().map(|d| d.path().to_path_buf());
     let partial = req.partial();
+    let validator = validator_path(&req.dest);
+    let dir = req.dest.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let spec = Arc::new(Mutex::new(AttemptSpec {
+        partial: partial.clone(),
+        validator: validator.clone(),
+        saved_validator: None,
+        allow_http: req.allow_http,
+        max_size: req.max_size(),
+        empty_ok: req.sha256 == Some(EMPTY_SHA256),
+    }));
+    // What the tool's output announced, read as it arrives: the size of the file.
+    let announced = Arc::new(Announced::default());
     // An attempt that made the partial file grow made progress: the next one resumes from
     // there at once, and it does not count against the policy (see `Runner::with_progress`).
     let gauge_path = partial.clone();
-    let runner = &runner.clone().with_progress(Arc::new(move || {
-        std::fs::symlink_metadata(&gauge_path).map_or(0, |m| m.len())
-    }));
+    let check_spec = spec.clone();
+    let runner = &runner
+        .clone()
+        .with_progress(Arc::new(move || {
+            std::fs::symlink_metadata(&gauge_path).map_or(0, |m| m.len())
+        }))
+        .with_output_check(Arc::new(move |run: &crate::ToolFailure| {
+            let spec = lock(&check_spec).clone();
+            let text = run.text();
+            if let Some(last) = responses(&text).last()
+                && last.status == 200
+                && has_partial_data(&spec.partial)
+            {
+                match last.validator() {
+                    Some(v) => {
+                        let _ = write_private(&spec.validator, v.as_bytes());
+                    }
+                    None => {
+                        let _ = delete_partial(&spec.validator);
+                    }
+                }
+            }
+            check_attempt(&text, &spec)
+        }));
     // Owned sources and copied references: the future borrows nothing from the closure,
     // so the download future stays `Send` (see `download_with`).
-    let (partial, label_ref, command) = (&partial, &label, &command);
+    let (label_ref, command, split, spec, announced) =
+        (&label, &command, &split, &spec, &announced);
+    let sha256 = req.sha256;
+    let plan_for = move |url: &str| -> AttemptPlan {
+        let (url, credentials) = split
+            .iter()
+            .find(|(plain, _)| plain == url)
+            .cloned()
+            .unwrap_or((url.to_string(), None));
+        let _ = prepare_partial(&partial);
+        let saved = fs::read_to_string(&validator)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let mut resume = has_partial_data(&partial) && (sha256.is_some() || saved.is_some());
+        if !resume && has_partial_data(&partial) {
+            let _ = delete_partial(&partial);
+            let _ = prepare_partial(&partial);
+            resume = false;
+        }
+        let have = if resume {
+            fs::symlink_metadata(&partial).map_or(0, |m| m.len())
+        } else {
+            0
+        };
+        let room = available_space(&dir).map_or(u64::MAX, |free| free.saturating_add(have));
+        let mut spec = lock(spec);
+        spec.saved_validator = if resume { saved.clone() } else { None };
+        spec.max_size = spec.max_size.min(room);
+        if !resume {
+            let _ = delete_partial(&spec.validator);
+        }
+        announced.reset();
+        AttemptPlan {
+            url,
+            partial: partial.clone(),
+            resume,
+            if_range: if resume { saved } else { None },
+            max_size: spec.max_size,
+            secrets: credentials.as_ref().and(secrets_path.clone()),
+            credentials,
+        }
+    };
+    let plain: Vec<String> = split.iter().map(|(u, _)| u.clone()).collect();
+    let _secrets = &secrets;
+    let plan_for = &plan_for;
     // A download the checksum rejects is a failed attempt in the events (and so in the
     // report and the status lines), though the runner saw the tool succeed: downloaded
     // again the first time, permanent the second.
@@ -610,23 +1240,53 @@ where
             duration: Duration::ZERO,
         });
     };
+    let mut req = req.clone();
+    req.url = plain[0].clone();
+    req.mirrors = plain[1..].to_vec();
+    let operation = &operation;
     download_with(
-        req,
-        &format!("{tool} {label}"),
+        &req,
+        operation,
         move |sources: Vec<String>| async move {
             let attempts = AtomicU32::new(0);
-            let (_, source) = runner
-                .run_with_mirrors(
-                    adapter,
-                    Operation::new(tool, label_ref.clone()),
-                    &sources,
-                    |url| url_host(url).to_string(),
-                    |url, attempt| {
-                        attempts.fetch_add(1, Ordering::Relaxed);
-                        command(url, partial, has_partial_data(partial), attempt)
-                    },
-                )
-                .await?;
+            let run = runner.run_with_mirrors(
+                adapter,
+                Operation::new(tool, label_ref.clone()),
+                &sources,
+                |url| url_host(url).to_string(),
+                |url, attempt| {
+                    attempts.fetch_add(1, Ordering::Relaxed);
+                    let plan = plan_for(url);
+                    let watch = announced.clone();
+                    command(&plan, attempt).on_line(Arc::new(move |_, line: &str| {
+                        watch.line(line);
+                    }))
+                },
+            );
+            let watch = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let spec = lock(spec).clone();
+                    let size = fs::symlink_metadata(&spec.partial).map_or(0, |m| m.len());
+                    let told = announced.size();
+                    if size > spec.max_size || told > spec.max_size {
+                        break (size.max(told), spec);
+                    }
+                }
+            };
+            let (_, source) = tokio::select! {
+                done = run => done?,
+                (size, spec) = watch => {
+                    let _ = delete_partial(&spec.partial);
+                    let _ = delete_partial(&spec.validator);
+                    let Checked::Permanent(reason, hint) = too_large(size, spec.max_size) else {
+                        unreachable!("too_large is permanent")
+                    };
+                    let mut e = ToolError::permanent(operation, reason, hint);
+                    e.attempts = attempts.load(Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
             Ok(Fetched {
                 source,
                 attempts: attempts.load(Ordering::Relaxed),
@@ -635,6 +1295,77 @@ where
         &on_rejected,
     )
     .await
+}
+
+/// The size of the file as the tool's output announced it, read line by line as it
+/// arrives: the `Content-Length` of a `200`, the total of a `206`'s `Content-Range`.
+/// Redirects and errors announce their own small bodies and do not count.
+#[derive(Debug, Default)]
+struct Announced {
+    counting: std::sync::atomic::AtomicBool,
+    size: AtomicU64,
+}
+
+impl Announced {
+    fn reset(&self) {
+        self.counting.store(false, Ordering::Relaxed);
+        self.size.store(0, Ordering::Relaxed);
+    }
+
+    fn size(&self) -> u64 {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    fn line(&self, line: &str) {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("HTTP/") {
+            let status = rest.split_whitespace().nth(1);
+            self.counting.store(
+                matches!(status, Some("200") | Some("206")),
+                Ordering::Relaxed,
+            );
+            return;
+        }
+        if !self.counting.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return;
+        };
+        let size = if name.eq_ignore_ascii_case("content-length") {
+            value.trim().parse::<u64>().ok()
+        } else if name.eq_ignore_ascii_case("content-range") {
+            value
+                .rsplit_once('/')
+                .and_then(|(_, t)| t.trim().parse::<u64>().ok())
+        } else {
+            None
+        };
+        if let Some(size) = size {
+            self.size.fetch_max(size, Ordering::Relaxed);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes `bytes` to `path` (mode 0600, not through a symbolic link): a validator, a
+/// credentials file.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+        fs::remove_file(path)?;
+    }
+    let mut file = open_nofollow(
+        path,
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600),
+    )?;
+    io::Write::write_all(&mut file, bytes)
 }
 
 #[cfg(test)]
@@ -785,7 +1516,7 @@ mod tests {
         let dest = dir.path().join("tool");
         let partial = partial_path(&dest);
         fs::write(&partial, b"not hello").expect("write");
-        let err = verify_and_land(&partial, &dest, Some(&sha(HELLO_SHA)), Some(0o755))
+        let err = verify_and_land(&partial, &dest, Some(&sha(HELLO_SHA)), rules(Some(0o755)))
             .expect_err("mismatch");
         match &err {
             LandError::Checksum { expected, got } => {
@@ -810,8 +1541,8 @@ mod tests {
         fs::write(&dest, b"old").expect("an older file");
         let partial = partial_path(&dest);
         fs::write(&partial, b"hello").expect("write");
-        let landed =
-            verify_and_land(&partial, &dest, Some(&sha(HELLO_SHA)), Some(0o750)).expect("lands");
+        let landed = verify_and_land(&partial, &dest, Some(&sha(HELLO_SHA)), rules(Some(0o750)))
+            .expect("lands");
         assert_eq!(
             landed,
             Landed {
@@ -826,16 +1557,257 @@ mod tests {
         assert!(!partial.exists());
     }
 
+    fn rules(mode: Option<u32>) -> LandRules {
+        LandRules {
+            mode,
+            ..LandRules::default()
+        }
+    }
+
     #[test]
-    fn a_missing_output_lands_as_an_empty_file() {
+    fn an_empty_file_lands_only_when_the_empty_sha256_is_pinned() {
         let dir = tempfile::tempdir().expect("tempdir");
         let dest = dir.path().join("empty");
-        let landed = verify_and_land(&partial_path(&dest), &dest, None, None).expect("lands");
+        let partial = partial_path(&dest);
+        fs::write(&partial, b"").expect("write");
+        let err = verify_and_land(&partial, &dest, None, rules(None)).expect_err("empty");
+        assert!(matches!(err, LandError::Empty), "{err:?}");
+        assert!(!dest.exists() && !partial.exists());
+        fs::write(&partial, b"").expect("write");
+        let landed =
+            verify_and_land(&partial, &dest, Some(&EMPTY_SHA256), rules(None)).expect("lands");
         assert_eq!(landed.bytes, 0);
         assert_eq!(
-            landed.sha256.to_string(),
+            EMPTY_SHA256.to_string(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+        assert_eq!(fs::metadata(&dest).expect("landed").len(), 0);
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("big");
+        let partial = partial_path(&dest);
+        fs::write(&partial, b"hello").expect("write");
+        let capped = LandRules {
+            mode: None,
+            max_size: 4,
+        };
+        let err = verify_and_land(&partial, &dest, None, capped).expect_err("too large");
+        assert_eq!(
+            err.to_string(),
+            "the download is larger than allowed (5 bytes, at most 4)"
+        );
+        assert!(!dest.exists() && !partial.exists());
+    }
+
+    #[test]
+    fn a_symlinked_partial_is_never_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"hello").expect("victim");
+        let dest = dir.path().join("tool");
+        let partial = partial_path(&dest);
+        std::os::unix::fs::symlink(&victim, &partial).expect("link");
+        let err = verify_and_land(&partial, &dest, Some(&sha(HELLO_SHA)), rules(Some(0o777)))
+            .expect_err("a link is refused");
+        assert!(matches!(err, LandError::Io { .. }), "{err:?}");
+        assert!(!dest.exists(), "nothing landed");
+        // prepare_partial replaces the link with a regular file of ours.
+        prepare_partial(&partial).expect("prepared");
+        let meta = fs::symlink_metadata(&partial).expect("partial");
+        assert!(meta.file_type().is_file() && meta.len() == 0);
+        assert_eq!(fs::read(&victim).expect("victim"), b"hello");
+        let mode = fs::metadata(&victim).expect("meta").permissions().mode();
+        assert_ne!(mode & 0o777, 0o777, "the victim's mode is unchanged");
+        // A dangling link: never made into the destination.
+        fs::remove_file(&partial).expect("rm");
+        std::os::unix::fs::symlink(dir.path().join("attacker"), &partial).expect("link");
+        prepare_partial(&partial).expect("prepared");
+        assert!(!dir.path().join("attacker").exists());
+        assert!(
+            fs::symlink_metadata(&partial)
+                .expect("p")
+                .file_type()
+                .is_file()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_destination_lock_is_exclusive_and_leaves_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("tool");
+        let held = DestLock::acquire(&dest).await.expect("lock");
+        assert!(lock_path(&dest).exists());
+        let waiting = tokio::spawn({
+            let dest = dest.clone();
+            async move { DestLock::acquire(&dest).await.map(drop) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(held);
+        waiting.await.expect("join").expect("second lock");
+        assert!(
+            !lock_path(&dest).exists(),
+            "the holder deletes the lock file"
+        );
+    }
+
+    fn spec(dir: &Path) -> AttemptSpec {
+        let dest = dir.join("x");
+        AttemptSpec {
+            partial: partial_path(&dest),
+            validator: validator_path(&dest),
+            saved_validator: None,
+            allow_http: false,
+            max_size: 100,
+            empty_ok: false,
+        }
+    }
+
+    #[test]
+    fn attempts_the_tool_called_a_success_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = spec(dir.path());
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"v1\"\r\n\r\n";
+        fs::write(&spec.partial, b"hello").expect("write");
+        assert_eq!(check_attempt(ok, &spec), None);
+        // An empty body: retried, the partial file gone.
+        fs::write(&spec.partial, b"").expect("write");
+        let empty = check_attempt("HTTP/1.1 200 OK\nContent-Length: 0\n", &spec);
+        assert_eq!(
+            empty,
+            Some(Checked::Transient(
+                "the server answered 200 with an empty body".into()
+            ))
+        );
+        assert!(!spec.partial.exists());
+        // wget's 416 with a larger total: restart from zero.
+        fs::write(&spec.partial, b"hel").expect("write");
+        let wget = "  HTTP/1.1 416 Range Not Satisfiable\n  Content-Range: bytes */5\n";
+        let Some(Checked::Transient(reason)) = check_attempt(wget, &spec) else {
+            panic!("416 must fail the attempt");
+        };
+        assert!(
+            reason.contains("(3 bytes) does not fit the remote file (5 bytes)"),
+            "{reason}"
+        );
+        assert!(!spec.partial.exists());
+        // ... and with the same total, the file was complete.
+        fs::write(&spec.partial, b"hello").expect("write");
+        assert_eq!(check_attempt(wget, &spec), None);
+        // A downgrade or another scheme after a redirect: permanent.
+        for (location, scheme) in [
+            ("http://127.0.0.1:1/x", "http"),
+            ("ftp://127.0.0.1/x", "ftp"),
+        ] {
+            fs::write(&spec.partial, b"hello").expect("write");
+            let text = format!("  HTTP/1.1 302 Found\n  Location: {location}\n  HTTP/1.1 200 OK\n");
+            let Some(Checked::Permanent(reason, _)) = check_attempt(&text, &spec) else {
+                panic!("{location} must be refused");
+            };
+            assert!(
+                reason.starts_with(&format!("redirected to a {scheme}:// URL")),
+                "{reason}"
+            );
+            assert!(!spec.partial.exists());
+        }
+        // A relative redirect is fine; http is fine when allowed.
+        fs::write(&spec.partial, b"hello").expect("write");
+        let relative = "HTTP/1.1 302 Found\nLocation: /y\nHTTP/1.1 200 OK\n";
+        assert_eq!(check_attempt(relative, &spec), None);
+        let mut http = spec.clone();
+        http.allow_http = true;
+        assert_eq!(
+            check_attempt(
+                "HTTP/1.1 302 Found\nLocation: http://h/x\nHTTP/1.1 200 OK\n",
+                &http
+            ),
+            None
+        );
+        // A 206 of another version than the one the partial started with.
+        let mut resumed = spec.clone();
+        resumed.saved_validator = Some("\"v1\"".into());
+        let changed = "HTTP/1.1 206 Partial Content\nETag: \"v2\"\nContent-Range: bytes 3-4/5\n";
+        let Some(Checked::Transient(reason)) = check_attempt(changed, &resumed) else {
+            panic!("a changed file must fail the attempt");
+        };
+        assert!(
+            reason.starts_with("the file changed on the server"),
+            "{reason}"
+        );
+        assert!(!spec.partial.exists());
+        // Over the cap.
+        fs::write(&spec.partial, vec![0u8; 101]).expect("write");
+        assert!(matches!(
+            check_attempt(ok, &spec),
+            Some(Checked::Permanent(..))
+        ));
+        assert!(!spec.partial.exists());
+    }
+
+    #[test]
+    fn validators_and_totals_are_read_from_the_last_response() {
+        let all = responses(
+            "HTTP/1.1 302 Found\nLocation: /b\n\nHTTP/1.1 200 OK\nETag: W/\"weak\"\nLast-Modified: Tue, 01 Jan 2030 00:00:00 GMT\nContent-Length: 9\n",
+        );
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].header("location"), Some("/b"));
+        assert_eq!(
+            all[1].validator().as_deref(),
+            Some("Tue, 01 Jan 2030 00:00:00 GMT"),
+            "a weak ETag is not an If-Range validator"
+        );
+        assert_eq!(all[1].total_size(), Some(9));
+        let partial = &responses(
+            "  HTTP/1.1 206 Partial Content\n  ETag: \"s\"\n  Content-Range: bytes 5-9/10\n",
+        )[0];
+        assert_eq!(partial.validator().as_deref(), Some("\"s\""));
+        assert_eq!(partial.total_size(), Some(10));
+    }
+
+    #[test]
+    fn credentials_come_out_of_the_url() {
+        let (url, creds) = split_credentials("https://me:p%40ss@127.0.0.1:8443/a?b").expect("ok");
+        assert_eq!(url, "https://127.0.0.1:8443/a?b");
+        let creds = creds.expect("credentials");
+        assert_eq!(
+            (
+                creds.host.as_str(),
+                creds.user.as_str(),
+                creds.password.as_str()
+            ),
+            ("127.0.0.1", "me", "p@ss")
+        );
+        assert_eq!(format!("{creds:?}"), "Credentials(me@127.0.0.1, ***)");
+        assert_eq!(
+            split_credentials("https://h/x@y").expect("ok"),
+            ("https://h/x@y".into(), None)
+        );
+        let err = split_credentials("https://me:a%20b@h/x").expect_err("space");
+        assert!(err.contains("https://***@h/x"), "{err}");
+        assert_eq!(crate::redact_url("https://me:pw@h/x"), "https://***@h/x");
+        assert_eq!(crate::redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn announced_sizes_count_only_the_file() {
+        let a = Announced::default();
+        for line in [
+            "HTTP/1.1 302 Found",
+            "Content-Length: 999999",
+            "HTTP/1.1 206 Partial Content",
+            "Content-Length: 5",
+            "Content-Range: bytes 5-9/10",
+        ] {
+            a.line(line);
+        }
+        assert_eq!(a.size(), 10);
+        a.reset();
+        a.line("  HTTP/1.1 200 OK");
+        a.line("  Content-Length: 107374182400");
+        assert_eq!(a.size(), 107_374_182_400);
     }
 
     #[tokio::test]

@@ -36,10 +36,32 @@ pub mod download;
 pub mod supervisor;
 
 pub use adapter::{
-    Adapter, MirrorNotice, ProgressGauge, Runner, SourceCounts, SourceTally, ToolError,
-    ToolErrorKind, ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
+    Adapter, Checked, MirrorNotice, OutputCheck, ProgressGauge, Runner, SourceCounts, SourceTally,
+    ToolError, ToolErrorKind, ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
 };
 pub use supervisor::supervise_groups;
+
+/// `url` with its user info (`user:password@`) replaced by `***`, for every message,
+/// log line and report that names a URL: credentials in a URL never reach the screen.
+/// Text that is not a URL with user info comes back unchanged.
+///
+/// ```
+/// assert_eq!(
+///     em_exec::redact_url("https://user:s3cret@127.0.0.1:8443/a@b?c"),
+///     "https://***@127.0.0.1:8443/a@b?c"
+/// );
+/// assert_eq!(em_exec::redact_url("https://127.0.0.1/x"), "https://127.0.0.1/x");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -1065,6 +1065,7 @@ async fn run_step(
                 },
                 allow_http: d.allow_http,
                 mode: d.mode,
+                max_size: None,
             };
             let existed = dest.exists();
             push_new(&mut record.uses.files, dest.clone());
@@ -1168,6 +1169,7 @@ async fn add_repository(
         },
         allow_http,
         mode: Some(0o644),
+        max_size: None,
     };
     Arc::new(Curl::new(CurlConfig::default())?)
         .download(downloads, &request)

@@ -10,8 +10,8 @@
 //! ## The command
 //!
 //! ```text
-//! wget --tries=1 --timeout=S --no-verbose --server-response
-//!      [-c] -O <dest dir>/.<name>.em-partial <url>
+//! wget --tries=1 --timeout=S --no-verbose --server-response [--https-only]
+//!      [-c [--header=If-Range: V]] -O <dest dir>/.<name>.em-partial <url>
 //! ```
 //!
 //! - `--tries=1`: **we** retry, wget does not. wget's default is 20 tries, and among HTTP
@@ -25,12 +25,18 @@
 //! - `--no-verbose` drops the progress bar; `--server-response` prints the response
 //!   headers (indented, on stderr) so that [`classify`] can read a `Retry-After`.
 //! - `-c` is added when the partial file holds bytes: a transfer that broke off resumes on
-//!   the next attempt. wget restarts from scratch by itself when the server ignores
-//!   `Range`, and treats 416 as "already complete"; the sha256 check catches a partial file
-//!   that did not belong to this download.
-//! - wget has no switch to refuse an https -> http redirect (`--https-only` is for
-//!   recursive mode): the URLs we are given are checked, and a pinned sha256 is what
-//!   protects the content.
+//!   the next attempt, only with the `If-Range` validator of the response that started it
+//!   or a sha256 to check the result ([`em_exec::download::download_with_tool`]). wget
+//!   takes any 416 for "already complete" and exits 0: the output check reads the
+//!   `Content-Range: bytes */TOTAL` and restarts from zero when TOTAL is not the partial's
+//!   size.
+//! - wget follows https -> http and https -> ftp redirects (`--https-only` is for
+//!   recursive mode, given anyway): the output check reads every `Location` and fails the
+//!   download for good, deleting the partial file, when one leaves https (or http with
+//!   `allow_http`).
+//! - wget has no size cap for one file (`--quota` does not apply): the announced size and
+//!   the partial's size are watched while it runs, and it is stopped past the cap.
+//! - Credentials in a URL go to a private wgetrc (`WGETRC`), never into the argv.
 //!
 //! ## Classification
 //!
@@ -71,8 +77,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use em_exec::download::{
-    DownloadRequest, Landed, delete_partial, download_with_tool, output_path_in, retry_after,
-    url_host,
+    AttemptPlan, DownloadRequest, Landed, delete_partial, download_with_tool, output_path_in,
+    retry_after, url_host, write_private,
 };
 use em_exec::{Adapter, Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
 
@@ -148,20 +154,50 @@ impl Wget {
         &self.config
     }
 
-    /// The command of one attempt: fetch `url` into `partial`, resuming it when `resume`.
-    pub fn command(&self, url: &str, partial: &Path, resume: bool) -> Cmd {
+    /// The command of one attempt, from its [`AttemptPlan`]: fetch the URL into the
+    /// partial file, resuming it (with `If-Range` when the plan has a validator),
+    /// `--https-only` unless http is allowed, credentials from a wgetrc written into the
+    /// plan's private directory (`WGETRC`; the user's own wgetrc is copied into it first,
+    /// so that its proxies and CA settings still apply).
+    pub fn command(&self, plan: &AttemptPlan, allow_http: bool) -> Cmd {
         let mut cmd = Cmd::tool(&self.wget).args([
             "--tries=1".to_string(),
             format!("--timeout={}", seconds(self.config.timeout)),
             "--no-verbose".to_string(),
             "--server-response".to_string(),
         ]);
-        if resume {
-            cmd = cmd.arg("-c");
+        if !allow_http {
+            cmd = cmd.arg("--https-only");
         }
-        cmd = cmd.arg("-O").arg(partial).arg(url);
+        if plan.resume {
+            cmd = cmd.arg("-c");
+            if let Some(validator) = &plan.if_range {
+                cmd = cmd.arg(format!("--header=If-Range: {validator}"));
+            }
+        }
+        cmd = cmd.arg("-O").arg(&plan.partial).arg(&plan.url);
         for (k, v) in &self.config.env {
             cmd = cmd.env(k, v);
+        }
+        if let (Some(creds), Some(dir)) = (&plan.credentials, &plan.secrets) {
+            let wgetrc = dir.join("wgetrc");
+            let user_rc = std::env::var_os("WGETRC")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".wgetrc")));
+            let mut text = user_rc
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!(
+                "user = {}\npassword = {}\n",
+                creds.user, creds.password
+            ));
+            // If the file cannot be written, wget's 401 says so; the URL is never given
+            // with its credentials.
+            let _ = write_private(&wgetrc, text.as_bytes());
+            cmd = cmd.env("WGETRC", wgetrc);
         }
         cmd
     }
@@ -174,8 +210,8 @@ impl Wget {
         runner: &Runner,
         req: &DownloadRequest,
     ) -> Result<Landed, ToolError> {
-        download_with_tool(self, runner, req, |url, partial, resume, _| {
-            self.command(url, partial, resume)
+        download_with_tool(self, runner, req, |plan, _| {
+            self.command(plan, req.allow_http)
         })
         .await
     }
@@ -327,16 +363,37 @@ mod tests {
     #[test]
     fn the_command_is_an_argument_vector() {
         let wget = Wget::with_tool(WgetConfig::default(), "/usr/bin/wget");
-        let cmd = wget.command(
-            "https://example.org/x",
-            Path::new("/opt/.x.em-partial"),
-            true,
-        );
+        let mut plan = AttemptPlan {
+            url: "https://example.org/x".into(),
+            partial: "/opt/.x.em-partial".into(),
+            resume: true,
+            if_range: Some("\"v1\"".into()),
+            max_size: 1000,
+            credentials: None,
+            secrets: None,
+        };
+        let cmd = wget.command(&plan, false);
         assert_eq!(
             cmd.command_line(),
             "LC_ALL=C DEBIAN_FRONTEND=noninteractive /usr/bin/wget --tries=1 --timeout=30 \
-             --no-verbose --server-response -c -O /opt/.x.em-partial https://example.org/x"
+             --no-verbose --server-response --https-only -c '--header=If-Range: \"v1\"' \
+             -O /opt/.x.em-partial https://example.org/x"
         );
+        // Credentials go to a private wgetrc, never into the argument vector.
+        let dir = tempfile::tempdir().expect("tempdir");
+        plan.resume = false;
+        plan.credentials = Some(
+            em_exec::download::split_credentials("https://me:s3cret@example.org/x")
+                .expect("split")
+                .1
+                .expect("credentials"),
+        );
+        plan.secrets = Some(dir.path().to_path_buf());
+        let line = wget.command(&plan, true).command_line();
+        assert!(!line.contains("s3cret"), "{line}");
+        assert!(line.contains("WGETRC="), "{line}");
+        let rc = std::fs::read_to_string(dir.path().join("wgetrc")).expect("wgetrc");
+        assert!(rc.ends_with("user = me\npassword = s3cret\n"), "{rc}");
     }
 
     #[test]

@@ -114,6 +114,7 @@ content = "hello"
                 "--timeout=30",
                 "--no-verbose",
                 "--server-response",
+                "--https-only",
                 "-O",
                 partial.as_str(),
                 "https://downloads.example.org/tool.tar.gz",

@@ -49,6 +49,9 @@ pub struct FetchArgs {
     /// An alternate URL of the same file, tried in order when the primary keeps failing
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
+    /// The most bytes the file may have [default: 8 GiB, or the free space if less]
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
 }
 
 fn parse_sha256(text: &str) -> Result<Sha256, String> {
@@ -81,6 +84,7 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, CliErr
         sha256: args.sha256,
         allow_http: args.allow_http,
         mode: None,
+        max_size: args.max_size,
     };
     request
         .validate()
