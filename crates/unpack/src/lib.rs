@@ -16,8 +16,8 @@
 //!   a file already at a path the archive holds is never overwritten (both refuse), and
 //!   only real directories are merged into. The [`Plan`] names what will be created and
 //!   the private temporary directory it will use, so a caller can record both first.
-//! - [`Plan::unpack`] extracts into that temporary directory (mode 0700, beside the target,
-//!   so on the same filesystem), then moves each entry into place with a rename that never
+//! - [`Plan::unpack`] extracts into that temporary directory (mode 0700, beside a new
+//!   target or inside an existing one, so on the same filesystem), then moves each entry into place with a rename that never
 //!   replaces (`renameat2(RENAME_NOREPLACE)`). On any failure it removes what it moved and
 //!   the temporary directory, leaving the target as it was.
 //! - Owners are not kept (files belong to the running user), and modes are not either:
@@ -213,18 +213,21 @@ pub fn plan(archive: &Path, target: &Path, limits: Limits) -> Result<Plan, Error
     })?;
     check_links(&tree, archive)?;
     let creates = creates(target, &tree)?;
-    let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
-    let (Some(parent), Some(name)) = (parent, target.file_name()) else {
-        return Err(Error::Conflict {
-            path: target.to_path_buf(),
-            reason: "is not a directory that can be unpacked into (it has no parent)".to_string(),
-        });
+    let suffix = format!("em-unpack-{:016x}", fastrand::u64(..));
+    // Inside an existing target, so that every rename stays on its filesystem even when the
+    // target is a mount point; beside a new one, which is then renamed whole.
+    let temp = if creates.first().map(PathBuf::as_path) == Some(target) {
+        let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
+        let (Some(parent), Some(name)) = (parent, target.file_name()) else {
+            return Err(Error::Conflict {
+                path: target.to_path_buf(),
+                reason: "cannot be unpacked into (it has no parent directory)".to_string(),
+            });
+        };
+        parent.join(format!(".{}.{suffix}", name.to_string_lossy()))
+    } else {
+        target.join(format!(".{suffix}"))
     };
-    let temp = parent.join(format!(
-        ".{}.em-unpack-{:016x}",
-        name.to_string_lossy(),
-        fastrand::u64(..)
-    ));
     Ok(Plan {
         archive: archive.to_path_buf(),
         target: target.to_path_buf(),
@@ -243,7 +246,8 @@ impl Plan {
     }
 
     /// The private directory the archive is extracted into before its entries are moved
-    /// into place (beside the target). Removed by [`Plan::unpack`] in every outcome, unless
+    /// into place: beside a target that does not exist yet, inside one that does (so on
+    /// the same filesystem as the entries' places). Removed by [`Plan::unpack`] in every outcome, unless
     /// the process is killed.
     pub fn temp_dir(&self) -> &Path {
         &self.temp

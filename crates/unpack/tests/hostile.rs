@@ -47,6 +47,7 @@ impl Scratch {
         );
         let temps: Vec<String> = names(self.root())
             .into_iter()
+            .chain(names(&self.target()))
             .filter(|n| n.contains(".em-unpack-"))
             .collect();
         assert!(temps.is_empty(), "temp dirs left: {temps:?}");
@@ -197,7 +198,9 @@ fn setuid_owner_and_loose_modes_are_not_kept() {
             },
         ],
     );
-    let created = s.unpack(&archive).expect("unpacks");
+    let p = plan(&archive, &s.target(), Limits::default()).expect("plan");
+    assert_eq!(p.temp_dir().parent(), Some(s.root()), "beside a new target");
+    let created = p.unpack().expect("unpacks");
     let t = s.target();
     assert_eq!(created, vec![t.clone()]);
     assert_eq!(mode(&t), 0o755);
@@ -520,7 +523,7 @@ fn real_directories_are_merged_and_only_new_paths_are_reported() {
     let p = plan(&archive, &s.target(), Limits::default()).expect("plan");
     let expected = [s.target().join("bin/new"), s.target().join("share")];
     assert_eq!(p.creates(), expected);
-    assert_eq!(p.temp_dir().parent(), Some(s.root()));
+    assert_eq!(p.temp_dir().parent(), Some(s.target().as_path()));
     assert_eq!(p.unpack().expect("unpacks"), expected);
     assert_eq!(names(&s.target()), ["bin", "keep", "share"]);
     assert_eq!(fs::read(s.target().join("share/doc/x")).expect("x"), b"x");
