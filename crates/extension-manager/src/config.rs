@@ -47,6 +47,10 @@
 //!
 //! [apt]
 //! update_max_age = "1h"     # `apt-get update` is skipped when the lists are fresher
+//!
+//! [unpack]                  # bounds on a download's `unpack_to` (archive bombs)
+//! max_bytes = "4GiB"        # file data unpacked: "500MiB", "2GB", or a number of bytes
+//! max_entries = 200000      # files, directories and links
 //! ```
 //!
 //! ## Environment variables
@@ -140,7 +144,7 @@ pub const ENV_VARS: [&str; 11] = [
     "EM_REGISTRIES_PIP",
 ];
 
-const TOP_KEYS: [&str; 8] = [
+const TOP_KEYS: [&str; 9] = [
     "jobs",
     "lock_timeout",
     "sudo",
@@ -149,12 +153,14 @@ const TOP_KEYS: [&str; 8] = [
     "registries",
     "circuit",
     "apt",
+    "unpack",
 ];
-const TOP_HINT: &str = "the configuration takes jobs, lock_timeout, sudo, [policy], [mirrors], [registries], [circuit], [apt]";
+const TOP_HINT: &str = "the configuration takes jobs, lock_timeout, sudo, [policy], [mirrors], [registries], [circuit], [apt], [unpack]";
 const MIRROR_KEYS: [&str; 3] = ["apt", "npm", "pip"];
 const REGISTRY_KEYS: [&str; 2] = ["npm", "pip"];
 const CIRCUIT_KEYS: [&str; 2] = ["threshold", "cooldown"];
 const APT_KEYS: [&str; 1] = ["update_max_age"];
+const UNPACK_KEYS: [&str; 2] = ["max_bytes", "max_entries"];
 const DURATION_FORM: &str = "a duration with a unit: \"500ms\", \"30s\", \"10m\", \"1h30m\"";
 
 /// Whether extension-manager may use `sudo` for what needs root (apt, global npm installs).
@@ -296,12 +302,15 @@ pub struct Config {
     /// `apt-get update` is skipped when the package lists are younger than this (and every
     /// requested package is known).
     pub apt_update_max_age: Duration,
+    /// The bounds on what one archive may unpack to (`[unpack]`).
+    pub unpack: em_unpack::Limits,
 }
 
 impl Default for Config {
     /// The built-in defaults: 4 jobs, a 10 minute lock timeout, sudo when needed, each
     /// adapter's [`PolicyName::default_policy`], no mirrors, the tools' own registries, a circuit that
-    /// opens after 3 exhausted operations for 300 s, and apt lists refreshed after 1 hour.
+    /// opens after 3 exhausted operations for 300 s, apt lists refreshed after 1 hour, and
+    /// archives of at most 4 GiB and 200 000 entries ([`em_unpack::Limits::DEFAULT`]).
     fn default() -> Self {
         Config {
             jobs: 4,
@@ -315,6 +324,7 @@ impl Default for Config {
             registries: Registries::default(),
             circuit: CircuitSettings::default(),
             apt_update_max_age: Duration::from_secs(60 * 60),
+            unpack: em_unpack::Limits::DEFAULT,
         }
     }
 }
@@ -763,6 +773,20 @@ impl Reader<'_> {
                 config.apt_update_max_age = d;
             }
         }
+        if let Some(unpack) = self.table(root, "unpack", "write [unpack] max_bytes = \"4GiB\"") {
+            self.unknown_keys(
+                unpack,
+                &UNPACK_KEYS,
+                "in [unpack]",
+                "[unpack] takes max_bytes, max_entries",
+            );
+            if let Some(n) = self.size(unpack, "max_bytes") {
+                config.unpack.max_bytes = n;
+            }
+            if let Some(n) = self.count(unpack, "max_entries", "max_entries = 200000") {
+                config.unpack.max_entries = n as u64;
+            }
+        }
     }
 
     fn policies(&mut self, table: &DeTable<'_>, policies: &mut BTreeMap<PolicyName, PolicyLayers>) {
@@ -883,6 +907,43 @@ impl Reader<'_> {
                     "a duration string",
                     v,
                     &format!("write {DURATION_FORM}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A size of at least 1 byte: a string with a unit (`"4GiB"`, `"500MB"`, parsed by
+    /// `bytesize`: KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000) or a number of bytes.
+    fn size(&mut self, table: &DeTable<'_>, key: &str) -> Option<u64> {
+        let v = find(table, key)?;
+        let hint = format!("write a size with a unit, e.g. {key} = \"4GiB\" or \"500MiB\"");
+        let n = match v.get_ref() {
+            DeValue::String(s) => s
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .ok()
+                .map(|b| b.as_u64()),
+            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok()),
+            _ => {
+                self.type_error(key, "a size", v, &hint);
+                return None;
+            }
+        };
+        match n {
+            Some(n) if n >= 1 => Some(n),
+            _ => {
+                let shown = match v.get_ref() {
+                    DeValue::String(s) => format!("\"{s}\""),
+                    DeValue::Integer(i) => i.as_str().to_string(),
+                    _ => String::new(),
+                };
+                self.push(
+                    v.span(),
+                    format!("`{key}` is not a size of at least 1 byte: {shown}"),
+                    hint,
                 );
                 None
             }
@@ -1108,6 +1169,9 @@ threshold = 5
 cooldown = "2m"
 [apt]
 update_max_age = "30m"
+[unpack]
+max_bytes = "500MiB"
+max_entries = 1_000
 "#,
         )
         .unwrap_or_else(|e| panic!("{}", render_all(&e)));
@@ -1152,6 +1216,31 @@ update_max_age = "30m"
             }
         );
         assert_eq!(config.apt_update_max_age, Duration::from_secs(1800));
+        assert_eq!(
+            config.unpack,
+            em_unpack::Limits {
+                max_bytes: 500 << 20,
+                max_entries: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn config_unpack_sizes_take_units_or_bytes() {
+        for (text, bytes) in [
+            ("\"4GiB\"", 4u64 << 30),
+            ("\"2 GB\"", 2_000_000_000),
+            ("\"64KiB\"", 64 << 10),
+            ("1048576", 1 << 20),
+        ] {
+            let config = load_text(&format!("[unpack]\nmax_bytes = {text}\n"))
+                .unwrap_or_else(|e| panic!("{text}: {}", render_all(&e)));
+            assert_eq!(config.unpack.max_bytes, bytes, "{text}");
+            assert_eq!(config.unpack.max_entries, 200_000, "the default stays");
+        }
+        let errors = errors_of("[unpack]\nmax_bytes = \"lots\"\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(at(&errors[0]), (2, 13));
     }
 
     #[test]

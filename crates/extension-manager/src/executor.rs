@@ -45,6 +45,8 @@ pub struct RunSettings {
     pub apt_mirrors: Vec<String>,
     /// apt's `update_max_age`.
     pub apt_update_max_age: Duration,
+    /// The bounds on one archive of a download's `unpack_to` (`[unpack]`).
+    pub unpack_limits: em_unpack::Limits,
     /// The npm registry (None: npm's own setting) and its mirrors.
     pub npm_registry: Option<String>,
     /// npm mirrors.
@@ -1300,9 +1302,12 @@ pub(crate) fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
     cmd
 }
 
-/// Unpacks `archive` into `dir`. What it will create (`dir` itself, or the top-level
-/// entries of the archive that `dir` lacks) is recorded and saved before the unpacking
-/// starts, so that `remove` undoes a run killed midway; a failed unpacking deletes it again.
+/// Unpacks `archive` into `dir`, in-process (em-unpack: nothing lands outside `dir`, no
+/// owner, setuid bit or device is kept, nothing already there is overwritten). The archive
+/// is read and checked first; what it will create (`dir` itself, or the top-most paths
+/// `dir` lacks) and the private temporary directory beside `dir` are recorded and saved
+/// before anything is written, so that `remove` undoes a run killed midway. Then the paths
+/// actually created replace them in the record; a failed unpacking has removed its own.
 async fn unpack(
     ctx: &Context,
     name: &str,
@@ -1311,84 +1316,47 @@ async fn unpack(
     archive: &Path,
     dir: &Path,
 ) -> Result<(), StepError> {
-    let is_zip = archive.to_string_lossy().ends_with(".zip");
-    let created = if dir.exists() {
-        let entries = archive_entries(archive, is_zip).await?;
-        entries
-            .iter()
-            .map(|e| dir.join(e))
-            .filter(|p| !p.exists() && !p.is_symlink())
-            .collect()
-    } else {
-        vec![dir.to_path_buf()]
-    };
-    for path in &created {
+    let limits = ctx.settings.unpack_limits;
+    let (a, d) = (archive.to_path_buf(), dir.to_path_buf());
+    let plan = blocking(move || em_unpack::plan(&a, &d, limits)).await?;
+    let planned: Vec<PathBuf> = std::iter::once(plan.temp_dir().to_path_buf())
+        .chain(plan.creates().iter().cloned())
+        .collect();
+    let fresh: Vec<PathBuf> = planned
+        .iter()
+        .filter(|p| !record.added.files.contains(p))
+        .cloned()
+        .collect();
+    for path in &fresh {
+        record.added.files.push(path.clone());
+    }
+    save_step(ctx, name, record, index).await;
+    let unpacked = blocking(move || plan.unpack()).await;
+    // em-unpack has removed its temporary directory, and on failure what it moved: a
+    // planned path still there after that is one it could not remove, so it stays recorded.
+    let created = unpacked.as_ref().map(Vec::as_slice).unwrap_or_default();
+    record.added.files.retain(|f| {
+        !fresh.contains(f)
+            || created.contains(f)
+            || (unpacked.is_err() && f.symlink_metadata().is_ok())
+    });
+    for path in created {
         push_new(&mut record.added.files, path.clone());
     }
     save_step(ctx, name, record, index).await;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let cmd = if is_zip {
-        Cmd::tool("unzip")
-            .arg("-q")
-            .arg("-o")
-            .arg(archive)
-            .arg("-d")
-            .arg(dir)
-    } else {
-        Cmd::tool("tar").arg("-xf").arg(archive).arg("-C").arg(dir)
-    };
-    let out = cmd.clone().output(OutputMode::Capture).run().await;
-    let failure = match out {
-        Ok(out) if out.success() => return Ok(()),
-        Ok(out) => format!(
-            "unpacking {} failed ({}): {}",
-            archive.display(),
-            cmd.command_line(),
-            out.stderr_text().trim()
-        ),
-        Err(e) => e.to_string(),
-    };
-    for path in &created {
-        if remove_path(path).is_ok() {
-            record.added.files.retain(|f| f != path);
-        }
-    }
-    save_step(ctx, name, record, index).await;
-    Err(StepError::from(failure))
+    unpacked.map(|_| ())
 }
 
-/// The top-level names an archive holds (`tar -tf`, `unzip -Z1`): what unpacking it
-/// creates in its directory.
-async fn archive_entries(archive: &Path, is_zip: bool) -> Result<BTreeSet<PathBuf>, StepError> {
-    let cmd = if is_zip {
-        Cmd::tool("unzip").arg("-Z1").arg(archive)
-    } else {
-        Cmd::tool("tar").arg("-tf").arg(archive)
-    };
-    let out = cmd
-        .clone()
-        .output(OutputMode::Capture)
-        .run()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !out.success() {
-        return Err(StepError::from(format!(
-            "cannot list {} ({}): {}",
-            archive.display(),
-            cmd.command_line(),
-            out.stderr_text().trim()
-        )));
+/// Runs em-unpack's blocking work on tokio's blocking pool; its error, with its hint, is
+/// the step's (permanent: the same archive fails the same way again).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, em_unpack::Error> + Send + 'static,
+) -> Result<T, StepError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(StepError::from(format!("{e} (hint: {})", e.hint()))),
+        Err(e) => Err(StepError::from(format!("unpacking stopped: {e}"))),
     }
-    Ok(out
-        .stdout_text()
-        .lines()
-        .filter_map(|line| {
-            Path::new(line).components().find_map(|c| match c {
-                std::path::Component::Normal(n) => Some(PathBuf::from(n)),
-                _ => None,
-            })
-        })
-        .collect())
 }
 
 /// Deletes a file, a symlink or a directory tree; one that is already gone is no error.

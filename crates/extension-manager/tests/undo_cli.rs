@@ -291,38 +291,76 @@ fn remove_steps_get_the_install_options() {
     assert_eq!(fs::read_to_string(&marker).expect("marker"), "22 22\n");
 }
 
-/// A download unpacked into an existing directory: `tar -tf` lists `small1` and
-/// `small2`; `tar -xf` creates `small1`, then fails (or is slow, to be killed).
-fn unpack_session(extract: &str) -> (Session, std::path::PathBuf) {
-    let scenario = format!(
-        r#"
-[[call]]
-tool = "curl"
-write_to_arg = "-o"
-content = "not really a tarball"
+/// One tar entry; the header is written raw so that hostile names and link targets get
+/// through (the tar crate's own setters refuse them).
+fn tar_entry(
+    builder: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: tar::EntryType,
+    link: &str,
+    data: &[u8],
+) {
+    let mut header = tar::Header::new_gnu();
+    {
+        let old = header.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    header.set_entry_type(kind);
+    header.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    builder.append(&header, data).expect("append");
+}
 
-[[call]]
-tool = "tar"
-match = "^-tf "
-stdout = "small1\n./small2\n"
-{extract}"#
-    );
-    let s = Session::new(&["curl", "tar"], &scenario);
+/// A session whose `unpacker` extension downloads `archive` (what the fake curl serves)
+/// to `t.tar` and unpacks it into `opt`, which exists and holds the user's `keep`.
+fn unpack_session(archive: Vec<u8>) -> (Session, std::path::PathBuf) {
+    let s = Session::new(&["curl"], "");
+    let served = s.path().join("served.tar");
+    fs::write(&served, archive).expect("archive");
+    fs::write(
+        s.path().join("scenario.toml"),
+        format!(
+            "[[call]]\ntool = \"curl\"\nwrite_to_arg = \"-o\"\ncontent_file = \"{}\"\n",
+            served.display()
+        ),
+    )
+    .expect("scenario");
     let dir = s.path().join("opt");
     fs::create_dir_all(&dir).expect("dir");
     fs::write(dir.join("keep"), "the user's").expect("keep");
-    let scenario = scenario.replace("DIR", &dir.display().to_string());
-    fs::write(s.path().join("scenario.toml"), &scenario).expect("scenario");
     write(
         &s,
         "unpacker",
         &format!(
-            "[[install]]\ndownload = \"https://127.0.0.1:9/t.tar.gz\"\nto = \"{}\"\nunpack_to = \"{}\"\n",
-            s.path().join("t.tar.gz").display(),
+            "[[install]]\ndownload = \"https://127.0.0.1:9/t.tar\"\nto = \"{}\"\nunpack_to = \"{}\"\n",
+            s.path().join("t.tar").display(),
             dir.display()
         ),
     );
     (s, dir)
+}
+
+/// `small1/` with `files` files in it, and `small2`.
+fn small_archive(files: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    tar_entry(&mut b, "small1/", tar::EntryType::Directory, "", b"");
+    for i in 0..files {
+        tar_entry(
+            &mut b,
+            &format!("small1/f{i}"),
+            tar::EntryType::Regular,
+            "",
+            b"x",
+        );
+    }
+    tar_entry(&mut b, "./small2", tar::EntryType::Regular, "", b"two");
+    b.into_inner().expect("tar")
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -335,25 +373,126 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-#[test]
-fn a_failed_unpack_leaves_nothing_behind() {
-    let (s, dir) = unpack_session(
-        "[[call]]\ntool = \"tar\"\nmatch = \"^-xf \"\ntouch = [\"DIR/small1\"]\nexit = 2\nstderr = \"tar: Unexpected EOF in archive\\n\"\n",
-    );
-    let out = run(&s, &["install", "unpacker"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Unexpected EOF"), "{}", stderr(&out));
-    assert_eq!(entries(&dir), ["keep"]);
-    let st = state(&s);
-    let files = strings(&st["extensions"]["unpacker"]["added"]["files"]);
-    assert!(files.iter().all(|f| !f.contains("small")), "{st:#}");
+fn recorded_files(s: &Session) -> Vec<String> {
+    strings(&state(s)["extensions"]["unpacker"]["added"]["files"])
 }
 
 #[test]
-fn a_killed_unpack_is_undone_by_remove() {
-    let (s, dir) = unpack_session(
-        "[[call]]\ntool = \"tar\"\nmatch = \"^-xf \"\ntouch = [\"DIR/small1\"]\ndelay_ms = 400\n",
+fn an_unpack_records_exactly_what_it_created_and_remove_takes_only_that() {
+    let (s, dir) = unpack_session(small_archive(3));
+    ok(&s, &["install", "unpacker"]);
+    assert_eq!(entries(&dir), ["keep", "small1", "small2"]);
+    assert_eq!(entries(&dir.join("small1")), ["f0", "f1", "f2"]);
+    let files = recorded_files(&s);
+    let opt = dir.display().to_string();
+    let under_opt: Vec<&String> = files.iter().filter(|f| f.starts_with(&opt)).collect();
+    assert_eq!(
+        under_opt,
+        [&format!("{opt}/small1"), &format!("{opt}/small2")],
+        "the top-most created paths, and no temporary directory: {files:?}"
     );
+    ok(&s, &["remove", "unpacker"]);
+    assert_eq!(entries(&dir), ["keep"]);
+    assert_eq!(
+        fs::read_to_string(dir.join("keep")).expect("keep"),
+        "the user's"
+    );
+}
+
+#[test]
+fn a_failed_unpack_leaves_nothing_behind() {
+    let mut archive = small_archive(3);
+    archive.truncate(archive.len() / 2);
+    let (s, dir) = unpack_session(archive);
+    let out = run(&s, &["install", "unpacker"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("t.tar cannot be read"), "{err}");
+    assert_eq!(entries(&dir), ["keep"]);
+    let files = recorded_files(&s);
+    assert!(files.iter().all(|f| !f.contains("/opt/")), "{files:?}");
+}
+
+#[test]
+fn an_unpack_never_overwrites_a_file_it_did_not_create() {
+    let mut b = tar::Builder::new(Vec::new());
+    tar_entry(&mut b, "new", tar::EntryType::Regular, "", b"new");
+    tar_entry(&mut b, "keep", tar::EntryType::Regular, "", b"replaced");
+    let (s, dir) = unpack_session(b.into_inner().expect("tar"));
+    let out = run(&s, &["install", "unpacker"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/opt/keep already exists and was not created by this unpack"),
+        "{err}"
+    );
+    assert_eq!(entries(&dir), ["keep"], "not even `new` landed");
+    assert_eq!(
+        fs::read_to_string(dir.join("keep")).expect("keep"),
+        "the user's"
+    );
+}
+
+/// The archive's own symlink out (`etcl -> OUTSIDE`, then `etcl/profile.d/zz.sh`) and one
+/// an earlier archive left in the target: both refused, permanently, with nothing written
+/// anywhere and nothing recorded.
+#[test]
+fn a_symlink_escape_is_refused_and_nothing_lands_outside() {
+    for planted in [false, true] {
+        let outside = tempfile::tempdir().expect("outside");
+        fs::create_dir(outside.path().join("profile.d")).expect("profile.d");
+        let out_dir = outside.path().display().to_string();
+        let mut b = tar::Builder::new(Vec::new());
+        if !planted {
+            tar_entry(&mut b, "etcl", tar::EntryType::Symlink, &out_dir, b"");
+        }
+        tar_entry(
+            &mut b,
+            "etcl/profile.d/zz.sh",
+            tar::EntryType::Regular,
+            "",
+            b"echo owned\n",
+        );
+        let (s, dir) = unpack_session(b.into_inner().expect("tar"));
+        if planted {
+            std::os::unix::fs::symlink(outside.path(), dir.join("etcl")).expect("planted");
+        }
+        let out = run(&s, &["install", "unpacker"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "permanent: {err}");
+        let expected = if planted {
+            "/opt/etcl is a symlink that this unpack did not create; it is neither followed nor replaced"
+        } else {
+            "entry `etcl` is a symlink to the absolute path"
+        };
+        assert!(err.contains(expected), "{err}");
+        assert!(err.contains("hint: "), "{err}");
+        assert!(
+            entries(&outside.path().join("profile.d")).is_empty(),
+            "nothing outside"
+        );
+        let mut expected_entries = vec!["keep"];
+        if planted {
+            expected_entries.insert(0, "etcl");
+        }
+        assert_eq!(entries(&dir), expected_entries);
+        let files = recorded_files(&s);
+        assert!(
+            files
+                .iter()
+                .all(|f| !f.contains("/opt/") && !f.starts_with(&out_dir)),
+            "{files:?}"
+        );
+    }
+}
+
+/// Killed while unpacking (after the plan is saved): `remove` takes away what the unpack
+/// had recorded, whatever it had written by then, including its temporary directory.
+#[test]
+fn a_killed_unpack_is_undone_by_remove() {
+    // Enough entries that the extraction takes a while after the record is saved; if the
+    // kill lands after it anyway, what follows holds all the same.
+    let (s, dir) = unpack_session(small_archive(20_000));
     let mut child = s
         .em()
         .env("EM_PROFILE_DIR", s.path().join("profile.d"))
@@ -362,25 +501,35 @@ fn a_killed_unpack_is_undone_by_remove() {
         .args(["install", "unpacker"])
         .spawn()
         .expect("spawn");
+    // The temporary directory appears only after the plan is saved; wait for it.
     let started = Instant::now();
-    while !calls_of(&s, "tar").iter().any(|a| a.starts_with("-xf")) {
+    let temp = loop {
+        if let Some(name) = entries(&dir)
+            .into_iter()
+            .find(|n| n.starts_with(".em-unpack-"))
+        {
+            break dir.join(name);
+        }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tar -xf never ran"
+            started.elapsed() < Duration::from_secs(60),
+            "the unpack never started"
         );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     child.kill().expect("kill");
     let _ = child.wait();
-    // tar dies with its parent (em-exec's supervisor); what it had written by then stays.
-    std::fs::write(dir.join("small1"), "half").expect("a half-unpacked entry");
-    let st = state(&s);
-    let files = strings(&st["extensions"]["unpacker"]["added"]["files"]);
-    assert!(
-        files.iter().any(|f| f.ends_with("/opt/small1"))
-            && files.iter().any(|f| f.ends_with("/opt/small2")),
-        "recorded before tar ran: {st:#}"
-    );
+    let files = recorded_files(&s);
+    let opt = dir.display().to_string();
+    for planned in [
+        temp.display().to_string(),
+        format!("{opt}/small1"),
+        format!("{opt}/small2"),
+    ] {
+        assert!(
+            files.contains(&planned),
+            "{planned} recorded before it was made: {files:?}"
+        );
+    }
     ok(&s, &["remove", "unpacker"]);
     assert_eq!(entries(&dir), ["keep"]);
 }

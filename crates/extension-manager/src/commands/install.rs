@@ -348,6 +348,7 @@ async fn execute(
         policies: config.policies.clone(),
         apt_mirrors: config.mirrors.apt.clone(),
         apt_update_max_age: config.apt_update_max_age,
+        unpack_limits: config.unpack,
         npm_registry: config.registries.npm.clone(),
         npm_mirrors: config.mirrors.npm.clone(),
         pip_index: config.registries.pip.clone(),
