@@ -21,10 +21,13 @@ use em_retry::{
 
 use crate::{Cmd, ExecError, LineSink, Output, OutputMode};
 
+/// The longest line [`ToolFailure::tail`] quotes, in characters.
+pub const TAIL_LINE: usize = 500;
+
 /// A failed run of a tool: what ran, how it ended, what it said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolFailure {
-    /// The command line, as a user would retype it.
+    /// The command line, as a user would retype it (URL userinfo redacted).
     pub command: String,
     /// The exit code (128 + signal when killed).
     pub code: i32,
@@ -53,7 +56,7 @@ impl ToolFailure {
     /// From a finished run.
     pub fn from_output(command: &Cmd, output: &Output) -> Self {
         ToolFailure::new(
-            command.command_line(),
+            crate::redact_urls(&command.command_line()),
             output.code(),
             output.stdout_text(),
             output.stderr_text(),
@@ -70,13 +73,21 @@ impl ToolFailure {
         text
     }
 
-    /// The last `n` non-empty lines of the output, for an error message.
+    /// The last `n` non-empty lines of the output, for an error message: each made
+    /// [`printable`](crate::printable) (what a tool or a server printed must not steer the
+    /// terminal or the CI log it is quoted into) and cut at [`TAIL_LINE`] characters.
     pub fn tail(&self, n: usize) -> Vec<String> {
         let text = self.text();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(n)..]
             .iter()
-            .map(|l| l.to_string())
+            .map(|l| {
+                let line = crate::printable(l.trim_end_matches('\r'));
+                match line.char_indices().nth(TAIL_LINE) {
+                    Some((cut, _)) => format!("{} ...", &line[..cut]),
+                    None => line.into_owned(),
+                }
+            })
             .collect()
     }
 }
@@ -785,6 +796,25 @@ mod tests {
         ] {
             assert!(check_argument(good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn tail_is_printable_and_bounded() {
+        let long = "y".repeat(TAIL_LINE + 10);
+        let f = ToolFailure::new(
+            "x",
+            1,
+            format!("{long}\n"),
+            "\x1b]0;title\x07 moved\n::error file=a::pwned\r\n",
+        );
+        assert_eq!(
+            f.tail(3),
+            [
+                "\\x1b]0;title\\x07 moved".to_string(),
+                "\\::error file=a::pwned".to_string(),
+                format!("{} ...", &long[..TAIL_LINE]),
+            ]
+        );
     }
 
     #[test]

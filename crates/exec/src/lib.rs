@@ -41,28 +41,6 @@ pub use adapter::{
 };
 pub use supervisor::supervise_groups;
 
-/// `url` with its user info (`user:password@`) replaced by `***`, for every message,
-/// log line and report that names a URL: credentials in a URL never reach the screen.
-/// Text that is not a URL with user info comes back unchanged.
-///
-/// ```
-/// assert_eq!(
-///     em_exec::redact_url("https://user:s3cret@127.0.0.1:8443/a@b?c"),
-///     "https://***@127.0.0.1:8443/a@b?c"
-/// );
-/// assert_eq!(em_exec::redact_url("https://127.0.0.1/x"), "https://127.0.0.1/x");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_string(),
-    }
-}
-
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -83,8 +61,8 @@ pub enum OutputMode {
     Capture,
     /// Passed through to our stdout and stderr as it arrives, and kept in [`Output`].
     Tee,
-    /// Both streams passed through to our stderr as they arrive (stdout stays ours for
-    /// requested output), and kept in [`Output`].
+    /// Both streams passed through to our stderr line by line as they arrive (stdout stays
+    /// ours for requested output), each line made [`printable`], and kept in [`Output`].
     TeeStderr,
 }
 
@@ -97,7 +75,8 @@ pub enum Stream {
     Stderr,
 }
 
-/// Receives each line a child prints, as it arrives (for log files, progress, tracing).
+/// Receives each line a child prints, as it arrives (for log files, progress, tracing):
+/// without its newline, made [`printable`], cut at [`MAX_LINE`] bytes.
 pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 
 /// A command to run: a program, its arguments and its environment.
@@ -110,6 +89,7 @@ pub struct Cmd {
     stdin_null: bool,
     output: OutputMode,
     lines: Option<LineSink>,
+    keep: usize,
 }
 
 impl fmt::Debug for Cmd {
@@ -129,6 +109,7 @@ impl Cmd {
             stdin_null: false,
             output: OutputMode::Inherit,
             lines: None,
+            keep: DEFAULT_KEEP,
         }
     }
 
@@ -171,12 +152,20 @@ impl Cmd {
             stdin_null: self.stdin_null,
             output: self.output,
             lines: self.lines,
+            keep: self.keep,
         }
     }
 
     /// Sends each output line to `sink` as it arrives (captured and teed modes).
     pub fn on_line(mut self, sink: LineSink) -> Self {
         self.lines = Some(sink);
+        self
+    }
+
+    /// Keeps at most the last `bytes` of each captured stream in [`Output`] (default
+    /// [`DEFAULT_KEEP`]); lines still reach the [`on_line`](Self::on_line) sink as they come.
+    pub fn keep_at_most(mut self, bytes: usize) -> Self {
+        self.keep = bytes.max(1);
         self
     }
 
@@ -302,10 +291,27 @@ impl Cmd {
             ),
             _ => (None, None),
         };
+        // Tool output relayed to our stderr goes line by line, made printable; `Tee` (the
+        // `retry` command's own command) passes stdout through untouched, as it promises.
+        let echo_lines = self.output == OutputMode::TeeStderr;
         let (status, stdout, stderr) = tokio::join!(
             child.wait(),
-            drain(stdout, out_sink, self.lines.clone(), Stream::Stdout),
-            drain(stderr, err_sink, self.lines.clone(), Stream::Stderr),
+            drain(
+                stdout,
+                out_sink,
+                self.lines.clone(),
+                Stream::Stdout,
+                self.keep,
+                echo_lines
+            ),
+            drain(
+                stderr,
+                err_sink,
+                self.lines.clone(),
+                Stream::Stderr,
+                self.keep,
+                echo_lines
+            ),
         );
         let status = status.map_err(|source| ExecError::Wait {
             command: self.command_line(),
@@ -352,66 +358,253 @@ pub fn quote(word: &str) -> String {
 
 type Sink = Box<dyn AsyncWrite + Unpin + Send>;
 
+/// The longest line handed to a [`LineSink`] or echoed by [`OutputMode::TeeStderr`]: the
+/// rest of a longer line is counted, not kept (`... [12345 more bytes]`), so that a tool
+/// printing 400 MB without a newline costs us 64 KiB, not 400 MB.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// How much of each stream [`Cmd::run`] keeps by default in [`Output`]: the last 16 MiB.
+/// Far more than any tool's message or listing (`dpkg-query` of a full system is about
+/// 100 KiB); what a runaway tool prints beyond it is dropped from the front.
+pub const DEFAULT_KEEP: usize = 16 * 1024 * 1024;
+
+/// The last `limit` bytes of a stream. Trimmed only when twice the limit is reached, so
+/// each byte is moved at most a bounded number of times: linear in the stream's length.
+struct Tail {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Tail {
+    fn push(&mut self, data: &[u8]) {
+        if data.len() >= self.limit {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(&data[data.len() - self.limit..]);
+            return;
+        }
+        self.bytes.extend_from_slice(data);
+        if self.bytes.len() >= 2 * self.limit.max(8192) {
+            let excess = self.bytes.len() - self.limit;
+            self.bytes.drain(..excess);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.bytes.len() > self.limit {
+            let excess = self.bytes.len() - self.limit;
+            self.bytes.drain(..excess);
+        }
+        self.bytes
+    }
+}
+
+/// Splits a stream into lines as it arrives, looking at each byte once (the pending line
+/// is kept, never rescanned), and keeping at most [`MAX_LINE`] bytes of a line.
+#[derive(Default)]
+struct LineSplitter {
+    pending: Vec<u8>,
+    /// Bytes of the pending line beyond [`MAX_LINE`], counted and dropped.
+    cut: u64,
+}
+
+impl LineSplitter {
+    /// Feeds `data`; calls `emit` with each line it completes, made [`printable`].
+    fn feed(&mut self, mut data: &[u8], emit: &mut dyn FnMut(String)) {
+        while let Some(i) = data.iter().position(|b| *b == b'\n') {
+            self.take(&data[..i]);
+            emit(self.line());
+            data = &data[i + 1..];
+        }
+        self.take(data);
+    }
+
+    /// The unterminated last line, if any.
+    fn finish(&mut self, emit: &mut dyn FnMut(String)) {
+        if !self.pending.is_empty() || self.cut > 0 {
+            emit(self.line());
+        }
+    }
+
+    fn take(&mut self, part: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.pending.len());
+        let kept = room.min(part.len());
+        self.pending.extend_from_slice(&part[..kept]);
+        self.cut += (part.len() - kept) as u64;
+    }
+
+    fn line(&mut self) -> String {
+        let text = String::from_utf8_lossy(&self.pending);
+        let mut line = printable(text.trim_end_matches('\r')).into_owned();
+        if self.cut > 0 {
+            line.push_str(&format!(" ... [{} more bytes]", self.cut));
+        }
+        self.pending.clear();
+        self.cut = 0;
+        line
+    }
+}
+
 async fn drain(
     source: Option<impl AsyncRead + Unpin>,
     mut sink: Option<Sink>,
-    lines: Option<LineSink>,
+    line_sink: Option<LineSink>,
     stream: Stream,
+    keep: usize,
+    echo_lines: bool,
 ) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let Some(mut source) = source else {
-        return kept;
+    let mut kept = Tail {
+        bytes: Vec::new(),
+        limit: keep,
     };
-    let mut buf = [0u8; 8192];
+    let Some(mut source) = source else {
+        return kept.finish();
+    };
+    let mut splitter = LineSplitter::default();
+    let splitting = line_sink.is_some() || echo_lines;
+    let mut lines: Vec<String> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match source.read(&mut buf).await {
+        let n = match source.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if let Some(out) = sink.as_mut() {
-                    // A closed stdout of ours (e.g. `| head`) must not stop the child.
-                    if out.write_all(&buf[..n]).await.is_err() || out.flush().await.is_err() {
-                        sink = None;
-                    }
-                }
-                let line_start = kept.len();
-                kept.extend_from_slice(&buf[..n]);
-                if let Some(lines) = &lines {
-                    emit_lines(&kept, line_start, lines, stream, false);
-                }
+            Ok(n) => n,
+        };
+        if !echo_lines && let Some(out) = sink.as_mut() {
+            // A closed stdout of ours (e.g. `| head`) must not stop the child.
+            if out.write_all(&buf[..n]).await.is_err() || out.flush().await.is_err() {
+                sink = None;
             }
         }
+        kept.push(&buf[..n]);
+        if splitting {
+            splitter.feed(&buf[..n], &mut |line| lines.push(line));
+            deliver(&mut lines, &line_sink, &mut sink, echo_lines, stream).await;
+        }
     }
-    if let Some(lines) = &lines {
-        emit_lines(&kept, kept.len(), lines, stream, true);
+    if splitting {
+        splitter.finish(&mut |line| lines.push(line));
+        deliver(&mut lines, &line_sink, &mut sink, echo_lines, stream).await;
     }
-    kept
+    kept.finish()
 }
 
-/// Calls `sink` for each line completed by the bytes from `new_from` on (and for the
-/// unterminated last line when `at_end`).
-fn emit_lines(kept: &[u8], new_from: usize, sink: &LineSink, stream: Stream, at_end: bool) {
-    // The line containing `new_from` starts after the last newline before it.
-    let start_of_pending = kept[..new_from]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    let mut start = start_of_pending;
-    if !at_end {
-        for (i, b) in kept.iter().enumerate().skip(new_from) {
-            if *b == b'\n' {
-                sink(
-                    stream,
-                    String::from_utf8_lossy(&kept[start..i]).trim_end_matches('\r'),
-                );
-                start = i + 1;
+/// Hands completed lines to the line sink, and echoes them when the mode echoes lines.
+async fn deliver(
+    lines: &mut Vec<String>,
+    line_sink: &Option<LineSink>,
+    sink: &mut Option<Sink>,
+    echo_lines: bool,
+    stream: Stream,
+) {
+    for line in lines.drain(..) {
+        if let Some(f) = line_sink {
+            f(stream, &line);
+        }
+        if echo_lines && let Some(out) = sink.as_mut() {
+            let mut bytes = line.into_bytes();
+            bytes.push(b'\n');
+            if out.write_all(&bytes).await.is_err() || out.flush().await.is_err() {
+                *sink = None;
             }
         }
-    } else if start < kept.len() {
-        sink(
-            stream,
-            String::from_utf8_lossy(&kept[start..]).trim_end_matches('\r'),
-        );
     }
+}
+
+/// `line` made safe to show on a terminal or in a CI log: control characters other than
+/// tab (ESC, bare CR, backspace, DEL, C1 codes) and the bidirectional overrides are written
+/// as escapes (`\x1b`, `\u{202e}`), and a line that GitHub Actions would read as a workflow
+/// command (`::error::...`, leading spaces ignored) gets a `\` before its first colon.
+///
+/// Every text quoted from a tool or a server goes through this (or [`printable_text`])
+/// before it reaches the terminal, a log file or a report: what a server sends must not
+/// move our cursor, rewrite our status lines, or annotate a CI run.
+///
+/// ```
+/// assert_eq!(em_exec::printable("ok\x1b[2Jgone\r"), "ok\\x1b[2Jgone\\x0d");
+/// assert_eq!(em_exec::printable("  ::error::pwned"), "  \\::error::pwned");
+/// assert_eq!(em_exec::printable("plain\ttext"), "plain\ttext");
+/// ```
+pub fn printable(line: &str) -> std::borrow::Cow<'_, str> {
+    let needs_escape = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let command = line.trim_start().starts_with("::");
+    if !command && !line.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut defused = !command;
+    for c in line.chars() {
+        if !defused && c == ':' {
+            out.push('\\');
+            defused = true;
+        }
+        if needs_escape(c) {
+            match u32::from(c) {
+                code @ 0..=0xff => out.push_str(&format!("\\x{code:02x}")),
+                code => out.push_str(&format!("\\u{{{code:x}}}")),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`printable`] for a text of several lines: each line on its own, the newlines kept.
+pub fn printable_text(text: &str) -> String {
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `url` with its userinfo (`user:password@`) replaced by `***`, for anything shown or
+/// written: status lines, logs, reports, metrics. Anything without userinfo comes back as
+/// it was.
+///
+/// ```
+/// assert_eq!(em_exec::redact_url("https://user:pass@127.0.0.1:8080/x?y"), "https://***@127.0.0.1:8080/x?y");
+/// assert_eq!(em_exec::redact_url("https://127.0.0.1/a@b"), "https://127.0.0.1/a@b");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    redact_urls(url)
+}
+
+/// [`redact_url`] for every URL inside a text (a command line, a message, a label).
+///
+/// ```
+/// assert_eq!(
+///     em_exec::redact_urls("curl -fsSL 'https://u:p@127.0.0.1/f' -o f; ftp://a@b/"),
+///     "curl -fsSL 'https://***@127.0.0.1/f' -o f; ftp://***@b/"
+/// );
+/// ```
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (before, after) = rest.split_at(i + 3);
+        out.push_str(before);
+        let has_scheme = before[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        let authority_len = after
+            .find(|c: char| "/?#".contains(c) || c.is_whitespace() || "'\"<>`".contains(c))
+            .unwrap_or(after.len());
+        let authority = &after[..authority_len];
+        match authority.rfind('@') {
+            Some(at) if has_scheme => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[authority_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Makes the child die with us: `PR_SET_PDEATHSIG(SIGKILL)` in the child before it execs.
@@ -611,6 +804,101 @@ mod tests {
         assert_eq!(out.stdout_text(), "out\n");
         assert_eq!(out.stderr_text(), "err\n");
         assert_eq!(out.code(), 128 + 15);
+    }
+
+    #[tokio::test]
+    async fn a_32_mb_line_without_newline_is_split_in_bounded_memory() {
+        // Before: every chunk rescanned the whole buffer for the start of the pending line
+        // (20 s for this one, hours for 400 MB). Now: each byte looked at once, the line
+        // cut at MAX_LINE for the sink, the capture kept to its limit.
+        let lines: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let seen = lines.clone();
+        let out = Cmd::new("sh")
+            .args([
+                "-c",
+                "head -c 33554432 /dev/zero | tr '\\0' x; printf '\\nend\\n'; printf 'bye' >&2",
+            ])
+            .output(OutputMode::Capture)
+            .keep_at_most(1024 * 1024)
+            .on_line(Arc::new(move |stream, line: &str| {
+                seen.lock()
+                    .expect("lock")
+                    .push(format!("{stream:?} {}", line.len()));
+                if line.len() < 100 {
+                    seen.lock().expect("lock").push(line.to_string());
+                }
+            }))
+            .run()
+            .await
+            .expect("runs");
+        assert!(out.success());
+        assert_eq!(
+            out.stdout.len(),
+            1024 * 1024,
+            "the capture keeps its tail only"
+        );
+        assert!(out.stdout.ends_with(b"xxx\nend\n"));
+        assert_eq!(out.stderr, b"bye");
+        let lines = lines.lock().expect("lock").clone();
+        let cut = 33554432 - MAX_LINE;
+        let long = format!(" ... [{cut} more bytes]");
+        assert_eq!(
+            lines,
+            [
+                format!("Stdout {}", MAX_LINE + long.len()),
+                "Stdout 3".to_string(),
+                "end".to_string(),
+                "Stderr 3".to_string(),
+                "bye".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_split_across_chunks_and_carriage_returns() {
+        let mut splitter = LineSplitter::default();
+        let mut lines = Vec::new();
+        for chunk in [
+            &b"par"[..],
+            b"tial\r\nnext\nesc\x1b[31m",
+            b"red\n",
+            b"::error::x",
+        ] {
+            splitter.feed(chunk, &mut |l| lines.push(l));
+        }
+        splitter.finish(&mut |l| lines.push(l));
+        assert_eq!(
+            lines,
+            ["partial", "next", "esc\\x1b[31mred", "\\::error::x"]
+        );
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_defuses_workflow_commands() {
+        assert_eq!(printable("a\rb\x07c\x7f\u{9b}"), "a\\x0db\\x07c\\x7f\\x9b");
+        assert_eq!(printable("\u{202e}txt"), "\\u{202e}txt");
+        assert_eq!(printable("::add-mask::x"), "\\::add-mask::x");
+        assert_eq!(printable("a ::b"), "a ::b");
+        assert_eq!(printable(&printable("::x")), "\\::x", "idempotent");
+        assert_eq!(printable_text("ok\n::warning::w\n"), "ok\n\\::warning::w\n");
+    }
+
+    #[test]
+    fn urls_lose_their_userinfo() {
+        for (text, want) in [
+            ("https://user:pass@127.0.0.1/x", "https://***@127.0.0.1/x"),
+            ("http://tok@127.0.0.1:8080", "http://***@127.0.0.1:8080"),
+            ("https://127.0.0.1/a@b", "https://127.0.0.1/a@b"),
+            ("git@127.0.0.1:x.git", "git@127.0.0.1:x.git"),
+            (
+                "get https://a:b@127.0.0.1/ and http://c@127.0.0.2/?q=d@e",
+                "get https://***@127.0.0.1/ and http://***@127.0.0.2/?q=d@e",
+            ),
+            ("\"https://u:p@h\"", "\"https://***@h\""),
+            ("no url", "no url"),
+        ] {
+            assert_eq!(redact_urls(text), want, "{text}");
+        }
     }
 
     #[tokio::test]

@@ -448,9 +448,13 @@ struct Log {
 
 impl Log {
     fn open(path: PathBuf) -> Log {
+        use std::os::unix::fs::OpenOptionsExt;
+        // 0600 and no symlink followed, as every file of the state directory.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .ok();
         Log {
@@ -463,7 +467,8 @@ impl Log {
         if let Ok(mut guard) = self.file.lock()
             && let Some(f) = guard.as_mut()
         {
-            let _ = writeln!(f, "{text}");
+            // Tool lines arrive printable (em-exec); ours may quote a URL with a password.
+            let _ = writeln!(f, "{}", em_exec::redact_urls(text));
         }
     }
 

@@ -100,10 +100,13 @@ impl Subscriber for Annotations {
 
 /// `::kind title=TITLE::MESSAGE`, escaped as the runner expects.
 fn command(kind: &str, title: &str, message: &str) -> String {
+    // The message quotes tool output and URLs: no passwords, no control characters
+    // (newlines are %0A-escaped below, the rest made printable first).
+    let message = em_exec::printable_text(&em_exec::redact_urls(message));
     format!(
         "::{kind} title={}::{}",
-        escape_property(title),
-        escape_data(message)
+        escape_property(&em_exec::redact_urls(title)),
+        escape_data(&message)
     )
 }
 
@@ -134,6 +137,7 @@ pub fn summary_markdown(
     if sources.is_empty() {
         return None;
     }
+    let command = em_exec::redact_urls(command);
     let mut md = format!("### `{command}`: exit {exit_code}\n\n");
     md.push_str(
         "| registry or host | operations | attempts | retries | repairs | gave up | circuit |\n",

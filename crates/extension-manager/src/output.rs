@@ -127,7 +127,7 @@ impl Ui {
         } else {
             format!("{verb:>12}")
         };
-        self.line(&format!("{verb} {message}"));
+        self.line(&format!("{verb} {}", shown(message)));
     }
 
     /// Prints a block of lines (a table) on stderr, as they are.
@@ -135,7 +135,7 @@ impl Ui {
         if self.verbosity == Verbosity::Quiet {
             return;
         }
-        for line in text.lines() {
+        for line in shown(text).lines() {
             self.write(&format!("  {line}"), false);
         }
     }
@@ -147,9 +147,9 @@ impl Ui {
         } else {
             ("error", "hint")
         };
-        self.line(&format!("{e}: {message}"));
+        self.line(&format!("{e}: {}", shown(message)));
         if let Some(hint) = hint {
-            self.line(&format!("{h}: {hint}"));
+            self.line(&format!("{h}: {}", shown(hint)));
         }
     }
 
@@ -173,6 +173,14 @@ impl Ui {
             writeln!(err, "{text}")
         };
     }
+}
+
+/// What a status line, block or error may show of a text: URL userinfo redacted, control
+/// characters escaped and `::` workflow commands defused (see `em_exec::printable`). Our
+/// own messages quote tool output, server replies and URLs: this is the last stop before
+/// the terminal or the CI log, whatever the message was built from.
+fn shown(text: &str) -> String {
+    em_exec::printable_text(&em_exec::redact_urls(text))
 }
 
 type Label = Box<dyn Fn(&Operation) -> String + Send + Sync>;

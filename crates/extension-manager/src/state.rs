@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Crash safety: every file that is rewritten (`state.json`, `reports/last.json`) goes
-//! through [`write_atomically`]: a temporary file beside it, fsynced, renamed over it, and
+//! through [`write_private`]: a temporary file beside it, fsynced, renamed over it, and
 //! the directory fsynced. A run killed at any instant leaves the old or the new file, never
 //! half of one. `history.jsonl` is appended with one `write` per line, so the worst a crash
 //! leaves is a torn last line, which [`StateDir::history`] skips with a warning.
@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -41,8 +41,15 @@ const LOCK_POLL: Duration = Duration::from_millis(100);
 /// The state directory: where extension-manager records what it did.
 ///
 /// Nothing is created until something is written; then the directory (and its
-/// subdirectories) are created with mode 0755, so that users can read reports and logs of
-/// a root run.
+/// subdirectories) are created with mode 0700 and every file in it with mode 0600: logs
+/// and reports quote tool output, which may hold what a user would not show others.
+///
+/// Before anything is read or written, the directory must be ours: owned by the current
+/// user (or root) and not writable by group or others. Another user who could write in it
+/// could replace `lock` or `history.jsonl` with a symlink to a file of ours, or hand us a
+/// `state.json` that makes `remove` delete what they choose. Files are opened with
+/// `O_NOFOLLOW` (and rewritten by rename), so a symlink planted in their place is refused,
+/// never followed.
 ///
 /// ```
 /// use extension_manager::state::{ExtensionStatus, InstalledExtension, State, StateDir};
@@ -109,6 +116,25 @@ impl StateDir {
     /// `logs/`: one directory of extension logs per run.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
+    }
+
+    /// Creates the directory (0700) when missing, then checks that it is safe to use:
+    /// a directory, owned by us or root, not writable by group or others.
+    ///
+    /// Errors: it cannot be created, or it is not safe (the message says why and what to
+    /// do; exit code 1 through [`StateError::Io`] or [`LockError::Io`]).
+    pub fn secure(&self) -> io::Result<()> {
+        create_dir(&self.root)?;
+        check_owned(&self.root)
+    }
+
+    /// [`secure`](Self::secure)'s check, for readers: a missing directory is fine (nothing
+    /// recorded yet).
+    fn check_if_present(&self) -> io::Result<()> {
+        match fs::metadata(&self.root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            _ => check_owned(&self.root),
+        }
     }
 
     /// `circuits/`: the circuit breaker records (`em_retry::FileStore`).
@@ -211,7 +237,14 @@ impl StateDir {
     /// extension-manager ([`StateError::UnsupportedVersion`]).
     pub fn load(&self) -> Result<State, StateError> {
         let path = self.state_path();
-        let bytes = match fs::read(&path) {
+        if let Err(source) = self.check_if_present() {
+            return Err(StateError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+        let bytes = match read_no_follow(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
             Err(source) => {
@@ -235,11 +268,13 @@ impl StateDir {
             source: io::Error::other(e),
         })?;
         bytes.push(b'\n');
-        write_atomically(&path, &bytes).map_err(|source| StateError::Io {
-            action: "write",
-            path,
-            source,
-        })
+        self.secure()
+            .and_then(|()| write_private(&path, &bytes))
+            .map_err(|source| StateError::Io {
+                action: "write",
+                path,
+                source,
+            })
     }
 
     /// Appends one line to `history.jsonl`.
@@ -256,13 +291,17 @@ impl StateDir {
             path: path.clone(),
             source,
         };
-        let mut line = serde_json::to_vec(entry).map_err(|e| io_error("encode", e.into()))?;
+        let line = serde_json::to_string(entry).map_err(|e| io_error("encode", e.into()))?;
+        // The command line and the details may quote a URL with a password.
+        let mut line = em_exec::redact_urls(&line).into_bytes();
         line.push(b'\n');
-        create_dir(&self.root).map_err(|e| io_error("write", e))?;
+        self.secure().map_err(|e| io_error("write", e))?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| io_error("open", e))?;
         // Writers take turns (a short flock around check + write) so that no writer's line
@@ -298,7 +337,14 @@ impl StateDir {
         since: Option<SystemTime>,
     ) -> Result<Vec<HistoryEntry>, StateError> {
         let path = self.history_path();
-        let bytes = match fs::read(&path) {
+        if let Err(source) = self.check_if_present() {
+            return Err(StateError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+        let bytes = match read_no_follow(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => {
@@ -351,17 +397,21 @@ impl StateDir {
     /// Writes `reports/last.json` atomically (pretty-printed, with a final newline).
     pub fn write_report(&self, report: &serde_json::Value) -> Result<(), StateError> {
         let path = self.report_path();
-        let mut bytes = serde_json::to_vec_pretty(report).map_err(|e| StateError::Io {
+        let bytes = serde_json::to_vec_pretty(report).map_err(|e| StateError::Io {
             action: "encode",
             path: path.clone(),
             source: io::Error::other(e),
         })?;
+        // Reports quote commands and tool output: no credentials in URLs.
+        let mut bytes = em_exec::redact_urls(&String::from_utf8_lossy(&bytes)).into_bytes();
         bytes.push(b'\n');
-        write_atomically(&path, &bytes).map_err(|source| StateError::Io {
-            action: "write",
-            path,
-            source,
-        })
+        self.secure()
+            .and_then(|()| write_private(&path, &bytes))
+            .map_err(|source| StateError::Io {
+                action: "write",
+                path,
+                source,
+            })
     }
 
     /// The log file of `extension` in run `run_id`: `logs/<run-id>/<extension>.log`.
@@ -372,7 +422,7 @@ impl StateDir {
     /// under `logs/` whatever the names.
     pub fn log_path(&self, run_id: &str, extension: &str) -> PathBuf {
         let dir = self.logs_dir().join(path_component(run_id));
-        if let Err(e) = create_dir(&dir) {
+        if let Err(e) = self.secure().and_then(|()| create_dir(&dir)) {
             tracing::warn!("could not create {}: {e}", dir.display());
         }
         dir.join(format!("{}.log", path_component(extension)))
@@ -389,16 +439,32 @@ pub fn new_run_id() -> String {
 
 /// Replaces `path` with `bytes` atomically: writes a temporary file in the same directory
 /// (created 0755 when missing), fsyncs it, renames it over `path`, then fsyncs the
-/// directory so that the rename itself survives a power cut. The file gets mode 0644.
+/// directory so that the rename itself survives a power cut. The file gets mode 0644: for
+/// what others read (apt sources, profile.d scripts, `--report` and `--metrics` files);
+/// the state directory's own files go through [`write_private`]. A symlink at `path` is
+/// replaced, never followed.
 ///
 /// Readers see the old content or the new one, never a mix. A crash before the rename
 /// leaves a `.<name>.*.tmp` file beside `path` and `path` unchanged.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with_modes(path, bytes, 0o644, 0o755)
+}
+
+/// [`write_atomically`] for the state directory's files: mode 0600, a missing directory
+/// created 0700.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with_modes(path, bytes, 0o600, 0o700)
+}
+
+fn write_with_modes(path: &Path, bytes: &[u8], file_mode: u32, dir_mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    create_dir(dir)?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(dir_mode)
+        .create(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -407,9 +473,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    // tempfile creates 0600; reports and state are meant to be readable by users.
+    // tempfile creates 0600; the caller says who else may read it.
     tmp.as_file()
-        .set_permissions(Permissions::from_mode(0o644))?;
+        .set_permissions(Permissions::from_mode(file_mode))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -417,7 +483,53 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn create_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o755).create(dir)
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Refuses a state directory that someone else could write in: not a directory, owned by
+/// neither us nor root, or writable by group or others.
+fn check_owned(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir)?;
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let unsafe_dir = |why: String| {
+        io::Error::other(format!(
+            "the state directory {} {why}; another user could plant files in it (a symlink \
+             for `lock`, a forged state.json). Use a directory of your own with --state-dir \
+             or EM_STATE_DIR",
+            dir.display()
+        ))
+    };
+    if !meta.is_dir() {
+        return Err(unsafe_dir("is not a directory".into()));
+    }
+    if meta.uid() != 0 && Some(meta.uid()) != me {
+        return Err(unsafe_dir(format!(
+            "belongs to uid {}, not to us{}",
+            meta.uid(),
+            me.map(|u| format!(" (uid {u})")).unwrap_or_default()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_dir(format!(
+            "is writable by group or others (mode {mode:04o}); `chmod go-w {}` fixes that",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a whole file, refusing a symlink in its place (`O_NOFOLLOW`).
+fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn path_component(text: &str) -> String {
@@ -464,12 +576,14 @@ impl LockWait {
             path: path.clone(),
             source,
         };
-        create_dir(&state_dir.root).map_err(io_error)?;
+        state_dir.secure().map_err(io_error)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(io_error)?;
         Ok(LockWait {
@@ -563,7 +677,7 @@ pub struct LockHolder {
 impl LockHolder {
     /// The holder recorded in `path`, if the file holds one.
     fn read(path: &Path) -> Option<LockHolder> {
-        let bytes = fs::read(path).ok()?;
+        let bytes = read_no_follow(path).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 }
@@ -1339,13 +1453,93 @@ mod tests {
             json["extensions"]["python"]["added"]["pip"][0]["venv"],
             "/opt/py"
         );
-        let mode = fs::metadata(sd.path()).expect("dir").permissions().mode();
-        assert_eq!(mode & 0o700, 0o700, "the state dir is usable: {mode:o}");
-        let mode = fs::metadata(sd.state_path())
-            .expect("file")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o644);
+        let mode = |p: &Path| fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(sd.path()), 0o700, "the state dir is ours alone");
+        assert_eq!(mode(&sd.state_path()), 0o600);
+        sd.write_report(&serde_json::json!({"url": "https://u:secret@127.0.0.1/x"}))
+            .expect("report");
+        assert_eq!(mode(&sd.report_path()), 0o600);
+        assert_eq!(mode(sd.report_path().parent().expect("reports")), 0o700);
+        let report = fs::read_to_string(sd.report_path()).expect("report");
+        assert!(report.contains("https://***@127.0.0.1/x"), "{report}");
+        sd.append_history(&HistoryEntry::new(
+            "r",
+            "install https://u:secret@127.0.0.1/x",
+            None,
+            "e",
+            "",
+        ))
+        .expect("history");
+        assert_eq!(mode(&sd.history_path()), 0o600);
+        let history = fs::read_to_string(sd.history_path()).expect("history");
+        assert!(!history.contains("secret"), "{history}");
+        drop(sd.lock(Duration::ZERO, "install", |_| {}).expect("lock"));
+        assert_eq!(mode(&sd.lock_path()), 0o600);
+        let log = sd.log_path("run", "python");
+        assert_eq!(mode(log.parent().expect("run dir")), 0o700);
+    }
+
+    #[test]
+    fn state_files_that_are_symlinks_are_refused_and_their_targets_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::new(dir.path().join("state"));
+        sd.secure().expect("create");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").expect("victim");
+        std::os::unix::fs::symlink(&victim, sd.lock_path()).expect("lock link");
+        std::os::unix::fs::symlink(&victim, sd.history_path()).expect("history link");
+        std::os::unix::fs::symlink(&victim, sd.state_path()).expect("state link");
+        let err = sd
+            .lock(Duration::ZERO, "install python", |_| {})
+            .expect_err("a symlinked lock is refused");
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("lock"), "{err}");
+        let entry = HistoryEntry::new("r", "install", None, "installed", "");
+        sd.append_history(&entry)
+            .expect_err("a symlinked history is refused");
+        assert!(sd.history(None, None).is_err(), "not read through the link");
+        assert!(
+            sd.load().is_err(),
+            "state.json is not read through the link"
+        );
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious\n");
+        // Saving replaces the link by rename: the target stays as it was.
+        sd.save(&sample_state()).expect("save");
+        assert!(!sd.state_path().is_symlink());
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious\n");
+    }
+
+    #[test]
+    fn a_state_dir_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("state");
+        fs::create_dir(&root).expect("dir");
+        fs::set_permissions(&root, Permissions::from_mode(0o777)).expect("chmod");
+        let sd = StateDir::new(&root);
+        let err = sd
+            .lock(Duration::ZERO, "install python", |_| {})
+            .expect_err("refused");
+        assert_eq!(err.exit_code(), 1);
+        let text = err.to_string();
+        assert!(
+            text.contains("writable by group or others (mode 0777)"),
+            "{text}"
+        );
+        assert!(text.contains("--state-dir"), "{text}");
+        assert!(sd.load().is_err());
+        assert!(sd.save(&sample_state()).is_err());
+        assert!(
+            fs::read_dir(&root).expect("dir").next().is_none(),
+            "nothing written"
+        );
+        fs::set_permissions(&root, Permissions::from_mode(0o755)).expect("chmod");
+        sd.save(&sample_state())
+            .expect("a 0755 directory of ours is fine");
+        // Another user's directory (only root can make one here).
+        if std::os::unix::fs::chown(&root, Some(12345), None).is_ok() {
+            let err = sd.load().expect_err("someone else's");
+            assert!(err.to_string().contains("belongs to uid 12345"), "{err}");
+        }
     }
 
     #[test]

@@ -86,6 +86,53 @@ pub(crate) fn check_env_name(name: &str) -> Option<Problem> {
     })
 }
 
+/// Variables that change how programs start or what a shell runs, rather than configure
+/// a tool: written to a profile.d script, each would run code in every login session
+/// (`LD_PRELOAD`, `BASH_ENV`, `PROMPT_COMMAND`), or turn a later `sh -c` of ours into
+/// someone else's (`IFS`, `SHELLOPTS`, `ENV`). A manifest may set one only when it lists it
+/// in `[extension] env_allow`.
+const DANGEROUS_ENV: [&str; 30] = [
+    "BASH_ENV",
+    "BASHOPTS",
+    "CDPATH",
+    "ENV",
+    "GCONV_PATH",
+    "GLOBIGNORE",
+    "HOSTALIASES",
+    "IFS",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "LOCPATH",
+    "MALLOC_CHECK_",
+    "NLSPATH",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PERL5DB",
+    "PERL5LIB",
+    "PERL5OPT",
+    "PERLLIB",
+    "PROMPT_COMMAND",
+    "PS1",
+    "PS4",
+    "PYTHONHOME",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "RUBYLIB",
+    "RUBYOPT",
+    "SHELLOPTS",
+    "TMPDIR",
+    "ZDOTDIR",
+];
+
+/// Prefixes of whole families: the dynamic loader's (`LD_PRELOAD`, `LD_AUDIT`,
+/// `LD_LIBRARY_PATH` ...), macOS's, and bash's exported functions.
+const DANGEROUS_ENV_PREFIXES: [&str; 3] = ["LD_", "DYLD_", "BASH_FUNC_"];
+
+/// Whether `name` is a variable that [`DANGEROUS_ENV`] describes.
+pub(crate) fn is_dangerous_env(name: &str) -> bool {
+    DANGEROUS_ENV.contains(&name) || DANGEROUS_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// The package ecosystems whose names a manifest lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ecosystem {

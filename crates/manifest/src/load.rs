@@ -540,9 +540,10 @@ impl Loader<'_> {
                 "options",
                 "requirements",
                 "env",
+                "env_allow",
             ],
             "in [extension]",
-            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env",
+            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env, env_allow",
         );
         let name = self.required_string(
             ext,
@@ -865,12 +866,31 @@ impl Loader<'_> {
 
     fn env(&mut self, ext: &DeTable<'_>) -> BTreeMap<String, Spanned<String>> {
         let mut out = BTreeMap::new();
+        let allowed = self.strings(ext, "env_allow");
+        for name in &allowed {
+            if let Some(p) = grammar::check_env_name(&name.value) {
+                self.push(name.span.clone(), p.message, p.hint);
+            }
+        }
         let Some((table, _)) = self.table(ext, "env", "") else {
             return out;
         };
         for (key, value) in table.iter() {
             if let Some(p) = grammar::check_env_name(key.get_ref()) {
                 self.push(key.span(), p.message, p.hint);
+                continue;
+            }
+            let name = key.get_ref();
+            if grammar::is_dangerous_env(name) && !allowed.iter().any(|a| a.value == *name) {
+                self.push(
+                    key.span(),
+                    format!(
+                        "`{name}` changes how programs start or what a shell runs: set in every login session, it would run code the user never asked for"
+                    ),
+                    format!(
+                        "if the extension truly needs it, say so in [extension]: env_allow = [\"{name}\"]; otherwise drop it"
+                    ),
+                );
                 continue;
             }
             match value.get_ref() {

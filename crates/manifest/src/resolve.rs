@@ -69,6 +69,14 @@ impl Manifest {
     /// substitutes `{{name}}` everywhere and checks the results again (package grammars,
     /// URLs, paths), so that an option value cannot smuggle in an `-o` or a `../`.
     ///
+    /// In shell commands (`run`, `unless`, `[[validate]] run`, `[[remove]] run`) each value
+    /// is substituted as one shell word, quoted when needed (`1; touch x #` becomes
+    /// `'1; touch x #'`), so a value can never become a second command. Write the
+    /// placeholder as a word of its own, outside quotes (`echo {{version}}`, not
+    /// `echo "{{version}}"`); the same values reach the commands as `EM_OPT_<NAME>`
+    /// environment variables (see [`ResolvedManifest::option_env`]) for scripts that
+    /// prefer `"$EM_OPT_VERSION"`. A value with a NUL byte is refused.
+    ///
     /// A value for an unknown option, a value outside an option's `enum`, a non-boolean for
     /// a boolean option and a missing value for an option without default are errors that
     /// name what is allowed.
@@ -92,6 +100,19 @@ impl Manifest {
     /// assert_eq!(npm.packages[0].value, "node@22");
     /// assert_eq!(r.option_env()["EM_OPT_VERSION"], "22");
     /// assert!(m.resolve(&BTreeMap::from([("version".into(), "18".into())])).is_err());
+    ///
+    /// let m = Manifest::parse("tool.toml", r#"
+    /// [extension]
+    /// name = "tool"
+    /// version = "1.0.0"
+    /// [extension.options.version]
+    /// default = "1"
+    /// [[install]]
+    /// run = "echo {{version}}"
+    /// "#).unwrap();
+    /// let values = BTreeMap::from([("version".to_string(), OptionValue::from("1; id #"))]);
+    /// let Step::Run(run) = &m.resolve(&values).unwrap().install[0].action else { panic!() };
+    /// assert_eq!(run.command.value, "echo '1; id #'");
     /// ```
     pub fn resolve(
         &self,
@@ -174,16 +195,29 @@ impl Manifest {
         if let Some(first) = check_values(self, &text_values).into_iter().next() {
             return Err(first);
         }
+        if let Some((key, _)) = text_values.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(Diagnostic::new(format!(
+                "the value of `{name}.{key}` contains a NUL byte"
+            ))
+            .with_hint("option values are text: remove the NUL byte"));
+        }
         let f = |s: &str| template::substitute(s, &|name| text_values.get(name).cloned());
+        let sh = |s: &str| template::substitute_shell(s, &|name| text_values.get(name).cloned());
         Ok(ResolvedManifest {
-            manifest: substitute_manifest(self, &f),
+            manifest: substitute_manifest(self, &f, &sh),
             values: resolved,
         })
     }
 }
 
-fn substitute_manifest(m: &Manifest, f: &dyn Fn(&str) -> String) -> Manifest {
+/// `m` with `f` applied to its data strings and `sh` to its shell commands.
+fn substitute_manifest(
+    m: &Manifest,
+    f: &dyn Fn(&str) -> String,
+    sh: &dyn Fn(&str) -> String,
+) -> Manifest {
     let s = |x: &Spanned<String>| Spanned::new(f(&x.value), x.span.clone());
+    let shell = |x: &Spanned<String>| Spanned::new(sh(&x.value), x.span.clone());
     let o = |x: &Option<Spanned<String>>| x.as_ref().map(s);
     let v = |x: &[Spanned<String>]| x.iter().map(s).collect::<Vec<_>>();
     let install = m
@@ -221,13 +255,13 @@ fn substitute_manifest(m: &Manifest, f: &dyn Fn(&str) -> String) -> Manifest {
                     allow_http: d.allow_http,
                 }),
                 Step::Run(r) => Step::Run(RunStep {
-                    command: s(&r.command),
+                    command: shell(&r.command),
                 }),
             },
             retry: step.retry.clone(),
             arch: step.arch.clone(),
             creates: o(&step.creates),
-            unless: o(&step.unless),
+            unless: step.unless.as_ref().map(shell),
             span: step.span.clone(),
         })
         .collect();
@@ -242,7 +276,7 @@ fn substitute_manifest(m: &Manifest, f: &dyn Fn(&str) -> String) -> Manifest {
             .validate
             .iter()
             .map(|c| Check {
-                run: s(&c.run),
+                run: shell(&c.run),
                 expect: o(&c.expect),
                 span: c.span.clone(),
             })
@@ -251,7 +285,7 @@ fn substitute_manifest(m: &Manifest, f: &dyn Fn(&str) -> String) -> Manifest {
             .remove
             .iter()
             .map(|r| RemoveStep {
-                run: s(&r.run),
+                run: shell(&r.run),
                 span: r.span.clone(),
             })
             .collect(),

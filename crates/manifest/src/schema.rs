@@ -33,7 +33,9 @@ pub struct Manifest {
     pub options: BTreeMap<String, OptionDef>,
     /// `[extension.requirements]`: checked before anything is installed.
     pub requirements: Requirements,
-    /// `[extension.env]`: variables written to the extension's profile.d script.
+    /// `[extension.env]`: variables written to the extension's profile.d script. Names that
+    /// run code (`LD_PRELOAD`, `BASH_ENV`, ...) load only when `[extension] env_allow`
+    /// lists them.
     pub env: BTreeMap<String, Spanned<String>>,
     /// `[[install]]` steps, in order.
     pub install: Vec<InstallStep>,
@@ -421,7 +423,8 @@ pub struct DownloadStep {
 /// `run = "..."`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunStep {
-    /// The shell snippet, run with `sh -c`.
+    /// The shell snippet, run with `sh -c`; once resolved, each `{{option}}` in it is one
+    /// quoted shell word (see `Manifest::resolve`).
     pub command: Spanned<String>,
 }
 

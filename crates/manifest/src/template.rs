@@ -57,6 +57,20 @@ pub(crate) fn substitute(text: &str, value: &dyn Fn(&str) -> Option<String>) -> 
     out
 }
 
+/// [`substitute`] for a shell command (`run`, `unless`, `[[validate]] run`, `[[remove]]
+/// run`): each value becomes one shell word, quoted when it holds anything the shell reads
+/// (`shlex::try_quote`: spaces, `;`, `$`, quotes, `=`, globs ...), so that an option value is
+/// data, never code. A value shlex cannot quote (a NUL byte) is refused by the caller first.
+pub(crate) fn substitute_shell(text: &str, value: &dyn Fn(&str) -> Option<String>) -> String {
+    substitute(text, &|name| {
+        value(name).map(|v| match shlex::try_quote(&v) {
+            Ok(quoted) => quoted.into_owned(),
+            // Unreachable after `resolve`'s NUL check; drop the NULs rather than the quotes.
+            Err(_) => format!("'{}'", v.replace('\0', "").replace('\'', r"'\''")),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +98,22 @@ mod tests {
         });
         assert_eq!(s, "a 22 b {{x}} 22");
         assert_eq!(substitute("plain", &|_| None), "plain");
+    }
+
+    #[test]
+    fn shell_values_are_single_quoted_words() {
+        let value = |v: &'static str| move |_: &str| Some(v.to_string());
+        for (v, want) in [
+            ("22", "echo 22"),
+            ("1; touch /tmp/pwned #", "echo '1; touch /tmp/pwned #'"),
+            ("$(id)", "echo '$(id)'"),
+            ("it's", "echo \"it's\""),
+            ("\"$HOME\"", "echo '\"$HOME\"'"),
+            ("X=1", "echo 'X=1'"),
+            ("", "echo ''"),
+            ("/opt/a b", "echo '/opt/a b'"),
+        ] {
+            assert_eq!(substitute_shell("echo {{v}}", &value(v)), want, "{v:?}");
+        }
     }
 }

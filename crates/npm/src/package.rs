@@ -35,6 +35,11 @@ impl NpmPackage {
         if text.starts_with('.') || text.starts_with('/') || text.starts_with('~') {
             return Err(bad("paths are not accepted"));
         }
+        if let Some(ext) = archive_suffix(text) {
+            return Err(bad(&format!(
+                "a name ending in `{ext}` is read by npm as a local archive in the working directory, not a registry package"
+            )));
+        }
         // The version separator is the first `@` after the scope's own `@`.
         let (scope, rest) = match text.strip_prefix('@') {
             Some(scoped) => match scoped.split_once('/') {
@@ -129,6 +134,32 @@ impl fmt::Display for NpmPackage {
     }
 }
 
+/// The archive suffixes npm reads as a local file when a file of that name exists in the
+/// working directory (`evil.tgz`): longest first, compared case-insensitively. em-npm and
+/// em-pip each keep their own list, as they keep their own grammars.
+const ARCHIVE_SUFFIXES: [&str; 14] = [
+    ".tar.lzma",
+    ".tar.bz2",
+    ".tar.zst",
+    ".tar.gz",
+    ".tar.xz",
+    ".tar.lz",
+    ".tbz2",
+    ".tbz",
+    ".tgz",
+    ".txz",
+    ".tlz",
+    ".tar",
+    ".whl",
+    ".zip",
+];
+
+/// The archive suffix `text` ends with, if any.
+fn archive_suffix(text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    ARCHIVE_SUFFIXES.into_iter().find(|s| lower.ends_with(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +181,23 @@ mod tests {
             assert_eq!(p.name(), name);
             assert_eq!(p.spec(), spec);
             assert_eq!(p.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn names_npm_would_read_as_local_archives_are_refused() {
+        for bad in [
+            "evil.tgz",
+            "evil.tar.gz",
+            "EVIL.TAR",
+            "x@1.tgz",
+            "@scope/x.tgz",
+        ] {
+            let e = NpmPackage::parse(bad).expect_err(bad);
+            assert!(e.contains("local archive"), "{bad}: {e}");
+        }
+        for good in ["socket.io", "lodash.merge@4.x", "tar", "x-tgz", "zip@1"] {
+            NpmPackage::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         }
     }
 

@@ -56,6 +56,11 @@ impl PipRequirement {
         if text.contains('/') || text.starts_with('.') || text.starts_with('~') {
             return Err(bad("paths are not accepted"));
         }
+        if let Some(ext) = archive_suffix(text) {
+            return Err(bad(&format!(
+                "a name ending in `{ext}` is read by pip as a local archive in the working directory, not a registry package"
+            )));
+        }
         let name_len = text
             .find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
             .unwrap_or(text.len());
@@ -173,6 +178,32 @@ impl fmt::Display for PipRequirement {
     }
 }
 
+/// The archive suffixes pip reads as a local file when a file of that name exists in the
+/// working directory (`evil.tgz`): longest first, compared case-insensitively. em-npm and
+/// em-pip each keep their own list, as they keep their own grammars.
+const ARCHIVE_SUFFIXES: [&str; 14] = [
+    ".tar.lzma",
+    ".tar.bz2",
+    ".tar.zst",
+    ".tar.gz",
+    ".tar.xz",
+    ".tar.lz",
+    ".tbz2",
+    ".tbz",
+    ".tgz",
+    ".txz",
+    ".tlz",
+    ".tar",
+    ".whl",
+    ".zip",
+];
+
+/// The archive suffix `text` ends with, if any.
+fn archive_suffix(text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    ARCHIVE_SUFFIXES.into_iter().find(|s| lower.ends_with(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +231,23 @@ mod tests {
             assert_eq!(r.extras(), extras);
             assert_eq!(r.specifiers(), specs);
             assert_eq!(r.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn names_pip_would_read_as_local_archives_are_refused() {
+        for bad in [
+            "evil.whl",
+            "evil.tar.gz",
+            "evil.zip",
+            "Evil.TGZ",
+            "evil.tar.bz2",
+        ] {
+            let e = PipRequirement::parse(bad).expect_err(bad);
+            assert!(e.contains("local archive"), "{bad}: {e}");
+        }
+        for good in ["backports.tarfile", "zipp", "wheel", "zope.interface>=5"] {
+            PipRequirement::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         }
     }
 

@@ -37,6 +37,66 @@ impl Operation {
     }
 }
 
+impl Operation {
+    /// What kind of operation this is, for a metrics label: the component and the first
+    /// word of the name when it is a plain verb (`apt-install`, `npm-install`,
+    /// `curl-download`), else the component alone. Never the package list, path, URL or
+    /// command line: a label's values must stay few, and free of secrets.
+    ///
+    /// ```
+    /// use em_retry::Operation;
+    /// assert_eq!(Operation::new("apt", "install python3 git").kind(), "apt-install");
+    /// assert_eq!(Operation::new("run", "/opt/x.sh --token=s3cret").kind(), "run");
+    /// ```
+    pub fn kind(&self) -> String {
+        let verb = self.name.split_whitespace().next().filter(|w| {
+            w.len() <= 32
+                && w.starts_with(|c: char| c.is_ascii_lowercase())
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        });
+        match (self.component.is_empty(), verb) {
+            (false, Some(verb)) => format!("{}-{verb}", self.component),
+            (false, None) => self.component.clone(),
+            (true, Some(verb)) => verb.to_string(),
+            (true, None) => String::new(),
+        }
+    }
+
+    /// The host (and port) of the first URL of the source (`via`) or the name, without any
+    /// userinfo: `127.0.0.1:8080` for `download https://user:pw@127.0.0.1:8080/f`.
+    ///
+    /// ```
+    /// use em_retry::Operation;
+    /// let op = Operation::new("curl", "download https://u:p@127.0.0.1:8080/f.tgz");
+    /// assert_eq!(op.host().as_deref(), Some("127.0.0.1:8080"));
+    /// assert_eq!(Operation::new("apt", "install git").host(), None);
+    /// ```
+    pub fn host(&self) -> Option<String> {
+        [self.via.as_deref(), Some(self.name.as_str())]
+            .into_iter()
+            .flatten()
+            .find_map(|text| {
+                let after = &text[text.find("://")? + 3..];
+                let end = after
+                    .find(|c: char| "/?#'\"<>`".contains(c) || c.is_whitespace())
+                    .unwrap_or(after.len());
+                let authority = &after[..end];
+                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                (!host.is_empty()).then(|| host.to_string())
+            })
+    }
+
+    /// The `operation` label of metrics: [`kind`](Self::kind), then the
+    /// [`host`](Self::host) when there is one (`curl-download 127.0.0.1:8080`).
+    pub fn metric_label(&self) -> String {
+        match self.host() {
+            Some(host) => format!("{} {host}", self.kind()),
+            None => self.kind(),
+        }
+    }
+}
+
 impl std::fmt::Display for Operation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.component.is_empty(), self.name.is_empty()) {

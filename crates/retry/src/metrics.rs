@@ -51,6 +51,9 @@ struct Counters {
 
 /// A [`Subscriber`] that counts, by label, and renders Prometheus text:
 ///
+/// `operation` is [`Operation::metric_label`]: the kind of operation and its host
+/// (`apt-install`, `curl-download 127.0.0.1:8080`), never its arguments.
+///
 /// - `<ns>_attempts_total{<component>,operation,outcome}`: outcome is `success` or the
 ///   failure class (`transient`, `retry_after`, `repairable`, `permanent`, `source_exhausted`, `timeout`);
 /// - `<ns>_retries_total{<component>,operation,class}`: retries, by the class of the
@@ -70,13 +73,14 @@ struct Counters {
 /// use em_retry::{Metrics, Retry, RetryPolicy, Backoff, Operation};
 /// let metrics = Arc::new(Metrics::new("demo", "service"));
 /// let _: Result<(), _> = Retry::<String>::new(RetryPolicy::new(2).with_backoff(Backoff::None))
-///     .operation(Operation::new("api", "get"))
+///     .operation(Operation::new("api", "get /users?token=s3cret"))
 ///     .subscribe(metrics.clone())
 ///     .run_blocking(|_| std::future::ready(Err("503".to_string())));
 /// let text = metrics.render();
-/// assert!(text.contains(r#"demo_attempts_total{service="api",operation="get",outcome="transient"} 2"#));
-/// assert!(text.contains(r#"demo_retries_total{service="api",operation="get",class="transient"} 1"#));
-/// assert!(text.contains(r#"demo_operations_total{service="api",operation="get",outcome="exhausted"} 1"#));
+/// assert!(text.contains(r#"demo_attempts_total{service="api",operation="api-get",outcome="transient"} 2"#));
+/// assert!(text.contains(r#"demo_retries_total{service="api",operation="api-get",class="transient"} 1"#));
+/// assert!(text.contains(r#"demo_operations_total{service="api",operation="api-get",outcome="exhausted"} 1"#));
+/// assert!(!text.contains("s3cret"));
 /// ```
 #[derive(Debug)]
 pub struct Metrics {
@@ -234,7 +238,10 @@ impl Subscriber for Metrics {
             return;
         };
         let op = event.operation();
-        let (comp, name) = (op.component.as_str(), op.name.as_str());
+        // Never the whole name: package lists, paths and URLs (with their passwords) would
+        // make a label per call.
+        let label = op.metric_label();
+        let (comp, name) = (op.component.as_str(), label.as_str());
         match event {
             Event::AttemptStarted { .. } => {}
             Event::AttemptFailed { class, .. } => {

@@ -1205,13 +1205,13 @@ async fn metrics_count_attempts_retries_and_repairs() {
     result.expect("succeeds on attempt 3");
     let text = metrics.render();
     for line in [
-        r#"em_attempts_total{adapter="npm",operation="install left-pad",outcome="repairable"} 1"#,
-        r#"em_attempts_total{adapter="npm",operation="install left-pad",outcome="retry_after"} 1"#,
-        r#"em_attempts_total{adapter="npm",operation="install left-pad",outcome="success"} 1"#,
-        r#"em_retries_total{adapter="npm",operation="install left-pad",class="repairable"} 1"#,
-        r#"em_retries_total{adapter="npm",operation="install left-pad",class="retry_after"} 1"#,
+        r#"em_attempts_total{adapter="npm",operation="npm-install",outcome="repairable"} 1"#,
+        r#"em_attempts_total{adapter="npm",operation="npm-install",outcome="retry_after"} 1"#,
+        r#"em_attempts_total{adapter="npm",operation="npm-install",outcome="success"} 1"#,
+        r#"em_retries_total{adapter="npm",operation="npm-install",class="repairable"} 1"#,
+        r#"em_retries_total{adapter="npm",operation="npm-install",class="retry_after"} 1"#,
         r#"em_repairs_total{adapter="npm",repair="npm cache verify",outcome="success"} 1"#,
-        r#"em_operation_duration_seconds_count{adapter="npm",operation="install left-pad"} 1"#,
+        r#"em_operation_duration_seconds_count{adapter="npm",operation="npm-install"} 1"#,
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
@@ -1273,7 +1273,7 @@ async fn a_source_given_up_early_is_transient_and_counts_against_its_circuit() {
     let text = metrics.render();
     assert!(
         text.contains(
-            r#"t_operations_total{component="apt",operation="update",outcome="source_exhausted"} 1"#
+            r#"t_operations_total{component="apt",operation="apt-update",outcome="source_exhausted"} 1"#
         ),
         "{text}"
     );

@@ -176,7 +176,16 @@ pub fn plan_command(
 }
 
 fn print_plan(plan: &Plan, format: OutputFormat) {
-    let mut out = std::io::stdout().lock();
+    // Steps show their URLs: without the passwords some carry.
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(em_exec::redact_urls(&plan_text(plan, format)).as_bytes());
+}
+
+fn plan_text(plan: &Plan, format: OutputFormat) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let out = &mut out;
     if format == OutputFormat::Json {
         let entries: Vec<serde_json::Value> = plan
             .entries
@@ -193,11 +202,11 @@ fn print_plan(plan: &Plan, format: OutputFormat) {
             })
             .collect();
         let _ = writeln!(out, "{}", serde_json::json!({ "plan": entries }));
-        return;
+        return std::mem::take(out);
     }
     if plan.entries.is_empty() {
         let _ = writeln!(out, "Nothing to do.");
-        return;
+        return std::mem::take(out);
     }
     for (i, e) in plan.entries.iter().enumerate() {
         let action = match &e.action {
@@ -231,6 +240,7 @@ fn print_plan(plan: &Plan, format: OutputFormat) {
             }
         }
     }
+    std::mem::take(out)
 }
 
 /// `install`.
@@ -425,13 +435,18 @@ async fn execute(
 }
 
 /// The machine-readable report of a run (`reports/last.json`, `--report`, `--output json`).
+///
+/// URL userinfo is redacted everywhere in it (commands, operations, tool output).
 pub fn report_json(report: &RunReport, run_id: &str, command: &str) -> serde_json::Value {
-    serde_json::json!({
+    let json = serde_json::json!({
         "run_id": run_id,
         "command": command,
         "exit_code": report.exit_code(),
         "extensions": report.extensions,
-    })
+    });
+    // Redacting the JSON text keeps every string's escaping valid: `***` needs none, and
+    // the userinfo it replaces ends at `@`.
+    serde_json::from_str(&em_exec::redact_urls(&json.to_string())).unwrap_or(json)
 }
 
 /// The final table on stderr: each extension's result, time, attempts, retries, repairs.

@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use em_exec::{Cmd, ExecError, OutputMode};
 use em_retry::{Decision, Failure, Operation, Repair, Retry, RetryPolicy, Subscriber};
@@ -31,10 +31,10 @@ pub struct RetryArgs {
     /// Never retry on these exit codes
     #[arg(long, value_name = "CODES", value_parser = parse_exit_codes, help_heading = "When to retry")]
     stop_on_exit: Option<ExitCodes>,
-    /// Retry only when the output (stdout or stderr) matches this regex
+    /// Retry only when a line of the output (stdout or stderr) matches this regex
     #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "When to retry")]
     retry_if_output: Option<regex_lite::Regex>,
-    /// Never retry when the output matches this regex
+    /// Never retry when a line of the output matches this regex
     #[arg(long, value_name = "REGEX", value_parser = parse_regex, help_heading = "When to retry")]
     stop_if_output: Option<regex_lite::Regex>,
     /// A shell command to run between a failed attempt and the next (e.g. 'rm -f partial.tgz')
@@ -54,7 +54,14 @@ pub struct RetryArgs {
 #[derive(Debug)]
 enum AttemptError {
     NotRunnable(ExecError),
-    Exited { code: i32, output: String },
+    Exited { code: i32, output: Matched },
+}
+
+/// Which output rules a failed attempt's lines matched.
+#[derive(Clone, Copy, Debug, Default)]
+struct Matched {
+    retry: bool,
+    stop: bool,
 }
 
 impl fmt::Display for AttemptError {
@@ -82,14 +89,27 @@ impl Rules {
         self.retry_if_output.is_some() || self.stop_if_output.is_some()
     }
 
+    /// Matches one output line against the output rules, as the lines stream by: nothing
+    /// of the output is kept for this, however long it runs.
+    fn see(&self, line: &str, matched: &Mutex<Matched>) {
+        let retry = self
+            .retry_if_output
+            .as_ref()
+            .is_some_and(|r| r.is_match(line));
+        let stop = self
+            .stop_if_output
+            .as_ref()
+            .is_some_and(|r| r.is_match(line));
+        if retry || stop {
+            let mut m = matched.lock().unwrap_or_else(|p| p.into_inner());
+            m.retry |= retry;
+            m.stop |= stop;
+        }
+    }
+
     /// Stop rules win; with any retry rule, a failure must match one to be retried.
-    fn is_retryable(&self, code: i32, output: &str) -> bool {
-        if self.stop_on_exit.as_ref().is_some_and(|c| c.contains(code))
-            || self
-                .stop_if_output
-                .as_ref()
-                .is_some_and(|r| r.is_match(output))
-        {
+    fn is_retryable(&self, code: i32, output: Matched) -> bool {
+        if self.stop_on_exit.as_ref().is_some_and(|c| c.contains(code)) || output.stop {
             return false;
         }
         if self.retry_on_exit.is_none() && self.retry_if_output.is_none() {
@@ -98,10 +118,7 @@ impl Rules {
         self.retry_on_exit
             .as_ref()
             .is_some_and(|c| c.contains(code))
-            || self
-                .retry_if_output
-                .as_ref()
-                .is_some_and(|r| r.is_match(output))
+            || output.retry
     }
 }
 
@@ -126,7 +143,15 @@ pub async fn run(args: RetryArgs, subscribers: &[Arc<dyn Subscriber>]) -> Result
     } else {
         OutputMode::Inherit
     };
-    let cmd = Cmd::new(program).args(rest).output(mode);
+    let matched: Arc<Mutex<Matched>> = Arc::default();
+    let mut cmd = Cmd::new(program).args(rest).output(mode);
+    if rules.needs_output() {
+        let (rules, matched) = (rules.clone(), matched.clone());
+        // Lines are matched as they come; the capture itself is not read: keep little.
+        cmd = cmd
+            .keep_at_most(64 * 1024)
+            .on_line(Arc::new(move |_, line: &str| rules.see(line, &matched)));
+    }
     let repair = args.repair;
     let classify_rules = rules.clone();
     let result = Retry::new(policy)
@@ -135,7 +160,7 @@ pub async fn run(args: RetryArgs, subscribers: &[Arc<dyn Subscriber>]) -> Result
         .classify(move |e: &AttemptError| match e {
             AttemptError::NotRunnable(_) => Decision::Fail,
             AttemptError::Exited { code, output } => {
-                if !classify_rules.is_retryable(*code, output) {
+                if !classify_rules.is_retryable(*code, *output) {
                     Decision::Fail
                 } else if let Some(repair) = &repair {
                     Decision::Repair(shell_repair(repair))
@@ -145,21 +170,16 @@ pub async fn run(args: RetryArgs, subscribers: &[Arc<dyn Subscriber>]) -> Result
             }
         })
         .run(|_attempt| {
-            let cmd = &cmd;
-            let keep = rules.needs_output();
+            let (cmd, matched) = (&cmd, &matched);
             async move {
+                *matched.lock().unwrap_or_else(|p| p.into_inner()) = Matched::default();
                 let out = cmd.run().await.map_err(AttemptError::NotRunnable)?;
                 if out.success() {
                     return Ok(());
                 }
-                let output = if keep {
-                    format!("{}{}", out.stdout_text(), out.stderr_text())
-                } else {
-                    String::new()
-                };
                 Err(AttemptError::Exited {
                     code: out.code(),
-                    output,
+                    output: *matched.lock().unwrap_or_else(|p| p.into_inner()),
                 })
             }
         })
@@ -188,7 +208,10 @@ fn shell_repair(script: &str) -> Repair {
                 .run()
                 .await
                 .map_err(|e| e.to_string())?;
-            eprint!("{}{}", out.stdout_text(), out.stderr_text());
+            eprint!(
+                "{}",
+                em_exec::printable_text(&format!("{}{}", out.stdout_text(), out.stderr_text()))
+            );
             if out.success() {
                 Ok(())
             } else {
