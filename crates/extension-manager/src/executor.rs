@@ -1322,8 +1322,33 @@ async fn unpack(
     dir: &Path,
 ) -> Result<(), StepError> {
     let limits = ctx.settings.unpack_limits;
-    let (a, d) = (archive.to_path_buf(), dir.to_path_buf());
-    let plan = blocking(move || em_unpack::plan(&a, &d, limits)).await?;
+    // An upgrade or a reinstall unpacks over this extension's own earlier tree: what the
+    // record says it created goes first (never the archive, never what holds it).
+    let mut replaced: Vec<PathBuf> = Vec::new();
+    let plan = loop {
+        let (a, d) = (archive.to_path_buf(), dir.to_path_buf());
+        match blocking_raw(move || em_unpack::plan(&a, &d, limits)).await? {
+            Err(em_unpack::Error::Conflict { path, reason }) => {
+                let ours = record.added.files.iter().find(|f| {
+                    path.starts_with(f)
+                        && f.starts_with(dir)
+                        && !archive.starts_with(f)
+                        && !replaced.contains(f)
+                });
+                let Some(ours) = ours.cloned() else {
+                    return Err(unpack_error(em_unpack::Error::Conflict { path, reason }));
+                };
+                remove_path(&ours).map_err(|e| {
+                    StepError::from(format!(
+                        "cannot replace {} (this extension's earlier tree): {e}",
+                        ours.display()
+                    ))
+                })?;
+                replaced.push(ours);
+            }
+            other => break other.map_err(unpack_error)?,
+        }
+    };
     let planned: Vec<PathBuf> = std::iter::once(plan.temp_dir().to_path_buf())
         .chain(plan.creates().iter().cloned())
         .collect();
@@ -1357,11 +1382,20 @@ async fn unpack(
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, em_unpack::Error> + Send + 'static,
 ) -> Result<T, StepError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(StepError::from(format!("{e} (hint: {})", e.hint()))),
-        Err(e) => Err(StepError::from(format!("unpacking stopped: {e}"))),
-    }
+    blocking_raw(work).await?.map_err(unpack_error)
+}
+
+/// [`blocking`], with em-unpack's own error left for the caller to look at.
+async fn blocking_raw<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, em_unpack::Error> + Send + 'static,
+) -> Result<Result<T, em_unpack::Error>, StepError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StepError::from(format!("unpacking stopped: {e}")))
+}
+
+fn unpack_error(e: em_unpack::Error) -> StepError {
+    StepError::from(format!("{e} (hint: {})", e.hint()))
 }
 
 /// Deletes a file, a symlink or a directory tree; one that is already gone is no error.

@@ -413,6 +413,24 @@ fn a_failed_unpack_leaves_nothing_behind() {
     assert!(files.iter().all(|f| !f.contains("/opt/")), "{files:?}");
 }
 
+/// A reinstall (an upgrade, `--force`) unpacks over the extension's own earlier tree: what
+/// the record says it created is replaced; the user's file next to it stays.
+#[test]
+fn a_reinstall_unpacks_over_its_own_earlier_tree() {
+    let (s, dir) = unpack_session(small_archive(3));
+    ok(&s, &["install", "unpacker"]);
+    fs::write(dir.join("small1/f0"), "changed since").expect("f0");
+    ok(&s, &["install", "--force", "unpacker"]);
+    assert_eq!(entries(&dir), ["keep", "small1", "small2"]);
+    assert_eq!(fs::read_to_string(dir.join("small1/f0")).expect("f0"), "x");
+    assert_eq!(
+        fs::read_to_string(dir.join("keep")).expect("keep"),
+        "the user's"
+    );
+    ok(&s, &["remove", "unpacker"]);
+    assert_eq!(entries(&dir), ["keep"]);
+}
+
 #[test]
 fn an_unpack_never_overwrites_a_file_it_did_not_create() {
     let mut b = tar::Builder::new(Vec::new());
