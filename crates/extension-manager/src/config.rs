@@ -48,6 +48,9 @@
 //! [apt]
 //! update_max_age = "1h"     # `apt-get update` is skipped when the lists are fresher
 //!
+//! [download]
+//! max_size = "8GiB"         # the largest file a download may be (also capped by free space)
+//!
 //! [unpack]                  # bounds on a download's `unpack_to` (archive bombs)
 //! max_bytes = "4GiB"        # file data unpacked: "500MiB", "2GB", or a number of bytes
 //! max_entries = 200000      # files, directories and links
@@ -144,7 +147,7 @@ pub const ENV_VARS: [&str; 11] = [
     "EM_REGISTRIES_PIP",
 ];
 
-const TOP_KEYS: [&str; 9] = [
+const TOP_KEYS: [&str; 10] = [
     "jobs",
     "lock_timeout",
     "sudo",
@@ -153,14 +156,16 @@ const TOP_KEYS: [&str; 9] = [
     "registries",
     "circuit",
     "apt",
+    "download",
     "unpack",
 ];
-const TOP_HINT: &str = "the configuration takes jobs, lock_timeout, sudo, [policy], [mirrors], [registries], [circuit], [apt], [unpack]";
+const TOP_HINT: &str = "the configuration takes jobs, lock_timeout, sudo, [policy], [mirrors], [registries], [circuit], [apt], [download], [unpack]";
 const MIRROR_KEYS: [&str; 3] = ["apt", "npm", "pip"];
 const REGISTRY_KEYS: [&str; 2] = ["npm", "pip"];
 const CIRCUIT_KEYS: [&str; 2] = ["threshold", "cooldown"];
 const APT_KEYS: [&str; 1] = ["update_max_age"];
 const UNPACK_KEYS: [&str; 2] = ["max_bytes", "max_entries"];
+const DOWNLOAD_KEYS: [&str; 1] = ["max_size"];
 const DURATION_FORM: &str = "a duration with a unit: \"500ms\", \"30s\", \"10m\", \"1h30m\"";
 
 /// Whether extension-manager may use `sudo` for what needs root (apt, global npm installs).
@@ -302,6 +307,9 @@ pub struct Config {
     /// `apt-get update` is skipped when the package lists are younger than this (and every
     /// requested package is known).
     pub apt_update_max_age: Duration,
+    /// The largest file a download may be (`[download] max_size`; None: em-exec's
+    /// default, 8 GiB). The free space of the destination caps it further.
+    pub download_max_size: Option<u64>,
     /// The bounds on what one archive may unpack to (`[unpack]`).
     pub unpack: em_unpack::Limits,
 }
@@ -324,6 +332,7 @@ impl Default for Config {
             registries: Registries::default(),
             circuit: CircuitSettings::default(),
             apt_update_max_age: Duration::from_secs(60 * 60),
+            download_max_size: None,
             unpack: em_unpack::Limits::DEFAULT,
         }
     }
@@ -771,6 +780,18 @@ impl Reader<'_> {
             self.unknown_keys(apt, &APT_KEYS, "in [apt]", "[apt] takes update_max_age");
             if let Some(d) = self.duration(apt, "update_max_age") {
                 config.apt_update_max_age = d;
+            }
+        }
+        if let Some(download) = self.table(root, "download", "write [download] max_size = \"8GiB\"")
+        {
+            self.unknown_keys(
+                download,
+                &DOWNLOAD_KEYS,
+                "in [download]",
+                "[download] takes max_size",
+            );
+            if let Some(n) = self.size(download, "max_size") {
+                config.download_max_size = Some(n);
             }
         }
         if let Some(unpack) = self.table(root, "unpack", "write [unpack] max_bytes = \"4GiB\"") {
@@ -1241,6 +1262,16 @@ max_entries = 1_000
         let errors = errors_of("[unpack]\nmax_bytes = \"lots\"\n");
         assert_eq!(errors.len(), 1);
         assert_eq!(at(&errors[0]), (2, 13));
+    }
+
+    #[test]
+    fn config_download_max_size_is_a_size() {
+        assert_eq!(Config::default().download_max_size, None);
+        let config = load_text("[download]\nmax_size = \"1MiB\"\n")
+            .unwrap_or_else(|e| panic!("{}", render_all(&e)));
+        assert_eq!(config.download_max_size, Some(1 << 20));
+        let errors = errors_of("[download]\nmax_size = 0\nspeed = 1\n");
+        assert_eq!(errors.len(), 2, "{}", render_all(&errors));
     }
 
     #[test]

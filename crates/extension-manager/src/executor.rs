@@ -47,6 +47,8 @@ pub struct RunSettings {
     pub apt_update_max_age: Duration,
     /// The bounds on one archive of a download's `unpack_to` (`[unpack]`).
     pub unpack_limits: em_unpack::Limits,
+    /// The largest file a download may be (`[download] max_size`).
+    pub download_max_size: Option<u64>,
     /// The npm registry (None: npm's own setting) and its mirrors.
     pub npm_registry: Option<String>,
     /// npm mirrors.
@@ -1072,7 +1074,7 @@ async fn run_step(
                 },
                 allow_http: d.allow_http,
                 mode: d.mode,
-                max_size: None,
+                max_size: ctx.settings.download_max_size,
             };
             let existed = dest.exists();
             push_new(&mut record.uses.files, dest.clone());
@@ -1176,7 +1178,7 @@ async fn add_repository(
         },
         allow_http,
         mode: Some(0o644),
-        max_size: None,
+        max_size: ctx.settings.download_max_size,
     };
     Arc::new(Curl::new(CurlConfig::default())?)
         .download(downloads, &request)

@@ -49,9 +49,21 @@ pub struct FetchArgs {
     /// An alternate URL of the same file, tried in order when the primary keeps failing
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
-    /// The most bytes the file may have [default: 8 GiB, or the free space if less]
-    #[arg(long, value_name = "BYTES")]
+    /// The largest the file may be ("500MiB", "2GB" or bytes) [default: the configuration's
+    /// `[download] max_size`, else 8 GiB; the free space caps it further]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_size: Option<u64>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            format!("`{text}` is not a size: write e.g. 500MiB, 2GB or a number of bytes")
+        })
 }
 
 fn parse_sha256(text: &str) -> Result<Sha256, String> {
@@ -84,7 +96,7 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, CliErr
         sha256: args.sha256,
         allow_http: args.allow_http,
         mode: None,
-        max_size: args.max_size,
+        max_size: args.max_size.or(context.config.download_max_size),
     };
     request
         .validate()

@@ -359,6 +359,7 @@ async fn execute(
         apt_mirrors: config.mirrors.apt.clone(),
         apt_update_max_age: config.apt_update_max_age,
         unpack_limits: config.unpack,
+        download_max_size: config.download_max_size,
         npm_registry: config.registries.npm.clone(),
         npm_mirrors: config.mirrors.npm.clone(),
         pip_index: config.registries.pip.clone(),
