@@ -139,6 +139,65 @@ pub fn parse_simulated_removals(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A line of apt's `APT::Status-Fd` output, as a short progress text: `dlstatus:` (the
+/// download) and `pmstatus:` (dpkg's work) lines are `KIND:PACKAGE:PERCENT:DESCRIPTION`.
+/// `None` for any other line (apt's usual output, interleaved with them on stdout).
+///
+/// ```
+/// assert_eq!(
+///     em_apt::status_fd_line("pmstatus:jq:42.8571:Unpacking jq (amd64)").as_deref(),
+///     Some("43% Unpacking jq (amd64)")
+/// );
+/// assert_eq!(
+///     em_apt::status_fd_line("dlstatus:3:20.6:Retrieving file 3 of 9").as_deref(),
+///     Some("downloading 21% Retrieving file 3 of 9")
+/// );
+/// assert_eq!(em_apt::status_fd_line("Setting up jq (1.6-2.1) ..."), None);
+/// ```
+pub fn status_fd_line(line: &str) -> Option<String> {
+    let (kind, rest) = line.split_once(':')?;
+    let phase = match kind {
+        "dlstatus" => "downloading ",
+        "pmstatus" => "",
+        _ => return None,
+    };
+    let mut fields = rest.splitn(3, ':');
+    let _package = fields.next()?;
+    let percent: f64 = fields.next()?.trim().parse().ok()?;
+    let description = fields.next().unwrap_or("").trim();
+    Some(format!(
+        "{phase}{:.0}% {description}",
+        percent.clamp(0.0, 100.0)
+    ))
+}
+
+/// apt's line while it waits for dpkg's lock (`Waiting for cache lock: Could not get lock
+/// /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)...`), as a short
+/// text naming the holder. `None` for any other line.
+///
+/// ```
+/// let line = "Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. \
+///             It is held by process 4242 (apt-get)... 5s";
+/// assert_eq!(
+///     em_apt::lock_wait_line(line).as_deref(),
+///     Some("waiting for dpkg's lock, held by process 4242 (apt-get)")
+/// );
+/// assert_eq!(em_apt::lock_wait_line("Reading package lists..."), None);
+/// ```
+pub fn lock_wait_line(line: &str) -> Option<String> {
+    let rest = &line[line.find("Waiting for cache lock")?..];
+    match rest.find("held by process ") {
+        Some(at) => {
+            let holder = rest[at + "held by ".len()..].trim_end_matches(|c: char| {
+                c.is_ascii_digit() || c == '.' || c == 's' || c.is_whitespace()
+            });
+            let holder = holder.split("...").next().unwrap_or(holder).trim();
+            Some(format!("waiting for dpkg's lock, held by {holder}"))
+        }
+        None => Some("waiting for dpkg's lock".to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,7 +113,9 @@ mod package;
 mod sources;
 
 pub use classify::{AptRepair, ClassifyContext, classify};
-pub use inventory::{DpkgInventory, INVENTORY_FORMAT, parse_simulated_removals};
+pub use inventory::{
+    DpkgInventory, INVENTORY_FORMAT, lock_wait_line, parse_simulated_removals, status_fd_line,
+};
 pub use package::AptPackage;
 pub use sources::{
     AptDirs, MirrorSources, SourceFile, primary_archive, read_sources, rewrite_for_mirror,
@@ -156,6 +158,10 @@ pub struct AptConfig {
     /// Where apt keeps its sources and lists; `None`: read from `APT_CONFIG` (in `env`,
     /// else ours), else Debian's defaults. See [`AptDirs::from_apt_config`].
     pub dirs: Option<AptDirs>,
+    /// `APT::Status-Fd=1` on installs and removals: apt also prints its machine-readable
+    /// progress (`dlstatus:` and `pmstatus:` lines, see [`status_fd_line`]) on stdout, for
+    /// a live progress line. Default off: logs and captured output stay apt's usual.
+    pub status_lines: bool,
 }
 
 impl Default for AptConfig {
@@ -166,6 +172,7 @@ impl Default for AptConfig {
             fetch_retries: 3,
             mirrors: Vec::new(),
             env: Vec::new(),
+            status_lines: false,
             update_max_age: Duration::from_secs(3600),
             dirs: None,
         }
@@ -550,6 +557,9 @@ impl Apt {
             let mut cmd = self.apt_get().arg(verb).args(["-y", "-q"]);
             if verb == "install" {
                 cmd = cmd.arg("--no-install-recommends").args(step.acquire.args());
+            }
+            if self.config.status_lines {
+                cmd = cmd.args(["-o", "APT::Status-Fd=1"]);
             }
             cmd = cmd
                 .args(self.lock_args())

@@ -446,6 +446,11 @@ impl From<String> for StepError {
 struct Log {
     path: PathBuf,
     file: Arc<Mutex<Option<std::fs::File>>>,
+    /// The status printer and the task (extension) whose tool lines these are: for the
+    /// live line and for noticing a wait for dpkg's lock.
+    task: Option<(Arc<Ui>, String)>,
+    /// Whether the wait for dpkg's lock has been reported (once per log).
+    lock_noted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Log {
@@ -462,7 +467,16 @@ impl Log {
         Log {
             path,
             file: Arc::new(Mutex::new(file)),
+            task: None,
+            lock_noted: Arc::default(),
         }
+    }
+
+    /// This log, with the tool's lines also shown on task `name`'s live line (when `ui`
+    /// has a live area), and a wait for dpkg's lock reported as a status line.
+    fn for_task(mut self, ui: &Arc<Ui>, name: &str) -> Log {
+        self.task = Some((ui.clone(), name.to_string()));
+        self
     }
 
     fn line(&self, text: &str) {
@@ -477,6 +491,21 @@ impl Log {
     fn sink(&self) -> LineSink {
         let log = self.clone();
         Arc::new(move |stream: Stream, line: &str| {
+            if let Some((ui, name)) = &log.task {
+                // apt's machine-readable progress (asked for only with a live area).
+                if let Some(progress) = em_apt::status_fd_line(line) {
+                    ui.task_detail(name, &progress);
+                    return;
+                }
+                ui.task_detail(name, line);
+                if let Some(holder) = em_apt::lock_wait_line(line)
+                    && !log
+                        .lock_noted
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    ui.status("Waiting", Tone::Warn, &format!("{name}: {holder}"));
+                }
+            }
             let tag = if stream == Stream::Stderr { "! " } else { "  " };
             log.line(&format!("{tag}{line}"));
         })
@@ -519,9 +548,9 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
         "# {} {} — run {}",
         name, manifest.version.value, ctx.run_id
     ));
-    ctx.ui.status(
+    let _live = ctx.ui.task(
+        &name,
         "Installing",
-        Tone::Info,
         &format!(
             "{name} {} ({} step{})",
             manifest.version.value,
@@ -529,6 +558,7 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
             if entry.steps.len() == 1 { "" } else { "s" }
         ),
     );
+    let log = log.for_task(&ctx.ui, &name);
     let mut record = InstalledExtension {
         version: manifest.version.value.clone(),
         manifest_sha256: manifest.sha256().to_string(),
@@ -565,9 +595,9 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
             steps.push(report);
             continue;
         }
-        ctx.ui.status(
+        ctx.ui.task_step(
+            &name,
             "Step",
-            Tone::Info,
             &format!("{name} [{}/{total}] {}", index + 1, report.summary),
         );
         log.line(&format!(
@@ -1294,6 +1324,7 @@ fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
     let apt = Arc::new(Apt::new(AptConfig {
         mirrors: ctx.settings.apt_mirrors.clone(),
         update_max_age: ctx.settings.apt_update_max_age,
+        status_lines: ctx.ui.is_live(),
         ..AptConfig::default()
     })?);
     *slot = Some(apt.clone());

@@ -1,5 +1,11 @@
 //! What the user sees on stderr: cargo-style status lines (`    Retrying ...`), coloured on a
 //! terminal, plain and timestamped anywhere else (CI logs, `docker build`, pipes).
+//!
+//! On a terminal (and not under `CI`), each running extension also has one live line
+//! (indicatif): a spinner, its current step, the last thing its tool said (apt's own
+//! percentages, a download's bytes) and the elapsed time. Status lines print above the
+//! live area; a finished extension's line goes and its result line stays. Anywhere else
+//! nothing is redrawn: the same lines as always, without CR or ANSI.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -24,8 +30,8 @@ pub enum ColorChoice {
 pub enum Progress {
     /// `tty` on a terminal (unless `CI` is set), else `plain`.
     Auto,
-    /// Terminal style: status lines without timestamps, coloured under `--color auto`
-    /// (each a line of its own: no live redraw).
+    /// Terminal style: status lines without timestamps, coloured under `--color auto`,
+    /// and a live line per running extension when stderr is a terminal.
     Tty,
     /// Plain timestamped lines, no colour unless `--color always` (CI logs, files).
     Plain,
@@ -75,6 +81,65 @@ pub struct Ui {
     progress_lines: bool,
     verbosity: Verbosity,
     lock: Mutex<()>,
+    live: Option<Live>,
+}
+
+/// The live area: one spinner line per running task (an extension being installed).
+struct Live {
+    multi: indicatif::MultiProgress,
+    style: indicatif::ProgressStyle,
+    tasks: Mutex<HashMap<String, LiveTask>>,
+}
+
+#[derive(Debug)]
+struct LiveTask {
+    bar: indicatif::ProgressBar,
+    /// The current step, before the tool's last words.
+    step: String,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    fn new(color: bool) -> Live {
+        let template = if color {
+            "{prefix:>12.cyan.bold} {spinner:.cyan} {wide_msg} {elapsed:>4}"
+        } else {
+            "{prefix:>12} {spinner} {wide_msg} {elapsed:>4}"
+        };
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
+        Live {
+            multi: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr_with_hz(10),
+            ),
+            style,
+            tasks: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Ends a live line when dropped (see [`Ui::task`]).
+pub struct TaskGuard<'a> {
+    ui: &'a Ui,
+    name: String,
+}
+
+impl Drop for TaskGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(live) = &self.ui.live
+            && let Ok(mut tasks) = live.tasks.lock()
+            && let Some(task) = tasks.remove(&self.name)
+        {
+            task.bar.finish_and_clear();
+            live.multi.remove(&task.bar);
+        }
+    }
 }
 
 impl Ui {
@@ -94,12 +159,86 @@ impl Ui {
             ColorChoice::Never => false,
             ColorChoice::Auto => tty && !no_color,
         };
+        let live = tty
+            && progress != Progress::None
+            && verbosity != Verbosity::Quiet
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
         Ui {
             color,
             timestamps: !tty,
             progress_lines: progress != Progress::None,
             verbosity,
             lock: Mutex::new(()),
+            live: live.then(|| Live::new(color)),
+        }
+    }
+
+    /// Whether there is a live area (a terminal; see the module doc).
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Starts task `name` (an extension being installed): a live line `verb text` on a
+    /// terminal, else the status line `verb text` as always. The line ends when the guard
+    /// is dropped.
+    pub fn task(&self, name: &str, verb: &str, text: &str) -> TaskGuard<'_> {
+        match &self.live {
+            None => self.status(verb, Tone::Info, text),
+            Some(live) => {
+                let bar = live.multi.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(live.style.clone());
+                bar.set_prefix(verb.to_string());
+                bar.set_message(shown(text));
+                bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                if let Ok(mut tasks) = live.tasks.lock() {
+                    tasks.insert(
+                        name.to_string(),
+                        LiveTask {
+                            bar,
+                            step: shown(text),
+                        },
+                    );
+                }
+            }
+        }
+        TaskGuard {
+            ui: self,
+            name: name.to_string(),
+        }
+    }
+
+    /// Task `name` moves on to `text`: its live line says so, or (no live area) the status
+    /// line `verb text` is printed.
+    pub fn task_step(&self, name: &str, verb: &str, text: &str) {
+        match &self.live {
+            None => self.status(verb, Tone::Info, text),
+            Some(live) => {
+                if let Ok(mut tasks) = live.tasks.lock()
+                    && let Some(task) = tasks.get_mut(name)
+                {
+                    task.step = shown(text);
+                    task.bar.set_message(task.step.clone());
+                }
+            }
+        }
+    }
+
+    /// What task `name`'s tool said last (a line of its output, apt's percentage): shown
+    /// after the step on its live line; nothing without a live area.
+    pub fn task_detail(&self, name: &str, detail: &str) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        let detail = detail.trim();
+        if detail.is_empty() {
+            return;
+        }
+        if let Ok(tasks) = live.tasks.lock()
+            && let Some(task) = tasks.get(name)
+        {
+            task.bar
+                .set_message(format!("{} · {}", short(&task.step, 48), shown(detail)));
         }
     }
 
@@ -158,8 +297,12 @@ impl Ui {
     }
 
     /// Writes one line; with timestamps, a status label's right-aligning padding goes
-    /// (`trim`), a block's indentation stays.
+    /// (`trim`), a block's indentation stays. With a live area, above it.
     fn write(&self, text: &str, trim: bool) {
+        if let Some(live) = &self.live {
+            let _ = live.multi.println(text);
+            return;
+        }
         let _guard = self.lock.lock();
         let mut err = std::io::stderr().lock();
         let _ = if self.timestamps {
@@ -173,6 +316,17 @@ impl Ui {
             writeln!(err, "{text}")
         };
     }
+}
+
+/// `text` cut to `max` characters (with `…`): a long step leaves room for its tool's
+/// last words on a live line, which the terminal's width cuts at the end.
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// What a status line, block or error may show of a text: URL userinfo redacted, control
