@@ -520,7 +520,7 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
         match validate(&manifest).await {
             Ok(()) => {
                 ctx.ui.status(
-                    "Fresh",
+                    "Up to date",
                     Tone::Good,
                     &format!(
                         "{name} {} (already installed; checks pass)",

@@ -684,10 +684,15 @@ impl LockHolder {
 
 impl fmt::Display for LockHolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Runs record their whole command line; the program name is said once.
+        let command = self
+            .command
+            .strip_prefix("extension-manager ")
+            .unwrap_or(&self.command);
         write!(
             f,
-            "pid {} (extension-manager {}, since {})",
-            self.pid, self.command, self.since
+            "pid {} (extension-manager {command}, since {})",
+            self.pid, self.since
         )
     }
 }
@@ -1401,6 +1406,21 @@ impl HistoryEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_holder_names_the_program_once() {
+        for command in ["extension-manager install nodejs", "install nodejs"] {
+            let holder = LockHolder {
+                pid: 42,
+                command: command.into(),
+                since: "2026-12-03T06:00:00Z".into(),
+            };
+            assert_eq!(
+                holder.to_string(),
+                "pid 42 (extension-manager install nodejs, since 2026-12-03T06:00:00Z)"
+            );
+        }
+    }
 
     fn record(added: Added) -> InstalledExtension {
         InstalledExtension {

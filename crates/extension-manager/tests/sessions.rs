@@ -135,6 +135,44 @@ run = "echo ran >> \"$EM_COUNT\"; exit 3"
     insta::assert_snapshot!(transcript(&s, &out));
 }
 
+/// The summary's columns grow with the longest name; what went wrong is labelled under
+/// its row (`why:`), a second installed run says "Up to date" as the summary does.
+#[test]
+fn the_summary_fits_long_names_and_labels_what_went_wrong() {
+    let manifest = |name: &str, run: &str| {
+        format!(
+            "[extension]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"x\"\ncategory = \"test\"\n\n[[install]]\nrun = \"{run}\"\n"
+        )
+    };
+    let long = manifest("an-extension-with-a-rather-long-name", "true");
+    let short = manifest("fails", "exit 4");
+    let (s, dir) = with_extensions(
+        &[],
+        "",
+        &[
+            ("an-extension-with-a-rather-long-name", long.as_str()),
+            ("fails", short.as_str()),
+        ],
+    );
+    let first = s
+        .em()
+        .args(["--extensions-dir", &dir, "install", "--keep-going"])
+        .args(["an-extension-with-a-rather-long-name", "fails"])
+        .output()
+        .expect("runs");
+    let again = s
+        .em()
+        .args(["--extensions-dir", &dir, "install"])
+        .arg("an-extension-with-a-rather-long-name")
+        .output()
+        .expect("runs");
+    insta::assert_snapshot!(format!(
+        "{}\n--- again\n{}",
+        transcript(&s, &first),
+        transcript(&s, &again)
+    ));
+}
+
 #[test]
 fn an_unknown_package_whose_update_repair_fails_is_transient_everywhere() {
     let (s, dir) = with_extensions(

@@ -456,34 +456,66 @@ pub fn print_summary(report: &RunReport, ui: &Ui) {
         ui.status("Nothing", Tone::Good, "to do");
         return;
     }
-    let mut lines = vec![format!(
-        "{:<16} {:<18} {:>8} {:>8} {:>7} {:>7}",
-        "extension", "result", "time", "attempts", "retries", "repairs"
+    let result_of = |outcome: &Outcome| match outcome {
+        Outcome::Installed => "installed",
+        Outcome::UpToDate => "up to date",
+        Outcome::Failed { fault, .. } => fault.summary_word(),
+        Outcome::Skipped { .. } => "skipped",
+    };
+    // Columns as wide as their longest entry: a long extension name shifts the table, it
+    // does not break it.
+    let name_width = report
+        .extensions
+        .iter()
+        .map(|e| e.name.chars().count())
+        .chain([16])
+        .max()
+        .unwrap_or(16);
+    let result_width = report
+        .extensions
+        .iter()
+        .map(|e| result_of(&e.outcome).len())
+        .chain([18])
+        .max()
+        .unwrap_or(18);
+    let row = |name: &str,
+               result: &str,
+               time: &str,
+               attempts: &str,
+               retries: &str,
+               repairs: &str| {
+        format!(
+            "{name:<name_width$} {result:<result_width$} {time:>8} {attempts:>8} {retries:>7} {repairs:>7}"
+        )
+    };
+    let mut lines = vec![row(
+        "extension",
+        "result",
+        "time",
+        "attempts",
+        "retries",
+        "repairs",
     )];
     for e in &report.extensions {
-        let result = match &e.outcome {
-            Outcome::Installed => "installed",
-            Outcome::UpToDate => "up to date",
-            Outcome::Failed { fault, .. } => fault.summary_word(),
-            Outcome::Skipped { .. } => "skipped",
-        };
-        lines.push(format!(
-            "{:<16} {:<18} {:>8} {:>8} {:>7} {:>7}",
-            e.name,
-            result,
-            em_retry::fmt_duration(Duration::from_millis(e.duration_ms)),
-            e.attempts(),
-            e.retries(),
-            e.repairs()
+        lines.push(row(
+            &e.name,
+            result_of(&e.outcome),
+            &em_retry::fmt_duration(Duration::from_millis(e.duration_ms)),
+            &e.attempts().to_string(),
+            &e.retries().to_string(),
+            &e.repairs().to_string(),
         ));
+        // What went wrong, under its row and labelled, so that it cannot be read as a row.
         match &e.outcome {
             Outcome::Failed { message, .. } => {
-                lines.push(format!("    {message}"));
+                lines.push(format!("  why: {}", message.replace('\n', "\n       ")));
                 if let Some(log) = &e.log {
-                    lines.push(format!("    log: {}", log.display()));
+                    lines.push(format!("  log: {}", log.display()));
                 }
             }
-            Outcome::Skipped { reason } => lines.push(format!("    {reason}")),
+            Outcome::Skipped { reason } => {
+                lines.push(format!("  why: {}", reason.replace('\n', "\n       ")));
+            }
             _ => {}
         }
     }
