@@ -134,9 +134,12 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(global: &GlobalOptions) {
-    let default = match global.verbose {
-        0 | 1 => "warn",
-        _ => "debug",
+    // JSON is read by machines: the retry events (delays, repairs) and status lines are
+    // INFO events, kept by default there; people get warnings only unless -vv.
+    let default = match (global.log_format, global.verbose, global.quiet) {
+        (_, 2.., _) => "debug",
+        (LogFormat::Json, _, false) => "info",
+        _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -175,7 +178,11 @@ fn run(cli: Cli) -> u8 {
     } else {
         Verbosity::Normal
     };
-    let ui = Arc::new(Ui::detect(global.color, global.progress, verbosity));
+    let ui = Ui::detect(global.color, global.progress, verbosity);
+    let ui = Arc::new(match global.log_format {
+        LogFormat::Json => ui.json_lines(),
+        LogFormat::Text => ui,
+    });
     let mut subscribers: Vec<Arc<dyn Subscriber>> = Vec::new();
     match global.log_format {
         // In JSON mode the retry events are tracing events, at INFO and up.

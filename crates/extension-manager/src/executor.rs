@@ -702,7 +702,11 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
                 manifest.version.value,
                 em_retry::fmt_duration(Duration::from_millis(duration_ms)),
                 if retries + repairs > 0 {
-                    format!(" ({retries} retries, {repairs} repairs)")
+                    format!(
+                        " ({retries} retr{}, {repairs} repair{})",
+                        if retries == 1 { "y" } else { "ies" },
+                        if repairs == 1 { "" } else { "s" }
+                    )
                 } else {
                     String::new()
                 }

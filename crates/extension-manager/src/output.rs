@@ -82,6 +82,8 @@ pub struct Ui {
     verbosity: Verbosity,
     lock: Mutex<()>,
     live: Option<Live>,
+    /// `--log-format json`: every line becomes a tracing event (one JSON object each).
+    json: bool,
 }
 
 /// The live area: one spinner line per running task (an extension being installed).
@@ -171,7 +173,19 @@ impl Ui {
             verbosity,
             lock: Mutex::new(()),
             live: live.then(|| Live::new(color)),
+            json: false,
         }
+    }
+
+    /// This printer for `--log-format json`: status lines, tables and errors become
+    /// tracing events (target `extension_manager::status`, fields `verb` and `message`),
+    /// which the JSON formatter writes as one object per line, so stderr is JSON only.
+    /// No live area, no colour.
+    pub fn json_lines(mut self) -> Self {
+        self.json = true;
+        self.live = None;
+        self.color = false;
+        self
     }
 
     /// Whether there is a live area (a terminal; see the module doc).
@@ -255,6 +269,21 @@ impl Ui {
         if !self.progress_lines && tone == Tone::Info {
             return;
         }
+        if self.json {
+            let message = shown(message);
+            match tone {
+                Tone::Info | Tone::Good => {
+                    tracing::info!(target: "extension_manager::status", verb, "{message}");
+                }
+                Tone::Warn => {
+                    tracing::warn!(target: "extension_manager::status", verb, "{message}")
+                }
+                Tone::Bad => {
+                    tracing::error!(target: "extension_manager::status", verb, "{message}")
+                }
+            }
+            return;
+        }
         let verb = if self.color {
             let code = match tone {
                 Tone::Info => "36",
@@ -275,12 +304,21 @@ impl Ui {
             return;
         }
         for line in shown(text).lines() {
+            if self.json {
+                tracing::info!(target: "extension_manager::status", verb = "Table", "{line}");
+                continue;
+            }
             self.write(&format!("  {line}"), false);
         }
     }
 
     /// Prints `error: message`, then `hint: ...` when there is one.
     pub fn error(&self, message: &str, hint: Option<&str>) {
+        if self.json {
+            let (message, hint) = (shown(message), hint.map(shown).unwrap_or_default());
+            tracing::error!(target: "extension_manager::status", verb = "error", hint, "{message}");
+            return;
+        }
         let (e, h) = if self.color {
             ("\x1b[1;31merror\x1b[0m", "\x1b[1;36mhint\x1b[0m")
         } else {

@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 
-use common::Session;
+use common::{Session, stderr};
 use regex_lite::Regex;
 
 /// `exit`, stdout and stderr of a finished run, with the parts that change between runs
@@ -171,6 +171,61 @@ fn the_summary_fits_long_names_and_labels_what_went_wrong() {
         transcript(&s, &first),
         transcript(&s, &again)
     ));
+}
+
+/// `--log-format json`: every stderr line is one JSON object (status lines and the
+/// summary included), and the retry's delay is there at INFO by default.
+#[test]
+fn json_logs_are_json_only_and_keep_the_delays() {
+    let (s, dir) = with_extensions(
+        &[],
+        "",
+        &[(
+            "flaky",
+            r#"[extension]
+name = "flaky"
+version = "1.0.0"
+description = "fails once"
+category = "test"
+
+[[install]]
+run = "test -f \"$EM_MARK\" || { touch \"$EM_MARK\"; exit 1; }"
+retry = { attempts = 2, backoff = "fixed", base = "1ms", jitter = "none" }
+"#,
+        )],
+    );
+    let out = s
+        .em()
+        .env("EM_MARK", s.path().join("mark"))
+        .args([
+            "--log-format",
+            "json",
+            "--extensions-dir",
+            &dir,
+            "install",
+            "flaky",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let has = |level: &str, target: &str, text: &str| {
+        events.iter().any(|e| {
+            e["level"] == level && e["target"] == target && e["fields"].to_string().contains(text)
+        })
+    };
+    assert!(has("INFO", "em_retry", "retrying in"), "{events:#?}");
+    assert!(
+        has("INFO", "extension_manager::status", "Installed"),
+        "{events:#?}"
+    );
+    assert!(
+        has("INFO", "extension_manager::status", "1 installed"),
+        "{events:#?}"
+    );
 }
 
 #[test]
