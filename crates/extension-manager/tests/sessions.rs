@@ -228,6 +228,35 @@ retry = { attempts = 2, backoff = "fixed", base = "1ms", jitter = "none" }
     );
 }
 
+/// A fresh image (no package lists): the update is planned and said so, not a failed
+/// attempt and a repair; the summary counts one attempt and no retry.
+#[test]
+fn a_fresh_image_updates_first_and_counts_no_retry() {
+    let (s, dir) = with_extensions(
+        &["apt-get", "dpkg", "dpkg-query", "apt-cache"],
+        "[dpkg]\ninstalled = []\n",
+        &[(
+            "tree",
+            r#"[extension]
+name = "tree"
+version = "1.0.0"
+description = "one package on a fresh image"
+category = "test"
+
+[[install]]
+apt = ["em-tree"]
+"#,
+        )],
+    );
+    s.empty_apt_lists();
+    let out = s
+        .em()
+        .args(["--extensions-dir", &dir, "install", "tree"])
+        .output()
+        .expect("runs");
+    insta::assert_snapshot!(transcript(&s, &out));
+}
+
 #[test]
 fn an_unknown_package_whose_update_repair_fails_is_transient_everywhere() {
     let (s, dir) = with_extensions(
