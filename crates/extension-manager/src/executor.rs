@@ -1335,13 +1335,31 @@ fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
     Ok(apt)
 }
 
-/// `sh -c SCRIPT` with the extension's option variables (`EM_OPT_*`).
+/// `sh -c SCRIPT` (or `bash -c`: `[extension] shell`) with the extension's option
+/// variables (`EM_OPT_*`), and a PATH that has the sbin directories: a check like `iotop
+/// --version` or `sysctl` must find its tool when a sudo user without them in PATH runs it.
 pub(crate) fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
-    let mut cmd = Cmd::tool("sh").args(["-c", script]);
+    let mut cmd = Cmd::tool(manifest.shell.program())
+        .args(["-c", script])
+        .env(
+            "PATH",
+            path_with_sbin(&std::env::var("PATH").unwrap_or_default()),
+        );
     for (k, v) in manifest.option_env() {
         cmd = cmd.env(k, v);
     }
     cmd
+}
+
+/// `path` with /usr/local/sbin, /usr/sbin and /sbin appended when missing.
+fn path_with_sbin(path: &str) -> String {
+    let mut dirs: Vec<&str> = path.split(':').filter(|d| !d.is_empty()).collect();
+    for sbin in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !dirs.contains(&sbin) {
+            dirs.push(sbin);
+        }
+    }
+    dirs.join(":")
 }
 
 /// Unpacks `archive` into `dir`, in-process (em-unpack: nothing lands outside `dir`, no
@@ -1448,6 +1466,31 @@ pub(crate) fn remove_path(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A value of `[extension.env]` for a profile.d script: double-quoted, so that `$VAR` and
+/// `${VAR}` expand when the login shell reads it (`PATH = "$HOME/.local/bin:$PATH"`), and
+/// nothing else runs: `\`, `"`, backquotes and `$(` are escaped.
+///
+/// ```text
+/// $HOME/.local/bin:$PATH   -> "$HOME/.local/bin:$PATH"
+/// a "b" `c` $(d) \e        -> "a \"b\" \`c\` \$(d) \\e"
+/// ```
+fn env_value(value: &str) -> String {
+    let mut out = String::from("\"");
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' | '"' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '$' if chars.peek() == Some(&'(') => out.push_str("\\$"),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Writes `[extension.env]` to `<profile dir>/extension-manager-NAME.sh`, atomically.
 fn write_env_file(
     ctx: &Context,
@@ -1467,7 +1510,7 @@ fn write_env_file(
         manifest.name()
     );
     for (k, v) in &manifest.env {
-        text.push_str(&format!("export {k}={}\n", em_exec::quote(&v.value)));
+        text.push_str(&format!("export {k}={}\n", env_value(&v.value)));
     }
     std::fs::create_dir_all(&ctx.settings.profile_dir)
         .map_err(|e| format!("cannot create {}: {e}", ctx.settings.profile_dir.display()))?;
@@ -1519,4 +1562,48 @@ pub async fn validate(manifest: &ResolvedManifest) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_expand_variables_and_run_nothing() {
+        let cases = [
+            ("$HOME/.local/bin:$PATH", r#""$HOME/.local/bin:$PATH""#),
+            ("${GOROOT}/bin", r#""${GOROOT}/bin""#),
+            (r#"a "b" `c` $(d) \e"#, r#""a \"b\" \`c\` \$(d) \\e""#),
+            ("", r#""""#),
+        ];
+        for (value, want) in cases {
+            assert_eq!(env_value(value), want, "{value}");
+            // The shell reads it back as meant (with HOME, PATH and GOROOT set).
+            let script = format!(
+                "HOME=/h PATH=/p GOROOT=/g; x={}; printf %s \"$x\"",
+                env_value(value)
+            );
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-c", &script])
+                .output()
+                .expect("sh");
+            let expanded = value
+                .replace("$HOME", "/h")
+                .replace("$PATH", "/p")
+                .replace("${GOROOT}", "/g");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), expanded, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_sbin_directories_are_on_the_path_of_commands() {
+        assert_eq!(
+            path_with_sbin("/usr/local/bin:/usr/bin:/bin"),
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+        );
+        assert_eq!(
+            path_with_sbin("/usr/sbin:/bin"),
+            "/usr/sbin:/bin:/usr/local/sbin:/sbin"
+        );
+    }
 }

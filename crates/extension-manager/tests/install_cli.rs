@@ -453,7 +453,7 @@ fn the_env_file_is_readable_by_every_login_shell_and_removed_with_the_extension(
     let file = s.path().join("profile.d/extension-manager-envy.sh");
     let text = fs::read_to_string(&file).expect("env file");
     assert!(
-        text.contains("export EM_GREETING='hello world'\n"),
+        text.contains("export EM_GREETING=\"hello world\"\n"),
         "{text}"
     );
     let mode = fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
@@ -628,5 +628,66 @@ fn a_guarded_apt_step_is_skipped_and_records_nothing() {
     assert_eq!(
         state(&s)["extensions"]["guarded"]["added"]["apt"],
         serde_json::json!(["em-taken"])
+    );
+}
+
+/// `[extension] shell = "bash"` runs the commands with bash (a `[[ ]]` test that dash
+/// refuses), the checks find sbin tools, and `[extension.env]` values expand `$VAR` in the
+/// login shell that reads the profile.d script.
+#[test]
+fn bash_commands_sbin_checks_and_env_values_that_expand() {
+    let (s, exts, conf) = session();
+    let marker = s.path().join("bash-ran");
+    fs::write(
+        Path::new(&exts).join("bashy.toml"),
+        format!(
+            r#"[extension]
+name = "bashy"
+version = "1.0.0"
+description = "bash commands"
+category = "test"
+shell = "bash"
+
+[extension.env]
+BASHY_PATH = "$HOME/.bashy/bin:$PATH"
+
+[[install]]
+run = "[[ -n $BASH_VERSION ]] && touch {}"
+
+[[validate]]
+run = "command -v sysctl || command -v ldconfig"
+"#,
+            marker.display()
+        ),
+    )
+    .expect("manifest");
+    let out = s
+        .em()
+        .env("APT_CONFIG", &conf)
+        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", s.path().join("bin").display()),
+        )
+        .arg("--extensions-dir")
+        .arg(&exts)
+        .args(["install", "bashy"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(marker.exists(), "the run step ran under bash");
+    let profile = s.path().join("profile.d/extension-manager-bashy.sh");
+    let expanded = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(". {}; printf %s \"$BASHY_PATH\"", profile.display()),
+        ])
+        .env("HOME", "/home/u")
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("sh");
+    assert_eq!(
+        String::from_utf8_lossy(&expanded.stdout),
+        "/home/u/.bashy/bin:/usr/bin:/bin"
     );
 }

@@ -20,9 +20,13 @@
 //! requires = ["base"]              # hard dependencies
 //! after = ["docker"]               # ordering only, within one run
 //! conflicts = ["nodejs-legacy"]
+//! shell = "bash"                   # runs run/unless/validate/remove (default "sh")
 //!
 //! [extension.options.version]      # used as {{version}} in any string of the steps,
-//! type = "string"                  # and as EM_OPT_VERSION in run steps
+//! type = "string"                  # and as EM_OPT_VERSION in run steps; facts too:
+//!                                  # {{arch}} {{deb_arch}} {{os.id}} {{os.codename}}
+//!                                  # {{os.version_id}}; `\{{` is a literal `{{`, and
+//!                                  # `{{.Names}}` (not a name) stays as written
 //! default = "lts"
 //! enum = ["lts", "22", "20"]       # or proposals = [...] (not enforced)
 //!
@@ -30,8 +34,9 @@
 //! disk_mb = 400
 //! domains = ["registry.example.org"]
 //!
-//! [extension.env]
+//! [extension.env]                  # written double-quoted: $VAR and ${VAR} expand
 //! NODE_OPTIONS = "--max-old-space-size=4096"
+//! PATH = "$HOME/.local/bin:$PATH"
 //!
 //! [[install]]                      # exactly one of apt, npm, pip, download, run
 //! apt = ["nodejs"]                 # + repository = { uri, suite, components, key, key_sha256 }, allow_http
@@ -113,6 +118,7 @@
 
 mod catalog;
 mod diagnostic;
+mod facts;
 mod grammar;
 mod graph;
 mod load;
@@ -127,9 +133,10 @@ pub use catalog::{
 };
 pub use diagnostic::{Diagnostic, Location, SourceFile, Span, Spanned, render_all};
 pub use em_retry::BackoffKind;
+pub use facts::{FACTS, facts, from as facts_from};
 pub use resolve::ResolvedManifest;
 pub use retry::StepRetry;
 pub use schema::{
     AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
-    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step, Via,
+    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Shell, Step, Via,
 };

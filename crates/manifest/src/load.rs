@@ -18,7 +18,7 @@ use crate::grammar::{self, Ecosystem, Problem};
 use crate::retry::StepRetry;
 use crate::schema::{
     AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
-    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step, Via,
+    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Shell, Step, Via,
 };
 use crate::template::{self, Placeholder};
 use em_retry::{BackoffKind, Jitter, PolicyOverride};
@@ -95,6 +95,7 @@ pub(crate) fn parse_manifest(
             options: parts.options,
             requirements: parts.requirements,
             env: parts.env,
+            shell: parts.shell,
             install: parts.install,
             validate: parts.validate,
             remove: parts.remove,
@@ -303,6 +304,7 @@ struct Parts {
     options: BTreeMap<String, OptionDef>,
     requirements: Requirements,
     env: BTreeMap<String, Spanned<String>>,
+    shell: Shell,
     install: Vec<InstallStep>,
     validate: Vec<Check>,
     remove: Vec<RemoveStep>,
@@ -541,9 +543,10 @@ impl Loader<'_> {
                 "requirements",
                 "env",
                 "env_allow",
+                "shell",
             ],
             "in [extension]",
-            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env, env_allow",
+            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env, env_allow, shell",
         );
         let name = self.required_string(
             ext,
@@ -587,6 +590,19 @@ impl Loader<'_> {
         let options = self.options(ext);
         let requirements = self.requirements(ext);
         let env = self.env(ext);
+        let shell = match self.string(ext, "shell") {
+            None => Shell::Sh,
+            Some(s) if s.value == "sh" => Shell::Sh,
+            Some(s) if s.value == "bash" => Shell::Bash,
+            Some(s) => {
+                self.push(
+                    s.span.clone(),
+                    format!("unknown shell `{}`", s.value),
+                    "shell is \"sh\" (the default) or \"bash\"".to_string(),
+                );
+                Shell::Sh
+            }
+        };
 
         let install = self
             .tables(root, "install")
@@ -648,6 +664,7 @@ impl Loader<'_> {
             options,
             requirements,
             env,
+            shell,
             install,
             validate,
             remove,
@@ -1442,8 +1459,9 @@ impl Loader<'_> {
             for p in template::placeholders(&text) {
                 let raw = self.file.text().get(span.clone()).unwrap_or_default();
                 let (range, message, hint) = match p {
+                    Placeholder::Escaped { .. } => continue,
                     Placeholder::Name { range, name } => {
-                        if options.contains(name) {
+                        if options.contains(name) || crate::facts::FACTS.contains(&name) {
                             continue;
                         }
                         let hint = if options.is_empty() {
@@ -1473,7 +1491,7 @@ impl Loader<'_> {
                     Placeholder::Unclosed { range } => (
                         range,
                         "unclosed `{{`".to_string(),
-                        "write an option as {{name}}".to_string(),
+                        "write an option as {{name}}, or a literal `{{` as \\{{".to_string(),
                     ),
                 };
                 // Point at the placeholder itself when the source shows it verbatim

@@ -201,13 +201,43 @@ impl Manifest {
             ))
             .with_hint("option values are text: remove the NUL byte"));
         }
-        let f = |s: &str| template::substitute(s, &|name| text_values.get(name).cloned());
-        let sh = |s: &str| template::substitute_shell(s, &|name| text_values.get(name).cloned());
+        let facts = crate::facts::facts();
+        if let Some(missing) = used_facts(self)
+            .into_iter()
+            .find(|f| !text_values.contains_key(f) && !facts.contains_key(f))
+        {
+            return Err(Diagnostic::new(format!(
+                "`{name}` uses {{{{{missing}}}}}, which this machine does not have"
+            ))
+            .with_hint("os.* facts come from /etc/os-release; this machine has none"));
+        }
+        let value = |name: &str| text_values.get(name).or_else(|| facts.get(name)).cloned();
+        let f = |s: &str| template::substitute(s, &value);
+        let sh = |s: &str| template::substitute_shell(s, &value);
         Ok(ResolvedManifest {
             manifest: substitute_manifest(self, &f, &sh),
             values: resolved,
         })
     }
+}
+
+/// The facts (`{{arch}}` ...) that `m`'s strings use.
+fn used_facts(m: &Manifest) -> Vec<String> {
+    let used = std::cell::RefCell::new(Vec::<String>::new());
+    let note = |s: &str| {
+        for p in template::placeholders(s) {
+            if let template::Placeholder::Name { name, .. } = p
+                && crate::facts::FACTS.contains(&name)
+                && !used.borrow().iter().any(|u| u == name)
+            {
+                used.borrow_mut().push(name.to_string());
+            }
+        }
+        s.to_string()
+    };
+    // Every string goes through one of the two substitutions: record what they are asked.
+    let _ = substitute_manifest(m, &note, &note);
+    used.into_inner()
 }
 
 /// `m` with `f` applied to its data strings and `sh` to its shell commands.

@@ -37,6 +37,9 @@ pub struct Manifest {
     /// run code (`LD_PRELOAD`, `BASH_ENV`, ...) load only when `[extension] env_allow`
     /// lists them.
     pub env: BTreeMap<String, Spanned<String>>,
+    /// `[extension] shell`: what runs the `run`, `unless`, `[[validate]]` and `[[remove]]`
+    /// commands (`sh`, the default, or `bash`).
+    pub shell: Shell,
     /// `[[install]]` steps, in order.
     pub install: Vec<InstallStep>,
     /// `[[validate]]` checks, in order.
@@ -45,6 +48,26 @@ pub struct Manifest {
     pub remove: Vec<RemoveStep>,
     pub(crate) source: Arc<SourceFile>,
     pub(crate) sha256: String,
+}
+
+/// The shell of a manifest's commands (`[extension] shell`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shell {
+    /// `sh -c` (POSIX sh; dash on Debian).
+    #[default]
+    Sh,
+    /// `bash -c`: for scripts written for bash (arrays, `[[ ]]`, `set -o pipefail`).
+    Bash,
+}
+
+impl Shell {
+    /// The program: `sh` or `bash`.
+    pub fn program(self) -> &'static str {
+        match self {
+            Shell::Sh => "sh",
+            Shell::Bash => "bash",
+        }
+    }
 }
 
 impl Manifest {

@@ -5,10 +5,23 @@ use std::ops::Range;
 /// A `{{...}}` found in a string.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Placeholder<'a> {
-    /// `{{ name }}`: the range covers the braces; `name` is trimmed.
+    /// `{{ name }}`: the range covers the braces; `name` is trimmed. A name is an option's
+    /// or a fact's: a letter or `_`, then letters, digits, `_` and `.`.
     Name { range: Range<usize>, name: &'a str },
     /// `{{` with no closing `}}`.
     Unclosed { range: Range<usize> },
+    /// `\{{`: a literal `{{` (the range covers the backslash and the braces).
+    Escaped { range: Range<usize> },
+}
+
+/// Whether the text between braces names an option or a fact. Anything else (`{{.Names}}`,
+/// `{{json .}}`: Go templates of docker or kubectl) is not ours and stays as written.
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
 }
 
 /// Every placeholder of `text`, in order.
@@ -16,13 +29,23 @@ pub(crate) fn placeholders(text: &str) -> Vec<Placeholder<'_>> {
     let mut found = Vec::new();
     let mut at = 0;
     while let Some(open) = text[at..].find("{{").map(|i| at + i) {
+        if open > 0 && text.as_bytes()[open - 1] == b'\\' {
+            found.push(Placeholder::Escaped {
+                range: open - 1..open + 2,
+            });
+            at = open + 2;
+            continue;
+        }
         match text[open + 2..].find("}}") {
             Some(len) => {
                 let close = open + 2 + len;
-                found.push(Placeholder::Name {
-                    range: open..close + 2,
-                    name: text[open + 2..close].trim(),
-                });
+                let name = text[open + 2..close].trim();
+                if is_name(name) {
+                    found.push(Placeholder::Name {
+                        range: open..close + 2,
+                        name,
+                    });
+                }
                 at = close + 2;
             }
             None => {
@@ -37,7 +60,7 @@ pub(crate) fn placeholders(text: &str) -> Vec<Placeholder<'_>> {
 }
 
 /// `text` with each `{{name}}` replaced by `value(name)` (unknown names are left as they are:
-/// the loader has already rejected them).
+/// the loader has already rejected them) and each `\{{` by a literal `{{`.
 pub(crate) fn substitute(text: &str, value: &dyn Fn(&str) -> Option<String>) -> String {
     if !text.contains("{{") {
         return text.to_string();
@@ -45,12 +68,20 @@ pub(crate) fn substitute(text: &str, value: &dyn Fn(&str) -> Option<String>) -> 
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for p in placeholders(text) {
-        if let Placeholder::Name { range, name } = p
-            && let Some(v) = value(name)
-        {
-            out.push_str(&text[at..range.start]);
-            out.push_str(&v);
-            at = range.end;
+        match p {
+            Placeholder::Name { range, name } => {
+                if let Some(v) = value(name) {
+                    out.push_str(&text[at..range.start]);
+                    out.push_str(&v);
+                    at = range.end;
+                }
+            }
+            Placeholder::Escaped { range } => {
+                out.push_str(&text[at..range.start]);
+                out.push_str("{{");
+                at = range.end;
+            }
+            Placeholder::Unclosed { .. } => {}
         }
     }
     out.push_str(&text[at..]);
@@ -98,6 +129,22 @@ mod tests {
         });
         assert_eq!(s, "a 22 b {{x}} 22");
         assert_eq!(substitute("plain", &|_| None), "plain");
+    }
+
+    #[test]
+    fn go_templates_and_escaped_braces_are_literal() {
+        let v = |n: &str| (n == "v").then(|| "1".to_string());
+        assert!(placeholders("docker ps --format '{{.Names}} {{json .}}'").is_empty());
+        assert_eq!(
+            substitute("docker ps --format '{{.Names}}' # {{v}}", &v),
+            "docker ps --format '{{.Names}}' # 1"
+        );
+        assert_eq!(substitute(r"echo \{{v}} {{v}}", &v), "echo {{v}} 1");
+        assert_eq!(
+            placeholders(r"\{{"),
+            vec![Placeholder::Escaped { range: 0..3 }],
+            "an escaped `{{` needs no closing braces"
+        );
     }
 
     #[test]

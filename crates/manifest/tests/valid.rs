@@ -405,3 +405,48 @@ fn expect_matches_the_output_without_its_trailing_line_break() {
     assert!(check.is_expected_output("v1"));
     assert!(!check.is_expected_output("v1\nv2\n"));
 }
+
+/// Facts fill like options (`{{arch}}`, `{{deb_arch}}`, `{{os.codename}}`), an option of
+/// the same name wins, Go templates (`{{.Names}}`) stay as written and `\{{` is a
+/// literal `{{`.
+#[test]
+fn facts_go_templates_and_escaped_braces() {
+    let text = r#"
+[extension]
+name = "facts"
+version = "1.0.0"
+
+[extension.options.deb_arch]
+default = "mine"
+
+[[install]]
+download = "https://127.0.0.1/tool-{{arch}}-{{deb_arch}}.tar.gz"
+to = "/opt/tool-{{arch}}.tar.gz"
+
+[[install]]
+run = "docker ps --format '{{.Names}}' && echo \\{{arch}} {{arch}}"
+"#;
+    let m = Manifest::parse("facts.toml", text)
+        .unwrap_or_else(|e| panic!("{}", em_manifest::render_all(&e)));
+    let r = m.resolve(&BTreeMap::new()).expect("resolves");
+    let arch = std::env::consts::ARCH;
+    let Step::Download(d) = &r.install[0].action else {
+        panic!("a download")
+    };
+    assert_eq!(
+        d.url.value,
+        format!("https://127.0.0.1/tool-{arch}-mine.tar.gz")
+    );
+    assert_eq!(d.to.value, format!("/opt/tool-{arch}.tar.gz"));
+    let Step::Run(run) = &r.install[1].action else {
+        panic!("a run step")
+    };
+    assert_eq!(
+        run.command.value,
+        format!("docker ps --format '{{{{.Names}}}}' && echo {{{{arch}}}} {arch}")
+    );
+    let facts = em_manifest::facts_from("x86_64", "ID=debian\nVERSION_CODENAME=bookworm\n");
+    assert_eq!(facts["deb_arch"], "amd64");
+    assert_eq!(facts["os.id"], "debian");
+    assert!(!facts.contains_key("os.version_id"));
+}
