@@ -642,6 +642,23 @@ async fn install_one(ctx: Arc<Context>, entry: PlanEntry, slot: &JobSlot) -> Ext
                 report.detail = Some(why);
                 record.completed_steps.push(index);
             }
+            Err(e) if step.optional => {
+                // Best effort: said, recorded, and the extension goes on.
+                ctx.ui.status(
+                    "Warning",
+                    Tone::Warn,
+                    &format!(
+                        "{name} [{}/{total}] failed, optional: {}",
+                        index + 1,
+                        e.message
+                    ),
+                );
+                log.line(&format!("!! optional step failed: {}", e.message));
+                report.result = "failed (optional)".into();
+                report.detail = Some(e.message.clone());
+                record.completed_steps.push(index);
+                save_step(&ctx, &name, &mut record, index).await;
+            }
             Err(e) => {
                 report.result = "failed".into();
                 report.detail = Some(e.message.clone());
@@ -808,13 +825,24 @@ async fn guarded(step: &InstallStep, manifest: &ResolvedManifest) -> Option<Stri
     {
         return Some(format!("{} exists", creates.value));
     }
-    let unless = step.unless.as_ref()?;
-    let out = shell(&unless.value, manifest)
-        .output(OutputMode::Capture)
-        .run()
-        .await;
-    out.is_ok_and(|o| o.success())
-        .then(|| format!("`{}` succeeded", unless.value))
+    let succeeds = async |command: &str| {
+        shell(command, manifest)
+            .output(OutputMode::Capture)
+            .run()
+            .await
+            .is_ok_and(|o| o.success())
+    };
+    if let Some(unless) = &step.unless
+        && succeeds(&unless.value).await
+    {
+        return Some(format!("`{}` succeeded", unless.value));
+    }
+    if let Some(only_if) = &step.only_if
+        && !succeeds(&only_if.value).await
+    {
+        return Some(format!("`{}` failed (only_if)", only_if.value));
+    }
+    None
 }
 
 /// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,

@@ -691,3 +691,51 @@ run = "command -v sysctl || command -v ldconfig"
         "/home/u/.bashy/bin:/usr/bin:/bin"
     );
 }
+
+/// `only_if` runs a step only when its command succeeds; `optional = true` turns a
+/// failure into a warning and the extension goes on to its next step and installs.
+#[test]
+fn only_if_and_optional_steps() {
+    let (s, exts, conf) = session();
+    let (skipped, after) = (s.path().join("skipped"), s.path().join("after"));
+    fs::write(
+        Path::new(&exts).join("besteffort.toml"),
+        format!(
+            r#"[extension]
+name = "besteffort"
+version = "1.0.0"
+description = "guards"
+category = "test"
+
+[[install]]
+run = "touch {skipped}"
+only_if = "false"
+
+[[install]]
+run = "echo nope >&2; exit 3"
+optional = true
+
+[[install]]
+run = "touch {after}"
+only_if = "true"
+"#,
+            skipped = skipped.display(),
+            after = after.display()
+        ),
+    )
+    .expect("manifest");
+    let out = run(&s, &exts, &conf, &["install", "besteffort"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!skipped.exists(), "only_if = \"false\" skipped the step");
+    assert!(after.exists(), "the step after the optional failure ran");
+    assert!(
+        err.contains("besteffort [2/3] failed, optional: run echo nope >&2; exit 3: exit code 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("besteffort [1/3]: `false` failed (only_if)"),
+        "{err}"
+    );
+    assert_eq!(state(&s)["extensions"]["besteffort"]["status"], "installed");
+}

@@ -48,7 +48,9 @@
 //! to = "/opt/tool/tool.tar.gz"
 //!
 //! [[install]]
-//! run = "corepack enable"          # + creates, unless     (npm = [...]; pip = [...] + venv)
+//! run = "corepack enable"          # (npm = [...]; pip = [...] + venv)
+//! only_if = "command -v node"      # any step: creates, unless, only_if guards;
+//! optional = true                  # a failure warns, the extension goes on
 //!
 //! [[validate]]
 //! run = "node --version"

@@ -26,7 +26,7 @@ use em_retry::{BackoffKind, Jitter, PolicyOverride};
 type Value<'i> = toml::Spanned<DeValue<'i>>;
 
 const ACTIONS: [&str; 5] = ["apt", "npm", "pip", "download", "run"];
-const STEP_COMMON: [&str; 4] = ["retry", "arch", "creates", "unless"];
+const STEP_COMMON: [&str; 6] = ["retry", "arch", "creates", "unless", "only_if", "optional"];
 const RETRY_KEYS: [&str; 9] = [
     "attempts",
     "backoff",
@@ -1066,12 +1066,16 @@ impl Loader<'_> {
         };
         let creates = self.string(t, "creates");
         let unless = self.string(t, "unless");
+        let only_if = self.string(t, "only_if");
+        let optional = self.boolean(t, "optional").unwrap_or(false);
         (self.errors.len() == before).then_some(InstallStep {
             action,
             retry,
             arch,
             creates,
             unless,
+            only_if,
+            optional,
             span,
         })
     }

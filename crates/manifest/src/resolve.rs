@@ -292,6 +292,8 @@ fn substitute_manifest(
             arch: step.arch.clone(),
             creates: o(&step.creates),
             unless: step.unless.as_ref().map(shell),
+            only_if: step.only_if.as_ref().map(shell),
+            optional: step.optional,
             span: step.span.clone(),
         })
         .collect();

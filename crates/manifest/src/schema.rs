@@ -299,6 +299,11 @@ pub struct InstallStep {
     pub creates: Option<Spanned<String>>,
     /// `unless`: skip the step when this shell command succeeds.
     pub unless: Option<Spanned<String>>,
+    /// `only_if`: skip the step unless this shell command succeeds (`command -v docker`,
+    /// `test -z "$CI"`).
+    pub only_if: Option<Spanned<String>>,
+    /// `optional = true`: a failure of this step is a warning; the extension goes on.
+    pub optional: bool,
     /// Where the step is written (its `[[install]]` header).
     pub span: Span,
 }
