@@ -711,9 +711,18 @@ fn set<T>(slot: &Mutex<Option<T>>, value: Option<T>) {
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = value;
 }
 
-/// The user's effective uid is 0 (the owner of `/proc/self` is the effective uid).
+/// Set to `1` (tests only), [`is_root`] answers false whatever the uid: the test machine
+/// runs as root, and the paths of a non-root user (`sudo -n`, the user's state directory,
+/// `doctor`'s sudo check) are tested with a fake `sudo` on `PATH`. Nothing else reads it.
+pub const ASSUME_NON_ROOT_VAR: &str = "EM_TEST_ASSUME_NON_ROOT";
+
+/// The user's effective uid is 0 (the owner of `/proc/self` is the effective uid), unless
+/// a test set [`ASSUME_NON_ROOT_VAR`].
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
+    if std::env::var_os(ASSUME_NON_ROOT_VAR).is_some_and(|v| v == "1") {
+        return false;
+    }
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)

@@ -36,8 +36,9 @@ pub mod download;
 pub mod supervisor;
 
 pub use adapter::{
-    Adapter, Checked, MirrorNotice, OutputCheck, ProgressGauge, Runner, SourceCounts, SourceTally,
-    ToolError, ToolErrorKind, ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
+    ASSUME_NON_ROOT_VAR, Adapter, Checked, MirrorNotice, OutputCheck, ProgressGauge, Runner,
+    SourceCounts, SourceTally, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root,
+    check_argument, find_tool, is_root,
 };
 pub use supervisor::supervise_groups;
 

@@ -65,6 +65,9 @@ pub struct RunSettings {
     pub tally: Arc<em_exec::SourceTally>,
     /// This machine's architecture.
     pub host: Option<Arch>,
+    /// The hosts preflight found not to resolve (`requirements.domains`, with
+    /// `--keep-going`): a download source on one of them is not tried.
+    pub unresolved_hosts: std::collections::BTreeSet<String>,
 }
 
 impl RunSettings {
@@ -1114,6 +1117,35 @@ async fn run_step(
             Ok(StepDone::Ran)
         }
         Step::Download(d) => {
+            // Preflight found these hosts not to resolve: no attempt on them (each would
+            // fail the same way after the policy's delays); none left fails at once.
+            let all: Vec<&str> = std::iter::once(&d.url)
+                .chain(&d.mirrors)
+                .map(|u| u.value.as_str())
+                .collect();
+            let unresolved = |url: &&str| {
+                ctx.settings
+                    .unresolved_hosts
+                    .contains(crate::preflight::host_name(url))
+            };
+            let mut sources: Vec<String> = all
+                .iter()
+                .filter(|u| !unresolved(u))
+                .map(|u| u.to_string())
+                .collect();
+            if sources.is_empty() {
+                let hosts = all
+                    .iter()
+                    .map(|u| crate::preflight::host_name(u).to_string())
+                    .collect();
+                return Err(ToolError::permanent(
+                    format!("download {}", em_exec::redact_url(&d.url.value)),
+                    "not tried: its host did not resolve in preflight",
+                    Some(crate::preflight::unresolved_hint(&hosts)),
+                )
+                .into());
+            }
+            let url = sources.remove(0);
             let runner = runner_for(
                 ctx,
                 ctx.settings.policy(PolicyName::Download),
@@ -1127,8 +1159,8 @@ async fn run_step(
                     .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
             }
             let request = DownloadRequest {
-                url: d.url.value.clone(),
-                mirrors: d.mirrors.iter().map(|m| m.value.clone()).collect(),
+                url,
+                mirrors: sources,
                 dest: dest.clone(),
                 sha256: match &d.sha256 {
                     Some(s) => Some(Sha256::parse(&s.value)?),

@@ -1,8 +1,12 @@
 //! Checks of `[extension.requirements]` before anything is installed: free disk space under
 //! `/` (`disk_mb`) and host names that must resolve (`domains`). A missing requirement
 //! stops the run before it changes anything; with `--keep-going`, an unresolvable domain is
-//! reported and the install goes on (the download step will say more if it matters).
+//! reported and the install goes on, and a download step whose every source is on a host
+//! that did not resolve fails at once, as permanent, with the same hint
+//! ([`Findings::unresolved`], [`unresolved_hint`]): retrying a name that does not resolve
+//! only spends the policy's attempts and delays.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use em_exec::{Cmd, OutputMode};
@@ -16,6 +20,51 @@ pub struct Findings {
     pub fatal: Vec<(String, String)>,
     /// Problems reported but not fatal: (extension, message).
     pub warnings: Vec<(String, String)>,
+    /// The `requirements.domains` that did not resolve.
+    pub unresolved: BTreeSet<String>,
+    /// Some extension needs more free disk than there is.
+    pub short_of_disk: bool,
+}
+
+impl Findings {
+    /// What to do about the fatal findings: free disk space, and or the hosts' hint.
+    pub fn hint(&self) -> String {
+        let mut parts = Vec::new();
+        if self.short_of_disk {
+            parts.push("free disk space under /".to_string());
+        }
+        if !self.unresolved.is_empty() {
+            parts.push(unresolved_hint(&self.unresolved));
+            parts.push("--keep-going installs despite unresolvable domains".to_string());
+        }
+        parts.join("; ")
+    }
+}
+
+/// What to do about hosts that do not resolve: name them, and the ways around them.
+pub fn unresolved_hint(hosts: &BTreeSet<String>) -> String {
+    let names: Vec<String> = hosts.iter().map(|h| format!("`{h}`")).collect();
+    let (names, verb) = match names.len() {
+        1 => (names[0].clone(), "does"),
+        _ => (names.join(", "), "do"),
+    };
+    format!(
+        "{names} {verb} not resolve: fix name resolution (DNS, /etc/resolv.conf, the proxy), \
+         or reach a host that can be reached instead: `[mirrors]` in the configuration \
+         (apt, npm, pip) or the download step's `mirrors`"
+    )
+}
+
+/// The host name of a URL, without user info, port or `[]`: what `requirements.domains`
+/// names.
+pub fn host_name(url: &str) -> &str {
+    let authority = em_exec::download::url_host(url);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
 }
 
 /// Free space under `/` in MiB, from `df -Pk /` (POSIX output).
@@ -59,6 +108,7 @@ pub async fn check(plan: &Plan, keep_going: bool) -> Findings {
     {
         for e in plan.entries.iter().filter(|e| e.action.is_work()) {
             if let Some(mb) = e.manifest.requirements.disk_mb {
+                findings.short_of_disk = true;
                 findings.fatal.push((
                     e.name().to_string(),
                     format!(
@@ -70,7 +120,8 @@ pub async fn check(plan: &Plan, keep_going: bool) -> Findings {
     }
     for e in plan.entries.iter().filter(|e| e.action.is_work()) {
         for domain in &e.manifest.requirements.domains {
-            if !resolves(&domain.value).await {
+            if findings.unresolved.contains(&domain.value) || !resolves(&domain.value).await {
+                findings.unresolved.insert(domain.value.clone());
                 let message = format!("`{}` does not resolve from this machine", domain.value);
                 if keep_going {
                     findings.warnings.push((e.name().to_string(), message));
@@ -92,6 +143,30 @@ mod tests {
         let text = "Filesystem     1024-blocks      Used Available Capacity Mounted on\n/dev/vda        263174212  11245032 238476776       5% /\n";
         assert_eq!(parse_df(text), Some(238476776 / 1024));
         assert_eq!(parse_df("garbage"), None);
+    }
+
+    #[test]
+    fn host_names_of_urls() {
+        assert_eq!(
+            host_name("https://u:p@dl.example.org:8443/x"),
+            "dl.example.org"
+        );
+        assert_eq!(host_name("http://127.0.0.1:8080/f"), "127.0.0.1");
+        assert_eq!(host_name("http://[::1]:80/f"), "::1");
+        assert_eq!(host_name("https://dl.example.org"), "dl.example.org");
+    }
+
+    #[test]
+    fn the_hint_names_each_host_and_the_mirrors() {
+        let one = BTreeSet::from(["a.invalid".to_string()]);
+        assert!(unresolved_hint(&one).starts_with("`a.invalid` does not resolve: "));
+        let two = BTreeSet::from(["a.invalid".to_string(), "b.invalid".to_string()]);
+        let hint = unresolved_hint(&two);
+        assert!(
+            hint.starts_with("`a.invalid`, `b.invalid` do not resolve: "),
+            "{hint}"
+        );
+        assert!(hint.contains("`[mirrors]` in the configuration"), "{hint}");
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! `doctor`: is this machine ready for installs, and if not, why not: the tools and
-//! their versions, privileges, dpkg's state, the age of apt's lists, free disk, the state
+//! their versions, privileges (root, or `sudo -n true` that works), dpkg's state, the age of apt's lists, free disk, the state
 //! directory (interrupted installs), open circuits, and whether each registry the
 //! adapters would use answers a TCP connection.
 //!
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use em_exec::{Cmd, OutputMode};
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, SudoMode};
 use crate::error::CliError;
 use crate::exit;
 use crate::output::OutputFormat;
@@ -22,6 +22,9 @@ use crate::state::{ExtensionStatus, StateDir};
 
 /// How long one network check may take (resolution + connection).
 const NETWORK_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long `sudo -n true` may take (it never prompts; a slow host lookup may delay it).
+const SUDO_LIMIT: Duration = Duration::from_secs(10);
 
 /// `doctor`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -107,7 +110,8 @@ pub async fn doctor(
     args: &DoctorArgs,
     format: OutputFormat,
 ) -> Result<u8, CliError> {
-    let (tools, dpkg, disk, registries) = tokio::join!(
+    let (privileges, tools, dpkg, disk, registries) = tokio::join!(
+        check_privileges(config),
         check_tools(),
         check_dpkg(),
         check_disk(state_dir.path()),
@@ -119,7 +123,7 @@ pub async fn doctor(
             }
         },
     );
-    let mut findings = vec![check_privileges()];
+    let mut findings = vec![privileges];
     findings.extend(tools);
     findings.extend(dpkg);
     findings.push(check_apt_lists(config));
@@ -165,22 +169,61 @@ fn print(findings: &[Finding], format: OutputFormat) {
     );
 }
 
-fn check_privileges() -> Finding {
+/// Root, or `sudo -n` that works (the `sudo` mode of the configuration): apt steps, global
+/// npm installs and writes under /etc need one of them, and `sudo -n` never prompts, so a
+/// user without passwordless rights fails every such step.
+async fn check_privileges(config: &Config) -> Finding {
+    const CHECK: &str = "privileges";
+    const AS_ROOT: &str = "run as root (in a Dockerfile, before any USER line)";
     if em_exec::is_root() {
-        return Finding::ok("privileges", "running as root");
+        return Finding::ok(CHECK, "running as root");
     }
-    if which::which("sudo").is_ok() {
-        Finding::warn(
-            "privileges",
-            "not root: apt steps and /etc writes go through `sudo -n`",
-            "make sure `sudo -n true` succeeds for this user (NOPASSWD), or run as root",
-        )
-    } else {
-        Finding::fail(
-            "privileges",
-            "not root, and no sudo: apt steps and /etc writes cannot run",
-            "run as root (in a Dockerfile, before any USER line)",
-        )
+    if config.sudo == SudoMode::Never {
+        return Finding::fail(
+            CHECK,
+            "not root, and sudo = \"never\" in the configuration: apt steps and global npm installs need root",
+            format!(
+                "{AS_ROOT}, or set sudo = \"auto\" and give this user passwordless sudo (NOPASSWD)"
+            ),
+        );
+    }
+    if which::which("sudo").is_err() {
+        return Finding::fail(
+            CHECK,
+            "not root, and no sudo: apt steps, global npm installs and /etc writes cannot run",
+            format!("{AS_ROOT}, or install sudo and give this user passwordless rights (NOPASSWD)"),
+        );
+    }
+    match capture(&["sudo", "-n", "true"], SUDO_LIMIT).await {
+        Some(out) if out.success() => Finding::ok(
+            CHECK,
+            "not root: `sudo -n true` works (apt steps and global npm installs go through it)",
+        ),
+        Some(out) => {
+            let text = format!("{}{}", out.stderr_text(), out.stdout_text());
+            let said = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map_or_else(|| "it exited non-zero".to_string(), str::to_string);
+            Finding::fail(
+                CHECK,
+                format!(
+                    "not root, and `sudo -n true` fails ({said}): apt steps and global npm installs will fail"
+                ),
+                format!(
+                    "give this user passwordless sudo (a NOPASSWD line in /etc/sudoers.d/), or {AS_ROOT}; with sudo = \"never\" in the configuration, root is required"
+                ),
+            )
+        }
+        None => Finding::fail(
+            CHECK,
+            format!(
+                "not root, and `sudo -n true` did not finish within {}",
+                em_retry::fmt_duration(SUDO_LIMIT)
+            ),
+            format!("check `sudo -n true` by hand, or {AS_ROOT}"),
+        ),
     }
 }
 

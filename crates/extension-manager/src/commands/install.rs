@@ -249,6 +249,65 @@ pub async fn install(
     args: InstallArgs,
     common: &Common<'_>,
 ) -> Result<u8, CliError> {
+    let result = install_run(session, args, common).await;
+    json_on_error(common, result, |code, error| {
+        refusal_json(&common.command, None, code, error)
+    })
+}
+
+/// `--output json` prints one document on stdout whatever the outcome: when `result` is an
+/// error (which ends the command before its own document, and which the caller prints on
+/// stderr as usual), `document(exit code, error)` is that document.
+pub fn json_on_error(
+    common: &Common<'_>,
+    result: Result<u8, CliError>,
+    document: impl FnOnce(u8, serde_json::Value) -> serde_json::Value,
+) -> Result<u8, CliError> {
+    if common.output == OutputFormat::Json
+        && let Err(e) = &result
+    {
+        let doc = document(e.exit_code(), error_json(&e.to_string(), e.hint(), &[]));
+        println!("{}", em_exec::redact_urls(&doc.to_string()));
+    }
+    result
+}
+
+/// The `error` of a JSON document: what went wrong, what to do, and the requirements that
+/// are not met, as (extension, message).
+pub fn error_json(
+    message: &str,
+    hint: Option<&str>,
+    unmet: &[(String, String)],
+) -> serde_json::Value {
+    let unmet: Vec<serde_json::Value> = unmet
+        .iter()
+        .map(|(name, message)| serde_json::json!({ "extension": name, "message": message }))
+        .collect();
+    serde_json::json!({ "message": message, "hint": hint, "unmet": unmet })
+}
+
+/// The report of a run refused before it installed anything (bad input, the lock, unmet
+/// requirements): a normal report's keys, no extensions, and the refusal as its `error`.
+pub fn refusal_json(
+    command: &str,
+    run_id: Option<&str>,
+    exit_code: u8,
+    error: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": run_id,
+        "command": command,
+        "exit_code": exit_code,
+        "extensions": [],
+        "error": error,
+    })
+}
+
+async fn install_run(
+    session: &Session,
+    args: InstallArgs,
+    common: &Common<'_>,
+) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
     if args.dry_run {
         let plan = make_plan(session, &names, &args.sets, args.force)?;
@@ -275,6 +334,17 @@ pub async fn upgrade(
     args: UpgradeArgs,
     common: &Common<'_>,
 ) -> Result<u8, CliError> {
+    let result = upgrade_run(session, args, common).await;
+    json_on_error(common, result, |code, error| {
+        refusal_json(&common.command, None, code, error)
+    })
+}
+
+async fn upgrade_run(
+    session: &Session,
+    args: UpgradeArgs,
+    common: &Common<'_>,
+) -> Result<u8, CliError> {
     let names = if args.extensions.is_empty() {
         session.state()?.extensions.keys().cloned().collect()
     } else {
@@ -284,6 +354,10 @@ pub async fn upgrade(
         common
             .ui
             .status("Nothing", Tone::Good, "is installed: nothing to upgrade");
+        if common.output == OutputFormat::Json {
+            let doc = refusal_json(&common.command, None, exit::OK, serde_json::Value::Null);
+            println!("{}", em_exec::redact_urls(&doc.to_string()));
+        }
         return Ok(exit::OK);
     }
     if args.dry_run {
@@ -326,6 +400,11 @@ async fn execute(
         Ok(lock) => lock,
         Err(e) => {
             common.ui.error(&e.to_string(), None);
+            if common.output == OutputFormat::Json {
+                let error = error_json(&e.to_string(), None, &[]);
+                let doc = refusal_json(&common.command, None, e.exit_code(), error);
+                println!("{}", em_exec::redact_urls(&doc.to_string()));
+            }
             return Ok(e.exit_code());
         }
     };
@@ -343,10 +422,18 @@ async fn execute(
                 .ui
                 .status("Unmet", Tone::Bad, &format!("{name}: {message}"));
         }
-        common.ui.error(
-            "requirements are not met: nothing was installed",
-            Some("free disk space or fix name resolution; --keep-going installs despite unresolvable domains"),
-        );
+        let message = "requirements are not met: nothing was installed";
+        let hint = findings.hint();
+        common.ui.error(message, Some(&hint));
+        let run_id = new_run_id();
+        let error = error_json(message, Some(&hint), &findings.fatal);
+        let json = refusal_json(&common.command, Some(&run_id), exit::FAILURE, error);
+        // Redacted as a run's report is.
+        let json = serde_json::from_str(&em_exec::redact_urls(&json.to_string())).unwrap_or(json);
+        write_reports(session, common, &json);
+        if common.output == OutputFormat::Json {
+            println!("{json}");
+        }
         return Ok(exit::FAILURE);
     }
     let state = session.state()?;
@@ -376,6 +463,7 @@ async fn execute(
         ),
         tally: common.tally.clone(),
         host: Arch::host(),
+        unresolved_hosts: findings.unresolved,
     };
     let report = executor::run(
         plan,
@@ -389,19 +477,7 @@ async fn execute(
     )
     .await;
     let json = report_json(&report, &run_id, &common.command);
-    if let Err(e) = session.state_dir.write_report(&json) {
-        common
-            .ui
-            .error(&format!("could not write reports/last.json: {e}"), None);
-    }
-    if let Some(path) = common.report
-        && let Err(e) = crate::state::write_atomically(path, format!("{json:#}\n").as_bytes())
-    {
-        common.ui.error(
-            &format!("could not write the report to {}: {e}", path.display()),
-            None,
-        );
-    }
+    write_reports(session, common, &json);
     let _ = session.state_dir.append_history(&HistoryEntry::new(
         &run_id,
         &common.command,
@@ -435,6 +511,23 @@ async fn execute(
     Ok(report.exit_code())
 }
 
+/// Writes `reports/last.json` and the `--report` file.
+fn write_reports(session: &Session, common: &Common<'_>, json: &serde_json::Value) {
+    if let Err(e) = session.state_dir.write_report(json) {
+        common
+            .ui
+            .error(&format!("could not write reports/last.json: {e}"), None);
+    }
+    if let Some(path) = common.report
+        && let Err(e) = crate::state::write_atomically(path, format!("{json:#}\n").as_bytes())
+    {
+        common.ui.error(
+            &format!("could not write the report to {}: {e}", path.display()),
+            None,
+        );
+    }
+}
+
 /// The machine-readable report of a run (`reports/last.json`, `--report`, `--output json`).
 ///
 /// URL userinfo is redacted everywhere in it (commands, operations, tool output).
@@ -444,6 +537,8 @@ pub fn report_json(report: &RunReport, run_id: &str, command: &str) -> serde_jso
         "command": command,
         "exit_code": report.exit_code(),
         "extensions": report.extensions,
+        // A refused run's reason (see `refusal_json`); a run that ran reports per extension.
+        "error": null,
     });
     // Redacting the JSON text keeps every string's escaping valid: `***` needs none, and
     // the userinfo it replaces ends at `@`.

@@ -23,7 +23,7 @@ use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 use em_retry::Subscriber;
 
 use crate::adapter_context::PolicyName;
-use crate::commands::install::Common;
+use crate::commands::install::{Common, error_json, json_on_error};
 use crate::error::CliError;
 use crate::exit;
 use crate::output::{HumanEvents, OutputFormat, Tone, Ui};
@@ -48,8 +48,37 @@ pub struct RemoveArgs {
     lock_timeout: Option<Duration>,
 }
 
-/// `remove`.
+/// `remove`. With `--output json`, one document on stdout whatever the outcome:
+/// `{command, exit_code, removed, failed, error}` (`error`: what stopped it, or null).
 pub async fn remove(
+    session: &Session,
+    args: RemoveArgs,
+    common: &Common<'_>,
+) -> Result<u8, CliError> {
+    let result = remove_run(session, args, common).await;
+    json_on_error(common, result, |code, error| {
+        remove_json(&common.command, code, &[], error)
+    })
+}
+
+/// `remove`'s JSON document.
+fn remove_json(
+    command: &str,
+    exit_code: u8,
+    removed: &[String],
+    error: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "command": command,
+        "exit_code": exit_code,
+        "removed": removed,
+        "failed": exit_code != exit::OK,
+        "error": error,
+    })
+}
+
+/// `remove`; an `Err` means nothing was printed on stdout yet.
+async fn remove_run(
     session: &Session,
     args: RemoveArgs,
     common: &Common<'_>,
@@ -126,6 +155,11 @@ pub async fn remove(
         Ok(lock) => lock,
         Err(e) => {
             common.ui.error(&e.to_string(), None);
+            if common.output == OutputFormat::Json {
+                let error = error_json(&e.to_string(), None, &[]);
+                let doc = remove_json(&common.command, e.exit_code(), &[], error);
+                println!("{}", em_exec::redact_urls(&doc.to_string()));
+            }
             return Ok(e.exit_code());
         }
     };
@@ -136,19 +170,33 @@ pub async fn remove(
     let runner = Runner::new(session.config.policy(PolicyName::Apt)).subscribe_all(&subscribers);
     let mut failed = false;
     let mut removed = Vec::new();
+    // What stopped the run (the state could not be saved): after the document, below.
+    let mut stopped: Option<CliError> = None;
     for name in &order {
         let Some(undo) = state.to_undo(name) else {
             continue;
         };
         common.ui.status("Removing", Tone::Info, name);
-        let problems = remove_one(session, &mut state, name, undo, &runner, &common.ui).await?;
+        let problems = match remove_one(session, &mut state, name, undo, &runner, &common.ui).await
+        {
+            Ok(problems) => problems,
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        };
         if problems.is_empty() {
             state.extensions.remove(name);
-            session.state_dir.save(&state).map_err(|e| {
-                CliError::permanent(format!("{name} was removed, but the state was not saved"))
-                    .caused_by(e)
-                    .with_hint("free space or fix the state directory, then run the remove again")
-            })?;
+            if let Err(e) = session.state_dir.save(&state) {
+                stopped = Some(
+                    CliError::permanent(format!("{name} was removed, but the state was not saved"))
+                        .caused_by(e)
+                        .with_hint(
+                            "free space or fix the state directory, then run the remove again",
+                        ),
+                );
+                break;
+            }
             let _ = session.state_dir.append_history(&HistoryEntry::new(
                 &run_id,
                 &common.command,
@@ -174,13 +222,22 @@ pub async fn remove(
             );
         }
     }
-    if common.output == OutputFormat::Json {
-        println!(
-            "{}",
-            serde_json::json!({ "removed": removed, "failed": failed })
-        );
+    let code = match &stopped {
+        Some(e) => e.exit_code(),
+        None if failed => exit::FAILURE,
+        None => exit::OK,
+    };
+    if let Some(e) = &stopped {
+        common.ui.error(&e.to_string(), e.hint());
     }
-    Ok(if failed { exit::FAILURE } else { exit::OK })
+    if common.output == OutputFormat::Json {
+        let error = stopped.as_ref().map_or(serde_json::Value::Null, |e| {
+            error_json(&e.to_string(), e.hint(), &[])
+        });
+        let doc = remove_json(&common.command, code, &removed, error);
+        println!("{}", em_exec::redact_urls(&doc.to_string()));
+    }
+    Ok(code)
 }
 
 /// What `remove --dry-run` prints for `name`, in the order `remove` would go.

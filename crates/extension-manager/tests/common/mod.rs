@@ -58,6 +58,11 @@ impl Session {
         self.scene.path()
     }
 
+    /// The directory of the fake tools (to make it the whole `PATH`).
+    pub fn bin(&self) -> PathBuf {
+        self.scene.bin()
+    }
+
     /// extension-manager with PATH = fake tools, then the system's (for sh, env, ...).
     pub fn em(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_extension-manager"));
