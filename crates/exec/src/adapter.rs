@@ -762,10 +762,26 @@ pub fn find_tool(tool: &str, provided_by: &str) -> Result<std::path::PathBuf, To
     })
 }
 
-/// Prefixes `sudo -n` when not root and `sudo` exists; errors when neither.
+static SUDO_FORBIDDEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on [`as_root`] never uses sudo (the configuration's `sudo = "never"`): what
+/// needs root fails, saying so. For the whole process: it is the user's policy for it.
+pub fn forbid_sudo() {
+    SUDO_FORBIDDEN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prefixes `sudo -n` when not root and `sudo` exists (and is allowed: [`forbid_sudo`]);
+/// errors when neither.
 pub fn as_root(cmd: Cmd, operation: &str) -> Result<Cmd, ToolError> {
     if is_root() {
         return Ok(cmd);
+    }
+    if SUDO_FORBIDDEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ToolError::permanent(
+            operation.to_string(),
+            "this needs root, and the configuration says sudo = \"never\"",
+            Some("run it as root, or set sudo = \"auto\" (or EM_SUDO=auto) to use sudo -n".into()),
+        ));
     }
     match which::which("sudo") {
         Ok(sudo) => Ok(cmd.wrapped_in(sudo, &["-n", "--"])),

@@ -224,7 +224,12 @@ fn run(cli: Cli) -> u8 {
         );
         let config = if needs_config {
             match Config::load(&ConfigSources::standard(global.config.as_deref())) {
-                Ok(config) => config,
+                Ok(config) => {
+                    if config.sudo == crate::config::SudoMode::Never {
+                        em_exec::forbid_sudo();
+                    }
+                    config
+                }
                 Err(d) => {
                     eprintln!("{}", em_manifest::render_all(&d));
                     return exit::USAGE;

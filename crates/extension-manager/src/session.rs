@@ -37,6 +37,9 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let config = Config::load(&ConfigSources::standard(config_file))
             .map_err(SessionError::Diagnostics)?;
+        if config.sudo == crate::config::SudoMode::Never {
+            em_exec::forbid_sudo();
+        }
         let search = SearchPath::standard(
             crate::bundled::FILES,
             std::env::var_os("EM_EXTENSIONS_PATH").as_deref(),

@@ -739,3 +739,34 @@ only_if = "true"
     );
     assert_eq!(state(&s)["extensions"]["besteffort"]["status"], "installed");
 }
+
+/// `sudo = "never"` (here `EM_SUDO=never`) is kept by installs, not only by doctor: as a
+/// non-root user an apt step fails at once, saying why, and neither sudo nor apt-get runs.
+#[test]
+fn sudo_never_is_kept_by_installs() {
+    let (s, exts, conf) = session();
+    let out = s
+        .em()
+        .env("APT_CONFIG", &conf)
+        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+        .env("EM_SUDO", "never")
+        .env("EM_TEST_ASSUME_NON_ROOT", "1")
+        .arg("--extensions-dir")
+        .arg(&exts)
+        .args(["install", "base"])
+        .output()
+        .expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("this needs root, and the configuration says sudo = \"never\""),
+        "{err}"
+    );
+    let calls = s.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|(tool, _)| tool != "sudo" && tool != "apt-get"),
+        "{calls:?}"
+    );
+}
