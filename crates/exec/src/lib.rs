@@ -37,7 +37,8 @@ pub mod supervisor;
 
 pub use adapter::{
     Adapter, Checked, MirrorNotice, OutputCheck, ProgressGauge, Runner, SourceCounts, SourceTally,
-    ToolError, ToolErrorKind, ToolFailure, Verdict, as_root, check_argument, find_tool, is_root,
+    TAIL_LINE, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root, check_argument, find_tool,
+    is_root,
 };
 pub use supervisor::supervise_groups;
 

@@ -2,9 +2,13 @@
 
 use std::io::Write;
 
+use em_manifest::Manifest;
+
+use crate::commands::remove::install_values;
 use crate::error::CliError;
 use crate::exit;
 use crate::output::OutputFormat;
+use crate::plan::PlannedRepository;
 use crate::session::Session;
 use crate::state::{ExtensionStatus, State};
 
@@ -44,6 +48,17 @@ pub fn state_word(session: &Session, state: &State, name: &str) -> &'static str 
     }
 }
 
+/// `m`'s description as a reader should see it: `{{option}}` filled in plainly with the
+/// values it was installed with, when it is installed, else the options' defaults.
+fn description(state: &State, m: &Manifest) -> String {
+    let values = state
+        .extensions
+        .get(m.name())
+        .map(|installed| install_values(m, &installed.options))
+        .unwrap_or_default();
+    m.description_with(&values)
+}
+
 /// `list`.
 pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<u8, CliError> {
     let state = session.state()?;
@@ -66,7 +81,7 @@ pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<
                     "name": m.name(),
                     "version": m.version.value,
                     "category": m.category,
-                    "description": m.description,
+                    "description": description(&state, m),
                     "state": state_word(session, &state, m.name()),
                 })
             })
@@ -87,7 +102,7 @@ pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<
             m.version.value,
             m.category.as_deref().unwrap_or("-"),
             state_word(session, &state, m.name()),
-            m.description
+            description(&state, m)
         );
     }
     Ok(exit::OK)
@@ -113,7 +128,7 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
         let value = serde_json::json!({
             "name": m.name(),
             "version": m.version.value,
-            "description": m.description,
+            "description": description(&state, m),
             "category": m.category,
             "file": m.path(),
             "sha256": m.sha256(),
@@ -134,7 +149,7 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
     }
     let _ = writeln!(out, "{} {}", m.name(), m.version.value);
     if !m.description.is_empty() {
-        let _ = writeln!(out, "  {}", m.description);
+        let _ = writeln!(out, "  {}", description(&state, m));
     }
     let _ = writeln!(out, "  file:        {}", m.path().display());
     let _ = writeln!(
@@ -168,25 +183,44 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
     if let Some(i) = installed {
         let _ = writeln!(out, "  installed:   {} at {}", i.version, i.installed_at);
     }
+    // The install's option values: what the description and the steps are filled with.
+    let values = installed
+        .map(|i| install_values(m, &i.options))
+        .unwrap_or_default();
     for o in m.options.values() {
+        let default = o.default.as_ref().map(|d| d.to_string());
+        let chosen = values
+            .get(&o.name.value)
+            .map(|v| v.to_string())
+            .filter(|v| Some(v) != default.as_ref());
         let _ = writeln!(
             out,
-            "  option {}: default {}{}",
+            "  option {}: default {}{}{}",
             o.name.value,
-            o.default
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "(none)".into()),
+            default.as_deref().unwrap_or("(none)"),
             if o.allowed.is_empty() {
                 String::new()
             } else {
                 format!(", one of {}", o.allowed.join(", "))
-            }
+            },
+            chosen
+                .map(|v| format!(", installed with {v}"))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(out, "  steps:");
-    for (i, s) in m.install.iter().enumerate() {
+    // As they would run with the install's options (or the defaults); as written when an
+    // option has no value to fill in.
+    let resolved = m.resolve(&values).ok();
+    let steps = resolved.as_ref().map_or(&m.install, |r| &r.install);
+    for (i, s) in steps.iter().enumerate() {
         let _ = writeln!(out, "    {}. {}", i + 1, s.action.summary());
+        for line in PlannedRepository::of(&s.action)
+            .iter()
+            .flat_map(|r| r.lines())
+        {
+            let _ = writeln!(out, "       {}", em_exec::redact_urls(&line));
+        }
     }
     if !m.validate.is_empty() {
         let _ = writeln!(out, "  checks:");
