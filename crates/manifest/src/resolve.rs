@@ -84,6 +84,8 @@ impl Manifest {
     /// assert_eq!(m.description_with(&BTreeMap::new()), "Node.js lts and npm");
     /// let set = BTreeMap::from([("version".to_string(), OptionValue::from("22 LTS"))]);
     /// assert_eq!(m.description_with(&set), "Node.js 22 LTS and npm");
+    /// // A resolved manifest's description is filled the same way.
+    /// assert_eq!(m.resolve(&set).unwrap().description, "Node.js 22 LTS and npm");
     /// ```
     pub fn description_with(&self, values: &BTreeMap<String, OptionValue>) -> String {
         template::substitute(&self.description, &|name| {
