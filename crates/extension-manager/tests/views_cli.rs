@@ -146,6 +146,17 @@ fn list_and_info_fill_options_into_descriptions() {
     ]);
     let info: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(info["description"], "needs a {{flavor}} chosen");
+    assert_eq!(info["steps"][0], "run echo {{flavor}}");
+    let json = s.run(&[
+        "--extensions-dir",
+        &dir,
+        "--output",
+        "json",
+        "info",
+        "greeter",
+    ]);
+    let info: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(info["steps"][0], "run echo en > \"$EM_OUT\"");
 }
 
 #[test]
@@ -218,6 +229,22 @@ apt = ["plain"]
         "a step without a repository has no key: {}",
         steps[2]
     );
+    let json = s.run(&[
+        "--extensions-dir",
+        &dir,
+        "--output",
+        "json",
+        "info",
+        "vendor",
+    ]);
+    let info: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(info["repositories"][0]["step"], 1);
+    assert_eq!(
+        info["repositories"][0]["repository"],
+        steps[0]["repository"]
+    );
+    assert_eq!(info["repositories"][1]["step"], 2);
+    assert_eq!(info["repositories"].as_array().map(Vec::len), Some(2));
 }
 
 #[test]

@@ -123,6 +123,13 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
     let installed = state.extensions.get(m.name());
     let requires: Vec<&str> = m.requires.iter().map(|r| r.value.as_str()).collect();
     let required_by = session.catalog.reverse_requires(m.name());
+    // The install's option values (or none: the defaults), which the description and the
+    // steps are filled with; the steps as written when an option has no value to fill in.
+    let values = installed
+        .map(|i| install_values(m, &i.options))
+        .unwrap_or_default();
+    let resolved = m.resolve(&values).ok();
+    let steps = resolved.as_ref().map_or(&m.install, |r| &r.install);
     let mut out = std::io::stdout().lock();
     if format == OutputFormat::Json {
         let value = serde_json::json!({
@@ -139,7 +146,10 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
             "options": m.options.values().map(|o| serde_json::json!({
                 "name": o.name.value, "default": o.default.as_ref().map(|d| d.to_string()), "allowed": o.allowed, "description": o.description,
             })).collect::<Vec<_>>(),
-            "steps": m.install.iter().map(|s| s.action.summary()).collect::<Vec<_>>(),
+            "steps": steps.iter().map(|s| s.action.summary()).collect::<Vec<_>>(),
+            "repositories": steps.iter().enumerate().filter_map(|(i, s)| {
+                PlannedRepository::of(&s.action).map(|r| serde_json::json!({ "step": i + 1, "repository": r }))
+            }).collect::<Vec<_>>(),
             "validate": m.validate.iter().map(|c| c.run.value.as_str()).collect::<Vec<_>>(),
             "state": state_word(session, &state, m.name()),
             "installed": installed,
@@ -183,10 +193,6 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
     if let Some(i) = installed {
         let _ = writeln!(out, "  installed:   {} at {}", i.version, i.installed_at);
     }
-    // The install's option values: what the description and the steps are filled with.
-    let values = installed
-        .map(|i| install_values(m, &i.options))
-        .unwrap_or_default();
     for o in m.options.values() {
         let default = o.default.as_ref().map(|d| d.to_string());
         let chosen = values
@@ -209,10 +215,6 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
         );
     }
     let _ = writeln!(out, "  steps:");
-    // As they would run with the install's options (or the defaults); as written when an
-    // option has no value to fill in.
-    let resolved = m.resolve(&values).ok();
-    let steps = resolved.as_ref().map_or(&m.install, |r| &r.install);
     for (i, s) in steps.iter().enumerate() {
         let _ = writeln!(out, "    {}. {}", i + 1, s.action.summary());
         for line in PlannedRepository::of(&s.action)
