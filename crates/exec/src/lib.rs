@@ -37,7 +37,7 @@ pub mod supervisor;
 
 pub use adapter::{
     ASSUME_NON_ROOT_VAR, Adapter, Checked, MirrorNotice, OutputCheck, ProgressGauge, Runner,
-    SourceCounts, SourceTally, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root,
+    SourceCounts, SourceTally, TAIL_LINE, ToolError, ToolErrorKind, ToolFailure, Verdict, as_root,
     check_argument, find_tool, forbid_sudo, is_root,
 };
 pub use supervisor::supervise_groups;

@@ -1211,7 +1211,7 @@ async fn run_step(
             let adapter = Arc::new(crate::shell_adapter::Shell {
                 retried: step.retry.is_some(),
             });
-            runner
+            let out = runner
                 .run(
                     &adapter,
                     em_retry::Operation::new("run", command.clone()),
@@ -1219,8 +1219,45 @@ async fn run_step(
                     |_| shell(&command, manifest),
                 )
                 .await?;
+            show_warnings(&ctx.ui, name, &out.stderr_text(), &log.path);
             Ok(StepDone::Ran)
         }
+    }
+}
+
+/// How many of a successful `run` step's stderr lines the console shows (the last ones);
+/// the log has them all.
+const WARNING_LINES: usize = 5;
+
+/// A successful `run` step's stderr, shown: a snippet that succeeds but says something on
+/// stderr (a deprecation, a skipped part, "reboot required") is telling its user, and only
+/// the log would have heard it. The last [`WARNING_LINES`] non-empty lines become `Warning`
+/// status lines (escaped by the Ui, cut at [`em_exec::TAIL_LINE`] characters), then how
+/// many more the log holds. A failure already quotes its tail in the error.
+fn show_warnings(ui: &Ui, name: &str, stderr: &str, log: &Path) {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let hidden = lines.len().saturating_sub(WARNING_LINES);
+    for line in &lines[hidden..] {
+        let line = match line.char_indices().nth(em_exec::TAIL_LINE) {
+            Some((cut, _)) => format!("{} ...", &line[..cut]),
+            None => line.to_string(),
+        };
+        ui.status("Warning", Tone::Warn, &format!("{name}: {line}"));
+    }
+    if hidden > 0 {
+        ui.status(
+            "Warning",
+            Tone::Warn,
+            &format!(
+                "{name}: ({hidden} more line{} in the log: {})",
+                if hidden == 1 { "" } else { "s" },
+                log.display()
+            ),
+        );
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use em_manifest::{Arch, Catalog, Diagnostic, OptionValue, ResolvedManifest};
+use em_manifest::{Arch, Catalog, Diagnostic, OptionValue, ResolvedManifest, Step};
 use serde::Serialize;
 
 /// What the state knows of an installed extension, as far as planning needs.
@@ -59,6 +59,60 @@ pub struct PlannedStep {
     pub summary: String,
     /// Why it will not run, if it will not (`arch`).
     pub skipped: Option<String>,
+    /// The third-party apt repository it adds first (an apt step's `repository`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<PlannedRepository>,
+}
+
+/// The third-party apt repository a step adds before installing from it: a deb822 source
+/// under sources.list.d and its signing key under the keyrings directory. Shown by `plan`
+/// and `info`, because trusting a new archive and key is the part of a step that a reader
+/// most needs to see before it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedRepository {
+    /// The archive root.
+    pub uri: String,
+    /// The suite, or a path ending in `/` for a flat repository.
+    pub suite: String,
+    /// The components; empty for a flat repository.
+    pub components: Vec<String>,
+    /// The URL the signing key is fetched from.
+    pub key: String,
+    /// The sha256 the key must have, when the manifest pins it.
+    pub key_sha256: Option<String>,
+}
+
+impl PlannedRepository {
+    /// The repository `step` adds, if it adds one.
+    pub fn of(step: &Step) -> Option<PlannedRepository> {
+        let Step::Apt(apt) = step else {
+            return None;
+        };
+        let r = apt.repository.as_ref()?;
+        Some(PlannedRepository {
+            uri: r.uri.value.clone(),
+            suite: r.suite.value.clone(),
+            components: r.components.iter().map(|c| c.value.clone()).collect(),
+            key: r.key.value.clone(),
+            key_sha256: r.key_sha256.as_ref().map(|k| k.value.clone()),
+        })
+    }
+
+    /// Two lines for people: `repository: URI SUITE COMPONENTS...` and `key: URL (...)`,
+    /// saying whether the key is pinned by its sha256 (else whatever that URL serves is
+    /// trusted).
+    pub fn lines(&self) -> [String; 2] {
+        let mut source = format!("repository: {} {}", self.uri, self.suite);
+        for c in &self.components {
+            source.push(' ');
+            source.push_str(c);
+        }
+        let key = match &self.key_sha256 {
+            Some(sha) => format!("key: {} (pinned by sha256 {sha})", self.key),
+            None => format!("key: {} (not pinned by sha256)", self.key),
+        };
+        [source, key]
+    }
 }
 
 /// One extension of the plan.
@@ -234,6 +288,7 @@ pub fn plan(
                 index,
                 kind: step.action.kind().to_string(),
                 summary: step.action.summary(),
+                repository: PlannedRepository::of(&step.action),
                 skipped: (!step.runs_on(host)).then(|| {
                     format!(
                         "only on {}",

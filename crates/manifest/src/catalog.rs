@@ -134,6 +134,35 @@ impl SearchPath {
     pub fn dirs(&self) -> &[SearchDir] {
         &self.dirs
     }
+
+    /// The names of the manifests on this path (bundled and in the directories, one name
+    /// once however many files define it; `profiles.toml` is no manifest), whether or not
+    /// they load: what a [`Catalog::load`] of it checks, e.g. for "checked 3 manifests: 2
+    /// problems" when it fails. An unreadable directory adds nothing.
+    pub fn manifest_names(&self) -> BTreeSet<String> {
+        let stems = self.dirs.iter().flat_map(|dir| {
+            manifest_files(&dir.path)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|f| f.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+        });
+        self.bundled
+            .iter()
+            .map(|(stem, _)| stem.clone())
+            .chain(stems)
+            .filter(|stem| format!("{stem}.toml") != PROFILES_FILE)
+            .collect()
+    }
+}
+
+/// The manifest files of `dir` (and `profiles.toml`), sorted.
+fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_manifest_file(p))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// A named list of extensions: `[profiles] web = ["nodejs", "playwright"]`.
@@ -293,8 +322,8 @@ impl Catalog {
             );
         }
         for dir in &path.dirs {
-            let entries = match std::fs::read_dir(&dir.path) {
-                Ok(entries) => entries,
+            let files = match manifest_files(&dir.path) {
+                Ok(files) => files,
                 Err(e)
                     if e.kind() == std::io::ErrorKind::NotFound
                         && dir.origin != Origin::CommandLine =>
@@ -312,11 +341,6 @@ impl Catalog {
                     continue;
                 }
             };
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| is_manifest_file(p))
-                .collect();
-            files.sort();
             for file in files {
                 let Some(stem) = file
                     .file_stem()

@@ -65,6 +65,37 @@ impl ResolvedManifest {
 }
 
 impl Manifest {
+    /// The description with each `{{option}}` filled in plainly (descriptions are text,
+    /// not shell: no quoting): the value in `values` (e.g. `--set`, or what an install
+    /// used), else the option's default. An option with neither stays `{{name}}`, as
+    /// written, so that the reader sees something is left to choose.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use em_manifest::{Manifest, OptionValue};
+    /// let m = Manifest::parse("nodejs.toml", r#"
+    /// [extension]
+    /// name = "nodejs"
+    /// version = "1.0.0"
+    /// description = "Node.js {{version}} and npm"
+    /// [extension.options.version]
+    /// default = "lts"
+    /// "#).unwrap();
+    /// assert_eq!(m.description_with(&BTreeMap::new()), "Node.js lts and npm");
+    /// let set = BTreeMap::from([("version".to_string(), OptionValue::from("22 LTS"))]);
+    /// assert_eq!(m.description_with(&set), "Node.js 22 LTS and npm");
+    /// // A resolved manifest's description is filled the same way.
+    /// assert_eq!(m.resolve(&set).unwrap().description, "Node.js 22 LTS and npm");
+    /// ```
+    pub fn description_with(&self, values: &BTreeMap<String, OptionValue>) -> String {
+        template::substitute(&self.description, &|name| {
+            values
+                .get(name)
+                .or_else(|| self.options.get(name).and_then(|o| o.default.as_ref()))
+                .map(ToString::to_string)
+        })
+    }
+
     /// Fills in the options: each option's default, then `values` (from `--set`), then
     /// substitutes `{{name}}` everywhere and checks the results again (package grammars,
     /// URLs, paths), so that an option value cannot smuggle in an `-o` or a `../`.
@@ -298,6 +329,8 @@ fn substitute_manifest(
         })
         .collect();
     Manifest {
+        // Text for people, not a shell: filled plainly.
+        description: f(&m.description),
         env: m.env.iter().map(|(k, x)| (k.clone(), s(x))).collect(),
         requirements: Requirements {
             disk_mb: m.requirements.disk_mb,

@@ -190,3 +190,23 @@ fn profiles_with_bad_entries_are_reported() {
         ]
     );
 }
+
+#[test]
+fn manifest_names_count_every_manifest_once_loaded_or_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "nodejs.toml", &manifest("nodejs", "2.0.0"));
+    write(dir.path(), "broken.toml", "[extension\n");
+    write(
+        dir.path(),
+        "profiles.toml",
+        "[profiles]\nweb = [\"nodejs\"]\n",
+    );
+    write(dir.path(), ".broken.toml.swp", "");
+    write(dir.path(), "notes.txt", "");
+    let path = SearchPath::new().with_bundled(BUNDLED).with_dir(dir.path());
+    let names: Vec<String> = path.manifest_names().into_iter().collect();
+    assert_eq!(names, ["base", "broken", "nodejs"]);
+    assert!(Catalog::load(&path).is_err(), "broken.toml does not load");
+    let missing = SearchPath::new().with_dir(dir.path().join("absent"));
+    assert!(missing.manifest_names().is_empty());
+}

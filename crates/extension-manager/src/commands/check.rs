@@ -22,11 +22,12 @@ pub fn check(args: &CheckArgs, extension_dirs: &[PathBuf], ui: &Ui) -> u8 {
     let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
         args.paths.iter().cloned().partition(|p| p.is_dir());
     let mut diagnostics = Vec::new();
+    // Every manifest looked at, whether it loaded or not.
     let mut count = 0;
     for file in &files {
-        match Manifest::load(file) {
-            Ok(_) => count += 1,
-            Err(d) => diagnostics.extend(d),
+        count += 1;
+        if let Err(d) = Manifest::load(file) {
+            diagnostics.extend(d);
         }
     }
     if !dirs.is_empty() || files.is_empty() {
@@ -42,31 +43,22 @@ pub fn check(args: &CheckArgs, extension_dirs: &[PathBuf], ui: &Ui) -> u8 {
                 |p, d| p.with_dir(d),
             )
         };
-        match Catalog::load(&search) {
-            Ok(catalog) => count += catalog.names().count(),
-            Err(d) => diagnostics.extend(d),
+        count += search.manifest_names().len();
+        if let Err(d) = Catalog::load(&search) {
+            diagnostics.extend(d);
         }
     }
+    let checked = format!("{count} manifest{}", if count == 1 { "" } else { "s" });
     if diagnostics.is_empty() {
-        ui.status(
-            "Checked",
-            Tone::Good,
-            &format!(
-                "{count} manifest{}: no problems",
-                if count == 1 { "" } else { "s" }
-            ),
-        );
+        ui.status("Checked", Tone::Good, &format!("{checked}: no problems"));
         exit::OK
     } else {
         eprintln!("{}", render_all(&diagnostics));
+        let n = diagnostics.len();
         ui.status(
             "Checked",
             Tone::Bad,
-            &format!(
-                "{} problem{}",
-                diagnostics.len(),
-                if diagnostics.len() == 1 { "" } else { "s" }
-            ),
+            &format!("{checked}: {n} problem{}", if n == 1 { "" } else { "s" }),
         );
         exit::USAGE
     }

@@ -238,6 +238,9 @@ fn plan_text(plan: &Plan, format: OutputFormat) -> String {
                     let _ = writeln!(out, "     - {}", s.summary);
                 }
             }
+            for line in s.repository.iter().flat_map(|r| r.lines()) {
+                let _ = writeln!(out, "       {line}");
+            }
         }
     }
     std::mem::take(out)

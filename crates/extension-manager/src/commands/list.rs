@@ -2,9 +2,13 @@
 
 use std::io::Write;
 
+use em_manifest::Manifest;
+
+use crate::commands::remove::install_values;
 use crate::error::CliError;
 use crate::exit;
 use crate::output::OutputFormat;
+use crate::plan::PlannedRepository;
 use crate::session::Session;
 use crate::state::{ExtensionStatus, State};
 
@@ -44,6 +48,17 @@ pub fn state_word(session: &Session, state: &State, name: &str) -> &'static str 
     }
 }
 
+/// `m`'s description as a reader should see it: `{{option}}` filled in plainly with the
+/// values it was installed with, when it is installed, else the options' defaults.
+fn description(state: &State, m: &Manifest) -> String {
+    let values = state
+        .extensions
+        .get(m.name())
+        .map(|installed| install_values(m, &installed.options))
+        .unwrap_or_default();
+    m.description_with(&values)
+}
+
 /// `list`.
 pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<u8, CliError> {
     let state = session.state()?;
@@ -66,7 +81,7 @@ pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<
                     "name": m.name(),
                     "version": m.version.value,
                     "category": m.category,
-                    "description": m.description,
+                    "description": description(&state, m),
                     "state": state_word(session, &state, m.name()),
                 })
             })
@@ -87,7 +102,7 @@ pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<
             m.version.value,
             m.category.as_deref().unwrap_or("-"),
             state_word(session, &state, m.name()),
-            m.description
+            description(&state, m)
         );
     }
     Ok(exit::OK)
@@ -108,12 +123,19 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
     let installed = state.extensions.get(m.name());
     let requires: Vec<&str> = m.requires.iter().map(|r| r.value.as_str()).collect();
     let required_by = session.catalog.reverse_requires(m.name());
+    // The install's option values (or none: the defaults), which the description and the
+    // steps are filled with; the steps as written when an option has no value to fill in.
+    let values = installed
+        .map(|i| install_values(m, &i.options))
+        .unwrap_or_default();
+    let resolved = m.resolve(&values).ok();
+    let steps = resolved.as_ref().map_or(&m.install, |r| &r.install);
     let mut out = std::io::stdout().lock();
     if format == OutputFormat::Json {
         let value = serde_json::json!({
             "name": m.name(),
             "version": m.version.value,
-            "description": m.description,
+            "description": description(&state, m),
             "category": m.category,
             "file": m.path(),
             "sha256": m.sha256(),
@@ -124,7 +146,10 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
             "options": m.options.values().map(|o| serde_json::json!({
                 "name": o.name.value, "default": o.default.as_ref().map(|d| d.to_string()), "allowed": o.allowed, "description": o.description,
             })).collect::<Vec<_>>(),
-            "steps": m.install.iter().map(|s| s.action.summary()).collect::<Vec<_>>(),
+            "steps": steps.iter().map(|s| s.action.summary()).collect::<Vec<_>>(),
+            "repositories": steps.iter().enumerate().filter_map(|(i, s)| {
+                PlannedRepository::of(&s.action).map(|r| serde_json::json!({ "step": i + 1, "repository": r }))
+            }).collect::<Vec<_>>(),
             "validate": m.validate.iter().map(|c| c.run.value.as_str()).collect::<Vec<_>>(),
             "state": state_word(session, &state, m.name()),
             "installed": installed,
@@ -134,7 +159,7 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
     }
     let _ = writeln!(out, "{} {}", m.name(), m.version.value);
     if !m.description.is_empty() {
-        let _ = writeln!(out, "  {}", m.description);
+        let _ = writeln!(out, "  {}", description(&state, m));
     }
     let _ = writeln!(out, "  file:        {}", m.path().display());
     let _ = writeln!(
@@ -169,24 +194,35 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
         let _ = writeln!(out, "  installed:   {} at {}", i.version, i.installed_at);
     }
     for o in m.options.values() {
+        let default = o.default.as_ref().map(|d| d.to_string());
+        let chosen = values
+            .get(&o.name.value)
+            .map(|v| v.to_string())
+            .filter(|v| Some(v) != default.as_ref());
         let _ = writeln!(
             out,
-            "  option {}: default {}{}",
+            "  option {}: default {}{}{}",
             o.name.value,
-            o.default
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "(none)".into()),
+            default.as_deref().unwrap_or("(none)"),
             if o.allowed.is_empty() {
                 String::new()
             } else {
                 format!(", one of {}", o.allowed.join(", "))
-            }
+            },
+            chosen
+                .map(|v| format!(", installed with {v}"))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(out, "  steps:");
-    for (i, s) in m.install.iter().enumerate() {
+    for (i, s) in steps.iter().enumerate() {
         let _ = writeln!(out, "    {}. {}", i + 1, s.action.summary());
+        for line in PlannedRepository::of(&s.action)
+            .iter()
+            .flat_map(|r| r.lines())
+        {
+            let _ = writeln!(out, "       {}", em_exec::redact_urls(&line));
+        }
     }
     if !m.validate.is_empty() {
         let _ = writeln!(out, "  checks:");

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use em_apt::{Apt, AptConfig, AptPackage};
 use em_exec::{OutputMode, Runner};
-use em_manifest::OptionValue;
+use em_manifest::{Manifest, OptionValue};
 use em_npm::{Npm, NpmConfig, NpmPackage};
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 use em_retry::Subscriber;
@@ -244,9 +244,20 @@ async fn remove_run(
 fn print_dry_run(session: &Session, state: &State, name: &str) {
     let undo = state.to_undo(name).unwrap_or_default();
     println!("remove {name}:");
-    if let Some(manifest) = session.catalog.get(name) {
-        for step in &manifest.remove {
-            println!("  run {}", step.run.value);
+    // First, as `remove` runs them: the `[[remove]]` steps, with the install's options.
+    if let (Some(manifest), Some(record)) = (session.catalog.get(name), state.extensions.get(name))
+        && !manifest.remove.is_empty()
+    {
+        match manifest.resolve(&install_values(manifest, &record.options)) {
+            Ok(resolved) => {
+                for step in &resolved.remove {
+                    println!("  run {}", em_exec::printable(&step.run.value));
+                }
+            }
+            Err(e) => println!(
+                "  (the [[remove]] steps cannot be given the install's options: {})",
+                em_exec::printable(&e.message)
+            ),
         }
     }
     for group in undo.by_step() {
@@ -332,6 +343,19 @@ fn save(
     })
 }
 
+/// The option values an install recorded, as `manifest` (perhaps changed since) takes them:
+/// options it no longer has are dropped; new ones will take their defaults.
+pub(crate) fn install_values(
+    manifest: &Manifest,
+    options: &BTreeMap<String, String>,
+) -> BTreeMap<String, OptionValue> {
+    options
+        .iter()
+        .filter(|(k, _)| manifest.options.contains_key(*k))
+        .map(|(k, v)| (k.clone(), OptionValue::from(v.as_str())))
+        .collect()
+}
+
 /// The manifest's `[[remove]]` steps, with the install's options: `{{option}}` filled in
 /// and `EM_OPT_*` set, as for the install's `run` steps.
 async fn run_remove_steps(
@@ -345,13 +369,7 @@ async fn run_remove_steps(
     if manifest.remove.is_empty() {
         return Vec::new();
     }
-    // Options the manifest no longer has are dropped; new ones take their defaults.
-    let values: BTreeMap<String, OptionValue> = options
-        .iter()
-        .filter(|(k, _)| manifest.options.contains_key(*k))
-        .map(|(k, v)| (k.clone(), OptionValue::from(v.as_str())))
-        .collect();
-    let resolved = match manifest.resolve(&values) {
+    let resolved = match manifest.resolve(&install_values(manifest, options)) {
         Ok(r) => r,
         Err(e) => {
             return vec![format!(
