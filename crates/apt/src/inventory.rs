@@ -180,7 +180,7 @@ pub fn status_fd_line(line: &str) -> Option<String> {
 ///             It is held by process 4242 (apt-get)... 5s";
 /// assert_eq!(
 ///     em_apt::lock_wait_line(line).as_deref(),
-///     Some("waiting for dpkg's lock, held by process 4242 (apt-get)")
+///     Some("dpkg's lock is held by process 4242 (apt-get)")
 /// );
 /// assert_eq!(em_apt::lock_wait_line("Reading package lists..."), None);
 /// ```
@@ -192,9 +192,9 @@ pub fn lock_wait_line(line: &str) -> Option<String> {
                 c.is_ascii_digit() || c == '.' || c == 's' || c.is_whitespace()
             });
             let holder = holder.split("...").next().unwrap_or(holder).trim();
-            Some(format!("waiting for dpkg's lock, held by {holder}"))
+            Some(format!("dpkg's lock is held by {holder}"))
         }
-        None => Some("waiting for dpkg's lock".to_string()),
+        None => Some("dpkg's lock is held by another process".to_string()),
     }
 }
 

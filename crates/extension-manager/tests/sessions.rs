@@ -257,6 +257,42 @@ apt = ["em-tree"]
     insta::assert_snapshot!(transcript(&s, &out));
 }
 
+/// apt waiting for dpkg's lock says so in the log only; we make it one status line that
+/// names the holder (once per step, however often apt repeats it).
+#[test]
+fn a_wait_for_dpkgs_lock_is_a_status_line_naming_the_holder() {
+    let (s, dir) = with_extensions(
+        &["apt-get", "dpkg", "dpkg-query", "apt-cache"],
+        r#"[[call]]
+tool = "apt-get"
+match = "^install "
+stdout = """
+Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)... 1s
+Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)... 2s
+Setting up em-tree (1.0) ...
+"""
+"#,
+        &[(
+            "tree",
+            r#"[extension]
+name = "tree"
+version = "1.0.0"
+description = "waits for the lock"
+category = "test"
+
+[[install]]
+apt = ["em-tree"]
+"#,
+        )],
+    );
+    let out = s
+        .em()
+        .args(["--extensions-dir", &dir, "install", "tree"])
+        .output()
+        .expect("runs");
+    insta::assert_snapshot!(transcript(&s, &out));
+}
+
 #[test]
 fn an_unknown_package_whose_update_repair_fails_is_transient_everywhere() {
     let (s, dir) = with_extensions(
