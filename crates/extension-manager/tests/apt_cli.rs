@@ -315,3 +315,140 @@ echo "usage=$?"
         "{err}"
     );
 }
+
+/// The helpers as real scripts call them (issue 12, "The shell migration path"): tool
+/// flags from a known-safe list, a package list in one string, wget's and curl's own
+/// argument forms, the eval'd-string form of retry_with_backoff, functions exported to
+/// `bash -c` children, http:// only with EM_ALLOW_HTTP=1, and the old 0/1 exit codes.
+#[test]
+fn shell_helpers_take_the_arguments_real_scripts_give_them() {
+    let s = Session::new(
+        &[
+            "apt-get",
+            "dpkg",
+            "dpkg-query",
+            "npm",
+            "python3",
+            "curl",
+            "wget",
+        ],
+        r#"
+[[call]]
+tool = "curl"
+match = "127.0.0.1:7/"
+exit = 7
+stderr = "curl: (7) Failed to connect to 127.0.0.1 port 7: Connection refused\n"
+
+[[call]]
+tool = "curl"
+write_to_arg = "-o"
+content = "via curl\n"
+
+[[call]]
+tool = "wget"
+write_to_arg = "-O"
+content = "via wget\n"
+"#,
+    );
+    let work = s.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let script = r#"
+eval "$(extension-manager shell-init bash)"
+cd "$WORK"
+apt_install_retry 3 -y --no-install-recommends "em-tree em-jq"; echo "apt=$?"
+npm_install_retry 2 -g typescript@5; echo "npm-g=$?"
+npm_install_retry 2 left-pad; echo "npm-local=$?"
+pip_install_retry 2 --user -q black==24.1.0; echo "pip-user=$?"
+wget_retry 2 https://127.0.0.1:9/dir/tool.tar.gz -O named.wget; echo "wget-O=$?"
+wget_retry 2 https://127.0.0.1:9/dir/tool.tar.gz?x=1; echo "wget-cwd=$?"
+curl_retry 2 -fsSL https://127.0.0.1:9/script.sh -o named.curl; echo "curl-o=$?"
+curl_retry 2 -fsSL https://127.0.0.1:9/script.sh | head -1
+apt_install_retry 3 --force-yes em-x; echo "refused=$?"
+curl_retry 2 -k https://127.0.0.1:9/x; echo "insecure=$?"
+wget_retry 2 http://127.0.0.1:9/plain; echo "http=$?"
+EM_ALLOW_HTTP=1 wget_retry 2 http://127.0.0.1:9/plain.txt; echo "http-allowed=$?"
+retry_with_backoff 3 0 "test -e \"$WORK/once\" || { touch \"$WORK/once\"; exit 1; }"; echo "string-form=$?"
+bash -c 'apt_install_retry 2 em-child'; echo "child=$?"
+curl_retry 1 https://127.0.0.1:7/down -o down; echo "compat=$?"
+EM_SHELL_EXIT_CODES=full curl_retry 1 https://127.0.0.1:7/down -o down; echo "full=$?"
+ls
+"#;
+    let em_dir = std::path::Path::new(env!("CARGO_BIN_EXE_extension-manager"))
+        .parent()
+        .expect("the binary's directory")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}:{}",
+        s.path().join("bin").display(),
+        em_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .envs(
+            s.em()
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("PATH", path)
+        .env("WORK", &work)
+        .output()
+        .expect("bash");
+    let err = stderr(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "apt=0",
+        "npm-g=0",
+        "npm-local=0",
+        "pip-user=0",
+        "wget-O=0",
+        "wget-cwd=0",
+        "curl-o=0",
+        "via curl",
+        "refused=2",
+        "insecure=2",
+        "http=2",
+        "http-allowed=0",
+        "string-form=0",
+        "child=0",
+        "compat=1",
+        "full=75",
+        "named.curl",
+        "named.wget",
+        "plain.txt",
+        "tool.tar.gz",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "{want} missing:\n{stdout}\n{err}"
+        );
+    }
+    assert!(
+        err.contains("apt_install_retry: --force-yes is not supported here"),
+        "{err}"
+    );
+    assert!(err.contains("set EM_ALLOW_HTTP=1"), "{err}");
+    let calls = s.calls();
+    let has =
+        |tool: &str, pred: &dyn Fn(&str) -> bool| calls.iter().any(|(t, a)| t == tool && pred(a));
+    assert!(
+        has("apt-get", &|a| a.starts_with("install")
+            && a.ends_with("em-tree em-jq")),
+        "{calls:?}"
+    );
+    assert!(has("apt-get", &|a| a.ends_with("em-child")), "{calls:?}");
+    assert!(has("npm", &|a| a.starts_with("install -g")
+        && a.contains("typescript@5")));
+    assert!(has("npm", &|a| a.starts_with("install ")
+        && !a.contains(" -g")
+        && a.contains("left-pad")));
+    assert!(
+        has("python3", &|a| a.contains("install")
+            && a.contains("--user")),
+        "{calls:?}"
+    );
+    assert!(
+        !has("apt-get", &|a| a.contains("em-x")),
+        "a refused call ran: {calls:?}"
+    );
+}

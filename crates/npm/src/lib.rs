@@ -219,8 +219,33 @@ impl Npm {
         runner: &Runner,
         packages: &[NpmPackage],
     ) -> Result<(), ToolError> {
+        self.install(runner, packages, true).await
+    }
+
+    /// `npm install` of `packages` into `./node_modules` of the current directory (what a
+    /// script's `npm install pkg` does), with the same retries, mirrors and circuit as
+    /// [`Npm::install_global`].
+    pub async fn install_local(
+        self: &Arc<Self>,
+        runner: &Runner,
+        packages: &[NpmPackage],
+    ) -> Result<(), ToolError> {
+        self.install(runner, packages, false).await
+    }
+
+    async fn install(
+        self: &Arc<Self>,
+        runner: &Runner,
+        packages: &[NpmPackage],
+        global: bool,
+    ) -> Result<(), ToolError> {
         let words: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
-        let operation = Operation::new("npm", format!("install -g {}", words.join(" ")));
+        let verb: &[&str] = if global {
+            &["install", "-g"]
+        } else {
+            &["install"]
+        };
+        let operation = Operation::new("npm", format!("{} {}", verb.join(" "), words.join(" ")));
         if packages.is_empty() {
             return Err(ToolError::permanent(
                 operation.to_string(),
@@ -239,7 +264,7 @@ impl Npm {
         let fetch_timeout = self.fetch_timeout(runner.policy().timeout());
         runner
             .run_with_mirrors(self, operation, &sources, Registry::key, |source, _| {
-                self.command(["install", "-g"], source.0.as_deref(), fetch_timeout)
+                self.command(verb.iter().copied(), source.0.as_deref(), fetch_timeout)
                     .args(&words)
             })
             .await
@@ -345,13 +370,13 @@ impl Npm {
     }
 
     /// `npm <words> <common flags>`, with the configured environment.
-    fn command<const N: usize>(
+    fn command<'w>(
         &self,
-        words: [&str; N],
+        words: impl IntoIterator<Item = &'w str>,
         registry: Option<&str>,
         fetch_timeout: Duration,
     ) -> Cmd {
-        let mut cmd = Cmd::tool(&self.npm).args(words).args([
+        let mut cmd = Cmd::tool(&self.npm).args(words.into_iter()).args([
             "--no-audit".to_string(),
             "--no-fund".to_string(),
             "--no-update-notifier".to_string(),

@@ -122,6 +122,9 @@ pub struct PipConfig {
     pub probe_python: Option<PathBuf>,
     /// Extra environment for every command (proxies, `PIP_*`).
     pub env: Vec<(String, String)>,
+    /// `--user`: install into the user's site-packages (`~/.local`), as a script's
+    /// `pip install --user` does. Not with a venv.
+    pub user: bool,
 }
 
 impl Default for PipConfig {
@@ -134,6 +137,7 @@ impl Default for PipConfig {
             probe_timeout: Duration::from_secs(5),
             probe_python: None,
             env: Vec::new(),
+            user: false,
         }
     }
 }
@@ -342,6 +346,9 @@ impl Pip {
                 }
                 if self.no_cache_dir.load(Ordering::SeqCst) {
                     cmd = cmd.arg("--no-cache-dir");
+                }
+                if self.config.user {
+                    cmd = cmd.arg("--user");
                 }
                 cmd.args(&words)
             })

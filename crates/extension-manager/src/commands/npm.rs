@@ -31,8 +31,11 @@ pub struct NpmInstallArgs {
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
     /// The global prefix to install into [default: npm's own setting]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "local")]
     prefix: Option<PathBuf>,
+    /// Into ./node_modules of the current directory (`npm install` without -g)
+    #[arg(long)]
+    local: bool,
     /// Packages: NAME, @SCOPE/NAME, with an optional @VERSION or range
     #[arg(value_name = "PKG", required = true)]
     packages: Vec<String>,
@@ -59,13 +62,14 @@ pub async fn run(command: NpmCommand, context: &AdapterContext) -> Result<u8, Cl
         Ok(npm) => Arc::new(npm),
         Err(e) => return Ok(context.report(&e, true)),
     };
-    Ok(
-        match npm
-            .install_global(&context.runner(policy, true), &packages)
-            .await
-        {
-            Ok(()) => exit::OK,
-            Err(e) => context.report(&e, true),
-        },
-    )
+    let runner = context.runner(policy, true);
+    let installed = if args.local {
+        npm.install_local(&runner, &packages).await
+    } else {
+        npm.install_global(&runner, &packages).await
+    };
+    Ok(match installed {
+        Ok(()) => exit::OK,
+        Err(e) => context.report(&e, true),
+    })
 }

@@ -25,8 +25,11 @@ pub struct PipInstallArgs {
     #[command(flatten)]
     policy: PolicyOptions,
     /// Install into this virtual environment (absolute path), created when missing
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "user")]
     venv: Option<PathBuf>,
+    /// Into the user's site-packages (~/.local), as `pip install --user`
+    #[arg(long)]
+    user: bool,
     /// The package index [default: pip's own setting]
     #[arg(long, value_name = "URL")]
     index_url: Option<String>,
@@ -56,6 +59,7 @@ pub async fn run(command: PipCommand, context: &AdapterContext) -> Result<u8, Cl
             .index_url
             .or_else(|| context.config.registries.pip.clone()),
         mirrors: context.mirrors("pip", &args.mirrors),
+        user: args.user,
         ..PipConfig::default()
     };
     let pip = match Pip::new(config, target) {
