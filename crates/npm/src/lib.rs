@@ -376,7 +376,7 @@ impl Npm {
         registry: Option<&str>,
         fetch_timeout: Duration,
     ) -> Cmd {
-        let mut cmd = Cmd::tool(&self.npm).args(words.into_iter()).args([
+        let mut cmd = Cmd::tool(&self.npm).args(words).args([
             "--no-audit".to_string(),
             "--no-fund".to_string(),
             "--no-update-notifier".to_string(),
