@@ -1,5 +1,6 @@
 //! Checks of `[extension.requirements]` before anything is installed: free disk space under
-//! `/` (`disk_mb`) and host names that must resolve (`domains`). A missing requirement
+//! `/` (`disk_mb`), the machine's memory (`memory_mb`, MemTotal of /proc/meminfo), its
+//! operating system (`os`, from os-release) and host names that must resolve (`domains`). A missing requirement
 //! stops the run before it changes anything; with `--keep-going`, an unresolvable domain is
 //! reported and the install goes on, and a download step whose every source is on a host
 //! that did not resolve fails at once, as permanent, with the same hint
@@ -24,6 +25,8 @@ pub struct Findings {
     pub unresolved: BTreeSet<String>,
     /// Some extension needs more free disk than there is.
     pub short_of_disk: bool,
+    /// Some extension needs more memory or another operating system.
+    pub machine_unfit: bool,
 }
 
 impl Findings {
@@ -32,6 +35,12 @@ impl Findings {
         let mut parts = Vec::new();
         if self.short_of_disk {
             parts.push("free disk space under /".to_string());
+        }
+        if self.machine_unfit {
+            parts.push(
+                "use a machine that meets [extension.requirements] (memory_mb, os), or leave that extension out"
+                    .to_string(),
+            );
         }
         if !self.unresolved.is_empty() {
             parts.push(unresolved_hint(&self.unresolved));
@@ -93,9 +102,60 @@ async fn resolves(domain: &str) -> bool {
     }
 }
 
+/// MemTotal of /proc/meminfo, in MiB.
+fn memory_mb() -> Option<u64> {
+    parse_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// The `MemTotal:` line (kB) of /proc/meminfo, in MiB.
+pub fn parse_meminfo(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// The machine's memory and operating system against each extension's `memory_mb` and
+/// `os`: what is not met is fatal (installing would not make it so).
+fn check_machine(
+    plan: &Plan,
+    memory: Option<u64>,
+    facts: &std::collections::BTreeMap<String, String>,
+    findings: &mut Findings,
+) {
+    let (id, version) = (
+        facts.get("os.id").map(String::as_str).unwrap_or("unknown"),
+        facts.get("os.version_id").map(String::as_str),
+    );
+    for e in plan.entries.iter().filter(|e| e.action.is_work()) {
+        let req = &e.manifest.requirements;
+        if let (Some(need), Some(have)) = (req.memory_mb, memory)
+            && have < need
+        {
+            findings.machine_unfit = true;
+            findings.fatal.push((
+                e.name().to_string(),
+                format!("needs {need} MB of memory; this machine has {have} MB"),
+            ));
+        }
+        if !req.os.is_empty() && !req.os.iter().any(|r| r.matches(id, version)) {
+            findings.machine_unfit = true;
+            let wanted: Vec<String> = req.os.iter().map(ToString::to_string).collect();
+            findings.fatal.push((
+                e.name().to_string(),
+                format!(
+                    "installs on {}; this machine is {id} {}",
+                    wanted.join(" or "),
+                    version.unwrap_or("(no VERSION_ID)")
+                ),
+            ));
+        }
+    }
+}
+
 /// Checks the requirements of every extension of `plan` that has work to do.
 pub async fn check(plan: &Plan, keep_going: bool) -> Findings {
     let mut findings = Findings::default();
+    check_machine(plan, memory_mb(), em_manifest::facts(), &mut findings);
     let needed: u64 = plan
         .entries
         .iter()
@@ -137,6 +197,13 @@ pub async fn check(plan: &Plan, keep_going: bool) -> Findings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_memtotal() {
+        let text = "MemTotal:       24572376 kB\nMemFree:         1000 kB\n";
+        assert_eq!(parse_meminfo(text), Some(24572376 / 1024));
+        assert_eq!(parse_meminfo("nothing"), None);
+    }
 
     #[test]
     fn reads_the_available_column_of_df() {

@@ -770,3 +770,51 @@ fn sudo_never_is_kept_by_installs() {
         "{calls:?}"
     );
 }
+
+/// `requirements.memory_mb` and `requirements.os` are checked before anything runs: a
+/// machine that cannot meet them is told so, with what it has, and nothing is installed.
+#[test]
+fn memory_and_os_requirements_stop_the_run_before_it_changes_anything() {
+    let (s, exts, conf) = session();
+    let marker = s.path().join("ran");
+    fs::write(
+        Path::new(&exts).join("picky.toml"),
+        format!(
+            "[extension]\nname = \"picky\"\nversion = \"1.0.0\"\ndescription = \"x\"\ncategory = \"test\"\n\n\
+             [extension.requirements]\nmemory_mb = 999999999\nos = [\"plan9>=4\", \"em-os\"]\n\n\
+             [[install]]\nrun = \"touch {}\"\n",
+            marker.display()
+        ),
+    )
+    .expect("manifest");
+    let out = run(&s, &exts, &conf, &["install", "picky"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("needs 999999999 MB of memory; this machine has "),
+        "{err}"
+    );
+    assert!(
+        err.contains("installs on plan9>=4 or em-os; this machine is "),
+        "{err}"
+    );
+    assert!(
+        err.contains("meets [extension.requirements] (memory_mb, os)"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "nothing ran");
+    // A bad entry is bad input: exit 2 with its place.
+    fs::write(
+        Path::new(&exts).join("picky.toml"),
+        "[extension]\nname = \"picky\"\nversion = \"1.0.0\"\n\n[extension.requirements]\nos = [\"Debian 12\"]\n\n[[install]]\nrun = \"true\"\n",
+    )
+    .expect("manifest");
+    let out = run(&s, &exts, &conf, &["check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`Debian 12` is not an os requirement"),
+        "{err}"
+    );
+    assert!(err.contains("picky.toml:6:7"), "{err}");
+}

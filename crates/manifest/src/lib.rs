@@ -32,6 +32,8 @@
 //!
 //! [extension.requirements]
 //! disk_mb = 400
+//! memory_mb = 2048                 # MemTotal
+//! os = ["debian>=12", "ubuntu>=22.04"]   # any of them (os-release ID, VERSION_ID)
 //! domains = ["registry.example.org"]
 //!
 //! [extension.env]                  # written double-quoted: $VAR and ${VAR} expand
@@ -140,5 +142,6 @@ pub use resolve::ResolvedManifest;
 pub use retry::StepRetry;
 pub use schema::{
     AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
-    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Shell, Step, Via,
+    OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements, RunStep, Shell,
+    Step, Via,
 };

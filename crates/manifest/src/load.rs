@@ -18,7 +18,8 @@ use crate::grammar::{self, Ecosystem, Problem};
 use crate::retry::StepRetry;
 use crate::schema::{
     AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
-    OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Shell, Step, Via,
+    OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements, RunStep, Shell,
+    Step, Via,
 };
 use crate::template::{self, Placeholder};
 use em_retry::{BackoffKind, Jitter, PolicyOverride};
@@ -857,28 +858,59 @@ impl Loader<'_> {
         };
         self.unknown_keys(
             table,
-            &["disk_mb", "domains"],
+            &["disk_mb", "domains", "memory_mb", "os"],
             "in [extension.requirements]",
-            "requirements are disk_mb and domains",
+            "requirements are disk_mb, memory_mb, domains and os",
         );
-        let disk_mb = find(table, "disk_mb").and_then(|v| match v.get_ref() {
+        let disk_mb = self.mebibytes(table, "disk_mb", "disk_mb = 400");
+        let memory_mb = self.mebibytes(table, "memory_mb", "memory_mb = 2048");
+        let domains = self.strings(table, "domains");
+        let os = self
+            .strings(table, "os")
+            .into_iter()
+            .filter_map(|s| match OsRequirement::parse(&s.value, s.span.clone()) {
+                Ok(r) => Some(r),
+                Err(message) => {
+                    self.push(
+                        s.span.clone(),
+                        message,
+                        "write an os-release ID, with an optional least VERSION_ID: \"debian>=12\", \"ubuntu>=22.04\", \"debian\"",
+                    );
+                    None
+                }
+            })
+            .collect();
+        Requirements {
+            disk_mb,
+            domains,
+            memory_mb,
+            os,
+        }
+    }
+
+    /// A positive whole number of MiB at `key`.
+    fn mebibytes(&mut self, table: &DeTable<'_>, key: &str, example: &str) -> Option<u64> {
+        let v = find(table, key)?;
+        match v.get_ref() {
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix())
                 .ok()
                 .and_then(|n| u64::try_from(n).ok())
             {
                 Some(n) => Some(n),
                 None => {
-                    self.push(v.span(), "`disk_mb` must be a positive number of MiB", "");
+                    self.push(
+                        v.span(),
+                        format!("`{key}` must be a positive number of MiB"),
+                        "",
+                    );
                     None
                 }
             },
             _ => {
-                self.type_error("disk_mb", "a whole number of MiB", v, "e.g. disk_mb = 400");
+                self.type_error(key, "a whole number of MiB", v, &format!("e.g. {example}"));
                 None
             }
-        });
-        let domains = self.strings(table, "domains");
-        Requirements { disk_mb, domains }
+        }
     }
 
     fn env(&mut self, ext: &DeTable<'_>) -> BTreeMap<String, Spanned<String>> {

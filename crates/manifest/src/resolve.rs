@@ -335,6 +335,8 @@ fn substitute_manifest(
         requirements: Requirements {
             disk_mb: m.requirements.disk_mb,
             domains: v(&m.requirements.domains),
+            memory_mb: m.requirements.memory_mb,
+            os: m.requirements.os.clone(),
         },
         install,
         validate: m

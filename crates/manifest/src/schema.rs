@@ -193,6 +193,79 @@ pub struct Requirements {
     pub disk_mb: Option<u64>,
     /// Domains that must resolve.
     pub domains: Vec<Spanned<String>>,
+    /// Memory the machine must have (MemTotal), in MiB.
+    pub memory_mb: Option<u64>,
+    /// The operating systems it installs on, any of them (`debian>=12`, `ubuntu>=22.04`,
+    /// `debian`): os-release's `ID` and, with `>=`, its `VERSION_ID`. Empty: any.
+    pub os: Vec<OsRequirement>,
+}
+
+/// One entry of `requirements.os`: an os-release `ID`, and a least `VERSION_ID`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OsRequirement {
+    /// os-release's `ID` (`debian`, `ubuntu`).
+    pub id: String,
+    /// The least `VERSION_ID` (`12`, `22.04`); None: any version.
+    pub min_version: Option<String>,
+    /// Where it is written.
+    pub span: Span,
+}
+
+impl OsRequirement {
+    /// Parses `ID` or `ID>=VERSION` (`debian>=12`).
+    pub fn parse(text: &str, span: Span) -> Result<OsRequirement, String> {
+        let (id, min_version) = match text.split_once(">=") {
+            Some((id, v)) => (id.trim(), Some(v.trim())),
+            None => (text.trim(), None),
+        };
+        let id_ok = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        let version_ok = min_version.is_none_or(|v| {
+            !v.is_empty()
+                && v.split('.')
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        });
+        if !id_ok || !version_ok {
+            return Err(format!("`{text}` is not an os requirement"));
+        }
+        Ok(OsRequirement {
+            id: id.to_string(),
+            min_version: min_version.map(str::to_string),
+            span,
+        })
+    }
+
+    /// Whether a machine whose os-release says `id` and `version` meets it.
+    ///
+    /// ```
+    /// use em_manifest::OsRequirement;
+    /// let r = OsRequirement::parse("ubuntu>=22.04", 0..0).unwrap();
+    /// assert!(r.matches("ubuntu", Some("24.04")) && r.matches("ubuntu", Some("22.04")));
+    /// assert!(!r.matches("ubuntu", Some("20.04")) && !r.matches("debian", Some("24")));
+    /// assert!(!r.matches("ubuntu", None), "an unknown version is not new enough");
+    /// ```
+    pub fn matches(&self, id: &str, version: Option<&str>) -> bool {
+        if id != self.id {
+            return false;
+        }
+        let Some(min) = &self.min_version else {
+            return true;
+        };
+        let parts =
+            |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+        version.is_some_and(|v| parts(v) >= parts(min))
+    }
+}
+
+impl std::fmt::Display for OsRequirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.min_version {
+            Some(v) => write!(f, "{}>={v}", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
 }
 
 /// The machine architectures a step can be limited to with `arch = [...]`.
