@@ -11,6 +11,9 @@ use crate::adapter_context::AdapterContext;
 use crate::commands;
 use crate::commands::install::Common;
 use crate::config::{Config, ConfigSources};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use crate::error::CliError;
 use crate::exit;
 use crate::output::{ColorChoice, HumanEvents, OutputFormat, Progress, Ui, Verbosity};
@@ -141,15 +144,27 @@ fn init_logging(global: &GlobalOptions) {
         (LogFormat::Json, _, false) => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // RUST_LOG in the `target=level,level` form (tracing-subscriber's `Targets`: no
+    // regex engine in the build for a filter people write by hand).
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| default.parse().unwrap_or_default());
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = match global.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder
-            .with_ansi(global.color == ColorChoice::Always)
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(global.color == ColorChoice::Always)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
 }
