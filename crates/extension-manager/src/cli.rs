@@ -11,9 +11,6 @@ use crate::adapter_context::AdapterContext;
 use crate::commands;
 use crate::commands::install::Common;
 use crate::config::{Config, ConfigSources};
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use crate::error::CliError;
 use crate::exit;
 use crate::output::{ColorChoice, HumanEvents, OutputFormat, Progress, Ui, Verbosity};
@@ -21,6 +18,9 @@ use crate::session::{Session, SessionError};
 use crate::signals::{self, Signals};
 use crate::state::StateDir;
 use crate::state_dir;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs developer tooling into dev VMs and container images, through apt, npm, pip,
 /// curl and wget, and keeps working when registries and mirrors fail.
