@@ -415,6 +415,40 @@ impl Apt {
         }
     }
 
+    /// [`Apt::update`] with the contract of the shell helpers people used before us ("the
+    /// lists I need were refreshed"): when the update failed only because sources other
+    /// than the primary archive could not be fetched (a stale third-party repository), it
+    /// counts as done, and the URLs that failed are returned to be reported. A failure of
+    /// the primary archive, or one that names no source, is the error it was.
+    pub async fn update_lenient(
+        self: &Arc<Self>,
+        runner: &Runner,
+    ) -> Result<Vec<String>, ToolError> {
+        let err = match self.update(runner).await {
+            Ok(()) => return Ok(Vec::new()),
+            Err(e) => e,
+        };
+        let primary = read_sources(&self.dirs)
+            .ok()
+            .and_then(|files| primary_archive(&files).ok())
+            .map(|url| classify::url_host(&url));
+        let failed = err
+            .last
+            .as_ref()
+            .map(|f| failed_fetches(&format!("{}\n{}", f.stderr, f.stdout)))
+            .unwrap_or_default();
+        match primary {
+            Some(primary)
+                if !failed.is_empty()
+                    && failed.iter().all(|url| classify::url_host(url) != primary) =>
+            {
+                *lock(&self.last_update) = Some(Instant::now());
+                Ok(failed)
+            }
+            _ => Err(err),
+        }
+    }
+
     /// The sources an operation walks: first the primary (`active`: the mirror in use, when
     /// an update of this `Apt` moved to one; else the machine's sources), then each
     /// configured mirror but that one. Also says why no mirror could be derived, if so.
@@ -1255,6 +1289,28 @@ fn query_failed(operation: String, failure: ToolFailure) -> ToolError {
         last: Some(failure),
         ..ToolError::permanent(operation, reason, None)
     }
+}
+
+/// The URLs of apt-get's `Failed to fetch URL` lines (`E:` or `W:`), each once, in order.
+///
+/// ```
+/// let text = "E: Failed to fetch http://ppa.example/x/InRelease  404  Not Found [IP: 1.2.3.4 80]\n\
+///             W: Failed to fetch http://ppa.example/x/InRelease  404\nE: Some index files failed\n";
+/// assert_eq!(em_apt::failed_fetches(text), ["http://ppa.example/x/InRelease"]);
+/// ```
+pub fn failed_fetches(text: &str) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.split("Failed to fetch ").nth(1) else {
+            continue;
+        };
+        if let Some(url) = rest.split_whitespace().next()
+            && !urls.iter().any(|u| u == url)
+        {
+            urls.push(url.to_string());
+        }
+    }
+    urls
 }
 
 #[cfg(test)]

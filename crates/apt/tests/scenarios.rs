@@ -515,3 +515,43 @@ output = "dpkg/configure-a-postinst-fails.txt"
         ["apt-get install", "dpkg --configure", "apt-get install"]
     );
 }
+
+/// The shell helpers' old contract: an update that failed only on a source other than the
+/// primary archive (127.0.0.1:9 here) counts as done and names what failed; one whose
+/// primary failed stays the error it was.
+#[tokio::test]
+async fn a_lenient_update_tolerates_a_stale_third_party_source_only() {
+    let third_party = r#"
+[[call]]
+tool = "apt-get"
+match = "^update "
+exit = 100
+stdout = "Hit:1 http://127.0.0.1:9/debian bookworm InRelease\nErr:2 http://ppa.invalid/x ./ InRelease\n"
+stderr = "E: Failed to fetch http://ppa.invalid/x/./InRelease  404  Not Found [IP: 127.0.0.1 80]\nE: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+"#;
+    let scene = Scene::new(third_party);
+    let apt = scene.apt(scene.config());
+    let failed = apt.update_lenient(&runner(2)).await.expect("lenient");
+    assert_eq!(failed, ["http://ppa.invalid/x/./InRelease"]);
+    let strict = Scene::new(third_party);
+    let apt = strict.apt(strict.config());
+    assert!(
+        apt.update(&runner(2)).await.is_err(),
+        "the strict update still fails"
+    );
+
+    let primary = Scene::new(
+        r#"
+[[call]]
+tool = "apt-get"
+match = "^update "
+exit = 100
+stderr = "E: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease  503  Service Unavailable [IP: 127.0.0.1 9]\nE: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+"#,
+    );
+    let apt = primary.apt(primary.config());
+    assert!(
+        apt.update_lenient(&runner(2)).await.is_err(),
+        "the primary failed"
+    );
+}

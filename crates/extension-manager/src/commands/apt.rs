@@ -28,6 +28,10 @@ pub struct AptUpdateArgs {
     /// An alternate archive base URL, tried in order when the configured sources keep failing
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
+    /// Succeed when only sources other than the primary archive failed (a stale
+    /// third-party repository): they are named in a warning
+    #[arg(long)]
+    allow_failed_sources: bool,
 }
 
 /// `apt install`'s arguments.
@@ -45,9 +49,9 @@ pub struct AptInstallArgs {
 
 /// Runs an apt subcommand; `Err` is a usage error (exit 2).
 pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, CliError> {
-    let (policy, mirrors, packages) = match &command {
-        AptCommand::Update(a) => (&a.policy, &a.mirrors, None),
-        AptCommand::Install(a) => (&a.policy, &a.mirrors, Some(&a.packages)),
+    let (policy, mirrors, packages, lenient) = match &command {
+        AptCommand::Update(a) => (&a.policy, &a.mirrors, None, a.allow_failed_sources),
+        AptCommand::Install(a) => (&a.policy, &a.mirrors, Some(&a.packages), false),
     };
     let policy = policy.apply(&context.base_policy(PolicyName::Apt))?;
     let packages = packages
@@ -69,6 +73,17 @@ pub async fn run(command: AptCommand, context: &AdapterContext) -> Result<u8, Cl
     };
     let runner = context.runner(policy, true);
     let result = match packages {
+        None if lenient => apt.update_lenient(&runner).await.map(|failed| {
+            for url in failed {
+                context.ui.status(
+                    "Warning",
+                    crate::output::Tone::Warn,
+                    &format!(
+                        "apt update: {url} failed; the primary archive's lists were refreshed"
+                    ),
+                );
+            }
+        }),
         None => apt.update(&runner).await,
         Some(packages) => apt.install(&runner, &packages).await,
     };

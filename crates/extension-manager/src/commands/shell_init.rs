@@ -58,8 +58,8 @@ retry_with_backoff() {
   local _em_a _em_d _em_m; _em_a="$1"; _em_d="$(_em_seconds "$2")"; _em_m="$(_em_seconds "$3")"; shift 3
   @EM@ retry --attempts "$_em_a" --backoff exponential --delay "$_em_d" --max "$_em_m" -- "$@"
 }
-# apt_update_retry [MAX_ATTEMPTS]
-apt_update_retry() { @EM@ apt update --attempts "${1:-3}"; _em_done "$?"; }
+# apt_update_retry [MAX_ATTEMPTS]   (a stale third-party source is a warning, as before)
+apt_update_retry() { @EM@ apt update --allow-failed-sources --attempts "${1:-3}"; _em_done "$?"; }
 # apt_install_retry MAX_ATTEMPTS [-y -q -qq --no-install-recommends] PKG...   ("tree jq" is two)
 apt_install_retry() {
   if [ "$#" -lt 2 ]; then _em_usage "apt_install_retry MAX_ATTEMPTS PKG..."; return; fi
