@@ -277,3 +277,35 @@ fn retry_if_output_matches_lines_after_a_long_line() {
         "the matching line made it retry"
     );
 }
+
+/// `info` (text and JSON) and `plan` never print a password that a manifest's URL holds.
+#[test]
+fn info_and_plan_redact_passwords_in_urls() {
+    let manifest = "[extension]\nname = \"secret\"\nversion = \"1.0.0\"\ndescription = \"x\"\ncategory = \"test\"\n\n\
+        [[install]]\ndownload = \"https://bob:hunter2@127.0.0.1:9/tool.tgz\"\nto = \"/opt/em-secret/tool.tgz\"\n"
+        .to_string();
+    let (s, dir) = with_extensions(&[("secret", manifest)]);
+    for args in [
+        vec!["info", "secret"],
+        vec!["--output", "json", "info", "secret"],
+        vec!["plan", "secret"],
+        vec!["--output", "json", "plan", "secret"],
+    ] {
+        let out = s
+            .em()
+            .args(["--extensions-dir", &dir])
+            .args(&args)
+            .output()
+            .expect("runs");
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {all}");
+        assert!(
+            !all.contains("hunter2"),
+            "{args:?} shows the password:\n{all}"
+        );
+        assert!(
+            all.contains("https://***@127.0.0.1:9/tool.tgz"),
+            "{args:?}:\n{all}"
+        );
+    }
+}

@@ -154,7 +154,8 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
             "state": state_word(session, &state, m.name()),
             "installed": installed,
         });
-        let _ = writeln!(out, "{value}");
+        // A URL's password is nobody's business on stdout either.
+        let _ = writeln!(out, "{}", em_exec::redact_urls(&value.to_string()));
         return Ok(exit::OK);
     }
     let _ = writeln!(out, "{} {}", m.name(), m.version.value);
@@ -216,7 +217,12 @@ pub fn info(session: &Session, args: &InfoArgs, format: OutputFormat) -> Result<
     }
     let _ = writeln!(out, "  steps:");
     for (i, s) in steps.iter().enumerate() {
-        let _ = writeln!(out, "    {}. {}", i + 1, s.action.summary());
+        let _ = writeln!(
+            out,
+            "    {}. {}",
+            i + 1,
+            em_exec::redact_urls(&s.action.summary())
+        );
         for line in PlannedRepository::of(&s.action)
             .iter()
             .flat_map(|r| r.lines())
