@@ -1611,16 +1611,6 @@ max_entries = 1_000
             seen,
             [
                 (
-                    (5, 1),
-                    "unknown key `rate` in [retry_budget]".to_string(),
-                    "[retry_budget] takes enabled, ratio, max_tokens".to_string()
-                ),
-                (
-                    (4, 11),
-                    "`enabled` must be true or false, not an integer".to_string(),
-                    "write enabled = false to stop rationing retries".to_string()
-                ),
-                (
                     (2, 9),
                     "`ratio` must be a number from 0 to 1, not 1.5".to_string(),
                     "e.g. ratio = 0.2".to_string()
@@ -1629,6 +1619,16 @@ max_entries = 1_000
                     (3, 14),
                     "`max_tokens` must be a number, not a string".to_string(),
                     "e.g. max_tokens = 10".to_string()
+                ),
+                (
+                    (4, 11),
+                    "`enabled` must be true or false, not an integer".to_string(),
+                    "write enabled = false to stop rationing retries".to_string()
+                ),
+                (
+                    (5, 1),
+                    "unknown key `rate` in [retry_budget]".to_string(),
+                    "[retry_budget] takes enabled, ratio, max_tokens".to_string()
                 ),
             ]
         );
