@@ -25,6 +25,7 @@ mod outcomes;
 mod rootfs;
 mod rootfs_chroot;
 mod rootfs_snapshot;
+mod sim;
 mod tidy;
 
 use std::env;
@@ -72,6 +73,10 @@ commands:
       --keep         keep each tree under /var/tmp/em-rootfs (until the next run)
       --rebuild      build the cached tree again
       --binary PATH  test this binary instead of building the release one
+  sim [--clients N] [--seed N]
+                     Brooker's backoff-and-jitter simulation (OCC contention, default
+                     100 clients) with em-retry's own delays and jitter, then the
+                     retry budget's amplification under a full outage; virtual time
   help               this message
 ";
 
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         Some("rootfs") => {
             rootfs::Options::parse(&rest).and_then(|options| rootfs::run(&root, &options))
         }
+        Some("sim") => sim::run(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

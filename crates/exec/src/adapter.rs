@@ -306,6 +306,7 @@ pub struct Runner {
     policy: RetryPolicy,
     subscribers: Vec<Arc<dyn Subscriber>>,
     circuit: Option<Arc<CircuitBreaker>>,
+    budget: Option<Arc<em_retry::RetryBudget>>,
     lines: Option<LineSink>,
     echo: bool,
     on_mirror: Option<MirrorNotice>,
@@ -349,6 +350,7 @@ impl Runner {
             policy,
             subscribers: Vec::new(),
             circuit: None,
+            budget: None,
             lines: None,
             echo: false,
             on_mirror: None,
@@ -414,6 +416,13 @@ impl Runner {
     /// Guards each source with `breaker`, keyed by the source's host.
     pub fn with_circuit(mut self, breaker: Arc<CircuitBreaker>) -> Self {
         self.circuit = Some(breaker);
+        self
+    }
+
+    /// Rations each source's retries with `budget`, keyed like the circuit (the source's
+    /// host): a retry without a token is not made, and the source gives up as exhausted.
+    pub fn with_budget(mut self, budget: Option<Arc<em_retry::RetryBudget>>) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -535,6 +544,9 @@ impl Runner {
         }
         if let (Some(breaker), Some(key)) = (&self.circuit, circuit_key) {
             retry = retry.circuit(breaker.clone(), key);
+        }
+        if let (Some(budget), Some(key)) = (&self.budget, circuit_key) {
+            retry = retry.budget(budget.clone(), key);
         }
         let mode = if self.echo {
             OutputMode::TeeStderr

@@ -75,6 +75,12 @@ impl PolicyName {
     }
 }
 
+/// Where the retry budget's records live: `budget/`, next to the state directory's
+/// `circuits/`.
+pub fn budget_dir(circuits: &std::path::Path) -> std::path::PathBuf {
+    circuits.with_file_name("budget")
+}
+
 /// The shared parts of an adapter command's run.
 pub struct AdapterContext {
     /// Status lines.
@@ -117,6 +123,7 @@ impl AdapterContext {
             .subscribe_all(&self.subscribers)
             .with_tally(self.tally.clone())
             .with_circuit(Arc::new(breaker))
+            .with_budget(self.config.retry_budget.budget(&budget_dir(&self.circuits)))
             .with_echo(echo && self.ui.verbosity() > Verbosity::Quiet)
             .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
                 ui.status(

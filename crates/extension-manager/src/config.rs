@@ -45,6 +45,11 @@
 //! threshold = 3             # consecutive exhausted operations before it opens
 //! cooldown = "300s"         # how long it stays open before one trial call
 //!
+//! [retry_budget]            # the retry budget of each registry or host, shared by its processes
+//! enabled = true            # false (or ratio = 0 with few tokens) stops retries being rationed
+//! ratio = 0.2               # each first attempt earns this much of a retry (0 to 1)
+//! max_tokens = 10           # the retries saved up at most (the bucket starts full)
+//!
 //! [apt]
 //! update_max_age = "1h"     # `apt-get update` is skipped when the lists are fresher
 //!
@@ -147,7 +152,7 @@ pub const ENV_VARS: [&str; 11] = [
     "EM_REGISTRIES_PIP",
 ];
 
-const TOP_KEYS: [&str; 10] = [
+const TOP_KEYS: [&str; 11] = [
     "jobs",
     "lock_timeout",
     "sudo",
@@ -155,14 +160,18 @@ const TOP_KEYS: [&str; 10] = [
     "mirrors",
     "registries",
     "circuit",
+    "retry_budget",
     "apt",
     "download",
     "unpack",
 ];
-const TOP_HINT: &str = "the configuration takes jobs, lock_timeout, sudo, [policy], [mirrors], [registries], [circuit], [apt], [download], [unpack]";
+const TOP_HINT: &str = "the configuration takes jobs, lock_timeout, sudo, [policy], [mirrors], [registries], [circuit], [retry_budget], [apt], [download], [unpack]";
 const MIRROR_KEYS: [&str; 3] = ["apt", "npm", "pip"];
 const REGISTRY_KEYS: [&str; 2] = ["npm", "pip"];
 const CIRCUIT_KEYS: [&str; 2] = ["threshold", "cooldown"];
+const BUDGET_KEYS: [&str; 3] = ["enabled", "ratio", "max_tokens"];
+/// The largest `[retry_budget] max_tokens`: a bucket beyond it rations nothing.
+const MAX_BUDGET_TOKENS: f64 = 1_000_000.0;
 const APT_KEYS: [&str; 1] = ["update_max_age"];
 const UNPACK_KEYS: [&str; 2] = ["max_bytes", "max_entries"];
 const DOWNLOAD_KEYS: [&str; 1] = ["max_size"];
@@ -286,6 +295,44 @@ impl Default for CircuitSettings {
     }
 }
 
+/// `[retry_budget]`: the token bucket of each registry or host ([`em_retry::RetryBudget`]),
+/// shared by the processes of the host, that keeps retries during an outage near `ratio`
+/// times the first attempts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryBudgetSettings {
+    /// Whether retries are rationed at all.
+    pub enabled: bool,
+    /// The part of a token each first attempt deposits (0 to 1).
+    pub ratio: f64,
+    /// The tokens the bucket holds at most, and starts with.
+    pub max_tokens: f64,
+}
+
+impl Default for RetryBudgetSettings {
+    /// On, 0.2, 10 tokens: the defaults of [`em_retry::RetryBudget`].
+    fn default() -> Self {
+        RetryBudgetSettings {
+            enabled: true,
+            ratio: 0.2,
+            max_tokens: 10.0,
+        }
+    }
+}
+
+impl RetryBudgetSettings {
+    /// The budget over the records in `dir` (the state directory's `budget/`), or `None`
+    /// when it is turned off.
+    pub fn budget(&self, dir: &Path) -> Option<Arc<em_retry::RetryBudget>> {
+        self.enabled.then(|| {
+            Arc::new(
+                em_retry::RetryBudget::new(Arc::new(em_retry::FileBudgetStore::new(dir)))
+                    .with_ratio(self.ratio)
+                    .with_max_tokens(self.max_tokens),
+            )
+        })
+    }
+}
+
 /// The configuration of a run: the built-in defaults, then the files, then `EM_*`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -304,6 +351,8 @@ pub struct Config {
     pub registries: Registries,
     /// The circuit breaker's settings.
     pub circuit: CircuitSettings,
+    /// The retry budget's settings.
+    pub retry_budget: RetryBudgetSettings,
     /// `apt-get update` is skipped when the package lists are younger than this (and every
     /// requested package is known).
     pub apt_update_max_age: Duration,
@@ -331,6 +380,7 @@ impl Default for Config {
             mirrors: Mirrors::default(),
             registries: Registries::default(),
             circuit: CircuitSettings::default(),
+            retry_budget: RetryBudgetSettings::default(),
             apt_update_max_age: Duration::from_secs(60 * 60),
             download_max_size: None,
             unpack: em_unpack::Limits::DEFAULT,
@@ -776,6 +826,37 @@ impl Reader<'_> {
                 config.circuit.cooldown = d;
             }
         }
+        if let Some(budget) = self.table(root, "retry_budget", "write [retry_budget] ratio = 0.2") {
+            self.unknown_keys(
+                budget,
+                &BUDGET_KEYS,
+                "in [retry_budget]",
+                "[retry_budget] takes enabled, ratio, max_tokens",
+            );
+            if let Some(v) = find(budget, "enabled") {
+                match v.get_ref() {
+                    DeValue::Boolean(b) => config.retry_budget.enabled = *b,
+                    _ => self.type_error(
+                        "enabled",
+                        "true or false",
+                        v,
+                        "write enabled = false to stop rationing retries",
+                    ),
+                }
+            }
+            if let Some(r) = self.number_between(budget, "ratio", 0.0, 1.0, "ratio = 0.2") {
+                config.retry_budget.ratio = r;
+            }
+            if let Some(n) = self.number_between(
+                budget,
+                "max_tokens",
+                0.0,
+                MAX_BUDGET_TOKENS,
+                "max_tokens = 10",
+            ) {
+                config.retry_budget.max_tokens = n;
+            }
+        }
         if let Some(apt) = self.table(root, "apt", "write [apt] update_max_age = \"1h\"") {
             self.unknown_keys(apt, &APT_KEYS, "in [apt]", "[apt] takes update_max_age");
             if let Some(d) = self.duration(apt, "update_max_age") {
@@ -880,6 +961,38 @@ impl Reader<'_> {
                     "`{key}` must be a whole number of at least 1, not {}",
                     i.as_str()
                 ),
+                format!("e.g. {example}"),
+            );
+        }
+        n
+    }
+
+    /// A number (whole or not) from `min` to `max`.
+    fn number_between(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        min: f64,
+        max: f64,
+        example: &str,
+    ) -> Option<f64> {
+        let v = find(table, key)?;
+        let text = match v.get_ref() {
+            DeValue::Integer(i) if i.radix() == 10 => i.as_str().replace('_', ""),
+            DeValue::Float(f) => f.as_str().replace('_', ""),
+            _ => {
+                self.type_error(key, "a number", v, &format!("e.g. {example}"));
+                return None;
+            }
+        };
+        let n = text
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && (min..=max).contains(n));
+        if n.is_none() {
+            self.push(
+                v.span(),
+                format!("`{key}` must be a number from {min} to {max}, not {text}"),
                 format!("e.g. {example}"),
             );
         }
@@ -1460,6 +1573,65 @@ max_entries = 1_000
         assert_eq!(at(&top[0]), (1, 1));
         assert_eq!(top[0].message, "unknown key `job` in the configuration");
         assert_eq!(top[0].hint.as_deref(), Some(TOP_HINT));
+    }
+
+    #[test]
+    fn config_retry_budget_is_read_and_checked() {
+        assert_eq!(
+            Config::default().retry_budget,
+            RetryBudgetSettings {
+                enabled: true,
+                ratio: 0.2,
+                max_tokens: 10.0
+            }
+        );
+        let config = load_text("[retry_budget]\nratio = 0.1\nmax_tokens = 5\n").expect("valid");
+        assert_eq!(
+            config.retry_budget,
+            RetryBudgetSettings {
+                enabled: true,
+                ratio: 0.1,
+                max_tokens: 5.0
+            }
+        );
+        let off = load_text("[retry_budget]\nenabled = false\n").expect("valid");
+        assert!(!off.retry_budget.enabled);
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(off.retry_budget.budget(dir.path()).is_none());
+        let on = config.retry_budget.budget(dir.path()).expect("on");
+        assert_eq!((on.ratio(), on.max_tokens()), (0.1, 5.0));
+
+        let errors =
+            errors_of("[retry_budget]\nratio = 1.5\nmax_tokens = \"ten\"\nenabled = 1\nrate = 2\n");
+        let seen: Vec<_> = errors
+            .iter()
+            .map(|e| (at(e), e.message.clone(), e.hint.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    (2, 9),
+                    "`ratio` must be a number from 0 to 1, not 1.5".to_string(),
+                    "e.g. ratio = 0.2".to_string()
+                ),
+                (
+                    (3, 14),
+                    "`max_tokens` must be a number, not a string".to_string(),
+                    "e.g. max_tokens = 10".to_string()
+                ),
+                (
+                    (4, 11),
+                    "`enabled` must be true or false, not an integer".to_string(),
+                    "write enabled = false to stop rationing retries".to_string()
+                ),
+                (
+                    (5, 1),
+                    "unknown key `rate` in [retry_budget]".to_string(),
+                    "[retry_budget] takes enabled, ratio, max_tokens".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct RunSettings {
     pub profile_dir: PathBuf,
     /// The circuit breaker shared by every operation of the run.
     pub circuit: Arc<CircuitBreaker>,
+    /// The retry budget shared by every operation of the run (None: off).
+    pub budget: Option<Arc<em_retry::RetryBudget>>,
     /// What each registry or host did over the run (the CI step summary).
     pub tally: Arc<em_exec::SourceTally>,
     /// This machine's architecture.
@@ -806,6 +808,7 @@ fn runner_for(
     Ok(Runner::new(policy)
         .subscribe_all(&subscribers)
         .with_circuit(ctx.settings.circuit.clone())
+        .with_budget(ctx.settings.budget.clone())
         .with_tally(ctx.settings.tally.clone())
         .with_lines(log.sink())
         .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {

@@ -152,7 +152,7 @@ impl FileStore {
     }
 }
 
-fn file_stem(key: &str) -> String {
+pub(crate) fn file_stem(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
         if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-' {

@@ -20,6 +20,11 @@
 //! - [`Subscriber`]s receive the events: [`TracingLog`] logs them, [`Metrics`] counts them
 //!   and renders Prometheus text.
 //! - [`CircuitBreaker`]: per key (e.g. a host), shared across processes with [`FileStore`].
+//! - [`RetryBudget`]: a token bucket per key (e.g. a host), shared across processes with
+//!   [`FileBudgetStore`]: each first attempt deposits `ratio` of a token (0.2), each retry
+//!   takes one, a retry without a token is not made (the operation gives up as
+//!   [`GiveUpReason::SourceExhausted`], "retry budget exhausted for HOST"), a success after
+//!   retries gives one back. Over a full outage retries stay near `ratio` x first attempts.
 //! - Time is tokio's clock (tests pause it); randomness is a [`Random`] (seed it).
 //!
 //! What it is not: an HTTP client middleware, or a scheduler. It runs one operation.
@@ -67,6 +72,7 @@
 //! # }
 //! ```
 
+mod budget;
 mod circuit;
 mod events;
 mod metrics;
@@ -77,6 +83,9 @@ mod retry;
 
 use std::time::Duration;
 
+pub use budget::{
+    BudgetExhausted, BudgetRecord, BudgetStore, FileBudgetStore, MemoryBudgetStore, RetryBudget,
+};
 pub use circuit::{
     CircuitBreaker, CircuitOpen, CircuitRecord, CircuitState, CircuitStore, FileStore, MemoryStore,
 };

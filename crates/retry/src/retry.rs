@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::budget::RetryBudget;
 use crate::circuit::CircuitBreaker;
 use crate::events::{Event, FailureClass, GiveUpReason, Operation, Subscriber, Wait};
 use crate::policy::RetryPolicy;
@@ -213,6 +214,7 @@ pub struct Retry<E> {
     subscribers: Vec<Arc<dyn Subscriber>>,
     random: Box<dyn Random>,
     circuit: Option<(Arc<CircuitBreaker>, String)>,
+    budget: Option<(Arc<RetryBudget>, String)>,
     progress: Option<ProgressProbe>,
     progress_limit: u32,
 }
@@ -227,6 +229,7 @@ impl<E: fmt::Display> Retry<E> {
             subscribers: Vec::new(),
             random: Box::new(fastrand::Rng::new()),
             circuit: None,
+            budget: None,
             progress: None,
             progress_limit: DEFAULT_PROGRESS_LIMIT,
         }
@@ -291,6 +294,16 @@ impl<E: fmt::Display> Retry<E> {
     /// circuit is open, nothing is attempted; an exhausted operation counts as a failure.
     pub fn circuit(mut self, breaker: Arc<CircuitBreaker>, key: impl Into<String>) -> Self {
         self.circuit = Some((breaker, key.into()));
+        self
+    }
+
+    /// Spends `budget`'s tokens of `key` (e.g. a registry host) on this operation's retries:
+    /// the first attempt deposits, each retry withdraws, and a retry without a token is not
+    /// made: the operation gives up as [`GiveUpReason::SourceExhausted`] ("retry budget
+    /// exhausted for KEY"). Repairs that worked and attempts that made progress retry at
+    /// once and are counted like any retry.
+    pub fn budget(mut self, budget: Arc<RetryBudget>, key: impl Into<String>) -> Self {
+        self.budget = Some((budget, key.into()));
         self
     }
 
@@ -370,6 +383,9 @@ impl<E: fmt::Display> Retry<E> {
             err.message = open.to_string();
             return Err(err);
         }
+        if let Some((budget, key)) = &self.budget {
+            budget.record_first_attempt(key);
+        }
         // `allowed` grows by one for each attempt that made progress (up to the limit).
         let mut allowed = self.policy.max_attempts();
         let mut free_left = self.progress_limit;
@@ -409,6 +425,11 @@ impl<E: fmt::Display> Retry<E> {
                 Ok(value) => {
                     if let Some((breaker, key)) = &self.circuit {
                         breaker.record_success(key);
+                    }
+                    if let Some((budget, key)) = &self.budget
+                        && number > 1
+                    {
+                        budget.record_retried_success(key);
                     }
                     self.emit(Event::Succeeded {
                         operation: self.operation.clone(),
@@ -462,6 +483,12 @@ impl<E: fmt::Display> Retry<E> {
             }
             if number >= allowed {
                 return Err(self.give_up(GiveUpReason::Exhausted, number, last, start));
+            }
+            if let Some((budget, key)) = &self.budget
+                && let Err(dry) = budget.try_retry(key)
+            {
+                let reason = GiveUpReason::SourceExhausted(dry.to_string());
+                return Err(self.give_up(reason, number, last, start));
             }
             // A wait of its own (no backoff) after a repair that worked or an attempt that
             // made progress; `floor` is a server's Retry-After.

@@ -1278,3 +1278,78 @@ async fn a_source_given_up_early_is_transient_and_counts_against_its_circuit() {
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Retry budget
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_retry_budget_gives_the_source_up_with_its_reason() {
+    let budget = Arc::new(
+        em_retry::RetryBudget::new(Arc::new(em_retry::MemoryBudgetStore::new()))
+            .with_ratio(0.5)
+            .with_max_tokens(1.0),
+    );
+    let breaker = Arc::new(CircuitBreaker::new(Arc::new(MemoryStore::new())).with_threshold(10));
+    let policy = RetryPolicy::new(4).with_backoff(Backoff::Fixed {
+        delay: Duration::from_millis(5),
+    });
+    let calls = Arc::new(AtomicU32::new(0));
+    let run = |calls: Arc<AtomicU32>| {
+        Retry::new(policy.clone())
+            .budget(budget.clone(), "127.0.0.1:8080")
+            .circuit(breaker.clone(), "127.0.0.1:8080")
+            .run(move |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err::<(), _>("503 Service Unavailable".to_string()) }
+            })
+    };
+    // Full bucket (1 token): one retry, then dry (the deposit of 0.5 is not a token).
+    let err = run(calls.clone()).await.expect_err("outage");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        err.reason(),
+        &GiveUpReason::SourceExhausted("retry budget exhausted for 127.0.0.1:8080".into())
+    );
+    assert_eq!(err.attempts(), 2);
+    assert!(err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        "503 Service Unavailable (source exhausted: retry budget exhausted for 127.0.0.1:8080 after 2 attempts)"
+    );
+    // The second operation's deposit leaves half a token: no retry at all.
+    let err = run(calls.clone()).await.expect_err("outage");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(err.attempts(), 1);
+    // The third one's makes a whole token: one retry again.
+    let err = run(calls.clone()).await.expect_err("outage");
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(err.attempts(), 2);
+    assert_eq!(
+        breaker.state("127.0.0.1:8080").expect("state"),
+        CircuitState::Closed { failures: 3 },
+        "an exhausted budget counts as a failure for the circuit"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_after_retries_gives_the_token_back() {
+    let budget = Arc::new(
+        em_retry::RetryBudget::new(Arc::new(em_retry::MemoryBudgetStore::new()))
+            .with_ratio(0.0)
+            .with_max_tokens(1.0),
+    );
+    for _ in 0..5 {
+        let result = Retry::new(RetryPolicy::new(3).with_backoff(Backoff::None))
+            .budget(budget.clone(), "h")
+            .run(|a| async move {
+                if a.number == 1 {
+                    Err("503".to_string())
+                } else {
+                    Ok(a.number)
+                }
+            })
+            .await;
+        assert_eq!(result.expect("second attempt succeeds"), 2);
+    }
+    assert_eq!(budget.tokens("h").expect("tokens"), 1.0);
+}

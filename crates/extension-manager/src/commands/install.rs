@@ -464,6 +464,9 @@ async fn execute(
             .with_threshold(config.circuit.threshold)
             .with_cooldown(config.circuit.cooldown),
         ),
+        budget: config
+            .retry_budget
+            .budget(&session.state_dir.path().join("budget")),
         tally: common.tally.clone(),
         host: Arch::host(),
         unresolved_hosts: findings.unresolved,
