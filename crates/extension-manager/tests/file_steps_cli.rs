@@ -301,3 +301,45 @@ fn plan_and_info_show_the_file_and_block_steps() {
         );
     }
 }
+
+#[test]
+fn check_rejects_a_bad_file_step_with_its_place_and_a_hint_and_install_writes_nothing() {
+    let s = Session::new(&[], "");
+    let conf = s.path().join("tool.conf");
+    write(
+        &s,
+        "tool",
+        "1.0.0",
+        &format!(
+            "[[install]]\nfile = \"{}\"\ncontent = \"x\"\nmode = \"0999\"\n",
+            conf.display()
+        ),
+    );
+    let manifest = s.path().join("extensions/tool.toml");
+    let out = s
+        .em()
+        .arg("check")
+        .arg(&manifest)
+        .output()
+        .expect("extension-manager runs");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: `0999` is not an octal file mode\n --> {}:9:8\n",
+            manifest.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("9 | mode = \"0999\"\n  |        ^^^^^^\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("= hint: write the mode as an octal string"),
+        "{err}"
+    );
+    let out = run(&s, &["install", "tool"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!conf.exists());
+}
