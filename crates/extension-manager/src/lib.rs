@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod executor;
 pub mod exit;
+mod file_steps;
 pub mod github;
 pub mod output;
 pub mod plan;

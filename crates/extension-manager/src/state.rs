@@ -1009,6 +1009,9 @@ impl State {
             needed.files.extend(added.files.iter().cloned());
             needed.apt_sources.extend(added.apt_sources.iter().cloned());
             needed.venvs.extend(added.venvs.iter().cloned());
+            needed
+                .files
+                .extend(added.replaced.iter().map(|r| r.path.clone()));
         }
         needed
     }
@@ -1056,6 +1059,9 @@ impl State {
                 .collect(),
             // Deleted only when empty: another extension's packages keep it.
             dirs: added.dirs.clone(),
+            // Each is this extension's own: a backup it made, a block with its name.
+            replaced: added.replaced.clone(),
+            blocks: added.blocks.clone(),
             order: added.order.clone(),
         })
     }
@@ -1177,6 +1183,11 @@ pub struct Added {
     /// Directories a tool created as a side effect and leaves behind when its last
     /// package goes (npm's global `node_modules`): deleted by `remove` only when empty.
     pub dirs: Vec<PathBuf>,
+    /// Files that existed and a `file` step with `replace = true` replaced: `remove`
+    /// puts the original back from its backup.
+    pub replaced: Vec<ReplacedFile>,
+    /// Managed blocks a `block` step wrote: `remove` takes out exactly the block.
+    pub blocks: Vec<BlockAdded>,
     /// The install step that added each item, so that `remove` undoes the steps in reverse
     /// order. Empty in the state of older versions: see [`Added::by_step`].
     pub order: Vec<AddedAt>,
@@ -1212,6 +1223,42 @@ pub enum Addition {
     Venv(PathBuf),
     /// A directory a tool created, deleted when empty.
     Dir(PathBuf),
+    /// A file replaced, with the backup of its original.
+    Replaced(ReplacedFile),
+    /// A managed block in a file.
+    Block(BlockAdded),
+}
+
+/// A file a `file` step replaced ([`Added::replaced`]): where the original is kept, and
+/// its mode and owner, which `remove` gives back with its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplacedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// The copy of the original, in the state directory (`backups/EXT/...`).
+    pub backup: PathBuf,
+    /// The original's permission bits.
+    pub mode: u32,
+    /// The original's owner.
+    pub uid: u32,
+    /// The original's group.
+    pub gid: u32,
+}
+
+/// A managed block ([`Added::blocks`]): `# BEGIN extension-manager LABEL` ... `# END ...`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockAdded {
+    /// The file holding it.
+    pub path: PathBuf,
+    /// The marker label: the extension's name, then the step's `id` when it has one.
+    pub label: String,
+    /// The install created the file: `remove` deletes it when nothing else is left.
+    #[serde(default)]
+    pub created_file: bool,
+    /// The install put a newline before the block (the file did not end with one):
+    /// `remove` takes it out too while the block is still last.
+    #[serde(default)]
+    pub added_newline: bool,
 }
 
 impl Added {
@@ -1225,6 +1272,8 @@ impl Added {
             && self.venvs.is_empty()
             && self.apt_deps.is_empty()
             && self.dirs.is_empty()
+            && self.replaced.is_empty()
+            && self.blocks.is_empty()
     }
 
     /// Every item, in a fixed order of kinds.
@@ -1232,6 +1281,8 @@ impl Added {
         let mut items: Vec<Addition> = Vec::new();
         items.extend(self.npm.iter().cloned().map(Addition::Npm));
         items.extend(self.pip.iter().cloned().map(Addition::Pip));
+        items.extend(self.blocks.iter().cloned().map(Addition::Block));
+        items.extend(self.replaced.iter().cloned().map(Addition::Replaced));
         items.extend(self.files.iter().cloned().map(Addition::File));
         items.extend(self.venvs.iter().cloned().map(Addition::Venv));
         items.extend(self.dirs.iter().cloned().map(Addition::Dir));
@@ -1263,6 +1314,8 @@ impl Added {
         self.apt_sources.retain(|x| !done.apt_sources.contains(x));
         self.venvs.retain(|x| !done.venvs.contains(x));
         self.dirs.retain(|x| !done.dirs.contains(x));
+        self.replaced.retain(|x| !done.replaced.contains(x));
+        self.blocks.retain(|x| !done.blocks.contains(x));
     }
 
     fn push(&mut self, item: Addition) {
@@ -1275,6 +1328,8 @@ impl Added {
             Addition::AptSource(p) => self.apt_sources.push(p),
             Addition::Venv(p) => self.venvs.push(p),
             Addition::Dir(p) => self.dirs.push(p),
+            Addition::Replaced(r) => self.replaced.push(r),
+            Addition::Block(b) => self.blocks.push(b),
         }
     }
 

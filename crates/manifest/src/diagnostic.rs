@@ -136,7 +136,7 @@ pub struct Location {
 ///    |
 /// 12 | aptt = ["nodejs"]
 ///    | ^^^^
-///    = hint: did you mean `apt`? The action keys are apt, npm, pip, download, run
+///    = hint: did you mean `apt`? The action keys are apt, npm, pip, download, run, file, block
 /// ```
 ///
 /// Errors about a request rather than a file (an unknown extension on the command line,
@@ -262,10 +262,10 @@ mod tests {
         let start = text.find("aptt").expect("present");
         let d = file
             .error(start..start + 4, "unknown key `aptt` in an install step")
-            .with_hint("the action keys are apt, npm, pip, download, run");
+            .with_hint("the action keys are apt, npm, pip, download, run, file, block");
         assert_eq!(
             d.to_string(),
-            "error: unknown key `aptt` in an install step\n --> nodejs.toml:12:1\n   |\n12 | aptt = [\"nodejs\"]\n   | ^^^^\n   = hint: the action keys are apt, npm, pip, download, run"
+            "error: unknown key `aptt` in an install step\n --> nodejs.toml:12:1\n   |\n12 | aptt = [\"nodejs\"]\n   | ^^^^\n   = hint: the action keys are apt, npm, pip, download, run, file, block"
         );
     }
 

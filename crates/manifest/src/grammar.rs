@@ -226,6 +226,38 @@ pub(crate) fn check_absolute_path(path: &str, key: &str) -> Option<Problem> {
     None
 }
 
+/// Checks a user or group name of a file step (`owner`, `group`): what `useradd`
+/// accepts by default, `[a-z_][a-z0-9_-]*` (a trailing `$` allowed), at most 32 characters.
+pub(crate) fn check_account_name(value: &str) -> Option<Problem> {
+    let body = value.strip_suffix('$').unwrap_or(value);
+    let ok = !body.is_empty()
+        && value.len() <= 32
+        && body.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && body
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    (!ok).then(|| {
+        problem(
+            format!("`{value}` is not a user or group name"),
+            "write a name as in /etc/passwd or /etc/group, e.g. owner = \"root\" (not a number)",
+        )
+    })
+}
+
+/// Checks the `id` of a block step: `[a-z0-9][a-z0-9-]*` (it goes into the marker lines).
+pub(crate) fn check_block_id(value: &str) -> Option<Problem> {
+    let ok = value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (!ok).then(|| {
+        problem(
+            format!("`{value}` is not a block id"),
+            "an id is a short word of [a-z0-9-], e.g. id = \"path\"",
+        )
+    })
+}
+
 /// Checks a sha256 checksum: 64 hexadecimal digits.
 pub(crate) fn check_sha256(value: &str) -> Option<Problem> {
     if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {

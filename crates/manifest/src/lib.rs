@@ -40,7 +40,7 @@
 //! NODE_OPTIONS = "--max-old-space-size=4096"
 //! PATH = "$HOME/.local/bin:$PATH"
 //!
-//! [[install]]                      # exactly one of apt, npm, pip, download, run
+//! [[install]]                      # exactly one of apt, npm, pip, download, run, file, block
 //! apt = ["nodejs"]                 # + repository = { uri, suite, components, key, key_sha256 }, allow_http
 //! retry = { attempts = 5, backoff = "exponential", base = "2s", max = "30s" }
 //! arch = ["x86_64", "aarch64"]     # any step: only on these machines
@@ -53,6 +53,21 @@
 //! run = "corepack enable"          # (npm = [...]; pip = [...] + venv)
 //! only_if = "command -v node"      # any step: creates, unless, only_if guards;
 //! optional = true                  # a failure warns, the extension goes on
+//!
+//! [[install]]
+//! file = "/etc/tool/tool.conf"     # a whole file; content is data: {{options}} and
+//! content = """                  # facts filled in, nothing shell-quoted
+//! arch = {{arch}}
+//! """
+//! mode = "0640"                    # default 0644
+//! owner = "root"                   # + group; names looked up at install
+//! replace = true                   # an existing file: backed up, restored by remove
+//!                                  # (without it an existing file is refused)
+//!
+//! [[install]]
+//! block = "/etc/bash.bashrc"       # lines between `# BEGIN extension-manager NAME`
+//! content = "eval \"$(tool init)\"" # and `# END ...`: appended, replaced in place,
+//! id = "init"                      # taken out by remove (id: several blocks per file)
 //!
 //! [[validate]]
 //! run = "node --version"
@@ -67,7 +82,8 @@
 //! Unknown keys anywhere; TOML syntax errors; a step with no action or two; a key of
 //! another kind of step (`sha256` on an apt step); a bad name, or one that differs from the
 //! file stem; package names outside their ecosystem's grammar or starting with `-`;
-//! relative paths or `..` in `to`, `unpack_to`, `venv`, `creates`; URLs that are not https
+//! relative paths or `..` in `to`, `unpack_to`, `venv`, `creates`, `file`, `block`; a file
+//! or block step without `content`; owner, group and block ids outside `[a-z_][a-z0-9_-]*`; URLs that are not https
 //! (unless `allow_http = true`); malformed sha256s, modes, durations, retry policies,
 //! architectures, `expect` regexes and `via`; unknown `{{option}}`s; option defaults of the
 //! wrong type or outside their `enum`. The [`Catalog`] adds: unknown `requires` targets,
@@ -79,7 +95,7 @@
 //!    |
 //! 12 | aptt = ["nodejs"]
 //!    | ^^^^
-//!    = hint: did you mean `apt`? The action keys are apt, npm, pip, download, run
+//!    = hint: did you mean `apt`? The action keys are apt, npm, pip, download, run, file, block
 //! ```
 //!
 //! ## Example
@@ -141,7 +157,7 @@ pub use facts::{FACTS, facts, from as facts_from};
 pub use resolve::ResolvedManifest;
 pub use retry::StepRetry;
 pub use schema::{
-    AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
-    OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements, RunStep, Shell,
-    Step, Via,
+    AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, Manifest,
+    NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements,
+    RunStep, Shell, Step, Via,
 };

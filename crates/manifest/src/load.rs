@@ -17,16 +17,16 @@ use crate::diagnostic::{Diagnostic, SourceFile, Span, Spanned};
 use crate::grammar::{self, Ecosystem, Problem};
 use crate::retry::StepRetry;
 use crate::schema::{
-    AptRepository, AptStep, Arch, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionDef,
-    OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements, RunStep, Shell,
-    Step, Via,
+    AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, Manifest,
+    NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements,
+    RunStep, Shell, Step, Via,
 };
 use crate::template::{self, Placeholder};
 use em_retry::{BackoffKind, Jitter, PolicyOverride};
 
 type Value<'i> = toml::Spanned<DeValue<'i>>;
 
-const ACTIONS: [&str; 5] = ["apt", "npm", "pip", "download", "run"];
+const ACTIONS: [&str; 7] = ["apt", "npm", "pip", "download", "run", "file", "block"];
 const STEP_COMMON: [&str; 6] = ["retry", "arch", "creates", "unless", "only_if", "optional"];
 const RETRY_KEYS: [&str; 9] = [
     "attempts",
@@ -54,6 +54,8 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
             "mirrors",
             "allow_http",
         ],
+        "file" => &["content", "mode", "owner", "group", "replace"],
+        "block" => &["content", "id"],
         _ => &[],
     }
 }
@@ -64,6 +66,8 @@ fn step_article(kind: &str) -> &'static str {
         "npm" => "an npm step",
         "pip" => "a pip step",
         "download" => "a download step",
+        "file" => "a file step",
+        "block" => "a block step",
         _ => "a run step",
     }
 }
@@ -272,6 +276,18 @@ pub(crate) fn check_values(m: &Manifest, values: &BTreeMap<String, String>) -> V
                 }
             }
             Step::Run(_) => {}
+            Step::File(f) => {
+                check(&f.path, &|v| grammar::check_absolute_path(v, "file"));
+                for who in [&f.owner, &f.group].into_iter().flatten() {
+                    check(who, &grammar::check_account_name);
+                }
+            }
+            Step::Block(b) => {
+                check(&b.path, &|v| grammar::check_absolute_path(v, "block"));
+                if let Some(id) = &b.id {
+                    check(id, &grammar::check_block_id);
+                }
+            }
         }
         if let Some(c) = &step.creates {
             check(c, &|v| grammar::check_absolute_path(v, "creates"));
@@ -999,7 +1015,7 @@ impl Loader<'_> {
                 }
                 None => (
                     ACTIONS.to_vec(),
-                    "the action keys are apt, npm, pip, download, run".to_string(),
+                    "the action keys are apt, npm, pip, download, run, file, block".to_string(),
                 ),
             };
             let hint = guess_hint(key, candidates.iter().copied(), &hint);
@@ -1015,7 +1031,7 @@ impl Loader<'_> {
                     self.push(
                         span,
                         "an install step with no action",
-                        "give it exactly one of apt, npm, pip, download, run",
+                        "give it exactly one of apt, npm, pip, download, run, file, block",
                     );
                 }
                 return None;
@@ -1084,6 +1100,28 @@ impl Loader<'_> {
                 venv: self.string(t, "venv"),
             }),
             "download" => self.download(t, &span)?,
+            "file" => {
+                let path = self.string(t, "file");
+                let content = self.content(t, &span, "a file step");
+                let mode = self.mode(t);
+                Step::File(FileStep {
+                    path: path?,
+                    content: content?,
+                    mode,
+                    owner: self.string(t, "owner"),
+                    group: self.string(t, "group"),
+                    replace: self.boolean(t, "replace").unwrap_or(false),
+                })
+            }
+            "block" => {
+                let path = self.string(t, "block");
+                let content = self.content(t, &span, "a block step");
+                Step::Block(BlockStep {
+                    path: path?,
+                    content: content?,
+                    id: self.string(t, "id"),
+                })
+            }
             _ => {
                 let command = self.string(t, "run")?;
                 if command.value.trim().is_empty() {
@@ -1192,7 +1230,35 @@ impl Loader<'_> {
             "a download step",
             "add to = \"/ABSOLUTE/PATH\": where the file goes",
         );
-        let mode = find(t, "mode").and_then(|v| match v.get_ref() {
+        let mode = self.mode(t);
+        let via = self.string(t, "via").and_then(|v| match v.value.as_str() {
+            "curl" => Some(Via::Curl),
+            "wget" => Some(Via::Wget),
+            other => {
+                self.push(
+                    v.span.clone(),
+                    format!("`via` must be curl or wget, not `{other}`"),
+                    "leave it out to use curl when present, else wget",
+                );
+                None
+            }
+        });
+        let step = DownloadStep {
+            url: url?,
+            sha256: self.string(t, "sha256"),
+            to: to?,
+            unpack_to: self.string(t, "unpack_to"),
+            mode,
+            via,
+            mirrors: self.strings(t, "mirrors"),
+            allow_http: self.boolean(t, "allow_http").unwrap_or(false),
+        };
+        Some(Step::Download(step))
+    }
+
+    /// `mode`: an octal string (download and file steps).
+    fn mode(&mut self, t: &DeTable<'_>) -> Option<u32> {
+        find(t, "mode").and_then(|v| match v.get_ref() {
             DeValue::String(s) => match grammar::parse_mode(s) {
                 Ok(mode) => Some(mode),
                 Err(p) => {
@@ -1217,30 +1283,27 @@ impl Loader<'_> {
                 self.type_error("mode", "an octal string like \"0755\"", v, "");
                 None
             }
-        });
-        let via = self.string(t, "via").and_then(|v| match v.value.as_str() {
-            "curl" => Some(Via::Curl),
-            "wget" => Some(Via::Wget),
-            other => {
-                self.push(
-                    v.span.clone(),
-                    format!("`via` must be curl or wget, not `{other}`"),
-                    "leave it out to use curl when present, else wget",
-                );
-                None
-            }
-        });
-        let step = DownloadStep {
-            url: url?,
-            sha256: self.string(t, "sha256"),
-            to: to?,
-            unpack_to: self.string(t, "unpack_to"),
-            mode,
-            via,
-            mirrors: self.strings(t, "mirrors"),
-            allow_http: self.boolean(t, "allow_http").unwrap_or(false),
-        };
-        Some(Step::Download(step))
+        })
+    }
+
+    /// `content` of a file or block step: required.
+    fn content(&mut self, t: &DeTable<'_>, span: &Span, what: &str) -> Option<Spanned<String>> {
+        let content = self.required_string(
+            t,
+            "content",
+            span,
+            what,
+            "add content = \"\"\"...\"\"\": what the step writes",
+        )?;
+        if content.value.contains('\0') {
+            self.push(
+                content.span.clone(),
+                "`content` contains a NUL byte",
+                "write text: shell rc files and configuration files hold no NUL bytes",
+            );
+            return None;
+        }
+        Some(content)
     }
 
     fn arch(&mut self, t: &DeTable<'_>) -> Vec<Arch> {

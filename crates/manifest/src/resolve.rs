@@ -6,8 +6,8 @@ use std::ops::Deref;
 use crate::diagnostic::{Diagnostic, Spanned};
 use crate::load::{check_values, sha256_hex};
 use crate::schema::{
-    AptRepository, AptStep, Check, DownloadStep, InstallStep, Manifest, NpmStep, OptionType,
-    OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step,
+    AptRepository, AptStep, BlockStep, Check, DownloadStep, FileStep, InstallStep, Manifest,
+    NpmStep, OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step,
 };
 use crate::template;
 
@@ -317,6 +317,20 @@ fn substitute_manifest(
                 }),
                 Step::Run(r) => Step::Run(RunStep {
                     command: shell(&r.command),
+                }),
+                // Content is data: filled plainly, never shell-quoted.
+                Step::File(x) => Step::File(FileStep {
+                    path: s(&x.path),
+                    content: s(&x.content),
+                    mode: x.mode,
+                    owner: o(&x.owner),
+                    group: o(&x.group),
+                    replace: x.replace,
+                }),
+                Step::Block(b) => Step::Block(BlockStep {
+                    path: s(&b.path),
+                    content: s(&b.content),
+                    id: b.id.clone(),
                 }),
             },
             retry: step.retry.clone(),

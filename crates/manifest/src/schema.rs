@@ -389,7 +389,7 @@ impl InstallStep {
     }
 }
 
-/// The action of an install step: exactly one of apt, npm, pip, download, run.
+/// The action of an install step: exactly one of apt, npm, pip, download, run, file, block.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// `apt = [...]`.
@@ -402,10 +402,15 @@ pub enum Step {
     Download(DownloadStep),
     /// `run = "..."`: a shell snippet (`sh -c`).
     Run(RunStep),
+    /// `file = "/PATH"` + `content`: a whole file from inline content.
+    File(FileStep),
+    /// `block = "/PATH"` + `content`: a managed block between marker lines in a file
+    /// (a shell rc or profile file).
+    Block(BlockStep),
 }
 
 impl Step {
-    /// The action key: `apt`, `npm`, `pip`, `download` or `run`.
+    /// The action key: `apt`, `npm`, `pip`, `download`, `run`, `file` or `block`.
     pub fn kind(&self) -> &'static str {
         match self {
             Step::Apt(_) => "apt",
@@ -413,6 +418,8 @@ impl Step {
             Step::Pip(_) => "pip",
             Step::Download(_) => "download",
             Step::Run(_) => "run",
+            Step::File(_) => "file",
+            Step::Block(_) => "block",
         }
     }
 
@@ -434,6 +441,28 @@ impl Step {
             },
             Step::Download(s) => format!("download {} -> {}", s.url.value, s.to.value),
             Step::Run(s) => format!("run {}", s.command.value),
+            Step::File(s) => {
+                let mut extra = vec![format!("mode {:04o}", s.mode())];
+                match (&s.owner, &s.group) {
+                    (Some(o), Some(g)) => extra.push(format!("owner {}:{}", o.value, g.value)),
+                    (Some(o), None) => extra.push(format!("owner {}", o.value)),
+                    (None, Some(g)) => extra.push(format!("group {}", g.value)),
+                    (None, None) => {}
+                }
+                if s.replace {
+                    extra.push("replaces an existing file, restored by remove".into());
+                }
+                format!(
+                    "file {} ({} bytes, {})",
+                    s.path.value,
+                    s.content.value.len(),
+                    extra.join(", ")
+                )
+            }
+            Step::Block(s) => match &s.id {
+                Some(id) => format!("block {} (managed block `{}`)", s.path.value, id.value),
+                None => format!("block {} (managed block)", s.path.value),
+            },
         }
     }
 }
@@ -527,6 +556,53 @@ pub struct RunStep {
     /// The shell snippet, run with `sh -c`; once resolved, each `{{option}}` in it is one
     /// quoted shell word (see `Manifest::resolve`).
     pub command: Spanned<String>,
+}
+
+/// `file = "/PATH"` and its keys: the whole file, written atomically.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileStep {
+    /// The absolute path of the file (never written through a symlink).
+    pub path: Spanned<String>,
+    /// `content`: the file's bytes. `{{option}}`s and facts are filled in plainly (data,
+    /// not shell).
+    pub content: Spanned<String>,
+    /// `mode`: from an octal string such as `"0644"` (`None`: 0644).
+    pub mode: Option<u32>,
+    /// `owner`: a user name, looked up at install.
+    pub owner: Option<Spanned<String>>,
+    /// `group`: a group name, looked up at install.
+    pub group: Option<Spanned<String>>,
+    /// `replace = true`: an existing file is backed up, replaced, and restored by `remove`.
+    pub replace: bool,
+}
+
+impl FileStep {
+    /// The mode the file gets: `mode`, else 0644.
+    pub fn mode(&self) -> u32 {
+        self.mode.unwrap_or(0o644)
+    }
+}
+
+/// `block = "/PATH"` and its keys: a block of lines between
+/// `# BEGIN extension-manager NAME[ ID]` and `# END extension-manager NAME[ ID]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockStep {
+    /// The absolute path of the file (created when missing; never a symlink).
+    pub path: Spanned<String>,
+    /// `content`: the lines of the block. `{{option}}`s and facts are filled in plainly.
+    pub content: Spanned<String>,
+    /// `id`: tells apart several blocks of one extension in one file.
+    pub id: Option<Spanned<String>>,
+}
+
+impl BlockStep {
+    /// The marker label: the extension's name, then the id when there is one.
+    pub fn label(&self, extension: &str) -> String {
+        match &self.id {
+            Some(id) => format!("{extension} {}", id.value),
+            None => extension.to_string(),
+        }
+    }
 }
 
 /// A `[[validate]]` check.

@@ -368,7 +368,10 @@ fn the_valid_directory_loads_as_a_catalog_with_profiles() {
     let catalog = Catalog::load(&SearchPath::new().with_dir(VALID))
         .unwrap_or_else(|e| panic!("{}", em_manifest::render_all(&e)));
     let names: Vec<&str> = catalog.names().collect();
-    assert_eq!(names, ["base", "everything", "nodejs", "python"]);
+    assert_eq!(
+        names,
+        ["base", "dotfiles", "everything", "nodejs", "python"]
+    );
     assert_eq!(
         catalog.profile("web").expect("web").names(),
         ["nodejs", "python"]
@@ -449,4 +452,43 @@ run = "docker ps --format '{{.Names}}' && echo \\{{arch}} {{arch}}"
     assert_eq!(facts["deb_arch"], "amd64");
     assert_eq!(facts["os.id"], "debian");
     assert!(!facts.contains_key("os.version_id"));
+}
+
+#[test]
+fn file_and_block_steps_load_and_their_content_is_filled_plainly() {
+    let m = load("dotfiles");
+    let Step::File(f) = &m.install[0].action else {
+        panic!("a file step: {:?}", m.install[0].action)
+    };
+    assert_eq!(f.path.value, "/etc/dotfiles/tool.conf");
+    assert_eq!(f.mode(), 0o640);
+    assert_eq!(f.owner.as_ref().map(|o| o.value.as_str()), Some("root"));
+    assert_eq!(f.group.as_ref().map(|o| o.value.as_str()), Some("root"));
+    assert!(f.replace);
+    let Step::Block(b) = &m.install[2].action else {
+        panic!("a block step")
+    };
+    assert_eq!(b.label("dotfiles"), "dotfiles path");
+    assert_eq!(m.install[2].action.kind(), "block");
+
+    let set = BTreeMap::from([("port".to_string(), OptionValue::from("1; rm -rf / #"))]);
+    let r = m.resolve(&set).expect("resolves");
+    let Step::File(f) = &r.install[0].action else {
+        panic!("a file step")
+    };
+    // Data, not shell: the value as given, unquoted; the fact filled in.
+    let arch = em_manifest::facts()["arch"].clone();
+    assert_eq!(
+        f.content.value,
+        format!("port = 1; rm -rf / #\narch = {arch}\n")
+    );
+    let Step::Block(b) = &r.install[1].action else {
+        panic!("a block step")
+    };
+    assert_eq!(b.content.value, "export TOOL_PORT=1; rm -rf / #");
+    assert_eq!(b.label("dotfiles"), "dotfiles");
+    assert_eq!(
+        m.install[0].action.summary(),
+        "file /etc/dotfiles/tool.conf (32 bytes, mode 0640, owner root:root, replaces an existing file, restored by remove)"
+    );
 }

@@ -261,6 +261,25 @@ fn print_dry_run(session: &Session, state: &State, name: &str) {
         }
     }
     for group in undo.by_step() {
+        for b in &group.blocks {
+            println!(
+                "  take the block `# BEGIN extension-manager {}` out of {}{}",
+                b.label,
+                b.path.display(),
+                if b.created_file {
+                    " (and the file, if nothing else is left)"
+                } else {
+                    ""
+                }
+            );
+        }
+        for r in &group.replaced {
+            println!(
+                "  restore {} (the original, from {})",
+                r.path.display(),
+                r.backup.display()
+            );
+        }
         for p in &group.npm {
             println!("  npm uninstall -g {p}");
         }
@@ -393,15 +412,35 @@ async fn run_remove_steps(
     problems
 }
 
-/// Undoes what one install step added: npm and pip packages, files and venvs, apt
+/// Undoes what one install step added: managed blocks and replaced files (put back from
+/// their backups), npm and pip packages, files and venvs, apt
 /// packages, then apt sources (see [`Added::by_step`]).
 async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<String> {
     let mut problems = Vec::new();
+    for b in &group.blocks {
+        if let Err(e) =
+            crate::file_steps::remove_block(&b.path, &b.label, b.created_file, b.added_newline)
+        {
+            problems.push(e);
+        }
+    }
+    for r in &group.replaced {
+        if let Err(e) = crate::file_steps::restore(&r.path, &r.backup, r.mode, r.uid, r.gid) {
+            problems.push(e);
+        }
+    }
+    if !problems.is_empty() {
+        return problems;
+    }
     if let Err(e) = uninstall_npm(session, &group.npm, runner).await {
         problems.push(e);
     }
     problems.extend(uninstall_pip(session, group, runner).await);
-    problems.extend(delete_paths(group.files.iter().chain(&group.venvs)));
+    // A replaced file was put back just above: it is not deleted.
+    let restored = |p: &&PathBuf| !group.replaced.iter().any(|r| &r.path == *p);
+    problems.extend(delete_paths(
+        group.files.iter().chain(&group.venvs).filter(restored),
+    ));
     for dir in &group.dirs {
         // Only when empty: what was installed there since is not ours to take.
         let _ = std::fs::remove_dir(dir);
