@@ -164,6 +164,12 @@ fn stop_mid_run(signal: i32) -> (Option<i32>, Vec<i32>) {
     let mut child = start_install(&session);
     let _lines = stderr_lines(&mut child);
     let (leader, background) = running_step(&session, &mut child);
+    // The `mv` that published the leader's pid may not have exited yet: wait for the
+    // group to be the shell and its sleep only.
+    let started = Instant::now();
+    while live_members(leader).len() != 2 && started.elapsed() < BOUND {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(
         live_members(leader).len(),
         2,

@@ -13,9 +13,14 @@ const EXPECTED: &[&str] = &[
     "jvm",
     "monitoring",
     "nodejs",
+    "nodejs-devtools",
+    "php",
     "playwright",
     "python",
+    "ruby",
     "rust",
+    "ssh-environment",
+    "tmux-workspace",
 ];
 
 fn extensions_dir() -> PathBuf {
@@ -80,10 +85,17 @@ fn requires_closure_and_order() {
     );
     let cloud = catalog.closure(&["cloud-tools"]).expect("closure");
     assert!(cloud.iter().any(|n| n == "python"), "{cloud:?}");
-    // Everything but monitoring builds on base.
+    // The system tools do not need base's compilers; the languages build on it.
     let dependents = catalog.dependents("base");
-    assert!(!dependents.iter().any(|n| n == "monitoring"));
-    for name in ["docker", "golang", "jvm", "nodejs", "python", "rust"] {
+    for name in ["monitoring", "ssh-environment", "tmux-workspace"] {
+        assert!(
+            !dependents.iter().any(|n| n == name),
+            "{name}: {dependents:?}"
+        );
+    }
+    for name in [
+        "docker", "golang", "jvm", "nodejs", "php", "python", "ruby", "rust",
+    ] {
         assert!(
             dependents.iter().any(|n| n == name),
             "{name}: {dependents:?}"
@@ -96,7 +108,7 @@ fn profiles_resolve() {
     let catalog = catalog();
     assert_eq!(
         catalog.expand_profile("web").expect("web"),
-        ["nodejs", "playwright"]
+        ["nodejs", "nodejs-devtools", "playwright"]
     );
     assert_eq!(
         catalog.expand_profile("python-dev").expect("python-dev"),
@@ -233,6 +245,38 @@ const SAMPLE_OUTPUTS: &[(&str, &str, &str)] = &[
     ),
     ("monitoring", "iotop --version", "iotop 0.6\n"), // seen
     ("monitoring", "ncdu --version", "ncdu 1.18\n"),  // seen
+    (
+        "ruby",
+        "ruby --version",
+        "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) [x86_64-linux-gnu]\n",
+    ),
+    ("ruby", "gem --version", "3.3.15\n"),
+    ("ruby", "bundle --version", "Bundler version 2.3.7\n"),
+    (
+        "php",
+        "php --version",
+        "PHP 8.2.29 (cli) (built: Jul  3 2025 16:16:05) (NTS)\nCopyright (c) The PHP Group\n",
+    ),
+    (
+        "php",
+        "php -m",
+        "[PHP Modules]\nCore\nctype\ncurl\ndate\nintl\nmbstring\nxml\nzip\n\n[Zend Modules]\n\n",
+    ),
+    (
+        "php",
+        "composer",
+        "Composer version 2.5.5 2023-03-21 11:50:05\n",
+    ),
+    ("tmux-workspace", "tmux -V", "tmux 3.3a\n"),
+    ("tmux-workspace", "show-options", "history-limit 50000\n"),
+    (
+        "ssh-environment",
+        "ssh -G",
+        "host 127.0.0.1\nuser root\nhostname 127.0.0.1\nport 22\nserveraliveinterval 60\nserveralivecountmax 3\n",
+    ),
+    ("nodejs-devtools", "pnpm --version", "9.15.9\n"),
+    ("nodejs-devtools", "eslint --version", "v9.39.1\n"),
+    ("nodejs-devtools", "ncu --version", "17.1.18\n"),
 ];
 
 /// `expect` is matched against the raw stdout, trailing newline and escapes included: every
