@@ -156,7 +156,15 @@ fn the_summary_fits_long_names_and_labels_what_went_wrong() {
     );
     let first = s
         .em()
-        .args(["--extensions-dir", &dir, "install", "--keep-going"])
+        // One at a time: the order of the two extensions' lines is then fixed.
+        .args([
+            "--extensions-dir",
+            &dir,
+            "install",
+            "--keep-going",
+            "--jobs",
+            "1",
+        ])
         .args(["an-extension-with-a-rather-long-name", "fails"])
         .output()
         .expect("runs");
