@@ -561,6 +561,37 @@ pub fn printable_text(text: &str) -> String {
         .join("\n")
 }
 
+/// The archive suffixes npm and pip read as a local file when a file of that name exists
+/// in the working directory (`evil.tgz`, `evil.whl`): longest first.
+const ARCHIVE_SUFFIXES: [&str; 14] = [
+    ".tar.lzma",
+    ".tar.bz2",
+    ".tar.zst",
+    ".tar.gz",
+    ".tar.xz",
+    ".tar.lz",
+    ".tbz2",
+    ".tbz",
+    ".tgz",
+    ".txz",
+    ".tlz",
+    ".tar",
+    ".whl",
+    ".zip",
+];
+
+/// The archive suffix `text` ends with, compared case-insensitively, if any: what makes a
+/// package name a local file to npm and pip (their grammars refuse it).
+///
+/// ```
+/// assert_eq!(em_exec::archive_suffix("evil.TAR.GZ"), Some(".tar.gz"));
+/// assert_eq!(em_exec::archive_suffix("socket.io"), None);
+/// ```
+pub fn archive_suffix(text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    ARCHIVE_SUFFIXES.into_iter().find(|s| lower.ends_with(s))
+}
+
 /// `url` with its userinfo (`user:password@`) replaced by `***`, for anything shown or
 /// written: status lines, logs, reports, metrics. Anything without userinfo comes back as
 /// it was.

@@ -9,8 +9,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Session, stderr};
-use regex_lite::Regex;
+use common::{Session, stderr, transcript};
 
 /// A session with the extensions of `manifests` (name, TOML) in its own directory.
 fn with_extensions(manifests: &[(&str, String)]) -> (Session, String) {
@@ -22,30 +21,6 @@ fn with_extensions(manifests: &[(&str, String)]) -> (Session, String) {
     }
     let dir = dir.display().to_string();
     (s, dir)
-}
-
-/// `exit`, stdout and stderr with the session path, times and run ids replaced.
-fn transcript(s: &Session, out: &std::process::Output) -> String {
-    let text = format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code().map_or(-1, |c| c),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = text.replace(&s.path().display().to_string(), "[SESSION]");
-    [
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
-        (r" +\d+m \d+s\b", " [DUR]"),
-        (r" +\d+(\.\d+)?(ms|s)\b", " [DUR]"),
-        (r"\b\d{8}T\d{6}Z?-[0-9a-f]+\b", "[RUN]"),
-    ]
-    .iter()
-    .fold(text, |t, (re, to)| {
-        Regex::new(re)
-            .expect("regex")
-            .replace_all(&t, *to)
-            .into_owned()
-    })
 }
 
 fn mode(path: &std::path::Path) -> u32 {

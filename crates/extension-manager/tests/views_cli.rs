@@ -8,34 +8,7 @@ mod common;
 
 use std::fs;
 
-use common::Session;
-use regex_lite::Regex;
-
-/// `exit`, stdout and stderr of a finished run, with the parts that change between runs
-/// replaced.
-fn transcript(s: &Session, out: &std::process::Output) -> String {
-    let text = format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status
-            .code()
-            .map_or_else(|| "killed".to_string(), |c| c.to_string()),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = text.replace(&s.path().display().to_string(), "[SESSION]");
-    let rules = [
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
-        (r" +\d+m \d+s\b", " [DUR]"),
-        (r" +\d+(\.\d+)?(ms|s)\b", " [DUR]"),
-        (r"\b\d{8}T\d{6}Z?-[0-9a-f]+\b", "[RUN]"),
-    ];
-    rules.iter().fold(text, |t, (re, to)| {
-        Regex::new(re)
-            .expect("regex")
-            .replace_all(&t, *to)
-            .into_owned()
-    })
-}
+use common::{Session, transcript};
 
 /// A session with the extensions of `manifests` (name, TOML) in its own directory.
 fn with_extensions(manifests: &[(&str, &str)]) -> (Session, String) {

@@ -56,7 +56,7 @@ impl PipRequirement {
         if text.contains('/') || text.starts_with('.') || text.starts_with('~') {
             return Err(bad("paths are not accepted"));
         }
-        if let Some(ext) = archive_suffix(text) {
+        if let Some(ext) = em_exec::archive_suffix(text) {
             return Err(bad(&format!(
                 "a name ending in `{ext}` is read by pip as a local archive in the working directory, not a registry package"
             )));
@@ -176,32 +176,6 @@ impl fmt::Display for PipRequirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
-}
-
-/// The archive suffixes pip reads as a local file when a file of that name exists in the
-/// working directory (`evil.tgz`): longest first, compared case-insensitively. em-npm and
-/// em-pip each keep their own list, as they keep their own grammars.
-const ARCHIVE_SUFFIXES: [&str; 14] = [
-    ".tar.lzma",
-    ".tar.bz2",
-    ".tar.zst",
-    ".tar.gz",
-    ".tar.xz",
-    ".tar.lz",
-    ".tbz2",
-    ".tbz",
-    ".tgz",
-    ".txz",
-    ".tlz",
-    ".tar",
-    ".whl",
-    ".zip",
-];
-
-/// The archive suffix `text` ends with, if any.
-fn archive_suffix(text: &str) -> Option<&'static str> {
-    let lower = text.to_ascii_lowercase();
-    ARCHIVE_SUFFIXES.into_iter().find(|s| lower.ends_with(s))
 }
 
 #[cfg(test)]

@@ -116,3 +116,33 @@ pub fn stderr(out: &Output) -> String {
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `exit`, stdout and stderr of a finished run, with the parts that change between runs
+/// replaced: the session's path, times, durations (with the padding before them: a
+/// table's column width follows the digits), run ids, log names and `duration_ms` values.
+/// What the session snapshots compare.
+pub fn transcript(s: &Session, out: &Output) -> String {
+    let text = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status
+            .code()
+            .map_or_else(|| "killed".to_string(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = text.replace(&s.path().display().to_string(), "[SESSION]");
+    let rules = [
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+        (r" +\d+m \d+s\b", " [DUR]"),
+        (r" +\d+(\.\d+)?(ms|s)\b", " [DUR]"),
+        (r"\b\d{8}T\d{6}Z?-[0-9a-f]+\b", "[RUN]"),
+        (r"_logs/[^ \n]*", "_logs/[LOG]"),
+        (r#""duration_ms": ?\d+"#, r#""duration_ms": [MS]"#),
+    ];
+    rules.iter().fold(text, |t, (re, to)| {
+        regex_lite::Regex::new(re)
+            .expect("regex")
+            .replace_all(&t, *to)
+            .into_owned()
+    })
+}
