@@ -220,6 +220,32 @@ fn option_injection_is_refused_before_anything_runs() {
     assert!(s.calls().is_empty(), "nothing ran: {:?}", s.calls());
 }
 
+/// `bash -c script` in the session's environment, with the fake tools and then the
+/// extension-manager binary first on PATH (what `shell-init`'s functions call), and `var`.
+fn bash(s: &Session, script: &str, var: (&str, std::path::PathBuf)) -> std::process::Output {
+    let em_dir = std::path::Path::new(env!("CARGO_BIN_EXE_extension-manager"))
+        .parent()
+        .expect("the binary's directory")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}:{}",
+        s.path().join("bin").display(),
+        em_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::process::Command::new("bash")
+        .args(["-c", script])
+        .envs(
+            s.em()
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("PATH", path)
+        .env(var.0, var.1)
+        .output()
+        .expect("bash")
+}
+
 #[test]
 fn shell_init_functions_drive_the_binary() {
     let s = Session::new(
@@ -271,28 +297,7 @@ echo "rc=$?"
 apt_install_retry 3
 echo "usage=$?"
 "#;
-    let em_dir = std::path::Path::new(env!("CARGO_BIN_EXE_extension-manager"))
-        .parent()
-        .expect("the binary's directory")
-        .to_path_buf();
-    let fake_bin = s.path().join("bin");
-    let path = format!(
-        "{}:{}:{}",
-        fake_bin.display(),
-        em_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("bash")
-        .args(["-c", script])
-        .envs(
-            s.em()
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("PATH", path)
-        .env("MARK", s.path().join("mark"))
-        .output()
-        .expect("bash");
+    let out = bash(&s, script, ("MARK", s.path().join("mark")));
     let err = stderr(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{err}\n{stdout}");
@@ -373,27 +378,7 @@ curl_retry 1 https://127.0.0.1:7/down -o down; echo "compat=$?"
 EM_SHELL_EXIT_CODES=full curl_retry 1 https://127.0.0.1:7/down -o down; echo "full=$?"
 ls
 "#;
-    let em_dir = std::path::Path::new(env!("CARGO_BIN_EXE_extension-manager"))
-        .parent()
-        .expect("the binary's directory")
-        .to_path_buf();
-    let path = format!(
-        "{}:{}:{}",
-        s.path().join("bin").display(),
-        em_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("bash")
-        .args(["-c", script])
-        .envs(
-            s.em()
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("PATH", path)
-        .env("WORK", &work)
-        .output()
-        .expect("bash");
+    let out = bash(&s, script, ("WORK", work.clone()));
     let err = stderr(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for want in [
