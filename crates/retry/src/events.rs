@@ -215,13 +215,15 @@ pub enum Wait {
 
 impl Wait {
     /// How a status line says it: `retrying in 1.5s`, `retrying now (the repair fixed
-    /// the cause)`, `retrying now (the attempt made progress)`.
+    /// the cause)`, `retrying now (the attempt made progress, so it does not count)`.
     pub fn describe(self, delay: Duration) -> String {
         match (self, delay.is_zero()) {
             (Wait::Repaired, true) => "retrying now (the repair fixed the cause)".into(),
-            (Wait::Progressed, true) => "retrying now (the attempt made progress)".into(),
+            (Wait::Progressed, true) => {
+                "retrying now (the attempt made progress, so it does not count)".into()
+            }
             (Wait::Progressed, false) => format!(
-                "retrying in {} (the attempt made progress; the server asked for the wait)",
+                "retrying in {} (the attempt made progress, so it does not count; the server asked for the wait)",
                 fmt_duration(delay)
             ),
             _ => format!("retrying in {}", fmt_duration(delay)),
@@ -433,11 +435,11 @@ mod tests {
         );
         assert_eq!(
             Wait::Progressed.describe(Duration::ZERO),
-            "retrying now (the attempt made progress)"
+            "retrying now (the attempt made progress, so it does not count)"
         );
         assert_eq!(
             Wait::Progressed.describe(ms(2000)),
-            "retrying in 2s (the attempt made progress; the server asked for the wait)"
+            "retrying in 2s (the attempt made progress, so it does not count; the server asked for the wait)"
         );
     }
 }

@@ -458,10 +458,8 @@ impl<E: fmt::Display> Retry<E> {
             let progressed = matches!(decision, Decision::Retry | Decision::RetryAfter(_))
                 && free_left > 0
                 && self.progress.as_mut().is_some_and(|probe| probe());
-            if progressed {
-                free_left -= 1;
-                allowed = allowed.saturating_add(1);
-            }
+            // The failure is told against the attempts allowed when it began ("1/3"); the
+            // one it earned shows from the next attempt on ("2/4").
             self.emit(Event::AttemptFailed {
                 operation: self.operation.clone(),
                 attempt: number,
@@ -470,6 +468,10 @@ impl<E: fmt::Display> Retry<E> {
                 reason: failure.to_string(),
                 duration: began.elapsed(),
             });
+            if progressed {
+                free_left -= 1;
+                allowed = allowed.saturating_add(1);
+            }
             last = Some(failure);
             match decision {
                 Decision::Fail => {
