@@ -21,7 +21,7 @@
 //! - `--fail`: an HTTP error is exit 22 with `The requested URL returned error: NNN`, and no
 //!   error page is written into the file.
 //! - `--retry 0`: **we** retry, curl does not. curl's `--retry` skips most network errors
-//!   (7, 18, 35, 52, 56; FAILURES.md trap 4) and would multiply with ours: 4 attempts of
+//!   (7, 18, 35, 52, 56; docs/failures.md trap 4) and would multiply with ours: 4 attempts of
 //!   ours with `--retry 3` are up to 16 requests. With `--retry 0` (which also overrides a
 //!   `retry` line of a user's `.curlrc`), 4 attempts are 4 requests per source.
 //! - `--max-time` is per attempt: the configured [`CurlConfig::max_time`], shortened to

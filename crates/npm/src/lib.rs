@@ -13,7 +13,7 @@
 //!
 //! [`classify`] reads the `npm error code X` line (`npm ERR! code X` before npm 9), never
 //! the exit code alone: npm exits with errnos (`Z_DATA_ERROR` 253, ENOTEMPTY 217, a reset
-//! mid-tarball 152; FAILURES.md trap 6). Captured outputs: `fixtures/outputs/npm/`.
+//! mid-tarball 152; docs/failures.md trap 6). Captured outputs: `fixtures/outputs/npm/`.
 //!
 //! | signal | class | action |
 //! |---|---|---|
@@ -34,7 +34,7 @@
 //! | `EACCES`, `EPERM` | permanent | hint: run as root, or set a prefix you own |
 //! | `ENOSPC` | permanent | hint: free space, `npm cache clean --force` |
 //!
-//! **ENOTFOUND.** FAILURES.md calls it "mostly permanent, one retry"; SPEC section 4 lists
+//! **ENOTFOUND.** docs/failures.md (npm) says it deserves at most one retry; SPEC section 4 lists
 //! it transient. It is transient here, for the whole policy, because a permanent verdict
 //! (or a repair-once trick, which ends as permanent) would stop
 //! [`em_exec::Runner::run_with_mirrors`], and a registry host that does not resolve is

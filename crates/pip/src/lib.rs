@@ -12,7 +12,7 @@
 //! ## Classification
 //!
 //! pip exits 1 for nearly everything and 2 for both a crash and an unknown option
-//! (FAILURES.md trap 3): [`classify`] reads the text, in this order (the first row that
+//! (docs/failures.md trap 3): [`classify`] reads the text, in this order (the first row that
 //! matches decides). Captured outputs: `fixtures/outputs/pip/`.
 //!
 //! | signal | class | action |

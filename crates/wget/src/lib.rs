@@ -16,7 +16,7 @@
 //!
 //! - `--tries=1`: **we** retry, wget does not. wget's default is 20 tries, and among HTTP
 //!   errors it retries only 504 unless told otherwise, nor DNS failures or refused
-//!   connections (FAILURES.md trap 4); left on, our 4 attempts could be 80 requests.
+//!   connections (docs/failures.md trap 4); left on, our 4 attempts could be 80 requests.
 //!   With `--tries=1` (which also wins over a `tries` line of a wgetrc) 4 attempts are 4
 //!   requests per source.
 //! - `--timeout=S` sets wget's DNS, connect and read timeouts (the read timeout defaults to
