@@ -21,10 +21,10 @@
 //! by `flock`, written atomically, mode 0600, symlinks refused; see `crate::file_store`)
 //! for all processes on a host.
 
-use std::collections::HashMap;
+use crate::memory_store::MemoryRecords;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Thousandths of a token in one token.
 const MILLI: u64 = 1000;
@@ -55,7 +55,7 @@ pub trait BudgetStore: Send + Sync {
 /// Records in memory: for one process, and for tests.
 #[derive(Debug, Default)]
 pub struct MemoryBudgetStore {
-    records: Mutex<HashMap<String, BudgetRecord>>,
+    records: MemoryRecords<BudgetRecord>,
 }
 
 impl MemoryBudgetStore {
@@ -71,13 +71,7 @@ impl BudgetStore for MemoryBudgetStore {
         key: &str,
         change: &mut dyn FnMut(&mut BudgetRecord),
     ) -> io::Result<BudgetRecord> {
-        let mut records = self
-            .records
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?;
-        let record = records.entry(key.to_string()).or_default();
-        change(record);
-        Ok(record.clone())
+        self.records.update(key, change)
     }
 }
 

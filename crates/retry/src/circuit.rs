@@ -9,10 +9,10 @@
 //! (feature `file-store`: one JSON file per key, guarded by `flock`, written atomically;
 //! see `crate::file_store`) for all processes on a host. Time is wall-clock time, since it is shared between processes; it is injectable.
 
-use std::collections::HashMap;
+use crate::memory_store::MemoryRecords;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The stored state of one key. Times are milliseconds since the Unix epoch.
@@ -51,7 +51,7 @@ pub trait CircuitStore: Send + Sync {
 /// Records in memory: for one process, and for tests.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<String, CircuitRecord>>,
+    records: MemoryRecords<CircuitRecord>,
 }
 
 impl MemoryStore {
@@ -63,11 +63,7 @@ impl MemoryStore {
 
 impl CircuitStore for MemoryStore {
     fn load(&self, key: &str) -> io::Result<CircuitRecord> {
-        let records = self
-            .records
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?;
-        Ok(records.get(key).cloned().unwrap_or_default())
+        self.records.load(key)
     }
 
     fn update(
@@ -75,13 +71,7 @@ impl CircuitStore for MemoryStore {
         key: &str,
         change: &mut dyn FnMut(&mut CircuitRecord),
     ) -> io::Result<CircuitRecord> {
-        let mut records = self
-            .records
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?;
-        let record = records.entry(key.to_string()).or_default();
-        change(record);
-        Ok(record.clone())
+        self.records.update(key, change)
     }
 }
 

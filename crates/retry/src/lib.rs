@@ -81,6 +81,7 @@ mod circuit;
 mod events;
 #[cfg(feature = "file-store")]
 mod file_store;
+mod memory_store;
 mod metrics;
 mod overrides;
 mod policy;
