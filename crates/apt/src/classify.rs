@@ -119,7 +119,7 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
         );
     }
     // The repair itself failing: `dpkg --configure -a` runs the same maintainer script
-    // that failed during the install. Repeated means permanent (FAILURES.md).
+    // that failed during the install. Repeated means permanent (docs/failures.md, dpkg).
     if is_dpkg_configure(&failure.command)
         && (has("subprocess returned error exit status") || has("Errors were encountered"))
     {
@@ -433,7 +433,7 @@ impl FetchFailure {
         [
             "Temporary failure resolving",
             // NXDOMAIN: more likely a wrong host name than a hiccup, but a flapping resolver
-            // says it too; we retry it like the rest (FAILURES.md: "1-2 retries").
+            // says it too; we retry it like the rest (docs/failures.md, apt-get).
             "Could not resolve",
             "Could not connect",
             "Connection timed out",

@@ -14,7 +14,7 @@
 //! `DPkg::Lock::Timeout` ([`AptConfig::lock_timeout`]: a held dpkg lock is waited for, up
 //! to that long, by apt itself; lock files are never deleted). `apt-get update` always
 //! gets `--error-on=any`: without it apt-get exits 0 when indexes fail to download
-//! (FAILURES.md trap 1). Root is not assumed: `sudo -n` is used when not root.
+//! (docs/failures.md trap 1). Root is not assumed: `sudo -n` is used when not root.
 //!
 //! ## Who retries: apt or us
 //!

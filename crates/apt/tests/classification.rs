@@ -1,7 +1,7 @@
 //! Every captured apt-get and dpkg failure (`fixtures/outputs/apt-get/`, `.../dpkg/`)
 //! classified by `em_apt::classify`, against the capture's `expect:` and `repair:`; then
-//! the rows of SPEC section 4 and FAILURES.md that have no capture yet, with the messages
-//! quoted from FAILURES.md.
+//! the rows of SPEC section 4 and docs/failures.md that have no capture yet, with the messages
+//! quoted from docs/failures.md.
 
 use em_apt::{AptRepair, ClassifyContext, classify};
 use em_exec::{ToolFailure, Verdict};
@@ -162,7 +162,7 @@ fn apt(stderr: &str) -> Verdict<AptRepair> {
 
 #[test]
 fn rows_without_a_capture_yet() {
-    // FAILURES.md apt table, literal messages.
+    // docs/failures.md apt table, literal messages.
     assert_eq!(
         apt("E: Failed to fetch http://deb.example.org/debian/dists/bookworm/InRelease  502  Bad Gateway [IP: 10.0.0.1 80]\n").class(),
         "transient"

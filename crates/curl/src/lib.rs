@@ -21,7 +21,7 @@
 //! - `--fail`: an HTTP error is exit 22 with `The requested URL returned error: NNN`, and no
 //!   error page is written into the file.
 //! - `--retry 0`: **we** retry, curl does not. curl's `--retry` skips most network errors
-//!   (7, 18, 35, 52, 56; FAILURES.md trap 4) and would multiply with ours: 4 attempts of
+//!   (7, 18, 35, 52, 56; docs/failures.md trap 4) and would multiply with ours: 4 attempts of
 //!   ours with `--retry 3` are up to 16 requests. With `--retry 0` (which also overrides a
 //!   `retry` line of a user's `.curlrc`), 4 attempts are 4 requests per source.
 //! - `--max-time` is per attempt: the configured [`CurlConfig::max_time`], shortened to
@@ -81,16 +81,16 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use em_exec::download::{
-    AttemptPlan, DownloadRequest, Landed, delete_partial, download_with_tool, output_path_in,
-    retry_after, url_host, write_private,
+    AttemptPlan, DownloadRepair, DownloadRequest, DownloadTool, HttpError, Landed,
+    download_with_tool, http_verdict, output_path_in, tls_hint, tool_seconds as seconds, url_host,
+    url_in, write_error_hint, write_private,
 };
-use em_exec::{Adapter, Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
+use em_exec::{Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
 
 /// How curl is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,32 +113,10 @@ impl Default for CurlConfig {
     }
 }
 
-/// A repair between attempts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum CurlRepair {
-    /// Delete the partial file (the server cannot resume it), so that the next attempt
-    /// downloads from the start. The path comes from the failed command's `-o`.
-    DeletePartial(PathBuf),
-}
-
-impl CurlRepair {
-    /// The short name, as fixtures' `repair:` lines and metrics say it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            CurlRepair::DeletePartial(_) => "delete-partial",
-        }
-    }
-}
-
-impl fmt::Display for CurlRepair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CurlRepair::DeletePartial(path) => {
-                write!(f, "delete the partial file {}", path.display())
-            }
-        }
-    }
-}
+/// A repair between attempts: the one every download adapter shares,
+/// [`DownloadRepair::DeletePartial`] (the server cannot resume the partial file). The path
+/// comes from the failed command's `-o`.
+pub type CurlRepair = DownloadRepair;
 
 /// The curl adapter.
 #[derive(Debug)]
@@ -243,34 +221,11 @@ impl Curl {
     }
 }
 
-/// Seconds as curl reads them: `10`, `0.5`.
-fn seconds(d: Duration) -> String {
-    let secs = d.as_secs_f64().max(0.001);
-    format!("{secs}")
-}
+impl DownloadTool for Curl {
+    const NAME: &'static str = "curl";
 
-impl Adapter for Curl {
-    type Repair = CurlRepair;
-
-    fn name(&self) -> &'static str {
-        "curl"
-    }
-
-    fn classify(&self, failure: &ToolFailure) -> Verdict<CurlRepair> {
+    fn classify_failure(failure: &ToolFailure) -> Verdict<CurlRepair> {
         classify(failure)
-    }
-
-    /// Deleting a file needs no tool: it is done directly (a missing file is fine).
-    async fn repair(&self, repair: CurlRepair) -> Result<(), String> {
-        match repair {
-            CurlRepair::DeletePartial(path) => delete_partial(&path),
-        }
-    }
-
-    /// Each deletion is followed by a full download, which may break off and be resumed
-    /// again against the same server: the policy's attempts bound it, not a count.
-    fn repair_limit(&self, _repair: &CurlRepair) -> u32 {
-        u32::MAX
     }
 }
 
@@ -278,7 +233,7 @@ impl Adapter for Curl {
 pub fn classify(failure: &ToolFailure) -> Verdict<CurlRepair> {
     let code = failure.code;
     let message = curl_message(&failure.stderr);
-    let url = last_word(&failure.command);
+    let url = url_in(&failure.command);
     let host = url.as_deref().map(url_host).unwrap_or("the server");
     let said = |what: &str| match &message {
         Some(m) => format!("{what}: {m}"),
@@ -305,22 +260,13 @@ pub fn classify(failure: &ToolFailure) -> Verdict<CurlRepair> {
         },
         23 => Verdict::Permanent(
             said("could not write the download"),
-            Some(match output_path_in(&failure.command, "-o") {
-                Some(p) => format!(
-                    "check free space and permissions of {}",
-                    p.parent().unwrap_or(Path::new("/")).display()
-                ),
-                None => "check free space and permissions of the destination directory".into(),
-            }),
+            Some(write_error_hint(
+                output_path_in(&failure.command, "-o").as_deref(),
+            )),
         ),
         58 | 59 | 60 | 77 | 83 | 90 | 91 => Verdict::Permanent(
             said(&format!("the TLS certificate of {host} is not trusted")),
-            Some(
-                "never weaken verification (no --insecure): update the CA store \
-                 (Debian package ca-certificates), check the system clock, or add the CA of \
-                 a TLS-intercepting proxy"
-                    .into(),
-            ),
+            Some(tls_hint("--insecure")),
         ),
         47 => Verdict::Permanent(said("too many redirects"), None),
         3 => Verdict::Permanent(said("malformed URL"), None),
@@ -361,32 +307,14 @@ fn classify_http(failure: &ToolFailure, url: &str, host: &str) -> Verdict<CurlRe
             None,
         );
     };
-    let what = format!("{status} {}", reason_phrase(status));
-    match status {
-        408 | 429 | 500..=599 => {
-            let reason = format!("{what} from {host}");
-            match retry_after(&failure.stdout) {
-                Some(d) => Verdict::RetryAfter(reason, d),
-                None => Verdict::Transient(reason),
-            }
-        }
-        416 => match output_path_in(&failure.command, "-o") {
-            Some(partial) => Verdict::Repairable(
-                CurlRepair::DeletePartial(partial),
-                format!("{what} from {host}: the partial file does not fit the remote file"),
-            ),
-            None => Verdict::Permanent(format!("{what} for {url}"), None),
-        },
-        401 | 403 => Verdict::Permanent(
-            format!("{what} for {url}"),
-            Some("the server refuses access: the URL may need credentials or a token".into()),
-        ),
-        404 | 410 => Verdict::Permanent(
-            format!("{what} for {url}"),
-            Some("check the URL (and the version in it)".into()),
-        ),
-        _ => Verdict::Permanent(format!("{what} for {url}"), None),
-    }
+    http_verdict(HttpError {
+        status,
+        phrase: reason_phrase(status),
+        url,
+        host,
+        headers: &failure.stdout,
+        partial: output_path_in(&failure.command, "-o"),
+    })
 }
 
 /// The status of `The requested URL returned error: NNN` (curl 7.x and 8.x).
@@ -402,11 +330,6 @@ fn curl_message(stderr: &str) -> Option<String> {
         let (_, message) = rest.split_once(") ")?;
         Some(message.trim().to_string())
     })
-}
-
-/// The last word of a command line: the URL, for the commands this crate builds.
-fn last_word(command: &str) -> Option<String> {
-    shlex::split(command)?.pop().filter(|w| w.contains("://"))
 }
 
 /// The standard reason phrase of an HTTP status (HTTP/2 sends none, so curl cannot).
@@ -434,13 +357,6 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_are_curl_numbers() {
-        assert_eq!(seconds(Duration::from_secs(10)), "10");
-        assert_eq!(seconds(Duration::from_millis(2500)), "2.5");
-        assert_eq!(seconds(Duration::ZERO), "0.001");
-    }
 
     #[test]
     fn the_command_is_an_argument_vector() {

@@ -1,5 +1,5 @@
 //! Every captured curl output under `fixtures/outputs/curl/` classified as its header says,
-//! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
+//! plus the rows of docs/failures.md / SPEC section 4 that have no captured file yet.
 
 use std::path::Path;
 use std::time::Duration;
@@ -97,7 +97,7 @@ fn the_repair_names_the_partial_file_of_the_command() {
     }
 }
 
-/// SPEC section 4 and FAILURES.md rows with no captured file yet; messages are curl 7.88's.
+/// SPEC section 4 and docs/failures.md rows with no captured file yet; messages are curl 7.88's.
 #[test]
 fn uncaptured_rows() {
     let transient = [

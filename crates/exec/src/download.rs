@@ -21,7 +21,9 @@
 //!   or a mirror caught mid-sync) before calling the mismatch permanent;
 //! - [`download_with_tool`] is that loop with the fetch every download adapter makes: its
 //!   tool run over the URL and its mirrors, resuming a partial file that holds bytes. An
-//!   adapter brings only its command line.
+//!   adapter brings only its command line;
+//! - [`DownloadTool`] makes a tool an [`Adapter`] whose one repair is [`DownloadRepair`],
+//!   and [`http_verdict`] reads an HTTP error status the same way for every tool.
 //!
 //! What it is not: an HTTP client. The bytes come from a tool run by an adapter.
 //!
@@ -50,6 +52,12 @@ use em_retry::{Attempt, Operation};
 use sha2::Digest;
 
 use crate::{Adapter, Checked, Cmd, Runner, ToolError, ToolErrorKind};
+
+mod tool;
+pub use tool::{
+    DownloadRepair, DownloadTool, HttpError, http_verdict, tls_hint, tool_seconds, url_in,
+    write_error_hint,
+};
 
 /// A SHA-256 digest: 32 bytes, shown as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -33,6 +33,7 @@
 
 mod adapter;
 pub mod download;
+pub mod packages;
 pub mod supervisor;
 
 pub use adapter::{

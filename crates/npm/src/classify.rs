@@ -1,5 +1,5 @@
 //! Reading npm's failures: the `npm error code X` line first, the text around it for the
-//! reason. The exit code says little (FAILURES.md trap 6: `Z_DATA_ERROR` exits 253,
+//! reason. The exit code says little (docs/failures.md trap 6: `Z_DATA_ERROR` exits 253,
 //! ENOTEMPTY 217, a reset mid-tarball 152).
 
 use std::fmt;
@@ -448,7 +448,7 @@ mod tests {
 
     #[test]
     fn the_code_line_decides_not_the_exit_code() {
-        // FAILURES.md trap 6: Z_DATA_ERROR exits 253.
+        // docs/failures.md trap 6: Z_DATA_ERROR exits 253.
         let v = verdict(253, "npm error code Z_DATA_ERROR\nnpm error errno -3\n");
         assert_eq!(v.class(), "repairable");
         let v = verdict(

@@ -13,7 +13,7 @@
 //!
 //! [`classify`] reads the `npm error code X` line (`npm ERR! code X` before npm 9), never
 //! the exit code alone: npm exits with errnos (`Z_DATA_ERROR` 253, ENOTEMPTY 217, a reset
-//! mid-tarball 152; FAILURES.md trap 6). Captured outputs: `fixtures/outputs/npm/`.
+//! mid-tarball 152; docs/failures.md trap 6). Captured outputs: `fixtures/outputs/npm/`.
 //!
 //! | signal | class | action |
 //! |---|---|---|
@@ -34,7 +34,7 @@
 //! | `EACCES`, `EPERM` | permanent | hint: run as root, or set a prefix you own |
 //! | `ENOSPC` | permanent | hint: free space, `npm cache clean --force` |
 //!
-//! **ENOTFOUND.** FAILURES.md calls it "mostly permanent, one retry"; SPEC section 4 lists
+//! **ENOTFOUND.** docs/failures.md (npm) says it deserves at most one retry; SPEC section 4 lists
 //! it transient. It is transient here, for the whole policy, because a permanent verdict
 //! (or a repair-once trick, which ends as permanent) would stop
 //! [`em_exec::Runner::run_with_mirrors`], and a registry host that does not resolve is
@@ -91,11 +91,11 @@ pub use classify::{NpmRepair, classify, error_code, stale_temp_in};
 pub use package::NpmPackage;
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use em_exec::packages::{Source, SourceKind, install_from, require_items, run_local};
 use em_exec::{Adapter, Cmd, OutputMode, Runner, ToolError, ToolFailure, Verdict};
 use em_retry::Operation;
 
@@ -104,6 +104,14 @@ pub const PROVIDED_BY: &str = "the nodejs extension (Debian packages nodejs and 
 
 /// The circuit key of npm's own configured registry (no `--registry`, no mirror).
 pub const DEFAULT_REGISTRY_KEY: &str = "npm-default-registry";
+
+/// npm's sources: registries.
+const REGISTRY: SourceKind = SourceKind {
+    tool: "npm",
+    noun: "registry",
+    default_key: DEFAULT_REGISTRY_KEY,
+    example: "https://registry.example.org/",
+};
 
 /// How npm is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,28 +148,6 @@ impl Default for NpmConfig {
     }
 }
 
-/// One registry of the mirror chain; `None` is npm's configured registry.
-#[derive(Clone, Debug)]
-struct Registry(Option<String>);
-
-impl Registry {
-    fn key(&self) -> String {
-        self.0
-            .as_deref()
-            .and_then(classify::host_of)
-            .unwrap_or_else(|| DEFAULT_REGISTRY_KEY.to_string())
-    }
-}
-
-impl fmt::Display for Registry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(url) => f.write_str(url),
-            None => f.write_str("npm's configured registry"),
-        }
-    }
-}
-
 /// The npm adapter. Hold it in an [`Arc`]: operations hand it to the [`Runner`].
 #[derive(Debug)]
 pub struct Npm {
@@ -181,9 +167,7 @@ impl Npm {
 
     /// Uses `npm` at this path (tests point it at a fake); checks the configuration.
     pub fn with_tool(config: NpmConfig, npm: PathBuf) -> Result<Self, ToolError> {
-        for url in config.registry.iter().chain(&config.mirrors) {
-            check_registry(url)?;
-        }
+        REGISTRY.check_urls(config.registry.iter().chain(&config.mirrors))?;
         for (what, path) in [("prefix", &config.prefix), ("cache", &config.cache)] {
             if let Some(path) = path
                 && !path.is_absolute()
@@ -246,29 +230,14 @@ impl Npm {
             &["install"]
         };
         let operation = Operation::new("npm", format!("{} {}", verb.join(" "), words.join(" ")));
-        if packages.is_empty() {
-            return Err(ToolError::permanent(
-                operation.to_string(),
-                "no package to install",
-                None,
-            ));
-        }
-        let mut sources = vec![Registry(self.config.registry.clone())];
-        sources.extend(
-            self.config
-                .mirrors
-                .iter()
-                .cloned()
-                .map(|m| Registry(Some(m))),
-        );
+        require_items(&operation, packages.len(), "package", "install")?;
+        let sources = REGISTRY.chain(self.config.registry.as_deref(), &self.config.mirrors);
         let fetch_timeout = self.fetch_timeout(runner.policy().timeout());
-        runner
-            .run_with_mirrors(self, operation, &sources, Registry::key, |source, _| {
-                self.command(verb.iter().copied(), source.0.as_deref(), fetch_timeout)
-                    .args(&words)
-            })
-            .await
-            .map(|_| ())
+        install_from(self, runner, operation, &sources, |source: &Source| {
+            self.command(verb.iter().copied(), source.url.as_deref(), fetch_timeout)
+                .args(&words)
+        })
+        .await
     }
 
     /// `npm uninstall -g` of the packages' names (their specs are ignored). Local: no
@@ -280,21 +249,13 @@ impl Npm {
     ) -> Result<(), ToolError> {
         let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
         let operation = Operation::new("npm", format!("uninstall -g {}", names.join(" ")));
-        if packages.is_empty() {
-            return Err(ToolError::permanent(
-                operation.to_string(),
-                "no package to uninstall",
-                None,
-            ));
-        }
+        require_items(&operation, packages.len(), "package", "uninstall")?;
         let registry = self.config.registry.as_deref();
-        runner
-            .run(self, operation, None, |_| {
-                self.command(["uninstall", "-g"], registry, self.config.fetch_timeout)
-                    .args(&names)
-            })
-            .await
-            .map(|_| ())
+        run_local(self, runner, operation, || {
+            self.command(["uninstall", "-g"], registry, self.config.fetch_timeout)
+                .args(&names)
+        })
+        .await
     }
 
     /// The globally installed packages as `(name, version)`, sorted by name, from
@@ -555,26 +516,6 @@ fn flag(name: &str, value: &std::ffi::OsStr) -> OsString {
     flag
 }
 
-/// A registry URL: http(s), and one argument.
-#[allow(clippy::result_large_err)] // em-exec's ToolError; see `impl Npm`.
-fn check_registry(url: &str) -> Result<(), ToolError> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && classify::host_of(url).is_some()
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(ToolError::permanent(
-            "npm",
-            format!("`{url}` is not a registry URL"),
-            Some(
-                "a registry is an http:// or https:// URL, e.g. https://registry.example.org/"
-                    .into(),
-            ),
-        ))
-    }
-}
-
 impl Adapter for Npm {
     type Repair = NpmRepair;
 
@@ -643,11 +584,9 @@ mod tests {
             ..NpmConfig::default()
         };
         assert!(Npm::with_tool(rel, "npm".into()).is_err());
-        assert_eq!(Registry(None).key(), DEFAULT_REGISTRY_KEY);
-        assert_eq!(
-            Registry(Some("https://u:p@npm.example.org:8443/npm/".into())).key(),
-            "npm.example.org:8443"
-        );
+        let chain = REGISTRY.chain(None, &["https://u:p@npm.example.org:8443/npm/".into()]);
+        assert_eq!(chain[0].key(), DEFAULT_REGISTRY_KEY);
+        assert_eq!(chain[1].key(), "npm.example.org:8443");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Every captured npm output under `fixtures/outputs/npm/` classified as its header says,
-//! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
+//! plus the rows of docs/failures.md / SPEC section 4 that have no captured file yet.
 
 use std::path::Path;
 
@@ -106,8 +106,8 @@ fn verdict(code: i32, stderr: &str) -> Verdict<NpmRepair> {
     classify(&ToolFailure::new("npm install -g x", code, "", stderr))
 }
 
-/// Rows of FAILURES.md and SPEC section 4 without a captured file, with the messages as
-/// FAILURES.md quotes them (and npm's usual lines around them).
+/// Rows of docs/failures.md and SPEC section 4 without a captured file, with the messages as
+/// docs/failures.md quotes them (and npm's usual lines around them).
 #[test]
 fn rows_without_a_captured_file() {
     let transient = [
@@ -176,7 +176,7 @@ fn eacces_and_enospc_are_permanent_with_hints() {
 
 #[test]
 fn enotempty_on_a_global_rename_names_the_stale_directory() {
-    // FAILURES.md: ENOTEMPTY (`rename ... directory not empty`).
+    // docs/failures.md: ENOTEMPTY (`rename ... directory not empty`).
     let text = "npm error code ENOTEMPTY\n\
         npm error syscall rename\n\
         npm error path /usr/lib/node_modules/npm\n\

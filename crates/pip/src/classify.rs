@@ -1,5 +1,5 @@
 //! Reading pip's failures. pip's exit code says little (1 for nearly everything, 2 for a
-//! crash *and* for an option it does not know: FAILURES.md trap 3), so the text decides.
+//! crash *and* for an option it does not know: docs/failures.md trap 3), so the text decides.
 
 use std::fmt;
 use std::time::Duration;
@@ -82,7 +82,7 @@ pub struct ClassifyContext {
 enum Reading {
     Decided(Verdict<PipRepair>),
     /// `(from versions: none)` and nothing else: pip says "not found" for an unreachable
-    /// index too (FAILURES.md trap 2). The project's name.
+    /// index too (docs/failures.md trap 2). The project's name.
     Ambiguous(String),
 }
 

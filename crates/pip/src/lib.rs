@@ -12,7 +12,7 @@
 //! ## Classification
 //!
 //! pip exits 1 for nearly everything and 2 for both a crash and an unknown option
-//! (FAILURES.md trap 3): [`classify`] reads the text, in this order (the first row that
+//! (docs/failures.md trap 3): [`classify`] reads the text, in this order (the first row that
 //! matches decides). Captured outputs: `fixtures/outputs/pip/`.
 //!
 //! | signal | class | action |
@@ -86,12 +86,12 @@ pub use probe::{pip_default_index, probe_index, project_url};
 pub use requirement::{PipRequirement, normalize_name};
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use em_exec::packages::{Source, SourceKind, install_from, require_items, run_local};
 use em_exec::{Adapter, Cmd, OutputMode, Runner, ToolError, ToolErrorKind, ToolFailure, Verdict};
 use em_retry::Operation;
 
@@ -101,6 +101,14 @@ pub const PROVIDED_BY: &str =
 
 /// The circuit key of pip's own configured index (no `--index-url`, no mirror).
 pub const DEFAULT_INDEX_KEY: &str = "pip-default-index";
+
+/// pip's sources: indexes.
+const INDEX: SourceKind = SourceKind {
+    tool: "pip",
+    noun: "index",
+    default_key: DEFAULT_INDEX_KEY,
+    example: "https://pypi.example.org/simple/",
+};
 
 /// The least time `python3 -m venv` gets, whatever the policy's per-attempt timeout.
 pub const VENV_TIMEOUT: Duration = Duration::from_secs(300);
@@ -152,28 +160,6 @@ pub enum PipTarget {
     Venv(PathBuf),
 }
 
-/// One index of the mirror chain; `None` is pip's configured index.
-#[derive(Clone, Debug)]
-struct Index(Option<String>);
-
-impl Index {
-    fn key(&self) -> String {
-        self.0
-            .as_deref()
-            .and_then(classify::host_of)
-            .unwrap_or_else(|| DEFAULT_INDEX_KEY.to_string())
-    }
-}
-
-impl fmt::Display for Index {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(url) => f.write_str(url),
-            None => f.write_str("pip's configured index"),
-        }
-    }
-}
-
 /// The pip adapter. Hold it in an [`Arc`]: operations hand it to the [`Runner`].
 #[derive(Debug)]
 pub struct Pip {
@@ -201,21 +187,7 @@ impl Pip {
         target: PipTarget,
         python3: PathBuf,
     ) -> Result<Self, ToolError> {
-        for url in config.index_url.iter().chain(&config.mirrors) {
-            let ok = (url.starts_with("https://") || url.starts_with("http://"))
-                && classify::host_of(url).is_some()
-                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                return Err(ToolError::permanent(
-                    "pip",
-                    format!("`{url}` is not an index URL"),
-                    Some(
-                        "an index is an http:// or https:// URL, e.g. https://pypi.example.org/simple/"
-                            .into(),
-                    ),
-                ));
-            }
-        }
+        INDEX.check_urls(config.index_url.iter().chain(&config.mirrors))?;
         if let PipTarget::Venv(dir) = &target
             && (!dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir))
         {
@@ -322,38 +294,29 @@ impl Pip {
     ) -> Result<(), ToolError> {
         let words: Vec<String> = requirements.iter().map(|r| r.to_string()).collect();
         let operation = Operation::new("pip", format!("install {}", words.join(" ")));
-        if requirements.is_empty() {
-            return Err(ToolError::permanent(
-                operation.to_string(),
-                "no requirement to install",
-                None,
-            ));
-        }
+        require_items(&operation, requirements.len(), "requirement", "install")?;
         self.ensure_venv(runner).await?;
-        let mut sources = vec![Index(self.config.index_url.clone())];
-        sources.extend(self.config.mirrors.iter().cloned().map(|m| Index(Some(m))));
+        let sources = INDEX.chain(self.config.index_url.as_deref(), &self.config.mirrors);
         let socket_timeout = self.socket_timeout(runner.policy().timeout());
-        runner
-            .run_with_mirrors(self, operation, &sources, Index::key, |index, _| {
-                let mut cmd = self.pip(["install"]).args([
-                    "--retries".to_string(),
-                    self.config.retries.to_string(),
-                    "--timeout".to_string(),
-                    seconds(socket_timeout),
-                ]);
-                if let Some(url) = &index.0 {
-                    cmd = cmd.args(["--index-url", url]);
-                }
-                if self.no_cache_dir.load(Ordering::SeqCst) {
-                    cmd = cmd.arg("--no-cache-dir");
-                }
-                if self.config.user {
-                    cmd = cmd.arg("--user");
-                }
-                cmd.args(&words)
-            })
-            .await
-            .map(|_| ())
+        install_from(self, runner, operation, &sources, |index: &Source| {
+            let mut cmd = self.pip(["install"]).args([
+                "--retries".to_string(),
+                self.config.retries.to_string(),
+                "--timeout".to_string(),
+                seconds(socket_timeout),
+            ]);
+            if let Some(url) = &index.url {
+                cmd = cmd.args(["--index-url", url]);
+            }
+            if self.no_cache_dir.load(Ordering::SeqCst) {
+                cmd = cmd.arg("--no-cache-dir");
+            }
+            if self.config.user {
+                cmd = cmd.arg("--user");
+            }
+            cmd.args(&words)
+        })
+        .await
     }
 
     /// `pip uninstall -y` of the requirements' names (specifiers ignored). Local: no
@@ -366,22 +329,14 @@ impl Pip {
     ) -> Result<(), ToolError> {
         let names: Vec<&str> = requirements.iter().map(|r| r.name()).collect();
         let operation = Operation::new("pip", format!("uninstall {}", names.join(" ")));
-        if requirements.is_empty() {
-            return Err(ToolError::permanent(
-                operation.to_string(),
-                "no requirement to uninstall",
-                None,
-            ));
-        }
+        require_items(&operation, requirements.len(), "requirement", "uninstall")?;
         if !self.is_venv_ready() {
             return Ok(());
         }
-        runner
-            .run(self, operation, None, |_| {
-                self.pip(["uninstall", "-y"]).args(&names)
-            })
-            .await
-            .map(|_| ())
+        run_local(self, runner, operation, || {
+            self.pip(["uninstall", "-y"]).args(&names)
+        })
+        .await
     }
 
     /// The normalized names of the packages the target has now (`pip list --format
@@ -565,10 +520,8 @@ mod tests {
         }
         assert_eq!(seconds(Duration::from_secs(30)), "30");
         assert_eq!(seconds(Duration::from_millis(2500)), "2.500");
-        assert_eq!(Index(None).key(), DEFAULT_INDEX_KEY);
-        assert_eq!(
-            Index(Some("https://p.example.org:8443/simple/".into())).key(),
-            "p.example.org:8443"
-        );
+        let chain = INDEX.chain(None, &["https://p.example.org:8443/simple/".into()]);
+        assert_eq!(chain[0].key(), DEFAULT_INDEX_KEY);
+        assert_eq!(chain[1].key(), "p.example.org:8443");
     }
 }

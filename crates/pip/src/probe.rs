@@ -1,5 +1,5 @@
 //! The index probe: one GET of a PEP 503 project page, to tell "no such project" from "the
-//! index is failing" when pip says only `(from versions: none)` (FAILURES.md trap 2).
+//! index is failing" when pip says only `(from versions: none)` (docs/failures.md trap 2).
 //!
 //! It runs a Python interpreter (`python -c <fixed code> <url> <timeout>`) with urllib,
 //! rather than adding an HTTP client crate: a Python is always there when pip is, it

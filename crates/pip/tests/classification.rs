@@ -1,5 +1,5 @@
 //! Every captured pip output under `fixtures/outputs/pip/` classified as its header says,
-//! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
+//! plus the rows of docs/failures.md / SPEC section 4 that have no captured file yet.
 
 use em_exec::{ToolFailure, Verdict};
 use em_pip::{ClassifyContext, PipRepair, ProbeResult, ambiguous_project, classify};
@@ -196,7 +196,7 @@ fn verdict(code: i32, text: &str) -> Verdict<PipRepair> {
     )
 }
 
-/// FAILURES.md / SPEC rows without a captured file, with the messages FAILURES.md quotes.
+/// docs/failures.md / SPEC rows without a captured file, with the messages docs/failures.md quotes.
 #[test]
 fn rows_without_a_captured_file() {
     for text in [

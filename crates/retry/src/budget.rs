@@ -17,25 +17,25 @@
 //!
 //! Tokens are counted in thousandths (whole numbers), so that every process computes the
 //! same balance. The balance lives in a [`BudgetStore`]: [`MemoryBudgetStore`] for one
-//! process, [`FileBudgetStore`] (one small JSON file per key, guarded by `flock`, written
-//! atomically, mode 0600, symlinks refused) for all processes on a host.
+//! process, `FileBudgetStore` (feature `file-store`: one small JSON file per key, guarded
+//! by `flock`, written atomically, mode 0600, symlinks refused; see `crate::file_store`)
+//! for all processes on a host.
 
-use std::collections::HashMap;
+use crate::memory_store::MemoryRecords;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-use serde::{Deserialize, Serialize};
+use std::io;
+use std::sync::Arc;
 
 /// Thousandths of a token in one token.
 const MILLI: u64 = 1000;
 
 /// The stored balance of one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "file-store",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct BudgetRecord {
     /// Thousandths of a token; `None` until the key is first used (the bucket is full).
     pub milli_tokens: Option<u64>,
@@ -55,7 +55,7 @@ pub trait BudgetStore: Send + Sync {
 /// Records in memory: for one process, and for tests.
 #[derive(Debug, Default)]
 pub struct MemoryBudgetStore {
-    records: Mutex<HashMap<String, BudgetRecord>>,
+    records: MemoryRecords<BudgetRecord>,
 }
 
 impl MemoryBudgetStore {
@@ -71,104 +71,7 @@ impl BudgetStore for MemoryBudgetStore {
         key: &str,
         change: &mut dyn FnMut(&mut BudgetRecord),
     ) -> io::Result<BudgetRecord> {
-        let mut records = self
-            .records
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?;
-        let record = records.entry(key.to_string()).or_default();
-        change(record);
-        Ok(record.clone())
-    }
-}
-
-/// One file per key under a directory (`<key>.json`, with `<key>.lock` for `flock`), named
-/// like the circuit breaker's [`crate::FileStore`]. Files are created 0600; a record or
-/// lock that is a symbolic link is refused (an error: the budget then lets calls through).
-/// A record that does not parse counts as a full bucket and is rewritten.
-#[derive(Clone, Debug)]
-pub struct FileBudgetStore {
-    dir: PathBuf,
-}
-
-impl FileBudgetStore {
-    /// A store in `dir` (created when first written).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileBudgetStore { dir: dir.into() }
-    }
-
-    /// The directory of the records.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The record file of `key`.
-    pub fn path_of(&self, key: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}.json", crate::circuit::file_stem(key)))
-    }
-
-    fn lock(&self, key: &str) -> io::Result<File> {
-        fs::create_dir_all(&self.dir)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc_o_nofollow())
-            .open(
-                self.dir
-                    .join(format!("{}.lock", crate::circuit::file_stem(key))),
-            )?;
-        file.lock()?;
-        Ok(file)
-    }
-
-    fn read(&self, key: &str) -> io::Result<BudgetRecord> {
-        let path = self.path_of(key);
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc_o_nofollow())
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BudgetRecord::default()),
-            Err(e) => return Err(e),
-        };
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(key, "unreadable retry budget record, starting full: {e}");
-            BudgetRecord::default()
-        }))
-    }
-}
-
-/// `O_NOFOLLOW`: opening a symbolic link fails (ELOOP).
-fn libc_o_nofollow() -> i32 {
-    libc::O_NOFOLLOW
-}
-
-impl BudgetStore for FileBudgetStore {
-    fn update(
-        &self,
-        key: &str,
-        change: &mut dyn FnMut(&mut BudgetRecord),
-    ) -> io::Result<BudgetRecord> {
-        let _guard = self.lock(key)?;
-        let mut record = self.read(key)?;
-        let before = record.clone();
-        change(&mut record);
-        if record != before {
-            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-            tmp.as_file()
-                .set_permissions(fs::Permissions::from_mode(0o600))?;
-            serde_json::to_writer(&mut tmp, &record).map_err(io::Error::other)?;
-            tmp.write_all(b"\n")?;
-            tmp.as_file().sync_all()?;
-            // rename replaces a symbolic link itself, never what it points to.
-            tmp.persist(self.path_of(key)).map_err(|e| e.error)?;
-        }
-        Ok(record)
+        self.records.update(key, change)
     }
 }
 
@@ -311,6 +214,12 @@ impl RetryBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "file-store")]
+    use crate::FileBudgetStore;
+    #[cfg(feature = "file-store")]
+    use std::fs;
+    #[cfg(feature = "file-store")]
+    use std::os::unix::fs::PermissionsExt;
 
     /// `ops` operations of up to `attempts` attempts against a source that always fails:
     /// (first attempts, retries).
@@ -366,6 +275,7 @@ mod tests {
         assert_eq!(err.to_string(), "retry budget exhausted for a");
     }
 
+    #[cfg(feature = "file-store")]
     #[test]
     fn two_processes_share_one_budget_through_files() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -407,6 +317,7 @@ mod tests {
         assert!(record.milli_tokens.expect("written") < MILLI);
     }
 
+    #[cfg(feature = "file-store")]
     #[test]
     fn a_corrupt_record_counts_as_full_and_is_rewritten() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -419,6 +330,7 @@ mod tests {
         assert_eq!(record.milli_tokens, Some(1000));
     }
 
+    #[cfg(feature = "file-store")]
     #[test]
     fn a_symlinked_record_is_refused_and_its_target_untouched() {
         let dir = tempfile::tempdir().expect("tempdir");

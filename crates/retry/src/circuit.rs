@@ -5,23 +5,23 @@
 //! operations (calls fail fast) -> *half-open* once `cooldown` has passed (one trial call
 //! goes through; its success closes the circuit, its failure opens it again).
 //!
-//! The state lives in a [`CircuitStore`]: [`MemoryStore`] for one process, [`FileStore`]
-//! (one JSON file per key, guarded by `flock`, written atomically) for all processes on a
-//! host. Time is wall-clock time, since it is shared between processes; it is injectable.
+//! The state lives in a [`CircuitStore`]: [`MemoryStore`] for one process, `FileStore`
+//! (feature `file-store`: one JSON file per key, guarded by `flock`, written atomically;
+//! see `crate::file_store`) for all processes on a host. Time is wall-clock time, since it is shared between processes; it is injectable.
 
-use std::collections::HashMap;
+use crate::memory_store::MemoryRecords;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 /// The stored state of one key. Times are milliseconds since the Unix epoch.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "file-store",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct CircuitRecord {
     /// Consecutive operations that gave up on transient failures.
     pub failures: u32,
@@ -51,7 +51,7 @@ pub trait CircuitStore: Send + Sync {
 /// Records in memory: for one process, and for tests.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<String, CircuitRecord>>,
+    records: MemoryRecords<CircuitRecord>,
 }
 
 impl MemoryStore {
@@ -63,11 +63,7 @@ impl MemoryStore {
 
 impl CircuitStore for MemoryStore {
     fn load(&self, key: &str) -> io::Result<CircuitRecord> {
-        let records = self
-            .records
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?;
-        Ok(records.get(key).cloned().unwrap_or_default())
+        self.records.load(key)
     }
 
     fn update(
@@ -75,146 +71,7 @@ impl CircuitStore for MemoryStore {
         key: &str,
         change: &mut dyn FnMut(&mut CircuitRecord),
     ) -> io::Result<CircuitRecord> {
-        let mut records = self
-            .records
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?;
-        let record = records.entry(key.to_string()).or_default();
-        change(record);
-        Ok(record.clone())
-    }
-}
-
-/// One file per key under a directory (`<key>.json`, with `<key>.lock` for `flock`), so
-/// that concurrent processes on one host share the circuit. Writes go to a temporary file
-/// that is fsynced and renamed over the record: a crash never leaves half a record.
-#[derive(Clone, Debug)]
-pub struct FileStore {
-    dir: PathBuf,
-}
-
-impl FileStore {
-    /// A store in `dir` (created when first written).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileStore { dir: dir.into() }
-    }
-
-    /// The directory of the records.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The record file of `key`: the key with every byte outside `[A-Za-z0-9._-]`
-    /// percent-encoded, so that distinct keys never share a file.
-    pub fn path_of(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", file_stem(key)))
-    }
-
-    /// The keys that have a record in the directory, sorted (none when it does not
-    /// exist): for listing circuits (`extension-manager doctor`).
-    pub fn keys(&self) -> io::Result<Vec<String>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut keys: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().to_str()?.to_string();
-                name.strip_suffix(".json").map(key_of)
-            })
-            .collect();
-        keys.sort();
-        Ok(keys)
-    }
-
-    fn lock(&self, key: &str) -> io::Result<File> {
-        fs::create_dir_all(&self.dir)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(format!("{}.lock", file_stem(key))))?;
-        file.lock()?;
-        Ok(file)
-    }
-
-    fn read(&self, key: &str) -> io::Result<CircuitRecord> {
-        match fs::read(self.path_of(key)) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(key, "unreadable circuit record, starting closed: {e}");
-                CircuitRecord::default()
-            })),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CircuitRecord::default()),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-pub(crate) fn file_stem(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if out.is_empty() || out.starts_with('.') {
-        out.insert(0, '_');
-    }
-    out
-}
-
-/// The key whose [`file_stem`] is `stem`.
-fn key_of(stem: &str) -> String {
-    let stem = match stem.strip_prefix('_') {
-        Some(rest) if rest.is_empty() || rest.starts_with('.') => rest,
-        _ => stem,
-    };
-    let bytes = stem.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match stem.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
-            Some(Ok(b)) if bytes[i] == b'%' => {
-                out.push(b);
-                i += 3;
-            }
-            _ => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl CircuitStore for FileStore {
-    fn load(&self, key: &str) -> io::Result<CircuitRecord> {
-        let _guard = self.lock(key)?;
-        self.read(key)
-    }
-
-    fn update(
-        &self,
-        key: &str,
-        change: &mut dyn FnMut(&mut CircuitRecord),
-    ) -> io::Result<CircuitRecord> {
-        let _guard = self.lock(key)?;
-        let mut record = self.read(key)?;
-        let before = record.clone();
-        change(&mut record);
-        if record != before {
-            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-            serde_json::to_writer_pretty(&mut tmp, &record).map_err(io::Error::other)?;
-            tmp.write_all(b"\n")?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(self.path_of(key)).map_err(|e| e.error)?;
-        }
-        Ok(record)
-        // `_guard` drops here: closing the file releases the lock.
+        self.records.update(key, change)
     }
 }
 
@@ -519,8 +376,11 @@ mod tests {
         lifecycle(Arc::new(MemoryStore::new()));
     }
 
+    #[cfg(feature = "file-store")]
     #[test]
     fn file_store_lifecycle_and_format() {
+        use crate::FileStore;
+        use std::fs;
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileStore::new(dir.path().join("circuits"));
         lifecycle(Arc::new(store.clone()));
@@ -547,8 +407,11 @@ mod tests {
         assert!(b.acquire("k").is_ok(), "the stale trial no longer blocks");
     }
 
+    #[cfg(feature = "file-store")]
     #[test]
     fn corrupt_file_counts_as_closed() {
+        use crate::FileStore;
+        use std::fs;
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileStore::new(dir.path());
         fs::write(store.path_of("k"), b"{not json").expect("write");
@@ -556,26 +419,10 @@ mod tests {
         assert!(b.acquire("k").is_ok());
     }
 
-    #[test]
-    fn keys_map_to_distinct_safe_files() {
-        assert_eq!(file_stem("a/b"), "a%2Fb");
-        assert_eq!(file_stem("a%2Fb"), "a%252Fb");
-        assert_eq!(file_stem(".."), "_..");
-        assert_eq!(file_stem(""), "_");
-        for key in [
-            "127.0.0.1:8080",
-            "a/b",
-            "a%2Fb",
-            "..",
-            ".x",
-            "npm-default-registry",
-        ] {
-            assert_eq!(key_of(&file_stem(key)), key);
-        }
-    }
-
+    #[cfg(feature = "file-store")]
     #[test]
     fn keys_lists_the_records_of_the_directory() {
+        use crate::FileStore;
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileStore::new(dir.path().join("circuits"));
         assert_eq!(store.keys().expect("absent dir"), Vec::<String>::new());

@@ -19,13 +19,17 @@
 //!   [`parse_duration`] and the names of [`BackoffKind`] and [`Jitter`].
 //! - [`Subscriber`]s receive the events: [`TracingLog`] logs them, [`Metrics`] counts them
 //!   and renders Prometheus text.
-//! - [`CircuitBreaker`]: per key (e.g. a host), shared across processes with [`FileStore`].
+//! - [`CircuitBreaker`]: per key (e.g. a host), shared across processes with `FileStore`.
 //! - [`RetryBudget`]: a token bucket per key (e.g. a host), shared across processes with
-//!   [`FileBudgetStore`]: each first attempt deposits `ratio` of a token (0.2), each retry
+//!   `FileBudgetStore`: each first attempt deposits `ratio` of a token (0.2), each retry
 //!   takes one, a retry without a token is not made (the operation gives up as
 //!   [`GiveUpReason::SourceExhausted`], "retry budget exhausted for HOST"), a success after
 //!   retries gives one back. Over a full outage retries stay near `ratio` x first attempts.
 //! - Time is tokio's clock (tests pause it); randomness is a [`Random`] (seed it).
+//! - Feature `file-store` (off by default): `FileStore` and `FileBudgetStore`, the stores
+//!   shared by the processes of one host (one JSON file per key, `flock`ed, written
+//!   atomically, mode 0600, symbolic links refused). Only it needs serde, serde_json,
+//!   tempfile and libc.
 //!
 //! What it is not: an HTTP client middleware, or a scheduler. It runs one operation.
 //!
@@ -75,6 +79,9 @@
 mod budget;
 mod circuit;
 mod events;
+#[cfg(feature = "file-store")]
+mod file_store;
+mod memory_store;
 mod metrics;
 mod overrides;
 mod policy;
@@ -83,13 +90,13 @@ mod retry;
 
 use std::time::Duration;
 
-pub use budget::{
-    BudgetExhausted, BudgetRecord, BudgetStore, FileBudgetStore, MemoryBudgetStore, RetryBudget,
-};
+pub use budget::{BudgetExhausted, BudgetRecord, BudgetStore, MemoryBudgetStore, RetryBudget};
 pub use circuit::{
-    CircuitBreaker, CircuitOpen, CircuitRecord, CircuitState, CircuitStore, FileStore, MemoryStore,
+    CircuitBreaker, CircuitOpen, CircuitRecord, CircuitState, CircuitStore, MemoryStore,
 };
 pub use events::{Event, FailureClass, GiveUpReason, Operation, Subscriber, TracingLog, Wait};
+#[cfg(feature = "file-store")]
+pub use file_store::{FileBudgetStore, FileStore};
 pub use metrics::Metrics;
 pub use overrides::{BackoffKind, PolicyOverride, parse_duration};
 pub use policy::{Backoff, DelaySchedule, Jitter, PolicyError, RetryPolicy};

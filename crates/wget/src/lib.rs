@@ -16,7 +16,7 @@
 //!
 //! - `--tries=1`: **we** retry, wget does not. wget's default is 20 tries, and among HTTP
 //!   errors it retries only 504 unless told otherwise, nor DNS failures or refused
-//!   connections (FAILURES.md trap 4); left on, our 4 attempts could be 80 requests.
+//!   connections (docs/failures.md trap 4); left on, our 4 attempts could be 80 requests.
 //!   With `--tries=1` (which also wins over a `tries` line of a wgetrc) 4 attempts are 4
 //!   requests per source.
 //! - `--timeout=S` sets wget's DNS, connect and read timeouts (the read timeout defaults to
@@ -71,16 +71,16 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use em_exec::download::{
-    AttemptPlan, DownloadRequest, Landed, delete_partial, download_with_tool, output_path_in,
-    retry_after, url_host, write_private,
+    AttemptPlan, DownloadRepair, DownloadRequest, DownloadTool, HttpError, Landed,
+    download_with_tool, http_verdict, output_path_in, tls_hint, tool_seconds as seconds, url_host,
+    url_in, write_error_hint, write_private,
 };
-use em_exec::{Adapter, Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
+use em_exec::{Cmd, Runner, ToolError, ToolFailure, Verdict, find_tool};
 
 /// How wget is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,32 +100,9 @@ impl Default for WgetConfig {
     }
 }
 
-/// A repair between attempts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum WgetRepair {
-    /// Delete the partial file, so that the next attempt downloads from the start. The
-    /// path comes from the failed command's `-O`.
-    DeletePartial(PathBuf),
-}
-
-impl WgetRepair {
-    /// The short name, as fixtures' `repair:` lines and metrics say it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            WgetRepair::DeletePartial(_) => "delete-partial",
-        }
-    }
-}
-
-impl fmt::Display for WgetRepair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WgetRepair::DeletePartial(path) => {
-                write!(f, "delete the partial file {}", path.display())
-            }
-        }
-    }
-}
+/// A repair between attempts: the one every download adapter shares,
+/// [`DownloadRepair::DeletePartial`]. The path comes from the failed command's `-O`.
+pub type WgetRepair = DownloadRepair;
 
 /// The wget adapter.
 #[derive(Debug)]
@@ -217,40 +194,18 @@ impl Wget {
     }
 }
 
-/// Seconds as wget reads them: `30`, `0.5`.
-fn seconds(d: Duration) -> String {
-    let secs = d.as_secs_f64().max(0.001);
-    format!("{secs}")
-}
+impl DownloadTool for Wget {
+    const NAME: &'static str = "wget";
 
-impl Adapter for Wget {
-    type Repair = WgetRepair;
-
-    fn name(&self) -> &'static str {
-        "wget"
-    }
-
-    fn classify(&self, failure: &ToolFailure) -> Verdict<WgetRepair> {
+    fn classify_failure(failure: &ToolFailure) -> Verdict<WgetRepair> {
         classify(failure)
-    }
-
-    /// Deleting a file needs no tool: it is done directly (a missing file is fine).
-    async fn repair(&self, repair: WgetRepair) -> Result<(), String> {
-        match repair {
-            WgetRepair::DeletePartial(path) => delete_partial(&path),
-        }
-    }
-
-    /// Each deletion is followed by a full download: the policy's attempts bound it.
-    fn repair_limit(&self, _repair: &WgetRepair) -> u32 {
-        u32::MAX
     }
 }
 
 /// Reads a failed wget run: see the table in the crate doc.
 pub fn classify(failure: &ToolFailure) -> Verdict<WgetRepair> {
     let text = failure.text();
-    let url = last_word(&failure.command);
+    let url = url_in(&failure.command);
     let host = url.as_deref().map(url_host).unwrap_or("the server");
     let url = url.as_deref().unwrap_or("the URL");
     let said = |what: &str| match key_line(&text) {
@@ -266,22 +221,13 @@ pub fn classify(failure: &ToolFailure) -> Verdict<WgetRepair> {
         ),
         5 => Verdict::Permanent(
             said(&format!("the TLS certificate of {host} is not trusted")),
-            Some(
-                "never weaken verification (no --no-check-certificate): update the CA store \
-                 (Debian package ca-certificates), check the system clock, or add the CA of \
-                 a TLS-intercepting proxy"
-                    .into(),
-            ),
+            Some(tls_hint("--no-check-certificate")),
         ),
         3 => Verdict::Permanent(
             said("could not write the download"),
-            Some(match output_path_in(&failure.command, "-O") {
-                Some(p) => format!(
-                    "check free space and permissions of {}",
-                    p.parent().unwrap_or(Path::new("/")).display()
-                ),
-                None => "check free space and permissions of the destination directory".into(),
-            }),
+            Some(write_error_hint(
+                output_path_in(&failure.command, "-O").as_deref(),
+            )),
         ),
         1 | 2 => Verdict::Permanent(said("wget failed"), None),
         _ => Verdict::Transient(said("wget failed")),
@@ -293,32 +239,14 @@ fn classify_http(failure: &ToolFailure, text: &str, url: &str, host: &str) -> Ve
     let Some((status, phrase)) = http_error(text) else {
         return Verdict::Transient(format!("{host} answered with an error (wget exit 8)"));
     };
-    let what = format!("{status} {phrase}");
-    match status {
-        408 | 429 | 500..=599 => {
-            let reason = format!("{what} from {host}");
-            match retry_after(text) {
-                Some(d) => Verdict::RetryAfter(reason, d),
-                None => Verdict::Transient(reason),
-            }
-        }
-        416 => match output_path_in(&failure.command, "-O") {
-            Some(partial) => Verdict::Repairable(
-                WgetRepair::DeletePartial(partial),
-                format!("{what} from {host}: the partial file does not fit the remote file"),
-            ),
-            None => Verdict::Permanent(format!("{what} for {url}"), None),
-        },
-        401 | 403 => Verdict::Permanent(
-            format!("{what} for {url}"),
-            Some("the server refuses access: the URL may need credentials or a token".into()),
-        ),
-        404 | 410 => Verdict::Permanent(
-            format!("{what} for {url}"),
-            Some("check the URL (and the version in it)".into()),
-        ),
-        _ => Verdict::Permanent(format!("{what} for {url}"), None),
-    }
+    http_verdict(HttpError {
+        status,
+        phrase: &phrase,
+        url,
+        host,
+        headers: text,
+        partial: output_path_in(&failure.command, "-O"),
+    })
 }
 
 /// `ERROR 503: Service Unavailable.` -> (503, "Service Unavailable"), from the last such line.
@@ -349,11 +277,6 @@ fn key_line(text: &str) -> Option<String> {
         }
         Some(line.trim_end_matches(" Giving up.").to_string())
     })
-}
-
-/// The last word of a command line: the URL, for the commands this crate builds.
-fn last_word(command: &str) -> Option<String> {
-    shlex::split(command)?.pop().filter(|w| w.contains("://"))
 }
 
 #[cfg(test)]

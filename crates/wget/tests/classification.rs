@@ -1,5 +1,5 @@
 //! Every captured wget output under `fixtures/outputs/wget/` classified as its header says,
-//! plus the rows of FAILURES.md / SPEC section 4 that have no captured file yet.
+//! plus the rows of docs/failures.md / SPEC section 4 that have no captured file yet.
 
 use std::time::Duration;
 
@@ -88,7 +88,7 @@ fn reasons_are_short_and_name_the_server() {
     );
 }
 
-/// SPEC section 4 and FAILURES.md rows with no captured file yet; messages are wget 1.21's.
+/// SPEC section 4 and docs/failures.md rows with no captured file yet; messages are wget 1.21's.
 #[test]
 fn uncaptured_rows() {
     let transient = [
