@@ -1629,7 +1629,7 @@ fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
 /// `sh -c SCRIPT` (or `bash -c`: `[extension] shell`) with the extension's option
 /// variables (`EM_OPT_*`), and a PATH that has the sbin directories: a check like `iotop
 /// --version` or `sysctl` must find its tool when a sudo user without them in PATH runs it.
-pub(crate) fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
+pub fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
     let mut cmd = Cmd::tool(manifest.shell.program())
         .args(["-c", script])
         .env(
@@ -1745,7 +1745,7 @@ fn unpack_error(e: em_unpack::Error) -> StepError {
 }
 
 /// Deletes a file, a symlink or a directory tree; one that is already gone is no error.
-pub(crate) fn remove_path(path: &Path) -> std::io::Result<()> {
+pub fn remove_path(path: &Path) -> std::io::Result<()> {
     let result = if path.is_dir() && !path.is_symlink() {
         std::fs::remove_dir_all(path)
     } else {

@@ -52,7 +52,7 @@ const LOCK_POLL: Duration = Duration::from_millis(100);
 /// never followed.
 ///
 /// ```
-/// use extension_manager::state::{ExtensionStatus, InstalledExtension, State, StateDir};
+/// use em_install::state::{ExtensionStatus, InstalledExtension, State, StateDir};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let state_dir = StateDir::new(dir.path().join("state"));
@@ -164,7 +164,7 @@ impl StateDir {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use extension_manager::state::{LockError, StateDir};
+    /// use em_install::state::{LockError, StateDir};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let state_dir = StateDir::new(dir.path());
@@ -203,7 +203,7 @@ impl StateDir {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use extension_manager::state::StateDir;
+    /// use em_install::state::StateDir;
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let dir = tempfile::tempdir()?;
@@ -970,7 +970,7 @@ impl State {
     /// which resumes) relies on them.
     ///
     /// ```
-    /// use extension_manager::state::{Added, ExtensionStatus, InstalledExtension, State};
+    /// use em_install::state::{Added, ExtensionStatus, InstalledExtension, State};
     ///
     /// fn with_apt(packages: &[&str]) -> InstalledExtension {
     ///     InstalledExtension {
@@ -1340,7 +1340,7 @@ impl Added {
     /// and pip, apt sources after the packages that came from them.
     ///
     /// ```
-    /// use extension_manager::state::Added;
+    /// use em_install::state::Added;
     ///
     /// let mut added = Added { apt: vec!["npm".into()], ..Added::default() };
     /// added.note_step(0);
