@@ -14,7 +14,7 @@
 //! `retry`); logs and status lines go to stderr.
 
 pub use em_install::{
-    adapter_context, apt_batch, config, executor, exit, file_steps, output, plan, preflight,
+    adapter_context, apt_batch, config, events, executor, exit, file_steps, plan, preflight,
     shell_adapter, signals, state,
 };
 pub mod bundled;
@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod github;
+pub mod output;
 pub mod policy_options;
 pub mod session;
 pub mod state_dir;

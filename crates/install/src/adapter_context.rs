@@ -8,7 +8,7 @@ use std::time::Duration;
 use em_exec::{Runner, ToolError};
 use em_retry::{Backoff, CircuitBreaker, FileStore, Jitter, RetryPolicy, Subscriber};
 
-use crate::output::{Tone, Ui, Verbosity};
+use crate::events::{Events, Tone, Verbosity};
 
 /// The kinds of operation with a retry policy of their own: the `[policy.NAME]` tables of
 /// the configuration, the defaults of the adapter commands and of manifest steps.
@@ -84,7 +84,7 @@ pub fn budget_dir(circuits: &std::path::Path) -> std::path::PathBuf {
 /// The shared parts of an adapter command's run.
 pub struct AdapterContext {
     /// Status lines.
-    pub ui: Arc<Ui>,
+    pub ui: Arc<dyn Events>,
     /// Event subscribers (status lines, metrics, JSON logs).
     pub subscribers: Vec<Arc<dyn Subscriber>>,
     /// Where circuit records live.

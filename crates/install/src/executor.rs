@@ -25,8 +25,8 @@ use serde::Serialize;
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::adapter_context::PolicyName;
+use crate::events::{Events, HumanEvents, Tone};
 use crate::exit::Fault;
-use crate::output::{HumanEvents, Tone, Ui};
 use crate::plan::{Action, Plan, PlanEntry};
 use crate::state::{
     Added, ExtensionStatus, HistoryEntry, InstalledExtension, PipAdded, State, StateDir,
@@ -213,7 +213,7 @@ struct Tools {
 
 /// Everything a running extension needs.
 struct Context {
-    ui: Arc<Ui>,
+    ui: Arc<dyn Events>,
     subscribers: Vec<Arc<dyn Subscriber>>,
     settings: RunSettings,
     state_dir: StateDir,
@@ -303,7 +303,7 @@ impl RunReport {
 pub async fn run(
     plan: Plan,
     settings: RunSettings,
-    ui: Arc<Ui>,
+    ui: Arc<dyn Events>,
     subscribers: Vec<Arc<dyn Subscriber>>,
     state_dir: StateDir,
     state: State,
@@ -453,7 +453,7 @@ struct Log {
     file: Arc<Mutex<Option<std::fs::File>>>,
     /// The status printer and the task (extension) whose tool lines these are: for the
     /// live line and for noticing a wait for dpkg's lock.
-    task: Option<(Arc<Ui>, String)>,
+    task: Option<(Arc<dyn Events>, String)>,
     /// Whether the wait for dpkg's lock has been reported (once per log).
     lock_noted: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -479,7 +479,7 @@ impl Log {
 
     /// This log, with the tool's lines also shown on task `name`'s live line (when `ui`
     /// has a live area), and a wait for dpkg's lock reported as a status line.
-    fn for_task(mut self, ui: &Arc<Ui>, name: &str) -> Log {
+    fn for_task(mut self, ui: &Arc<dyn Events>, name: &str) -> Log {
         self.task = Some((ui.clone(), name.to_string()));
         self
     }
@@ -926,7 +926,7 @@ async fn run_step(
                 )
                 .await?;
                 if let Some(why) = stale {
-                    crate::apt_batch::update_lists(&apt, &ctx.ui, &update_runner, &why).await?;
+                    crate::apt_batch::update_lists(&apt, &*ctx.ui, &update_runner, &why).await?;
                 }
             }
             let fresh = absent_apt_packages(ctx, &apt, &packages, log).await;
@@ -939,7 +939,7 @@ async fn run_step(
             save_step(ctx, name, record, index).await;
             let installed = match one_at_a_time {
                 Some(_held) => {
-                    match crate::apt_batch::ensure_lists(&apt, &ctx.ui, &update_runner, &packages)
+                    match crate::apt_batch::ensure_lists(&apt, &*ctx.ui, &update_runner, &packages)
                         .await
                     {
                         Ok(()) => {
@@ -965,7 +965,7 @@ async fn run_step(
                     let result = ctx
                         .tools
                         .apt_batch
-                        .install(&apt, &ctx.tools.apt_lock, &ctx.ui, member)
+                        .install(&apt, &ctx.tools.apt_lock, &*ctx.ui, member)
                         .await;
                     slot.reclaim().await;
                     result
@@ -1222,7 +1222,7 @@ async fn run_step(
                     |_| shell(&command, manifest),
                 )
                 .await?;
-            show_warnings(&ctx.ui, name, &out.stderr_text(), &log.path);
+            show_warnings(&*ctx.ui, name, &out.stderr_text(), &log.path);
             Ok(StepDone::Ran)
         }
         Step::File(f) => {
@@ -1428,7 +1428,7 @@ const WARNING_LINES: usize = 5;
 /// the log would have heard it. The last [`WARNING_LINES`] non-empty lines become `Warning`
 /// status lines (escaped by the Ui, cut at [`em_exec::TAIL_LINE`] characters), then how
 /// many more the log holds. A failure already quotes its tail in the error.
-fn show_warnings(ui: &Ui, name: &str, stderr: &str, log: &Path) {
+fn show_warnings(ui: &dyn Events, name: &str, stderr: &str, log: &Path) {
     let lines: Vec<&str> = stderr
         .lines()
         .map(|l| l.trim_end_matches('\r'))

@@ -8,6 +8,11 @@
 //! and reports ([`state`]), the exit codes ([`exit`]) and the termination signals
 //! ([`signals`]).
 //!
+//! The engine prints nothing: status lines, warnings, errors and live progress go to an
+//! observer, [`events::Events`], which the command line implements with its terminal or CI
+//! printer. So the same run can be shown as coloured live lines, timestamped CI lines or
+//! JSON, or collected by a test, and the engine needs neither clap nor indicatif.
+//!
 //! Why a crate of its own: the command-line crate was one 13k-line unit at the end of the
 //! build's critical path; with the engine apart, a change to a command or its output
 //! recompiles only the thin CLI, and the engine can be tested and used without clap.
@@ -15,10 +20,11 @@
 pub mod adapter_context;
 pub mod apt_batch;
 pub mod config;
+pub mod events;
 pub mod executor;
 pub mod exit;
 pub mod file_steps;
-pub mod output;
+
 pub mod plan;
 pub mod preflight;
 pub mod shell_adapter;
