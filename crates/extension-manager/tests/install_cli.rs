@@ -440,6 +440,60 @@ repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", component
 }
 
 #[test]
+fn a_repository_key_comes_with_wget_when_curl_is_not_there() {
+    // Only fake tools on PATH: no curl at all, as on a wget-only image. The key is
+    // fetched the way downloads are, with wget, instead of failing for want of curl.
+    let s = Session::new(
+        &["apt-get", "dpkg", "dpkg-query", "wget"],
+        r#"
+[[call]]
+tool = "wget"
+write_to_arg = "-O"
+content = "KEY\n"
+"#,
+    );
+    let exts = s.path().join("extensions");
+    fs::create_dir_all(&exts).expect("dir");
+    fs::write(
+        exts.join("thirdparty.toml"),
+        r#"[extension]
+name = "thirdparty"
+version = "1.0.0"
+
+[[install]]
+apt = ["em-thirdparty"]
+repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", components = ["stable"], key = "https://127.0.0.1:9/key.asc", key_sha256 = "4a3ec3730504983f960fb2df35a1d68d640ff55d151fa3128ca0fc707f86882e" }
+"#,
+    )
+    .expect("manifest");
+    let keyrings = s.path().join("keyrings");
+    let out = s
+        .em()
+        .env("PATH", s.bin())
+        .env("EM_APT_SOURCES_DIR", s.path().join("sources.list.d"))
+        .env("EM_APT_KEYRINGS_DIR", &keyrings)
+        .arg("--extensions-dir")
+        .arg(&exts)
+        .args(["install", "thirdparty"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(keyrings.join("extension-manager-thirdparty.asc")).expect("key"),
+        "KEY\n"
+    );
+    let calls = s.calls();
+    let key = calls
+        .iter()
+        .position(|(t, _)| t == "wget")
+        .expect("wget ran");
+    assert!(
+        calls[key].1.contains("https://127.0.0.1:9/key.asc"),
+        "{calls:?}"
+    );
+}
+
+#[test]
 fn the_env_file_is_readable_by_every_login_shell_and_removed_with_the_extension() {
     use std::os::unix::fs::PermissionsExt;
     let (s, exts, conf) = session();

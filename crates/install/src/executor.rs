@@ -13,14 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use em_apt::{Apt, AptConfig, AptPackage};
-use em_curl::{Curl, CurlConfig};
 use em_exec::download::{DownloadRequest, Sha256};
 use em_exec::{Cmd, LineSink, OutputMode, Runner, Stream, ToolError};
-use em_manifest::{Arch, InstallStep, ResolvedManifest, Step, Via};
+use em_manifest::{Arch, InstallStep, ResolvedManifest, Step};
 use em_npm::{Npm, NpmConfig, NpmPackage};
 use em_pip::{Pip, PipConfig, PipRequirement, PipTarget};
 use em_retry::{CircuitBreaker, Event, FailureClass, RetryPolicy, Subscriber};
-use em_wget::{Wget, WgetConfig};
 use serde::Serialize;
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -1179,21 +1177,7 @@ async fn run_step(
                 push_new(&mut record.added.files, dest.clone());
                 save_step(ctx, name, record, index).await;
             }
-            let via = d.via.unwrap_or(if which::which("curl").is_ok() {
-                Via::Curl
-            } else {
-                Via::Wget
-            });
-            let downloaded = match via {
-                Via::Curl => match Curl::new(CurlConfig::default()) {
-                    Ok(curl) => Arc::new(curl).download(&runner, &request).await,
-                    Err(e) => Err(e),
-                },
-                Via::Wget => match Wget::new(WgetConfig::default()) {
-                    Ok(wget) => Arc::new(wget).download(&runner, &request).await,
-                    Err(e) => Err(e),
-                },
-            };
+            let downloaded = crate::download::download(d.via, &runner, &request).await;
             if let Err(e) = downloaded {
                 if !dest.exists() {
                     record.added.files.retain(|f| f != &dest);
@@ -1505,9 +1489,7 @@ async fn add_repository(
         mode: Some(0o644),
         max_size: ctx.settings.download_max_size,
     };
-    Arc::new(Curl::new(CurlConfig::default())?)
-        .download(downloads, &request)
-        .await?;
+    crate::download::download(None, downloads, &request).await?;
     let components: Vec<&str> = repository
         .components
         .iter()

@@ -20,6 +20,7 @@
 pub mod adapter_context;
 pub mod apt_batch;
 pub mod config;
+pub mod download;
 pub mod events;
 pub mod executor;
 pub mod exit;
