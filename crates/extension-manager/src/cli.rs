@@ -277,7 +277,7 @@ fn run(cli: Cli) -> u8 {
                 Command::Pip(command) => commands::pip::run(command, &context).await,
                 Command::Fetch(args) => commands::fetch::run(args, &context).await,
                 Command::ShellInit(args) => commands::shell_init::run(&args),
-                Command::Completions(args) => Ok(commands::completions::run(&args)),
+                Command::Completions(args) => Ok(commands::completions::run(&args, command())),
                 Command::Check(args) => {
                     Ok(commands::check::check(&args, &global.extensions_dirs, &ui))
                 }

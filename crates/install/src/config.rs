@@ -128,7 +128,7 @@ use em_manifest::{Diagnostic, SourceFile, Span, StepRetry};
 use em_retry::{PolicyError, RetryPolicy, fmt_duration};
 use toml::de::{DeTable, DeValue};
 
-use crate::adapter_context::PolicyName;
+use crate::policy_name::PolicyName;
 
 /// The machine's configuration file.
 pub const SYSTEM_FILE: &str = "/etc/extension-manager/config.toml";

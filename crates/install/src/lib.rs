@@ -27,6 +27,7 @@ pub mod exit;
 pub mod file_steps;
 
 pub mod plan;
+pub mod policy_name;
 pub mod preflight;
 pub mod shell_adapter;
 pub mod signals;
