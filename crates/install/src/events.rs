@@ -235,24 +235,25 @@ impl Subscriber for HumanEvents {
     }
 }
 
+/// A collecting observer for the engine's tests.
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
+pub(crate) mod testing {
+    use std::sync::Mutex;
 
-    use super::*;
+    use super::{Events, Tone, Verbosity};
 
     /// An observer that keeps what it was told, one string per call.
     #[derive(Default)]
-    struct Collect {
-        verbosity: Option<Verbosity>,
-        said: Mutex<Vec<String>>,
+    pub(crate) struct Collect {
+        pub(crate) verbosity: Option<Verbosity>,
+        pub(crate) said: Mutex<Vec<String>>,
     }
 
     impl Collect {
-        fn said(&self) -> Vec<String> {
+        pub(crate) fn said(&self) -> Vec<String> {
             self.said.lock().expect("not poisoned").clone()
         }
-        fn push(&self, line: String) {
+        pub(crate) fn push(&self, line: String) {
             self.said.lock().expect("not poisoned").push(line);
         }
     }
@@ -283,6 +284,14 @@ mod tests {
             self.push(format!("end {name}"));
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::testing::Collect;
+    use super::*;
 
     fn operation() -> Arc<Operation> {
         Arc::new(Operation::new("curl", "fetch"))

@@ -139,17 +139,10 @@ async fn remove_run(
         }
         return Ok(exit::OK);
     }
-    let ui = common.ui.clone();
     let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
     let _lock = match session
         .state_dir
-        .lock_async(lock_timeout, &common.command, |holder| {
-            ui.status(
-                "Waiting",
-                Tone::Warn,
-                &format!("for the run lock: {holder}"),
-            );
-        })
+        .lock_reporting(lock_timeout, &common.command, &*common.ui)
         .await
     {
         Ok(lock) => lock,
