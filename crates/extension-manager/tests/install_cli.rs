@@ -348,16 +348,15 @@ fn unknown_extensions_and_bad_manifests_are_usage_errors() {
     assert!(!s.path().join("state/state.json").exists());
 }
 
-#[test]
-fn a_third_party_repository_is_added_updated_alone_and_removed_again() {
+/// A session with fake apt tools and `downloader` (curl or wget, whose `-o`/`-O` file gets
+/// the key `KEY\n`), and the extensions dir with `thirdparty`, whose apt step has its own
+/// repository.
+fn thirdparty_session(downloader: &str, output_flag: &str) -> (Session, std::path::PathBuf) {
     let s = Session::new(
-        &["apt-get", "dpkg", "dpkg-query", "curl"],
-        r#"
-[[call]]
-tool = "curl"
-write_to_arg = "-o"
-content = "KEY\n"
-"#,
+        &["apt-get", "dpkg", "dpkg-query", downloader],
+        &format!(
+            "[[call]]\ntool = \"{downloader}\"\nwrite_to_arg = \"{output_flag}\"\ncontent = \"KEY\\n\"\n"
+        ),
     );
     let exts = s.path().join("extensions");
     fs::create_dir_all(&exts).expect("dir");
@@ -373,6 +372,12 @@ repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", component
 "#,
     )
     .expect("manifest");
+    (s, exts)
+}
+
+#[test]
+fn a_third_party_repository_is_added_updated_alone_and_removed_again() {
+    let (s, exts) = thirdparty_session("curl", "-o");
     let sources = s.path().join("sources.list.d");
     let keyrings = s.path().join("keyrings");
     let run = |args: &[&str]| {
@@ -443,29 +448,7 @@ repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", component
 fn a_repository_key_comes_with_wget_when_curl_is_not_there() {
     // Only fake tools on PATH: no curl at all, as on a wget-only image. The key is
     // fetched the way downloads are, with wget, instead of failing for want of curl.
-    let s = Session::new(
-        &["apt-get", "dpkg", "dpkg-query", "wget"],
-        r#"
-[[call]]
-tool = "wget"
-write_to_arg = "-O"
-content = "KEY\n"
-"#,
-    );
-    let exts = s.path().join("extensions");
-    fs::create_dir_all(&exts).expect("dir");
-    fs::write(
-        exts.join("thirdparty.toml"),
-        r#"[extension]
-name = "thirdparty"
-version = "1.0.0"
-
-[[install]]
-apt = ["em-thirdparty"]
-repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", components = ["stable"], key = "https://127.0.0.1:9/key.asc", key_sha256 = "4a3ec3730504983f960fb2df35a1d68d640ff55d151fa3128ca0fc707f86882e" }
-"#,
-    )
-    .expect("manifest");
+    let (s, exts) = thirdparty_session("wget", "-O");
     let keyrings = s.path().join("keyrings");
     let out = s
         .em()
