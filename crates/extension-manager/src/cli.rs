@@ -170,7 +170,8 @@ fn init_logging(global: &GlobalOptions) {
 }
 
 fn run(cli: Cli) -> u8 {
-    let global = &cli.global;
+    let Cli { global, command } = cli;
+    let global = &global;
     // First, while we have one thread: the helper that kills our children's process
     // groups if we die (even by SIGKILL), then the signal handlers, before any command.
     let supervised = em_exec::supervise_groups();
@@ -186,34 +187,8 @@ fn run(cli: Cli) -> u8 {
             None
         }
     };
-    let verbosity = if global.quiet {
-        Verbosity::Quiet
-    } else if global.verbose > 0 {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
-    };
-    let ui = Ui::detect(global.color, global.progress, verbosity);
-    let ui = Arc::new(match global.log_format {
-        LogFormat::Json => ui.json_lines(),
-        LogFormat::Text => ui,
-    });
-    let mut subscribers: Vec<Arc<dyn Subscriber>> = Vec::new();
-    match global.log_format {
-        // In JSON mode the retry events are tracing events, at INFO and up.
-        LogFormat::Json => subscribers.push(Arc::new(TracingLog)),
-        LogFormat::Text => match &cli.command {
-            Command::Retry(_) => subscribers.push(Arc::new(
-                HumanEvents::new(ui.clone()).with_label(|op| op.name.clone()),
-            )),
-            // install/upgrade/remove add their own status lines per step.
-            Command::Install(_) | Command::Upgrade(_) | Command::Remove(_) => {}
-            _ => subscribers.push(Arc::new(HumanEvents::new(ui.clone()))),
-        },
-    }
-    if let Some(annotations) = crate::github::Annotations::from_env() {
-        subscribers.push(Arc::new(annotations));
-    }
+    let ui = make_ui(global);
+    let mut subscribers = subscribers_for(global, &command, &ui);
     // What each registry or host did over the run, for the CI step summary.
     let tally = Arc::new(em_exec::SourceTally::default());
     let metrics = global.metrics.as_ref().map(|_| {
@@ -233,25 +208,8 @@ fn run(cli: Cli) -> u8 {
         }
     };
     let code = runtime.block_on(async {
-        let needs_config = matches!(
-            cli.command,
-            Command::Apt(_) | Command::Npm(_) | Command::Pip(_) | Command::Fetch(_)
-        );
-        let config = if needs_config {
-            match Config::load(&ConfigSources::standard(global.config.as_deref())) {
-                Ok(config) => {
-                    if config.sudo == crate::config::SudoMode::Never {
-                        em_exec::forbid_sudo();
-                    }
-                    config
-                }
-                Err(d) => {
-                    eprintln!("{}", em_manifest::render_all(&d));
-                    return exit::USAGE;
-                }
-            }
-        } else {
-            Config::default()
+        let Some(config) = adapter_config(global, &command) else {
+            return exit::USAGE;
         };
         let context = AdapterContext {
             ui: ui.clone(),
@@ -269,70 +227,7 @@ fn run(cli: Cli) -> u8 {
             metrics: metrics.clone(),
             tally: tally.clone(),
         };
-        let work = async {
-            match cli.command {
-                Command::Retry(args) => commands::retry::run(args, &subscribers).await,
-                Command::Apt(command) => commands::apt::run(command, &context).await,
-                Command::Npm(command) => commands::npm::run(command, &context).await,
-                Command::Pip(command) => commands::pip::run(command, &context).await,
-                Command::Fetch(args) => commands::fetch::run(args, &context).await,
-                Command::ShellInit(args) => commands::shell_init::run(&args),
-                Command::Completions(args) => Ok(commands::completions::run(&args)),
-                Command::Check(args) => {
-                    Ok(commands::check::check(&args, &global.extensions_dirs, &ui))
-                }
-                other => {
-                    let session = match Session::open(
-                        &global.extensions_dirs,
-                        global.config.as_deref(),
-                        global.state_dir.as_deref(),
-                    ) {
-                        Ok(session) => session,
-                        Err(SessionError::Diagnostics(d)) => {
-                            eprintln!("{}", em_manifest::render_all(&d));
-                            return Ok::<u8, CliError>(exit::USAGE);
-                        }
-                    };
-                    let output = global.output;
-                    match other {
-                        Command::List(args) => commands::list::list(&session, &args, output),
-                        Command::Info(args) => commands::list::info(&session, &args, output),
-                        Command::Plan(args) => {
-                            commands::install::plan_command(&session, &args, &common)
-                        }
-                        Command::Install(args) => {
-                            commands::install::install(&session, args, &common).await
-                        }
-                        Command::Upgrade(args) => {
-                            commands::install::upgrade(&session, args, &common).await
-                        }
-                        Command::Remove(args) => {
-                            commands::remove::remove(&session, args, &common).await
-                        }
-                        Command::Status(args) => {
-                            commands::status::status(&session, &args, output).await
-                        }
-                        Command::Validate(args) => {
-                            commands::status::validate(&session, &args, &ui).await
-                        }
-                        Command::Bom(args) => commands::bom::bom(&session, &args, &ui).await,
-                        Command::Doctor(args) => {
-                            commands::doctor::doctor(
-                                &session.config,
-                                &session.state_dir,
-                                &args,
-                                output,
-                            )
-                            .await
-                        }
-                        Command::History(args) => {
-                            commands::history::history(&session, &args, output)
-                        }
-                        _ => Err(CliError::permanent("unreachable: command dispatched above")),
-                    }
-                }
-            }
-        };
+        let work = dispatch(command, global, &context, &common, &subscribers);
         let signalled = async {
             match signals.as_mut() {
                 Some(signals) => signals.first().await,
@@ -360,7 +255,146 @@ fn run(cli: Cli) -> u8 {
     // Drops every task left (killing their children's groups) without waiting for
     // blocking-pool work such as hashing a download, which nobody needs any more.
     runtime.shutdown_background();
+    write_metrics(global, metrics, &tally, &ui);
+    write_step_summary(code, &tally, &ui);
+    code
+}
 
+/// The status-line printer the global options ask for.
+fn make_ui(global: &GlobalOptions) -> Arc<Ui> {
+    let verbosity = if global.quiet {
+        Verbosity::Quiet
+    } else if global.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let ui = Ui::detect(global.color, global.progress, verbosity);
+    Arc::new(match global.log_format {
+        LogFormat::Json => ui.json_lines(),
+        LogFormat::Text => ui,
+    })
+}
+
+/// Who hears the retry events: status lines (or JSON logs) and GitHub annotations.
+fn subscribers_for(
+    global: &GlobalOptions,
+    command: &Command,
+    ui: &Arc<Ui>,
+) -> Vec<Arc<dyn Subscriber>> {
+    let mut subscribers: Vec<Arc<dyn Subscriber>> = Vec::new();
+    match global.log_format {
+        // In JSON mode the retry events are tracing events, at INFO and up.
+        LogFormat::Json => subscribers.push(Arc::new(TracingLog)),
+        LogFormat::Text => match command {
+            Command::Retry(_) => subscribers.push(Arc::new(
+                HumanEvents::new(ui.clone()).with_label(|op| op.name.clone()),
+            )),
+            // install/upgrade/remove add their own status lines per step.
+            Command::Install(_) | Command::Upgrade(_) | Command::Remove(_) => {}
+            _ => subscribers.push(Arc::new(HumanEvents::new(ui.clone()))),
+        },
+    }
+    if let Some(annotations) = crate::github::Annotations::from_env() {
+        subscribers.push(Arc::new(annotations));
+    }
+    subscribers
+}
+
+/// The configuration the adapter commands run under (the defaults for the others);
+/// `None` when it is bad, after its diagnostics are printed (exit 2).
+fn adapter_config(global: &GlobalOptions, command: &Command) -> Option<Config> {
+    let needs_config = matches!(
+        command,
+        Command::Apt(_) | Command::Npm(_) | Command::Pip(_) | Command::Fetch(_)
+    );
+    if !needs_config {
+        return Some(Config::default());
+    }
+    match Config::load(&ConfigSources::standard(global.config.as_deref())) {
+        Ok(config) => {
+            if config.sudo == crate::config::SudoMode::Never {
+                em_exec::forbid_sudo();
+            }
+            Some(config)
+        }
+        Err(d) => {
+            eprintln!("{}", em_manifest::render_all(&d));
+            None
+        }
+    }
+}
+
+/// Runs `command`: the ones without a session here, the others after opening it.
+async fn dispatch(
+    command: Command,
+    global: &GlobalOptions,
+    context: &AdapterContext,
+    common: &Common<'_>,
+    subscribers: &[Arc<dyn Subscriber>],
+) -> Result<u8, CliError> {
+    match command {
+        Command::Retry(args) => commands::retry::run(args, subscribers).await,
+        Command::Apt(command) => commands::apt::run(command, context).await,
+        Command::Npm(command) => commands::npm::run(command, context).await,
+        Command::Pip(command) => commands::pip::run(command, context).await,
+        Command::Fetch(args) => commands::fetch::run(args, context).await,
+        Command::ShellInit(args) => commands::shell_init::run(&args),
+        Command::Completions(args) => Ok(commands::completions::run(&args, self::command())),
+        Command::Check(args) => Ok(commands::check::check(
+            &args,
+            &global.extensions_dirs,
+            &common.ui,
+        )),
+        other => {
+            let session = match Session::open(
+                &global.extensions_dirs,
+                global.config.as_deref(),
+                global.state_dir.as_deref(),
+            ) {
+                Ok(session) => session,
+                Err(SessionError::Diagnostics(d)) => {
+                    eprintln!("{}", em_manifest::render_all(&d));
+                    return Ok(exit::USAGE);
+                }
+            };
+            with_session(other, &session, common).await
+        }
+    }
+}
+
+/// Runs a command that reads the catalog, the configuration and the state.
+async fn with_session(
+    command: Command,
+    session: &Session,
+    common: &Common<'_>,
+) -> Result<u8, CliError> {
+    let output = common.output;
+    match command {
+        Command::List(args) => commands::list::list(session, &args, output),
+        Command::Info(args) => commands::list::info(session, &args, output),
+        Command::Plan(args) => commands::install::plan_command(session, &args, common),
+        Command::Install(args) => commands::install::install(session, args, common).await,
+        Command::Upgrade(args) => commands::install::upgrade(session, args, common).await,
+        Command::Remove(args) => commands::remove::remove(session, args, common).await,
+        Command::Status(args) => commands::status::status(session, &args, output).await,
+        Command::Validate(args) => commands::status::validate(session, &args, &common.ui).await,
+        Command::Bom(args) => commands::bom::bom(session, &args, &common.ui).await,
+        Command::Doctor(args) => {
+            commands::doctor::doctor(&session.config, &session.state_dir, &args, output).await
+        }
+        Command::History(args) => commands::history::history(session, &args, output),
+        _ => Err(CliError::permanent("unreachable: command dispatched above")),
+    }
+}
+
+/// `--metrics FILE`: the run's metrics, with each source's circuit state, written atomically.
+fn write_metrics(
+    global: &GlobalOptions,
+    metrics: Option<Arc<Metrics>>,
+    tally: &em_exec::SourceTally,
+    ui: &Ui,
+) {
     if let Some(metrics) = &metrics {
         for (source, counts) in tally.snapshot() {
             if let Some(open) = counts.circuit_open {
@@ -376,6 +410,10 @@ fn run(cli: Cli) -> u8 {
             None,
         );
     }
+}
+
+/// Under GitHub Actions: the run's summary appended to the step summary.
+fn write_step_summary(code: u8, tally: &em_exec::SourceTally, ui: &Ui) {
     if let Some(file) = crate::github::step_summary_file()
         && let Some(markdown) =
             crate::github::summary_markdown(&command_line(), code, &tally.snapshot())
@@ -389,7 +427,6 @@ fn run(cli: Cli) -> u8 {
             None,
         );
     }
-    code
 }
 
 /// The command line as typed, for the history and the lock holder.

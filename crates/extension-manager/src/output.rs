@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
-use em_retry::{Event, FailureClass, Operation, Subscriber, fmt_duration};
+pub use em_install::events::{HumanEvents, Tone, Verbosity, failure_text};
 
 /// `--color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -47,30 +47,6 @@ pub enum OutputFormat {
     Text,
     /// One JSON document, for machines (`| jq`).
     Json,
-}
-
-/// The colour of a status verb.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tone {
-    /// Progress (cyan).
-    Info,
-    /// Success (green).
-    Good,
-    /// A retry or repair (yellow).
-    Warn,
-    /// A failure (red).
-    Bad,
-}
-
-/// How chatty the status lines are: -q, default, -v.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
-    /// Failures only.
-    Quiet,
-    /// Every attempt that failed, every repair and delay, every result.
-    Normal,
-    /// Also every attempt as it starts.
-    Verbose,
 }
 
 /// The status-line printer of one run.
@@ -126,24 +102,6 @@ impl Live {
     }
 }
 
-/// Ends a live line when dropped (see [`Ui::task`]).
-pub struct TaskGuard<'a> {
-    ui: &'a Ui,
-    name: String,
-}
-
-impl Drop for TaskGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(live) = &self.ui.live
-            && let Ok(mut tasks) = live.tasks.lock()
-            && let Some(task) = tasks.remove(&self.name)
-        {
-            task.bar.finish_and_clear();
-            live.multi.remove(&task.bar);
-        }
-    }
-}
-
 impl Ui {
     /// Decides colour and timestamps from the flags, the environment and whether stderr is
     /// a terminal: `CI` set counts as not a terminal, even on a pseudo-terminal.
@@ -194,9 +152,8 @@ impl Ui {
     }
 
     /// Starts task `name` (an extension being installed): a live line `verb text` on a
-    /// terminal, else the status line `verb text` as always. The line ends when the guard
-    /// is dropped.
-    pub fn task(&self, name: &str, verb: &str, text: &str) -> TaskGuard<'_> {
+    /// terminal, else the status line `verb text` as always. [`Ui::task_end`] ends it.
+    pub fn task_start(&self, name: &str, verb: &str, text: &str) {
         match &self.live {
             None => self.status(verb, Tone::Info, text),
             Some(live) => {
@@ -216,9 +173,16 @@ impl Ui {
                 }
             }
         }
-        TaskGuard {
-            ui: self,
-            name: name.to_string(),
+    }
+
+    /// Ends task `name`: its live line goes (its result line, a status line, stays).
+    pub fn task_end(&self, name: &str) {
+        if let Some(live) = &self.live
+            && let Ok(mut tasks) = live.tasks.lock()
+            && let Some(task) = tasks.remove(name)
+        {
+            task.bar.finish_and_clear();
+            live.multi.remove(&task.bar);
         }
     }
 
@@ -375,156 +339,30 @@ fn shown(text: &str) -> String {
     em_exec::printable_text(&em_exec::redact_urls(text))
 }
 
-type Label = Box<dyn Fn(&Operation) -> String + Send + Sync>;
-
-/// Turns retry events into status lines:
-///
-/// ```text
-///     Retrying curl -fsSL http://127.0.0.1:8080/x: attempt 1/3 failed (transient: exit code 7); retrying in 1.1s
-///    Repairing apt install python3: dpkg --configure -a
-///       Failed curl -fsSL http://127.0.0.1:8080/x: attempt 3/3 failed (transient: exit code 7); retries exhausted
-/// ```
-pub struct HumanEvents {
-    ui: Arc<Ui>,
-    label: Label,
-    pending: Mutex<HashMap<Operation, String>>,
-}
-
-impl HumanEvents {
-    /// Reports through `ui`, naming operations by their `Display`.
-    pub fn new(ui: Arc<Ui>) -> Self {
-        HumanEvents {
-            ui,
-            label: Box::new(|op| op.to_string()),
-            pending: Mutex::new(HashMap::new()),
-        }
+/// The engine reports through the printer.
+impl em_install::events::Events for Ui {
+    fn status(&self, verb: &str, tone: Tone, message: &str) {
+        Ui::status(self, verb, tone, message);
     }
-
-    /// Names operations with `label` instead.
-    pub fn with_label(
-        mut self,
-        label: impl Fn(&Operation) -> String + Send + Sync + 'static,
-    ) -> Self {
-        self.label = Box::new(label);
-        self
+    fn error(&self, message: &str, hint: Option<&str>) {
+        Ui::error(self, message, hint);
     }
-
-    fn take_pending(&self, op: &Operation) -> Option<String> {
-        self.pending.lock().ok().and_then(|mut p| p.remove(op))
+    fn verbosity(&self) -> Verbosity {
+        Ui::verbosity(self)
     }
-}
-
-/// `attempt 1/4 failed (transient: 503 from ...)`: how a failed attempt is shown, on
-/// status lines and in CI annotations.
-pub fn failure_text(attempt: u32, max: u32, class: &FailureClass, reason: &str) -> String {
-    match class {
-        FailureClass::TimedOut(_) => format!("attempt {attempt}/{max} failed ({class})"),
-        FailureClass::Repairable(_) => {
-            format!("attempt {attempt}/{max} failed (repairable: {reason})")
-        }
-        _ => format!("attempt {attempt}/{max} failed ({class}: {reason})"),
+    fn is_live(&self) -> bool {
+        Ui::is_live(self)
     }
-}
-
-impl Subscriber for HumanEvents {
-    fn on_event(&self, event: &Event) {
-        let op = event.operation();
-        let label = (self.label)(op);
-        match event {
-            Event::AttemptStarted {
-                attempt,
-                max_attempts,
-                ..
-            } => {
-                if self.ui.verbosity() >= Verbosity::Verbose {
-                    self.ui.status(
-                        "Running",
-                        Tone::Info,
-                        &format!("{label} (attempt {attempt}/{max_attempts})"),
-                    );
-                }
-            }
-            Event::AttemptFailed {
-                attempt,
-                max_attempts,
-                class,
-                reason,
-                ..
-            } => {
-                let text = failure_text(*attempt, *max_attempts, class, reason);
-                if let FailureClass::Repairable(repair) = class
-                    && *attempt < *max_attempts
-                {
-                    self.ui.status(
-                        "Retrying",
-                        Tone::Warn,
-                        &format!("{label}: {text}; repairing with {repair}"),
-                    );
-                } else if let Ok(mut p) = self.pending.lock() {
-                    p.insert(op.clone(), text);
-                }
-            }
-            Event::Repaired {
-                repair,
-                outcome,
-                duration,
-                ..
-            } => match outcome {
-                Ok(()) => self.ui.status(
-                    "Repaired",
-                    Tone::Good,
-                    &format!("{label}: {repair} ({})", fmt_duration(*duration)),
-                ),
-                Err(e) => self.ui.status(
-                    "Repairing",
-                    Tone::Bad,
-                    &format!("{label}: {repair} failed: {e} (retrying anyway)"),
-                ),
-            },
-            Event::Sleeping {
-                next_attempt,
-                max_attempts,
-                delay,
-                why,
-                ..
-            } => {
-                let text = match self.take_pending(op) {
-                    Some(failed) => format!("{label}: {failed}; {}", why.describe(*delay)),
-                    None => format!(
-                        "{label}: attempt {next_attempt}/{max_attempts}: {}",
-                        why.describe(*delay)
-                    ),
-                };
-                self.ui.status("Retrying", Tone::Warn, &text);
-            }
-            Event::Succeeded {
-                attempt, elapsed, ..
-            } => {
-                if *attempt > 1 {
-                    self.ui.status(
-                        "Succeeded",
-                        Tone::Good,
-                        &format!(
-                            "{label} on attempt {attempt} after {} retr{} ({})",
-                            attempt - 1,
-                            if *attempt == 2 { "y" } else { "ies" },
-                            fmt_duration(*elapsed)
-                        ),
-                    );
-                } else if self.ui.verbosity() >= Verbosity::Verbose {
-                    self.ui.status("Succeeded", Tone::Good, &label);
-                }
-            }
-            Event::GaveUp {
-                reason, last_error, ..
-            } => {
-                let text = match self.take_pending(op) {
-                    Some(failed) => format!("{label}: {failed}; {reason}"),
-                    None if last_error.is_empty() => format!("{label}: {reason}"),
-                    None => format!("{label}: {last_error}; {reason}"),
-                };
-                self.ui.status("Failed", Tone::Bad, &text);
-            }
-        }
+    fn task_start(&self, name: &str, verb: &str, text: &str) {
+        Ui::task_start(self, name, verb, text);
+    }
+    fn task_step(&self, name: &str, verb: &str, text: &str) {
+        Ui::task_step(self, name, verb, text);
+    }
+    fn task_detail(&self, name: &str, detail: &str) {
+        Ui::task_detail(self, name, detail);
+    }
+    fn task_end(&self, name: &str) {
+        Ui::task_end(self, name);
     }
 }

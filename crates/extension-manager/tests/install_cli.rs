@@ -348,16 +348,15 @@ fn unknown_extensions_and_bad_manifests_are_usage_errors() {
     assert!(!s.path().join("state/state.json").exists());
 }
 
-#[test]
-fn a_third_party_repository_is_added_updated_alone_and_removed_again() {
+/// A session with fake apt tools and `downloader` (curl or wget, whose `-o`/`-O` file gets
+/// the key `KEY\n`), and the extensions dir with `thirdparty`, whose apt step has its own
+/// repository.
+fn thirdparty_session(downloader: &str, output_flag: &str) -> (Session, std::path::PathBuf) {
     let s = Session::new(
-        &["apt-get", "dpkg", "dpkg-query", "curl"],
-        r#"
-[[call]]
-tool = "curl"
-write_to_arg = "-o"
-content = "KEY\n"
-"#,
+        &["apt-get", "dpkg", "dpkg-query", downloader],
+        &format!(
+            "[[call]]\ntool = \"{downloader}\"\nwrite_to_arg = \"{output_flag}\"\ncontent = \"KEY\\n\"\n"
+        ),
     );
     let exts = s.path().join("extensions");
     fs::create_dir_all(&exts).expect("dir");
@@ -373,6 +372,12 @@ repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", component
 "#,
     )
     .expect("manifest");
+    (s, exts)
+}
+
+#[test]
+fn a_third_party_repository_is_added_updated_alone_and_removed_again() {
+    let (s, exts) = thirdparty_session("curl", "-o");
     let sources = s.path().join("sources.list.d");
     let keyrings = s.path().join("keyrings");
     let run = |args: &[&str]| {
@@ -437,6 +442,38 @@ repository = { uri = "https://127.0.0.1:9/debian", suite = "bookworm", component
             .exists()
     );
     assert!(!keyrings.join("extension-manager-thirdparty.asc").exists());
+}
+
+#[test]
+fn a_repository_key_comes_with_wget_when_curl_is_not_there() {
+    // Only fake tools on PATH: no curl at all, as on a wget-only image. The key is
+    // fetched the way downloads are, with wget, instead of failing for want of curl.
+    let (s, exts) = thirdparty_session("wget", "-O");
+    let keyrings = s.path().join("keyrings");
+    let out = s
+        .em()
+        .env("PATH", s.bin())
+        .env("EM_APT_SOURCES_DIR", s.path().join("sources.list.d"))
+        .env("EM_APT_KEYRINGS_DIR", &keyrings)
+        .arg("--extensions-dir")
+        .arg(&exts)
+        .args(["install", "thirdparty"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(keyrings.join("extension-manager-thirdparty.asc")).expect("key"),
+        "KEY\n"
+    );
+    let calls = s.calls();
+    let key = calls
+        .iter()
+        .position(|(t, _)| t == "wget")
+        .expect("wget ran");
+    assert!(
+        calls[key].1.contains("https://127.0.0.1:9/key.asc"),
+        "{calls:?}"
+    );
 }
 
 #[test]

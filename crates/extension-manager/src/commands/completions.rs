@@ -8,11 +8,11 @@ pub struct CompletionsArgs {
     shell: clap_complete::Shell,
 }
 
-/// Prints the completion script. A reader that stops early (`| head -1`) is not an error;
-/// any other write failure is (exit 1, said on stderr).
-pub fn run(args: &CompletionsArgs) -> u8 {
+/// Prints the completion script of `command` (the whole command line, which the caller
+/// passes in, so that this module does not reach back into `cli`). A reader that stops
+/// early (`| head -1`) is not an error; any other write failure is (exit 1, said on stderr).
+pub fn run(args: &CompletionsArgs, mut command: clap::Command) -> u8 {
     use std::io::Write as _;
-    let mut command = crate::cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "extension-manager", &mut script);
     let mut stdout = std::io::stdout().lock();

@@ -5,11 +5,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use em_curl::{Curl, CurlConfig};
 use em_exec::download::{DownloadRequest, Sha256};
-use em_wget::{Wget, WgetConfig};
 
 use crate::adapter_context::AdapterContext;
 use crate::adapter_context::PolicyName;
@@ -24,6 +21,15 @@ pub enum Via {
     Curl,
     /// wget
     Wget,
+}
+
+impl From<Via> for em_manifest::Via {
+    fn from(via: Via) -> Self {
+        match via {
+            Via::Curl => em_manifest::Via::Curl,
+            Via::Wget => em_manifest::Via::Wget,
+        }
+    }
 }
 
 /// `fetch`'s arguments.
@@ -101,24 +107,8 @@ pub async fn run(args: FetchArgs, context: &AdapterContext) -> Result<u8, CliErr
     request
         .validate()
         .map_err(|e| e.replace("(`allow_http = true`)", "(--allow-http)"))?;
-    let via = args.via.unwrap_or_else(|| {
-        if which::which("curl").is_ok() || which::which("wget").is_err() {
-            Via::Curl
-        } else {
-            Via::Wget
-        }
-    });
     let runner = context.runner(policy, false);
-    let landed = match via {
-        Via::Curl => match Curl::new(CurlConfig::default()) {
-            Ok(curl) => Arc::new(curl).download(&runner, &request).await,
-            Err(e) => Err(e),
-        },
-        Via::Wget => match Wget::new(WgetConfig::default()) {
-            Ok(wget) => Arc::new(wget).download(&runner, &request).await,
-            Err(e) => Err(e),
-        },
-    };
+    let landed = em_install::download::download(args.via.map(Into::into), &runner, &request).await;
     let landed = match landed {
         Ok(landed) => landed,
         Err(e) => return Ok(context.report(&e, false)),

@@ -388,16 +388,9 @@ async fn execute(
     jobs: Option<usize>,
     keep_going: bool,
 ) -> Result<u8, CliError> {
-    let ui = common.ui.clone();
     let _lock = match session
         .state_dir
-        .lock_async(lock_timeout, &common.command, |holder| {
-            ui.status(
-                "Waiting",
-                Tone::Warn,
-                &format!("for the run lock: {holder}"),
-            );
-        })
+        .lock_reporting(lock_timeout, &common.command, &*common.ui)
         .await
     {
         Ok(lock) => lock,

@@ -84,6 +84,63 @@ async fn remove_run(
     common: &Common<'_>,
 ) -> Result<u8, CliError> {
     let state = session.state()?;
+    let order = removal_order(session, &state, &args)?;
+    if args.dry_run {
+        for name in &order {
+            print_dry_run(session, &state, name);
+        }
+        return Ok(exit::OK);
+    }
+    let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
+    let _lock = match session
+        .state_dir
+        .lock_reporting(lock_timeout, &common.command, &*common.ui)
+        .await
+    {
+        Ok(lock) => lock,
+        Err(e) => {
+            common.ui.error(&e.to_string(), None);
+            if common.output == OutputFormat::Json {
+                let error = error_json(&e.to_string(), None, &[]);
+                let doc = remove_json(&common.command, e.exit_code(), &[], error);
+                println!("{}", em_exec::redact_urls(&doc.to_string()));
+            }
+            return Ok(e.exit_code());
+        }
+    };
+    let run_id = new_run_id();
+    let mut state = session.state()?;
+    let mut subscribers: Vec<Arc<dyn Subscriber>> = common.subscribers.clone();
+    subscribers.push(Arc::new(HumanEvents::new(common.ui.clone())));
+    let runner = Runner::new(session.config.policy(PolicyName::Apt)).subscribe_all(&subscribers);
+    let (removed, failed, stopped) =
+        remove_each(session, &mut state, &order, &runner, common, &run_id).await;
+    let code = match &stopped {
+        Some(e) => e.exit_code(),
+        None if failed => exit::FAILURE,
+        None => exit::OK,
+    };
+    if let Some(e) = &stopped {
+        common.ui.error(&e.to_string(), e.hint());
+    }
+    if common.output == OutputFormat::Json {
+        let error = stopped.as_ref().map_or(serde_json::Value::Null, |e| {
+            error_json(&e.to_string(), e.hint(), &[])
+        });
+        let doc = remove_json(&common.command, code, &removed, error);
+        println!("{}", em_exec::redact_urls(&doc.to_string()));
+    }
+    Ok(code)
+}
+
+/// The extensions to remove, dependents first: the named ones (each must be installed),
+/// and with `--cascade` the installed extensions that require them (else those are an
+/// error).
+fn removal_order(
+    session: &Session,
+    state: &State,
+    args: &RemoveArgs,
+) -> Result<Vec<String>, CliError> {
     let mut targets: BTreeSet<String> = BTreeSet::new();
     for name in &args.extensions {
         if !state.extensions.contains_key(name) {
@@ -120,7 +177,7 @@ async fn remove_run(
         targets.extend(dependents);
     }
     // Dependents first.
-    let order: Vec<String> = session
+    Ok(session
         .catalog
         .order(
             &targets.iter().cloned().collect::<Vec<_>>(),
@@ -132,53 +189,29 @@ async fn remove_run(
                 .filter(|n| targets.contains(n))
                 .collect()
         })
-        .unwrap_or_else(|_| targets.iter().cloned().collect());
-    if args.dry_run {
-        for name in &order {
-            print_dry_run(session, &state, name);
-        }
-        return Ok(exit::OK);
-    }
-    let ui = common.ui.clone();
-    let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
-    let _lock = match session
-        .state_dir
-        .lock_async(lock_timeout, &common.command, |holder| {
-            ui.status(
-                "Waiting",
-                Tone::Warn,
-                &format!("for the run lock: {holder}"),
-            );
-        })
-        .await
-    {
-        Ok(lock) => lock,
-        Err(e) => {
-            common.ui.error(&e.to_string(), None);
-            if common.output == OutputFormat::Json {
-                let error = error_json(&e.to_string(), None, &[]);
-                let doc = remove_json(&common.command, e.exit_code(), &[], error);
-                println!("{}", em_exec::redact_urls(&doc.to_string()));
-            }
-            return Ok(e.exit_code());
-        }
-    };
-    let run_id = new_run_id();
-    let mut state = session.state()?;
-    let mut subscribers: Vec<Arc<dyn Subscriber>> = common.subscribers.clone();
-    subscribers.push(Arc::new(HumanEvents::new(common.ui.clone())));
-    let runner = Runner::new(session.config.policy(PolicyName::Apt)).subscribe_all(&subscribers);
+        .unwrap_or_else(|_| targets.iter().cloned().collect()))
+}
+
+/// Removes each extension of `order` in turn, saving the state after each: the ones
+/// removed, whether any failed, and what stopped the run (the state could not be saved).
+async fn remove_each(
+    session: &Session,
+    state: &mut State,
+    order: &[String],
+    runner: &Runner,
+    common: &Common<'_>,
+    run_id: &str,
+) -> (Vec<String>, bool, Option<CliError>) {
     let mut failed = false;
     let mut removed = Vec::new();
     // What stopped the run (the state could not be saved): after the document, below.
     let mut stopped: Option<CliError> = None;
-    for name in &order {
+    for name in order {
         let Some(undo) = state.to_undo(name) else {
             continue;
         };
         common.ui.status("Removing", Tone::Info, name);
-        let problems = match remove_one(session, &mut state, name, undo, &runner, &common.ui).await
-        {
+        let problems = match remove_one(session, state, name, undo, runner, &common.ui).await {
             Ok(problems) => problems,
             Err(e) => {
                 stopped = Some(e);
@@ -187,7 +220,7 @@ async fn remove_run(
         };
         if problems.is_empty() {
             state.extensions.remove(name);
-            if let Err(e) = session.state_dir.save(&state) {
+            if let Err(e) = session.state_dir.save(state) {
                 stopped = Some(
                     CliError::permanent(format!("{name} was removed, but the state was not saved"))
                         .caused_by(e)
@@ -198,7 +231,7 @@ async fn remove_run(
                 break;
             }
             let _ = session.state_dir.append_history(&HistoryEntry::new(
-                &run_id,
+                run_id,
                 &common.command,
                 Some(name),
                 "removed",
@@ -209,7 +242,7 @@ async fn remove_run(
         } else {
             failed = true;
             let _ = session.state_dir.append_history(&HistoryEntry::new(
-                &run_id,
+                run_id,
                 &common.command,
                 Some(name),
                 "remove-failed",
@@ -222,22 +255,7 @@ async fn remove_run(
             );
         }
     }
-    let code = match &stopped {
-        Some(e) => e.exit_code(),
-        None if failed => exit::FAILURE,
-        None => exit::OK,
-    };
-    if let Some(e) = &stopped {
-        common.ui.error(&e.to_string(), e.hint());
-    }
-    if common.output == OutputFormat::Json {
-        let error = stopped.as_ref().map_or(serde_json::Value::Null, |e| {
-            error_json(&e.to_string(), e.hint(), &[])
-        });
-        let doc = remove_json(&common.command, code, &removed, error);
-        println!("{}", em_exec::redact_urls(&doc.to_string()));
-    }
-    Ok(code)
+    (removed, failed, stopped)
 }
 
 /// What `remove --dry-run` prints for `name`, in the order `remove` would go.

@@ -3,77 +3,13 @@
 //! operation is shown to the user.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use em_exec::{Runner, ToolError};
-use em_retry::{Backoff, CircuitBreaker, FileStore, Jitter, RetryPolicy, Subscriber};
+use em_retry::{CircuitBreaker, FileStore, RetryPolicy, Subscriber};
 
-use crate::output::{Tone, Ui, Verbosity};
+use crate::events::{Events, Tone, Verbosity};
 
-/// The kinds of operation with a retry policy of their own: the `[policy.NAME]` tables of
-/// the configuration, the defaults of the adapter commands and of manifest steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PolicyName {
-    /// apt-get install, update, remove.
-    Apt,
-    /// npm global installs.
-    Npm,
-    /// pip installs.
-    Pip,
-    /// curl and wget downloads (`fetch`, manifest `download` steps, repository keys).
-    Download,
-    /// A manifest's `run` snippets.
-    Run,
-}
-
-impl PolicyName {
-    /// Every one, in the order the documentation lists them.
-    pub const ALL: [PolicyName; 5] = [
-        PolicyName::Apt,
-        PolicyName::Npm,
-        PolicyName::Pip,
-        PolicyName::Download,
-        PolicyName::Run,
-    ];
-
-    /// The name in `[policy.NAME]`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyName::Apt => "apt",
-            PolicyName::Npm => "npm",
-            PolicyName::Pip => "pip",
-            PolicyName::Download => "download",
-            PolicyName::Run => "run",
-        }
-    }
-
-    /// The one called `name`.
-    pub fn parse(name: &str) -> Option<PolicyName> {
-        PolicyName::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-
-    /// The built-in policy (SPEC 6: each adapter command takes the policy options of
-    /// `retry`; unset ones come from the configuration, then from here).
-    pub fn default_policy(self) -> RetryPolicy {
-        let base = RetryPolicy::new(4)
-            .with_backoff(Backoff::Exponential {
-                base: Duration::from_secs(2),
-                multiplier: 2.0,
-                max: Duration::from_secs(60),
-            })
-            .with_jitter(Jitter::Equal);
-        match self {
-            // Installs can be long (maintainer scripts, native builds): a generous bound
-            // that still ends a hung tool.
-            PolicyName::Apt | PolicyName::Pip => base.with_timeout(Duration::from_secs(30 * 60)),
-            // npm gives up on an unanswered connect only after ~130 s: bound each attempt.
-            PolicyName::Npm => base.with_timeout(Duration::from_secs(10 * 60)),
-            PolicyName::Download => base.with_timeout(Duration::from_secs(15 * 60)),
-            // A snippet need not be idempotent: one attempt unless the step asks for more.
-            PolicyName::Run => RetryPolicy::once().with_timeout(Duration::from_secs(15 * 60)),
-        }
-    }
-}
+pub use crate::policy_name::PolicyName;
 
 /// Where the retry budget's records live: `budget/`, next to the state directory's
 /// `circuits/`.
@@ -84,7 +20,7 @@ pub fn budget_dir(circuits: &std::path::Path) -> std::path::PathBuf {
 /// The shared parts of an adapter command's run.
 pub struct AdapterContext {
     /// Status lines.
-    pub ui: Arc<Ui>,
+    pub ui: Arc<dyn Events>,
     /// Event subscribers (status lines, metrics, JSON logs).
     pub subscribers: Vec<Arc<dyn Subscriber>>,
     /// Where circuit records live.
@@ -160,6 +96,8 @@ impl AdapterContext {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -214,7 +214,7 @@ pub(crate) fn cut_block(text: &[u8], label: &str, added_newline: bool) -> Option
 
 /// Takes block `label` out of `path`, keeping the file's mode and owner; deletes the file
 /// when `created_file` and nothing else is left. A missing file or block is nothing to do.
-pub(crate) fn remove_block(
+pub fn remove_block(
     path: &Path,
     label: &str,
     created_file: bool,
@@ -241,13 +241,7 @@ pub(crate) fn remove_block(
 
 /// Puts the original of a replaced file back from `backup`, with its mode and owner, then
 /// deletes the backup. A missing backup is an error (the original would be lost).
-pub(crate) fn restore(
-    path: &Path,
-    backup: &Path,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-) -> Result<(), String> {
+pub fn restore(path: &Path, backup: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), String> {
     target(path, "file")?;
     let bytes = fs::read(backup).map_err(|e| {
         format!(

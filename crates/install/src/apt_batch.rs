@@ -31,7 +31,7 @@ use em_exec::{LineSink, Runner, Stream, ToolError, ToolErrorKind};
 use em_retry::Subscriber;
 use tokio::sync::{Mutex as AsyncMutex, oneshot};
 
-use crate::output::{Tone, Ui};
+use crate::events::{Events, Tone};
 
 /// How long an apt step waits for others to join it, unless `EM_APT_BATCH_WINDOW` says
 /// otherwise (a duration; tests set a long one to make merging certain).
@@ -135,7 +135,7 @@ impl AptBatcher {
         &self,
         apt: &Arc<Apt>,
         lock: &AsyncMutex<()>,
-        ui: &Ui,
+        ui: &dyn Events,
         member: Member,
     ) -> Installed {
         let owner = member.owner.clone();
@@ -193,7 +193,7 @@ impl AptBatcher {
 /// planned step with its own retries, not the repair of a failed install.
 pub async fn ensure_lists(
     apt: &Arc<Apt>,
-    ui: &Ui,
+    ui: &dyn Events,
     runner: &Runner,
     packages: &[AptPackage],
 ) -> Result<(), ToolError> {
@@ -206,7 +206,7 @@ pub async fn ensure_lists(
 /// `apt-get update`, announced with the reason it runs.
 pub async fn update_lists(
     apt: &Arc<Apt>,
-    ui: &Ui,
+    ui: &dyn Events,
     runner: &Runner,
     why: &str,
 ) -> Result<(), ToolError> {
@@ -272,7 +272,7 @@ impl Refetched {
     }
 
     /// A status line when apt retried `n` fetches itself.
-    fn report(ui: &Ui, n: u32) {
+    fn report(ui: &dyn Events, n: u32) {
         if n > 0 {
             let what = if n == 1 { "fetch" } else { "fetches" };
             ui.status(
@@ -287,7 +287,7 @@ impl Refetched {
     }
 }
 
-async fn run_batch(apt: &Arc<Apt>, ui: &Ui, mut batch: Vec<Request>, lines: LineSink) {
+async fn run_batch(apt: &Arc<Apt>, ui: &dyn Events, mut batch: Vec<Request>, lines: LineSink) {
     if batch.len() == 1 {
         let Some(request) = batch.pop() else { return };
         let runner = request.member.runner.clone().with_lines(lines);

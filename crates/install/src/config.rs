@@ -101,7 +101,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use extension_manager::config::{Config, ConfigSources, SudoMode};
+//! use em_install::config::{Config, ConfigSources, SudoMode};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let file = dir.path().join("config.toml");
@@ -112,7 +112,7 @@
 //! let config = Config::load(&sources).unwrap();
 //! assert_eq!(config.jobs, 8);
 //! assert_eq!(config.sudo, SudoMode::Never);
-//! assert_eq!(config.policy(extension_manager::adapter_context::PolicyName::Apt).max_attempts(), 6);
+//! assert_eq!(config.policy(em_install::adapter_context::PolicyName::Apt).max_attempts(), 6);
 //! assert_eq!(config.lock_timeout, Duration::from_secs(600)); // the default
 //! ```
 
@@ -128,7 +128,7 @@ use em_manifest::{Diagnostic, SourceFile, Span, StepRetry};
 use em_retry::{PolicyError, RetryPolicy, fmt_duration};
 use toml::de::{DeTable, DeValue};
 
-use crate::adapter_context::PolicyName;
+use crate::policy_name::PolicyName;
 
 /// The machine's configuration file.
 pub const SYSTEM_FILE: &str = "/etc/extension-manager/config.toml";

@@ -1,0 +1,215 @@
+//! `apt` steps: what dpkg lacked is recorded first, the install joins the run's batch (or
+//! runs alone after its own repository), what it pulled in is recorded, and what is not
+//! there after a failure is dropped again.
+
+use super::*;
+
+/// An `apt` step: its repository first when it has one (then it runs alone), else it
+/// joins the run's batch of apt installs; the packages dpkg lacked are recorded first.
+pub(super) async fn install_apt(
+    run: StepRun<'_>,
+    record: &mut InstalledExtension,
+    apt_step: &em_manifest::AptStep,
+) -> Result<StepDone, StepError> {
+    let StepRun {
+        ctx,
+        name,
+        step,
+        log,
+        recorder,
+        slot,
+        index,
+        ..
+    } = run;
+    let packages = apt_step
+        .packages
+        .iter()
+        .map(|p| AptPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let runner = runner_for(
+        ctx,
+        ctx.settings.policy(PolicyName::Apt),
+        step,
+        log,
+        recorder.clone(),
+    )?;
+    let apt = apt_adapter(ctx)?;
+    // A step with its own repository runs alone: its source is added and updated
+    // first. The others join the run's batch of apt installs (see apt_batch).
+    let update_runner = runner_for(
+        ctx,
+        ctx.settings.policy(PolicyName::Apt),
+        step,
+        log,
+        recorder.clone(),
+    )?;
+    let one_at_a_time = match apt_step.repository {
+        Some(_) => {
+            // Waiting for the lock is not work: let another extension start.
+            slot.release();
+            let held = ctx.tools.apt_lock.lock().await;
+            slot.reclaim().await;
+            Some(held)
+        }
+        None => None,
+    };
+    if let Some(repository) = &apt_step.repository {
+        // Read before the new source's own update makes the lists look fresh.
+        let stale = apt.lists_need_update();
+        let downloads = runner_for(
+            ctx,
+            ctx.settings.policy(PolicyName::Download),
+            step,
+            log,
+            Arc::new(StepRecorder::default()),
+        )?;
+        add_repository(
+            ctx,
+            name,
+            record,
+            &apt,
+            &runner,
+            &downloads,
+            repository,
+            apt_step.allow_http,
+            index,
+        )
+        .await?;
+        if let Some(why) = stale {
+            crate::apt_batch::update_lists(&apt, &*ctx.ui, &update_runner, &why).await?;
+        }
+    }
+    let fresh = absent_apt_packages(ctx, &apt, &packages, log).await;
+    for p in &packages {
+        push_new(&mut record.uses.apt, p.name().to_string());
+    }
+    for p in &fresh {
+        push_new(&mut record.added.apt, p.name().to_string());
+    }
+    save_step(ctx, name, record, index).await;
+    let installed = match one_at_a_time {
+        Some(_held) => {
+            match crate::apt_batch::ensure_lists(&apt, &*ctx.ui, &update_runner, &packages).await {
+                Ok(()) => crate::apt_batch::install_measured(&apt, &runner, &packages).await,
+                Err(e) => crate::apt_batch::Installed {
+                    result: Err(e),
+                    pulled_in: Ok(BTreeSet::new()),
+                },
+            }
+        }
+        None => {
+            let member = crate::apt_batch::Member {
+                owner: name.to_string(),
+                packages: packages.clone(),
+                runner,
+                update: update_runner,
+                recorder,
+                lines: log.sink(),
+            };
+            // The batch runs for everyone who joined; waiting for it is not work.
+            slot.release();
+            let result = ctx
+                .tools
+                .apt_batch
+                .install(&apt, &ctx.tools.apt_lock, &*ctx.ui, member)
+                .await;
+            slot.reclaim().await;
+            result
+        }
+    };
+    record_pulled_in(ctx, &installed.pulled_in, &mut record.added, log);
+    if let Err(e) = installed.result {
+        forget_absent_apt(&apt, &fresh, &mut record.added).await;
+        save_step(ctx, name, record, index).await;
+        return Err(e.into());
+    }
+    save_step(ctx, name, record, index).await;
+    Ok(StepDone::Ran)
+}
+
+/// Where third-party apt sources and their keys go (overridable for tests).
+pub(super) fn apt_etc_dirs() -> (PathBuf, PathBuf) {
+    let dir = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    (
+        dir("EM_APT_SOURCES_DIR", "/etc/apt/sources.list.d"),
+        dir("EM_APT_KEYRINGS_DIR", "/etc/apt/keyrings"),
+    )
+}
+
+/// The named packages of an apt step that dpkg positively says are absent: what the step
+/// may add. When dpkg's status cannot be read, none is counted as added (a package the user
+/// had must never be removed by `remove`); the log and the terminal say so.
+pub(super) async fn absent_apt_packages(
+    ctx: &Context,
+    apt: &Apt,
+    packages: &[AptPackage],
+    log: &Log,
+) -> Vec<AptPackage> {
+    match apt.inventory().await {
+        Ok(before) => packages
+            .iter()
+            .filter(|p| !before.contains_name(p.name()))
+            .cloned()
+            .collect(),
+        Err(e) => {
+            unknown_state(ctx, log, &format!("dpkg's status is unknown ({e})"));
+            Vec::new()
+        }
+    }
+}
+
+/// Records the packages an apt install pulled in as the step's dependencies.
+pub(super) fn record_pulled_in(
+    ctx: &Context,
+    pulled_in: &Result<BTreeSet<String>, String>,
+    added: &mut Added,
+    log: &Log,
+) {
+    match pulled_in {
+        Ok(packages) => {
+            for p in packages {
+                if !added.apt.contains(p) {
+                    push_new(&mut added.apt_deps, p.clone());
+                }
+            }
+        }
+        Err(e) => unknown_state(
+            ctx,
+            log,
+            &format!("the packages apt pulled in are unknown ({e})"),
+        ),
+    }
+}
+
+/// After a failed install: forgets the named packages dpkg says are still absent (kept
+/// when dpkg cannot tell: `remove` then tries them, which is harmless).
+pub(super) async fn forget_absent_apt(apt: &Apt, fresh: &[AptPackage], added: &mut Added) {
+    if let Ok(now) = apt.inventory().await {
+        for p in fresh.iter().filter(|p| !now.contains_name(p.name())) {
+            added.apt.retain(|n| n != p.name());
+        }
+    }
+}
+
+pub(super) fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
+    let mut slot = ctx
+        .tools
+        .apt
+        .lock()
+        .map_err(|_| "apt adapter lock poisoned".to_string())?;
+    if let Some(apt) = slot.as_ref() {
+        return Ok(apt.clone());
+    }
+    let apt = Arc::new(Apt::new(AptConfig {
+        mirrors: ctx.settings.apt_mirrors.clone(),
+        update_max_age: ctx.settings.apt_update_max_age,
+        status_lines: ctx.ui.is_live(),
+        ..AptConfig::default()
+    })?);
+    *slot = Some(apt.clone());
+    Ok(apt)
+}
