@@ -103,6 +103,8 @@ enum Command {
     Plan(commands::install::PlanArgs),
     /// Install extensions (and what they require)
     Install(commands::install::InstallArgs),
+    /// Resolve exact versions and hashes into extensions.lock (install --locked installs them)
+    Lock(commands::lock::LockArgs),
     /// Remove extensions: undo what their install added, and nothing another one needs
     Remove(commands::remove::RemoveArgs),
     /// Reinstall the installed extensions whose manifest changed
@@ -303,6 +305,7 @@ fn run(cli: Cli) -> u8 {
                         Command::Install(args) => {
                             commands::install::install(&session, args, &common).await
                         }
+                        Command::Lock(args) => commands::lock::lock(&session, &args, &ui).await,
                         Command::Upgrade(args) => {
                             commands::install::upgrade(&session, args, &common).await
                         }

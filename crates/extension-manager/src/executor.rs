@@ -70,6 +70,8 @@ pub struct RunSettings {
     /// The hosts preflight found not to resolve (`requirements.domains`, with
     /// `--keep-going`): a download source on one of them is not tried.
     pub unresolved_hosts: std::collections::BTreeSet<String>,
+    /// `--locked`: the hashed pip sets by (extension, step index), from the plan.
+    pub pinned_pip: BTreeMap<(String, usize), Vec<em_pip::HashedRequirement>>,
 }
 
 impl RunSettings {
@@ -1107,7 +1109,11 @@ async fn run_step(
                 }
             }
             save_step(ctx, name, record, index).await;
-            if let Err(e) = pip.install(&runner, &requirements).await {
+            let installed = match ctx.settings.pinned_pip.get(&(name.to_string(), index)) {
+                Some(hashed) => pip.install_hashed(&runner, hashed).await,
+                None => pip.install(&runner, &requirements).await,
+            };
+            if let Err(e) = installed {
                 if let Some(v) = &venv
                     && !v.join("pyvenv.cfg").exists()
                 {

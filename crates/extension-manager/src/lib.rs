@@ -23,6 +23,7 @@ pub mod executor;
 pub mod exit;
 mod file_steps;
 pub mod github;
+pub mod locked;
 pub mod output;
 pub mod plan;
 pub mod policy_options;

@@ -76,12 +76,15 @@
 //! ```
 
 mod classify;
+mod locked;
 mod probe;
 mod requirement;
+pub mod resolve;
 
 pub use classify::{
     ClassifyContext, PipRepair, ProbeResult, ambiguous_project, classify, index_in,
 };
+pub use locked::HashedRequirement;
 pub use probe::{pip_default_index, probe_index, project_url};
 pub use requirement::{PipRequirement, normalize_name};
 

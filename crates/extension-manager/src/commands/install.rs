@@ -74,6 +74,12 @@ pub struct InstallArgs {
     /// How long to wait for another run's lock [default: 10m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     lock_timeout: Option<Duration>,
+    /// Install exactly what the lock file holds (see `lock`); refuse when it does not match
+    #[arg(long)]
+    locked: bool,
+    /// The lock file of --locked
+    #[arg(long, value_name = "FILE", default_value = em_lock::FILE_NAME)]
+    lock_file: PathBuf,
 }
 
 /// `upgrade`'s arguments.
@@ -104,9 +110,16 @@ pub struct PlanArgs {
     /// Plan as `--force` would
     #[arg(long)]
     force: bool,
-    /// Exit 1 when there is work to do (a drift check for CI)
+    /// Exit 1 when there is work to do (a drift check for CI); with --locked, also when
+    /// the extensions drifted from the lock file
     #[arg(long)]
     exit_code: bool,
+    /// Compare with the lock file: a changed manifest or option is drift
+    #[arg(long)]
+    locked: bool,
+    /// The lock file of --locked
+    #[arg(long, value_name = "FILE", default_value = em_lock::FILE_NAME)]
+    lock_file: PathBuf,
 }
 
 /// What `install` and friends share from the command line.
@@ -167,7 +180,23 @@ pub fn plan_command(
     let names = args.selection.resolve(session)?;
     let plan = make_plan(session, &names, &args.sets, args.force)?;
     print_plan(&plan, common.output);
-    let work = plan.entries.iter().any(|e| e.action.is_work());
+    let mut work = plan.entries.iter().any(|e| e.action.is_work());
+    if args.locked {
+        let lock = crate::locked::read(&args.lock_file)?;
+        let drifted = crate::locked::drift(&plan, &lock);
+        for (name, why) in &drifted {
+            common.ui.status(
+                "Drifted",
+                Tone::Warn,
+                &format!(
+                    "{name}: {} (from {})",
+                    why.join("; "),
+                    args.lock_file.display()
+                ),
+            );
+        }
+        work |= !drifted.is_empty();
+    }
     Ok(if args.exit_code && work {
         exit::FAILURE
     } else {
@@ -318,13 +347,29 @@ async fn install_run(
         return Ok(exit::OK);
     }
     // Validate everything the user typed before waiting for anybody's lock.
-    make_plan(session, &names, &args.sets, args.force)?;
+    let mut first = make_plan(session, &names, &args.sets, args.force)?;
+    let lock = match args.locked {
+        true => {
+            let lock = crate::locked::read(&args.lock_file)?;
+            crate::locked::pin(&mut first, &lock, &args.lock_file)?;
+            crate::locked::check_offered(&first, &lock, session.config.registries.npm.as_deref())
+                .await?;
+            Some(lock)
+        }
+        false => None,
+    };
     let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
     execute(
         session,
         common,
         lock_timeout,
-        |session| make_plan(session, &names, &args.sets, args.force),
+        |session| {
+            let mut plan = make_plan(session, &names, &args.sets, args.force)?;
+            if let Some(lock) = &lock {
+                crate::locked::pin(&mut plan, lock, &args.lock_file)?;
+            }
+            Ok(plan)
+        },
         args.jobs,
         args.keep_going,
     )
@@ -470,6 +515,7 @@ async fn execute(
         tally: common.tally.clone(),
         host: Arch::host(),
         unresolved_hosts: findings.unresolved,
+        pinned_pip: plan.pinned_pip.clone(),
     };
     let report = executor::run(
         plan,
