@@ -73,6 +73,12 @@ pub fn pin(plan: &mut Plan, lock: &LockFile, lock_path: &Path) -> Result<(), Cli
         for (index, step) in entry.manifest.install_mut().iter_mut().enumerate() {
             pin_step(&name, index, &mut step.action, locked, &mut plan.pinned_pip)?;
         }
+        // What `plan` and `install --dry-run` show: the pinned steps.
+        for planned in &mut entry.steps {
+            if let Some(step) = entry.manifest.install.get(planned.index) {
+                planned.summary = step.action.summary();
+            }
+        }
     }
     Ok(())
 }

@@ -206,3 +206,88 @@ fn a_bad_lock_file_is_exit_2_with_its_position() {
     assert!(err.contains("hint:"), "{err}");
     assert!(s.calls().is_empty(), "nothing ran: {:?}", s.calls());
 }
+
+/// A session with one download extension, `files`, whose URL serves "hello\n" once (the
+/// lock) and "HELLO\n" from then on.
+fn download_session() -> (Session, String) {
+    let s = Session::new(
+        &["apt-get", "apt-cache", "npm", "python3", "curl"],
+        &format!(
+            "{}\n[[call]]\ntool = \"curl\"\ntimes = 1\nwrite_to_arg = \"-o\"\ncontent = \"hello\\n\"\n\n[[call]]\ntool = \"curl\"\nwrite_to_arg = \"-o\"\ncontent = \"HELLO\\n\"\n",
+            scenario()
+        ),
+    );
+    let exts = s.path().join("exts");
+    fs::create_dir_all(&exts).expect("exts");
+    fs::write(exts.join("tools.toml"), MANIFEST).expect("manifest");
+    fs::write(
+        exts.join("files.toml"),
+        format!(
+            "[extension]\nname = \"files\"\nversion = \"1.0.0\"\ndescription = \"test\"\ncategory = \"test\"\n\n[[install]]\ndownload = \"https://127.0.0.1:9/latest/tool.txt\"\nto = \"{}\"\n\n[[validate]]\nrun = \"true\"\n",
+            s.path().join("out/tool.txt").display()
+        ),
+    )
+    .expect("files manifest");
+    (s, exts.display().to_string())
+}
+
+#[test]
+fn a_download_is_locked_by_sha256_and_size_and_other_bytes_are_refused() {
+    let (s, exts) = download_session();
+    assert_eq!(run(&s, &exts, &["lock", "tools"]).status.code(), Some(0));
+    let out = run(&s, &exts, &["lock", "files"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = fs::read_to_string(s.path().join("extensions.lock")).expect("lock");
+    // sha256 of "hello\n".
+    assert!(
+        text.contains("[extensions.files.steps.download]\nurl = \"https://127.0.0.1:9/latest/tool.txt\"\nsha256 = \"5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03\"\nsize = 6\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[extensions.tools]"),
+        "locking files kept tools: {text}"
+    );
+    let out = run(&s, &exts, &["install", "--locked", "files"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checksum mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !s.path().join("out/tool.txt").exists(),
+        "other bytes never land"
+    );
+}
+
+#[test]
+fn a_failing_resolver_writes_no_lock() {
+    let s = Session::new(
+        &["apt-get", "apt-cache", "npm", "python3"],
+        "[[call]]\ntool = \"npm\"\nmatch = \"^view\"\nexit = 1\nstderr = \"npm error code E404\\n\"\n",
+    );
+    let exts = s.path().join("exts");
+    fs::create_dir_all(&exts).expect("exts");
+    fs::write(exts.join("tools.toml"), MANIFEST).expect("manifest");
+    let out = run(&s, &exts.display().to_string(), &["lock", "tools"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tools: step "), "{}", stderr(&out));
+    assert!(!s.path().join("extensions.lock").exists());
+    let names: Vec<_> = fs::read_dir(s.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("extensions.lock"))
+        .collect();
+    assert!(names.is_empty(), "no temporary lock left: {names:?}");
+}
+
+#[test]
+fn install_locked_dry_run_shows_the_pinned_steps_and_runs_nothing() {
+    let (s, exts) = session();
+    assert_eq!(run(&s, &exts, &["lock", "tools"]).status.code(), Some(0));
+    let before = s.calls().len();
+    let out = run(&s, &exts, &["install", "--locked", "--dry-run", "tools"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    insta::assert_snapshot!(common::stdout(&out));
+    assert_eq!(s.calls().len(), before, "a dry run asks no tool");
+}

@@ -341,23 +341,25 @@ async fn install_run(
     common: &Common<'_>,
 ) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
-    if args.dry_run {
-        let plan = make_plan(session, &names, &args.sets, args.force)?;
-        print_plan(&plan, common.output);
-        return Ok(exit::OK);
-    }
     // Validate everything the user typed before waiting for anybody's lock.
     let mut first = make_plan(session, &names, &args.sets, args.force)?;
     let lock = match args.locked {
         true => {
             let lock = crate::locked::read(&args.lock_file)?;
             crate::locked::pin(&mut first, &lock, &args.lock_file)?;
-            crate::locked::check_offered(&first, &lock, session.config.registries.npm.as_deref())
-                .await?;
             Some(lock)
         }
         false => None,
     };
+    if args.dry_run {
+        // With --locked: the pinned plan, steps showing the locked versions.
+        print_plan(&first, common.output);
+        return Ok(exit::OK);
+    }
+    if let Some(lock) = &lock {
+        crate::locked::check_offered(&first, lock, session.config.registries.npm.as_deref())
+            .await?;
+    }
     let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
     execute(
         session,
