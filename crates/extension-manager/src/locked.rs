@@ -71,6 +71,10 @@ pub fn pin(plan: &mut Plan, lock: &LockFile, lock_path: &Path) -> Result<(), Cli
         let name = entry.manifest.name().to_string();
         let locked = &lock.extensions[&name];
         for (index, step) in entry.manifest.install_mut().iter_mut().enumerate() {
+            // A step for another architecture is skipped by the run, and was by `lock`.
+            if !step.runs_on(em_manifest::Arch::host()) {
+                continue;
+            }
             pin_step(&name, index, &mut step.action, locked, &mut plan.pinned_pip)?;
         }
         // What `plan` and `install --dry-run` show: the pinned steps.

@@ -47,7 +47,7 @@ stdout = '{{"version":"1","install":[{{"metadata":{{"name":"black","version":"24
     )
 }
 
-const MANIFEST: &str = "[extension]\nname = \"tools\"\nversion = \"1.0.0\"\ndescription = \"test\"\ncategory = \"test\"\n\n[extension.options.flavour]\ndefault = \"plain\"\n\n[[install]]\napt = [\"em-tool\"]\n\n[[install]]\nnpm = [\"typescript@latest\"]\n\n[[install]]\npip = [\"black\"]\n\n[[install]]\nrun = \"true\"\n\n[[validate]]\nrun = \"true\"\n";
+const MANIFEST: &str = "[extension]\nname = \"tools\"\nversion = \"1.0.0\"\ndescription = \"test\"\ncategory = \"test\"\n\n[extension.options.flavour]\ndefault = \"plain\"\n\n[[install]]\napt = [\"em-tool\"]\n\n[[install]]\nnpm = [\"typescript@latest\"]\n\n[[install]]\npip = [\"black\"]\n\n[[install]]\nrun = \"true\"\n\n[[install]]\nnpm = [\"only-elsewhere@1\"]\narch = [\"s390x\"]\n\n[[validate]]\nrun = \"true\"\n";
 
 fn session() -> (Session, String) {
     let s = Session::new(&["apt-get", "apt-cache", "npm", "python3"], &scenario());
