@@ -159,6 +159,25 @@ fn plan_locked_exit_code_reports_drift() {
     let same = run(&s, &exts, &["plan", "--locked", "tools"]);
     assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
     assert!(!stderr(&same).contains("Drifted"), "{}", stderr(&same));
+    let json = run(
+        &s,
+        &exts,
+        &[
+            "--output",
+            "json",
+            "plan",
+            "--locked",
+            "--set",
+            "tools.flavour=spicy",
+            "tools",
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    assert_eq!(
+        doc["drift"],
+        serde_json::json!([{ "name": "tools", "reasons": ["option `flavour` is \"plain\" in the lock, \"spicy\" now"] }])
+    );
+    assert_eq!(doc["plan"][0]["name"], "tools");
     let option = run(
         &s,
         &exts,
@@ -290,4 +309,27 @@ fn install_locked_dry_run_shows_the_pinned_steps_and_runs_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     insta::assert_snapshot!(common::stdout(&out));
     assert_eq!(s.calls().len(), before, "a dry run asks no tool");
+}
+
+#[test]
+fn a_package_of_a_repository_not_added_yet_says_so() {
+    let s = Session::new(
+        &["apt-get", "apt-cache"],
+        "[[call]]\ntool = \"apt-get\"\nmatch = \"--simulate\"\nexit = 100\nstderr = \"E: Unable to locate package em-third\\n\"\n",
+    );
+    let exts = s.path().join("exts");
+    fs::create_dir_all(&exts).expect("exts");
+    fs::write(
+        exts.join("third.toml"),
+        "[extension]\nname = \"third\"\nversion = \"1.0.0\"\ndescription = \"test\"\ncategory = \"test\"\n\n[[install]]\napt = [\"em-third\"]\nrepository = { uri = \"https://127.0.0.1:9/deb\", suite = \"stable\", components = [\"main\"], key = \"https://127.0.0.1:9/key.asc\" }\n\n[[validate]]\nrun = \"true\"\n",
+    )
+    .expect("manifest");
+    let out = run(&s, &exts.display().to_string(), &["lock", "third"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Unable to locate package em-third"), "{err}");
+    assert!(
+        err.contains("the step's repository (https://127.0.0.1:9/deb) is not among this machine's apt sources yet"),
+        "{err}"
+    );
 }

@@ -179,11 +179,25 @@ pub fn plan_command(
 ) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
     let plan = make_plan(session, &names, &args.sets, args.force)?;
-    print_plan(&plan, common.output);
     let mut work = plan.entries.iter().any(|e| e.action.is_work());
+    if !args.locked {
+        print_plan(&plan, common.output);
+    }
     if args.locked {
         let lock = crate::locked::read(&args.lock_file)?;
         let drifted = crate::locked::drift(&plan, &lock);
+        if common.output == OutputFormat::Json {
+            // The plan's document, plus `drift`: [{name, reasons}] (empty: none).
+            let mut doc: serde_json::Value =
+                serde_json::from_str(&plan_text(&plan, common.output)).unwrap_or_default();
+            doc["drift"] = drifted
+                .iter()
+                .map(|(name, why)| serde_json::json!({ "name": name, "reasons": why }))
+                .collect();
+            println!("{}", em_exec::redact_urls(&doc.to_string()));
+        } else {
+            print_plan(&plan, common.output);
+        }
         for (name, why) in &drifted {
             common.ui.status(
                 "Drifted",

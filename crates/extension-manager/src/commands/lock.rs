@@ -117,7 +117,15 @@ async fn lock_step(session: &Session, action: &Step) -> Result<Option<Locked>, S
                 Path::new("apt-cache"),
                 &words(&apt.packages),
             )
-            .await?;
+            .await
+            .map_err(|e| match &apt.repository {
+                // Its packages come from a source the install adds: not in the lists yet.
+                Some(r) => format!(
+                    "{e}\nhint: the step's repository ({}) is not among this machine's apt sources yet: lock after installing the extension once, or on a machine that has it",
+                    r.uri.value
+                ),
+                None => e,
+            })?;
             let packages = debs
                 .into_iter()
                 .map(|d| {
