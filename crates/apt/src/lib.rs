@@ -110,6 +110,7 @@
 mod classify;
 mod inventory;
 mod package;
+pub mod resolve;
 mod sources;
 
 pub use classify::{AptRepair, ClassifyContext, classify};

@@ -103,6 +103,8 @@ enum Command {
     Plan(commands::install::PlanArgs),
     /// Install extensions (and what they require)
     Install(commands::install::InstallArgs),
+    /// Resolve exact versions and hashes into extensions.lock (install --locked installs them)
+    Lock(commands::lock::LockArgs),
     /// Remove extensions: undo what their install added, and nothing another one needs
     Remove(commands::remove::RemoveArgs),
     /// Reinstall the installed extensions whose manifest changed
@@ -375,6 +377,7 @@ async fn with_session(
         Command::Info(args) => commands::list::info(session, &args, output),
         Command::Plan(args) => commands::install::plan_command(session, &args, common),
         Command::Install(args) => commands::install::install(session, args, common).await,
+        Command::Lock(args) => commands::lock::lock(session, &args, &common.ui).await,
         Command::Upgrade(args) => commands::install::upgrade(session, args, common).await,
         Command::Remove(args) => commands::remove::remove(session, args, common).await,
         Command::Status(args) => commands::status::status(session, &args, output).await,

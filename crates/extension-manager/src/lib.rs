@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod github;
+pub mod locked;
 pub mod output;
 pub mod policy_options;
 pub mod session;

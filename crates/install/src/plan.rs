@@ -142,6 +142,9 @@ impl PlanEntry {
 pub struct Plan {
     /// The extensions, dependencies first.
     pub entries: Vec<PlanEntry>,
+    /// `--locked`: per (extension, step index), the hashed set a pip step installs with
+    /// `--require-hashes` (see `locked::pin`).
+    pub pinned_pip: BTreeMap<(String, usize), Vec<em_pip::HashedRequirement>>,
 }
 
 /// `--set EXT.OPTION=VALUE`, parsed.
@@ -318,7 +321,10 @@ pub fn plan(
             waits_for,
         });
     }
-    Ok(Plan { entries })
+    Ok(Plan {
+        entries,
+        ..Plan::default()
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,13 @@ impl Deref for ResolvedManifest {
 }
 
 impl ResolvedManifest {
+    /// The steps, to rewrite in place: `install --locked` pins each package step to the
+    /// exact versions of the lock file. The sha256 and the values stay those of the file
+    /// and the options (what the lock is compared against).
+    pub fn install_mut(&mut self) -> &mut Vec<crate::InstallStep> {
+        &mut self.manifest.install
+    }
+
     /// The substituted manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

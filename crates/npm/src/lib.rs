@@ -86,6 +86,7 @@
 
 mod classify;
 mod package;
+pub mod resolve;
 
 pub use classify::{NpmRepair, classify, error_code, stale_temp_in};
 pub use package::NpmPackage;

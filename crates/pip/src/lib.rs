@@ -76,12 +76,15 @@
 //! ```
 
 mod classify;
+mod locked;
 mod probe;
 mod requirement;
+pub mod resolve;
 
 pub use classify::{
     ClassifyContext, PipRepair, ProbeResult, ambiguous_project, classify, index_in,
 };
+pub use locked::HashedRequirement;
 pub use probe::{pip_default_index, probe_index, project_url};
 pub use requirement::{PipRequirement, normalize_name};
 
@@ -296,6 +299,18 @@ impl Pip {
         let operation = Operation::new("pip", format!("install {}", words.join(" ")));
         require_items(&operation, requirements.len(), "requirement", "install")?;
         self.ensure_venv(runner).await?;
+        let words: Vec<std::ffi::OsString> = words.into_iter().map(Into::into).collect();
+        self.install_over_indexes(runner, operation, &words).await
+    }
+
+    /// `pip install [our flags] ARGS` from the index, then each mirror (`install` and
+    /// `install_hashed` differ only in `args`).
+    pub(crate) async fn install_over_indexes(
+        self: &Arc<Self>,
+        runner: &Runner,
+        operation: Operation,
+        args: &[std::ffi::OsString],
+    ) -> Result<(), ToolError> {
         let sources = INDEX.chain(self.config.index_url.as_deref(), &self.config.mirrors);
         let socket_timeout = self.socket_timeout(runner.policy().timeout());
         install_from(self, runner, operation, &sources, |index: &Source| {
@@ -314,7 +329,7 @@ impl Pip {
             if self.config.user {
                 cmd = cmd.arg("--user");
             }
-            cmd.args(&words)
+            cmd.args(args)
         })
         .await
     }

@@ -74,6 +74,12 @@ pub struct InstallArgs {
     /// How long to wait for another run's lock [default: 10m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     lock_timeout: Option<Duration>,
+    /// Install exactly what the lock file holds (see `lock`); refuse when it does not match
+    #[arg(long)]
+    locked: bool,
+    /// The lock file of --locked
+    #[arg(long, value_name = "FILE", default_value = em_lock::FILE_NAME)]
+    lock_file: PathBuf,
 }
 
 /// `upgrade`'s arguments.
@@ -104,9 +110,16 @@ pub struct PlanArgs {
     /// Plan as `--force` would
     #[arg(long)]
     force: bool,
-    /// Exit 1 when there is work to do (a drift check for CI)
+    /// Exit 1 when there is work to do (a drift check for CI); with --locked, also when
+    /// the extensions drifted from the lock file
     #[arg(long)]
     exit_code: bool,
+    /// Compare with the lock file: a changed manifest or option is drift
+    #[arg(long)]
+    locked: bool,
+    /// The lock file of --locked
+    #[arg(long, value_name = "FILE", default_value = em_lock::FILE_NAME)]
+    lock_file: PathBuf,
 }
 
 /// What `install` and friends share from the command line.
@@ -166,8 +179,38 @@ pub fn plan_command(
 ) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
     let plan = make_plan(session, &names, &args.sets, args.force)?;
-    print_plan(&plan, common.output);
-    let work = plan.entries.iter().any(|e| e.action.is_work());
+    let mut work = plan.entries.iter().any(|e| e.action.is_work());
+    if !args.locked {
+        print_plan(&plan, common.output);
+    }
+    if args.locked {
+        let lock = crate::locked::read(&args.lock_file)?;
+        let drifted = crate::locked::drift(&plan, &lock);
+        if common.output == OutputFormat::Json {
+            // The plan's document, plus `drift`: [{name, reasons}] (empty: none).
+            let mut doc: serde_json::Value =
+                serde_json::from_str(&plan_text(&plan, common.output)).unwrap_or_default();
+            doc["drift"] = drifted
+                .iter()
+                .map(|(name, why)| serde_json::json!({ "name": name, "reasons": why }))
+                .collect();
+            println!("{}", em_exec::redact_urls(&doc.to_string()));
+        } else {
+            print_plan(&plan, common.output);
+        }
+        for (name, why) in &drifted {
+            common.ui.status(
+                "Drifted",
+                Tone::Warn,
+                &format!(
+                    "{name}: {} (from {})",
+                    why.join("; "),
+                    args.lock_file.display()
+                ),
+            );
+        }
+        work |= !drifted.is_empty();
+    }
     Ok(if args.exit_code && work {
         exit::FAILURE
     } else {
@@ -312,19 +355,37 @@ async fn install_run(
     common: &Common<'_>,
 ) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
+    // Validate everything the user typed before waiting for anybody's lock.
+    let mut first = make_plan(session, &names, &args.sets, args.force)?;
+    let lock = match args.locked {
+        true => {
+            let lock = crate::locked::read(&args.lock_file)?;
+            crate::locked::pin(&mut first, &lock, &args.lock_file)?;
+            Some(lock)
+        }
+        false => None,
+    };
     if args.dry_run {
-        let plan = make_plan(session, &names, &args.sets, args.force)?;
-        print_plan(&plan, common.output);
+        // With --locked: the pinned plan, steps showing the locked versions.
+        print_plan(&first, common.output);
         return Ok(exit::OK);
     }
-    // Validate everything the user typed before waiting for anybody's lock.
-    make_plan(session, &names, &args.sets, args.force)?;
+    if let Some(lock) = &lock {
+        crate::locked::check_offered(&first, lock, session.config.registries.npm.as_deref())
+            .await?;
+    }
     let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
     execute(
         session,
         common,
         lock_timeout,
-        |session| make_plan(session, &names, &args.sets, args.force),
+        |session| {
+            let mut plan = make_plan(session, &names, &args.sets, args.force)?;
+            if let Some(lock) = &lock {
+                crate::locked::pin(&mut plan, lock, &args.lock_file)?;
+            }
+            Ok(plan)
+        },
         args.jobs,
         args.keep_going,
     )
@@ -463,6 +524,7 @@ async fn execute(
         tally: common.tally.clone(),
         host: Arch::host(),
         unresolved_hosts: findings.unresolved,
+        pinned_pip: plan.pinned_pip.clone(),
     };
     let report = executor::run(
         plan,

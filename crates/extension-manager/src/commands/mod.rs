@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod history;
 pub mod install;
 pub mod list;
+pub mod lock;
 pub mod npm;
 pub mod pip;
 pub mod remove;

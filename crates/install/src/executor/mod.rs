@@ -88,6 +88,8 @@ pub struct RunSettings {
     /// The hosts preflight found not to resolve (`requirements.domains`, with
     /// `--keep-going`): a download source on one of them is not tried.
     pub unresolved_hosts: std::collections::BTreeSet<String>,
+    /// `--locked`: the hashed pip sets by (extension, step index), from the plan.
+    pub pinned_pip: BTreeMap<(String, usize), Vec<em_pip::HashedRequirement>>,
 }
 
 impl RunSettings {

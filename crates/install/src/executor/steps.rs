@@ -299,7 +299,11 @@ pub(super) async fn install_pip(
         }
     }
     save_step(ctx, name, record, index).await;
-    if let Err(e) = pip.install(&runner, &requirements).await {
+    let installed = match ctx.settings.pinned_pip.get(&(name.to_string(), index)) {
+        Some(hashed) => pip.install_hashed(&runner, hashed).await,
+        None => pip.install(&runner, &requirements).await,
+    };
+    if let Err(e) = installed {
         if let Some(v) = &venv
             && !v.join("pyvenv.cfg").exists()
         {
