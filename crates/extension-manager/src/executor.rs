@@ -6,6 +6,9 @@
 //! repairs and delays are recorded for the report; every tool's output goes to the
 //! extension's log file.
 
+#[path = "lang_steps.rs"]
+pub(crate) mod lang_steps;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -1117,6 +1120,10 @@ async fn run_step(
                 }
                 return Err(e.into());
             }
+            Ok(StepDone::Ran)
+        }
+        Step::Lang(lang) => {
+            lang_steps::install(ctx, name, step, lang, log, recorder, record, index).await?;
             Ok(StepDone::Ran)
         }
         Step::Download(d) => {

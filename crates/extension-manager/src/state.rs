@@ -1006,6 +1006,7 @@ impl State {
             needed.apt.extend(added.apt_deps.iter().cloned());
             needed.npm.extend(added.npm.iter().cloned());
             needed.pip.extend(added.pip.iter().cloned());
+            needed.lang.extend(added.lang.iter().cloned());
             needed.files.extend(added.files.iter().cloned());
             needed.apt_sources.extend(added.apt_sources.iter().cloned());
             needed.venvs.extend(added.venvs.iter().cloned());
@@ -1046,6 +1047,12 @@ impl State {
                 .pip
                 .iter()
                 .filter(|p| !needed.pip.contains(*p))
+                .cloned()
+                .collect(),
+            lang: added
+                .lang
+                .iter()
+                .filter(|p| !needed.lang.contains(*p))
                 .cloned()
                 .collect(),
             files: keep_paths(&added.files),
@@ -1171,6 +1178,8 @@ pub struct Added {
     pub npm: Vec<String>,
     /// pip packages, with the venv they went into.
     pub pip: Vec<PipAdded>,
+    /// Packages of pipx, cargo install, gem and go install, with their tool.
+    pub lang: Vec<LangAdded>,
     /// Downloads, unpacked directories, the profile.d env file.
     pub files: Vec<PathBuf>,
     /// apt source files (and keyrings) of third-party repositories.
@@ -1215,6 +1224,8 @@ pub enum Addition {
     Npm(String),
     /// A pip package.
     Pip(PipAdded),
+    /// A pipx, cargo, gem or go package.
+    Lang(LangAdded),
     /// A file or directory.
     File(PathBuf),
     /// An apt source file or keyring.
@@ -1267,6 +1278,7 @@ impl Added {
         self.apt.is_empty()
             && self.npm.is_empty()
             && self.pip.is_empty()
+            && self.lang.is_empty()
             && self.files.is_empty()
             && self.apt_sources.is_empty()
             && self.venvs.is_empty()
@@ -1281,6 +1293,7 @@ impl Added {
         let mut items: Vec<Addition> = Vec::new();
         items.extend(self.npm.iter().cloned().map(Addition::Npm));
         items.extend(self.pip.iter().cloned().map(Addition::Pip));
+        items.extend(self.lang.iter().cloned().map(Addition::Lang));
         items.extend(self.blocks.iter().cloned().map(Addition::Block));
         items.extend(self.replaced.iter().cloned().map(Addition::Replaced));
         items.extend(self.files.iter().cloned().map(Addition::File));
@@ -1310,6 +1323,7 @@ impl Added {
         self.apt_deps.retain(|x| !done.apt_deps.contains(x));
         self.npm.retain(|x| !done.npm.contains(x));
         self.pip.retain(|x| !done.pip.contains(x));
+        self.lang.retain(|x| !done.lang.contains(x));
         self.files.retain(|x| !done.files.contains(x));
         self.apt_sources.retain(|x| !done.apt_sources.contains(x));
         self.venvs.retain(|x| !done.venvs.contains(x));
@@ -1324,6 +1338,7 @@ impl Added {
             Addition::AptDep(p) => self.apt_deps.push(p),
             Addition::Npm(p) => self.npm.push(p),
             Addition::Pip(p) => self.pip.push(p),
+            Addition::Lang(p) => self.lang.push(p),
             Addition::File(p) => self.files.push(p),
             Addition::AptSource(p) => self.apt_sources.push(p),
             Addition::Venv(p) => self.venvs.push(p),
@@ -1381,6 +1396,15 @@ pub struct PipAdded {
     pub name: String,
 }
 
+/// A package a language package manager installed ([`Added::lang`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LangAdded {
+    /// The tool: `pipx`, `cargo`, `gem` or `go`.
+    pub tool: String,
+    /// The name its list shows (the pipx venv, the crate, the gem, the go binary).
+    pub name: String,
+}
+
 /// What other installed extensions still need ([`State::still_needed`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Needed {
@@ -1390,6 +1414,8 @@ pub struct Needed {
     pub npm: BTreeSet<String>,
     /// pip packages, per venv.
     pub pip: BTreeSet<PipAdded>,
+    /// pipx, cargo, gem and go packages.
+    pub lang: BTreeSet<LangAdded>,
     /// Files and directories.
     pub files: BTreeSet<PathBuf>,
     /// apt source files and keyrings.

@@ -202,6 +202,10 @@ fn split_at(spec: &str) -> (&str, Option<&str>) {
 fn check_word(name: &str, ok: fn(&str) -> bool) -> Result<(), String> {
     if ok(name) {
         Ok(())
+    } else if name.contains(['=', '<', '>', ':', '~']) {
+        Err(format!(
+            "`{name}` is not a valid name: a version is written `name@version`"
+        ))
     } else {
         Err(format!("`{name}` is not a valid name"))
     }
