@@ -38,13 +38,28 @@ fn lock_of(tool: LangTool) -> &'static AsyncMutex<()> {
     &ONE_PER_TOOL[i]
 }
 
-/// The adapter's configuration: pipx's pip uses the run's pip index.
+/// Where root's pipx puts apps unless `PIPX_HOME` says otherwise: what `pipx install
+/// --global` does from pipx 1.5 on (Debian 12 ships 1.1, without it), so that an app is
+/// on every user's PATH rather than in /root/.local/bin.
+pub(crate) const PIPX_ROOT_ENV: [(&str, &str); 3] = [
+    ("PIPX_HOME", "/opt/pipx"),
+    ("PIPX_BIN_DIR", "/usr/local/bin"),
+    ("PIPX_MAN_DIR", "/usr/local/share/man"),
+];
+
+/// The adapter's configuration: pipx's pip uses the run's pip index; root's pipx installs
+/// system-wide ([`PIPX_ROOT_ENV`]). The same for install and remove, so that `pipx
+/// uninstall` looks where `pipx install` put the app.
 fn config(tool: LangTool, pip_index: Option<&str>) -> LangConfig {
+    let mut env = Vec::new();
+    if tool == LangTool::Pipx && em_exec::is_root() && std::env::var_os("PIPX_HOME").is_none() {
+        env.extend(PIPX_ROOT_ENV.map(|(k, v)| (k.to_string(), v.to_string())));
+    }
     LangConfig {
         index_url: (tool == LangTool::Pipx)
             .then(|| pip_index.map(str::to_string))
             .flatten(),
-        env: Vec::new(),
+        env,
     }
 }
 

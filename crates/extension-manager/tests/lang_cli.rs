@@ -130,6 +130,15 @@ Error installing black.
     assert!(!stdout(&dry).contains("ruff"), "{}", stdout(&dry));
     let (exit, err) = code(&s, &["remove", "py-tools"]);
     assert_eq!(exit, 0, "{err}");
+    // root's pipx installs system-wide, and remove looks in the same place.
+    let envs = s.call_envs();
+    let pipx_home = |i: usize| envs[i].get("PIPX_HOME").cloned();
+    let last = envs.len() - 1;
+    assert_eq!(pipx_home(1), pipx_home(last), "install and uninstall agree");
+    if em_exec::is_root() {
+        assert_eq!(pipx_home(last).as_deref(), Some("/opt/pipx"));
+        assert_eq!(envs[last]["PIPX_BIN_DIR"], "/usr/local/bin");
+    }
     let uninstalls: Vec<String> = lines_of(&s, "pipx")
         .into_iter()
         .filter(|a| a.starts_with("uninstall"))
