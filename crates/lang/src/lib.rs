@@ -241,6 +241,17 @@ impl Lang {
             }
             LangTool::Gem => vec![gem::uninstall_args(names)],
             LangTool::Go => {
+                // A binary's name: one path component, never a way out of GOBIN.
+                if let Some(bad) = names
+                    .iter()
+                    .find(|n| n.contains('/') || n.as_str() == "." || n.as_str() == "..")
+                {
+                    return Err(ToolError::permanent(
+                        operation.to_string(),
+                        format!("`{bad}` is not the name of a binary in GOBIN"),
+                        None,
+                    ));
+                }
                 let bin = self.go_bin().await?;
                 for name in names {
                     let path = bin.join(name);
