@@ -12,6 +12,7 @@
 //! visibility; `remove` calls [`uninstall`] and [`undo_lines`].
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use em_exec::Runner;
@@ -62,6 +63,20 @@ fn config(tool: LangTool, pip_index: Option<&str>) -> LangConfig {
         env,
     }
 }
+
+/// pipx's home when it is known: `PIPX_HOME` of our environment, else root's
+/// [`PIPX_ROOT_ENV`] one; `None` for a user's default (pipx picks it by version).
+fn pipx_home() -> Option<PathBuf> {
+    match std::env::var_os("PIPX_HOME") {
+        Some(home) => Some(PathBuf::from(home)).filter(|h| h.is_absolute()),
+        None => em_exec::is_root().then(|| PathBuf::from(PIPX_ROOT_ENV[0].1)),
+    }
+}
+
+/// What pipx keeps in its home besides the apps' venvs: the shared pip/setuptools venv,
+/// its caches, logs and trash (pipx 1.1 to 1.7 layouts). Deleted with the home when the
+/// install that created the home takes out the last app.
+const PIPX_INTERNALS: [&str; 6] = ["shared", ".cache", "logs", "py", "trash", "venvs"];
 
 /// Runs one `pipx`/`cargo`/`gem`/`go` step of `name`'s install.
 #[allow(clippy::too_many_arguments)]
@@ -118,6 +133,14 @@ pub(super) async fn install(
     for a in &fresh {
         push_new(&mut record.added.lang, a.clone());
     }
+    // pipx creates its home on the first install and keeps it (with its shared venv) when
+    // the last app goes: the install that created it records it, for `remove`.
+    if tool == LangTool::Pipx
+        && let Some(home) = pipx_home()
+        && !home.exists()
+    {
+        push_new(&mut record.added.dirs, home);
+    }
     save_step(ctx, name, record, index).await;
     if let Err(e) = adapter.install(&runner, &packages).await {
         if let Ok(now) = adapter.installed().await {
@@ -162,9 +185,28 @@ pub(crate) async fn uninstall(
         };
         if let Err(e) = result {
             problems.push(e.to_string());
+        } else if tool == LangTool::Pipx {
+            problems.extend(empty_pipx_home(group).await);
         }
     }
     problems
+}
+
+/// When this group created pipx's home ([`Added::dirs`]) and no app is left in it: pipx's
+/// own internals go, so that `remove`'s "delete when empty" takes the home too.
+async fn empty_pipx_home(group: &Added) -> Option<String> {
+    let home = pipx_home().filter(|h| group.dirs.contains(h))?;
+    let pipx = Lang::new(LangTool::Pipx, config(LangTool::Pipx, None)).ok()?;
+    if !pipx.installed().await.ok()?.is_empty() {
+        return None;
+    }
+    for internal in PIPX_INTERNALS {
+        let path = home.join(internal);
+        if let Err(e) = crate::executor::remove_path(&path) {
+            return Some(format!("cannot delete {}: {e}", path.display()));
+        }
+    }
+    None
 }
 
 /// What `remove --dry-run` prints for the language packages of one undo group.

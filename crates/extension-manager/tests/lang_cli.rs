@@ -405,3 +405,62 @@ stderr = "ERROR:  While executing gem ... (Gem::RemoteFetcher::FetchError)\n    
         3
     );
 }
+
+/// pipx creates its home (with a shared venv, caches and logs) on the first install and
+/// keeps it when the last app goes: the install that created it takes it back on remove;
+/// a home that was there before stays.
+#[test]
+fn the_pipx_home_an_install_created_goes_with_its_last_app() {
+    for existed in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("pipx-home");
+        if existed {
+            fs::create_dir_all(home.join("logs")).expect("a home from before");
+        }
+        let scenario = format!(
+            r#"
+[[call]]
+tool = "pipx"
+match = "^list --json$"
+stdout = '{{"venvs": {{}}}}'
+
+[[call]]
+tool = "pipx"
+match = "^install "
+touch = ["{h}/venvs/black/bin/black", "{h}/shared/bin/pip", "{h}/.cache/x", "{h}/logs/cmd.log"]
+"#,
+            h = home.display()
+        );
+        let s = Session::new(&["pipx"], &scenario);
+        write(&s, "fmt", "[[install]]\npipx = [\"black\"]\n");
+        let out = s
+            .em()
+            .env("PIPX_HOME", &home)
+            .arg("--extensions-dir")
+            .arg(s.path().join("extensions"))
+            .args(["install", "fmt"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let dirs = state(&s)["extensions"]["fmt"]["added"]["dirs"].clone();
+        let recorded = dirs
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x.as_str() == home.to_str()));
+        assert_eq!(recorded, !existed, "{dirs}");
+        let out = s
+            .em()
+            .env("PIPX_HOME", &home)
+            .arg("--extensions-dir")
+            .arg(s.path().join("extensions"))
+            .args(["remove", "fmt"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(home.exists(), existed, "existed before: {existed}");
+        assert!(
+            lines_of(&s, "pipx").contains(&"uninstall black".to_string()),
+            "{:?}",
+            s.calls()
+        );
+    }
+}
