@@ -140,7 +140,7 @@ fn pin_step(
                 d.sha256 = Some(Spanned::new(l.sha256.get_ref().clone(), 0..0));
             }
         }
-        Step::Run(_) | Step::File(_) | Step::Block(_) => {}
+        Step::Run(_) | Step::File(_) | Step::Block(_) | Step::Lang(_) => {}
     }
     Ok(())
 }

@@ -23,7 +23,7 @@
 //! sudo = "auto"             # auto: `sudo -n` when not root; never: fail with a hint instead
 //!
 //! [policy.apt]              # the default retry policy of an adapter: apt, npm, pip,
-//! attempts = 5              # download, run; the keys of a manifest step's `retry` table
+//! attempts = 5              # lang (pipx/cargo/gem/go), download, run; a step's `retry` keys
 //! backoff = "exponential"   # (attempts, backoff, delay, base, max, multiplier, jitter,
 //! delay = "2s"              # timeout, deadline); the keys left out come from the built-in
 //! max = "60s"               # default of that adapter

@@ -17,6 +17,8 @@ pub enum PolicyName {
     Npm,
     /// pip installs.
     Pip,
+    /// pipx, cargo install, gem and go install (`pipx`/`cargo`/`gem`/`go` steps).
+    Lang,
     /// curl and wget downloads (`fetch`, manifest `download` steps, repository keys).
     Download,
     /// A manifest's `run` snippets.
@@ -25,10 +27,11 @@ pub enum PolicyName {
 
 impl PolicyName {
     /// Every one, in the order the documentation lists them.
-    pub const ALL: [PolicyName; 5] = [
+    pub const ALL: [PolicyName; 6] = [
         PolicyName::Apt,
         PolicyName::Npm,
         PolicyName::Pip,
+        PolicyName::Lang,
         PolicyName::Download,
         PolicyName::Run,
     ];
@@ -39,6 +42,7 @@ impl PolicyName {
             PolicyName::Apt => "apt",
             PolicyName::Npm => "npm",
             PolicyName::Pip => "pip",
+            PolicyName::Lang => "lang",
             PolicyName::Download => "download",
             PolicyName::Run => "run",
         }
@@ -62,7 +66,10 @@ impl PolicyName {
         match self {
             // Installs can be long (maintainer scripts, native builds): a generous bound
             // that still ends a hung tool.
-            PolicyName::Apt | PolicyName::Pip => base.with_timeout(Duration::from_secs(30 * 60)),
+            // cargo and go build from source: as long as a native pip build.
+            PolicyName::Apt | PolicyName::Pip | PolicyName::Lang => {
+                base.with_timeout(Duration::from_secs(30 * 60))
+            }
             // npm gives up on an unanswered connect only after ~130 s: bound each attempt.
             PolicyName::Npm => base.with_timeout(Duration::from_secs(10 * 60)),
             PolicyName::Download => base.with_timeout(Duration::from_secs(15 * 60)),

@@ -139,11 +139,13 @@ pub(crate) enum Ecosystem {
     Apt,
     Npm,
     Pip,
+    Lang(em_lang::LangTool),
 }
 
 /// Checks one package name (with its version constraint) against its ecosystem's grammar.
 pub(crate) fn check_package(ecosystem: Ecosystem, package: &str) -> Option<Problem> {
     let (tool, shape) = match ecosystem {
+        Ecosystem::Lang(t) => (t.key(), t.shape()),
         Ecosystem::Apt => (
             "apt",
             "apt packages are lowercase letters, digits, `+`, `.` and `-`, optionally followed by `:arch`, `=version` or `/release`, e.g. `python3-venv`, `nodejs=20.11.1-1`",
@@ -171,6 +173,7 @@ pub(crate) fn check_package(ecosystem: Ecosystem, package: &str) -> Option<Probl
         Ecosystem::Apt => em_apt::AptPackage::parse(package).map(drop),
         Ecosystem::Npm => em_npm::NpmPackage::parse(package).map(drop),
         Ecosystem::Pip => em_pip::PipRequirement::parse(package).map(drop),
+        Ecosystem::Lang(t) => em_lang::LangPackage::parse(t, package).map(drop),
     };
     parsed.err().map(|why| problem(why, shape))
 }

@@ -40,7 +40,8 @@
 //! NODE_OPTIONS = "--max-old-space-size=4096"
 //! PATH = "$HOME/.local/bin:$PATH"
 //!
-//! [[install]]                      # exactly one of apt, npm, pip, download, run, file, block
+//! [[install]]                      # exactly one of apt, npm, pip, pipx, cargo, gem, go,
+//!                                  # download, run, file, block
 //! apt = ["nodejs"]                 # + repository = { uri, suite, components, key, key_sha256 }, allow_http
 //! retry = { attempts = 5, backoff = "exponential", base = "2s", max = "30s" }
 //! arch = ["x86_64", "aarch64"]     # any step: only on these machines
@@ -53,6 +54,11 @@
 //! run = "corepack enable"          # (npm = [...]; pip = [...] + venv)
 //! only_if = "command -v node"      # any step: creates, unless, only_if guards;
 //! optional = true                  # a failure warns, the extension goes on
+//!
+//! [[install]]
+//! pipx = ["black", "ruff==0.6.9"] # language package managers, one tool per step:
+//!                                  # cargo = ["ripgrep@14.1.0"], gem = ["bundler", "rake@13.2.1"],
+//!                                  # go = ["golang.org/x/tools/gopls@v0.16.2"] (go needs @version)
 //!
 //! [[install]]
 //! file = "/etc/tool/tool.conf"     # a whole file; content is data: {{options}} and
@@ -77,6 +83,23 @@
 //! run = "corepack disable"
 //! ```
 //!
+//! ### Language package managers: `pipx`, `cargo`, `gem`, `go`
+//!
+//! Each lists packages in its tool's own words, checked at load time by
+//! `em_lang::LangPackage::parse` (what `check` accepts is what `install` runs):
+//!
+//! | key | a package | pin | installed as |
+//! |---|---|---|---|
+//! | `pipx` | a PyPI requirement: `black`, `ruff==0.6.9`, `uvicorn[standard]>=0.29` | `==V` | the pipx venv of that name |
+//! | `cargo` | a crate: `ripgrep`, `ripgrep@14.1.0`, `cargo-edit@^0.12` | `@V` | `cargo install --locked` |
+//! | `gem` | a gem: `bundler`, `rake@13.2.1` (run as `rake:13.2.1`) | `@V` | `gem install --no-document` |
+//! | `go` | a module path with `@vX.Y.Z` or `@latest` | `@V` (required) | the binary in GOBIN, named after the path's last element (before a `/vN`) |
+//!
+//! No URLs, git specs, paths or options: `pipx = ["--index-url=..."]` is an error (the
+//! index is extension-manager's `pip.index` setting). What a step installs that was not
+//! there before (by the tool's own list: `pipx list --json`, `cargo install --list`,
+//! `gem list`, the files in GOBIN) is recorded, and `remove` takes back exactly that.
+//!
 //! ## What loading rejects
 //!
 //! Unknown keys anywhere; TOML syntax errors; a step with no action or two; a key of
@@ -95,7 +118,7 @@
 //!    |
 //! 12 | aptt = ["nodejs"]
 //!    | ^^^^
-//!    = hint: did you mean `apt`? The action keys are apt, npm, pip, download, run, file, block
+//!    = hint: did you mean `apt`? The action keys are apt, npm, pip, pipx, cargo, gem, go, download, run, file, block
 //! ```
 //!
 //! ## Example
@@ -152,12 +175,13 @@ pub use catalog::{
     parse_profiles,
 };
 pub use diagnostic::{Diagnostic, Location, SourceFile, Span, Spanned, render_all};
+pub use em_lang::LangTool;
 pub use em_retry::BackoffKind;
 pub use facts::{FACTS, facts, from as facts_from};
 pub use resolve::ResolvedManifest;
 pub use retry::StepRetry;
 pub use schema::{
-    AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, Manifest,
-    NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements,
-    RunStep, Shell, Step, Via,
+    AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, LangStep,
+    Manifest, NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep,
+    Requirements, RunStep, Shell, Step, Via,
 };

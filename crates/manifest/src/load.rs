@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use em_lang::LangTool;
 use em_retry::PolicyError;
 use sha2::{Digest, Sha256};
 use toml::de::{DeTable, DeValue};
@@ -17,16 +18,18 @@ use crate::diagnostic::{Diagnostic, SourceFile, Span, Spanned};
 use crate::grammar::{self, Ecosystem, Problem};
 use crate::retry::StepRetry;
 use crate::schema::{
-    AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, Manifest,
-    NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep, Requirements,
-    RunStep, Shell, Step, Via,
+    AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, LangStep,
+    Manifest, NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep,
+    Requirements, RunStep, Shell, Step, Via,
 };
 use crate::template::{self, Placeholder};
 use em_retry::{BackoffKind, Jitter, PolicyOverride};
 
 type Value<'i> = toml::Spanned<DeValue<'i>>;
 
-const ACTIONS: [&str; 7] = ["apt", "npm", "pip", "download", "run", "file", "block"];
+const ACTIONS: [&str; 11] = [
+    "apt", "npm", "pip", "pipx", "cargo", "gem", "go", "download", "run", "file", "block",
+];
 const STEP_COMMON: [&str; 6] = ["retry", "arch", "creates", "unless", "only_if", "optional"];
 const RETRY_KEYS: [&str; 9] = [
     "attempts",
@@ -65,6 +68,10 @@ fn step_article(kind: &str) -> &'static str {
         "apt" => "an apt step",
         "npm" => "an npm step",
         "pip" => "a pip step",
+        "pipx" => "a pipx step",
+        "cargo" => "a cargo step",
+        "gem" => "a gem step",
+        "go" => "a go step",
         "download" => "a download step",
         "file" => "a file step",
         "block" => "a block step",
@@ -260,6 +267,11 @@ pub(crate) fn check_values(m: &Manifest, values: &BTreeMap<String, String>) -> V
                 }
                 if let Some(v) = &pip.venv {
                     check(v, &|v| grammar::check_absolute_path(v, "venv"));
+                }
+            }
+            Step::Lang(l) => {
+                for p in &l.packages {
+                    check(p, &|v| grammar::check_package(Ecosystem::Lang(l.tool), v));
                 }
             }
             Step::Download(d) => {
@@ -1015,7 +1027,7 @@ impl Loader<'_> {
                 }
                 None => (
                     ACTIONS.to_vec(),
-                    "the action keys are apt, npm, pip, download, run, file, block".to_string(),
+                    format!("the action keys are {}", ACTIONS.join(", ")),
                 ),
             };
             let hint = guess_hint(key, candidates.iter().copied(), &hint);
@@ -1031,7 +1043,7 @@ impl Loader<'_> {
                     self.push(
                         span,
                         "an install step with no action",
-                        "give it exactly one of apt, npm, pip, download, run, file, block",
+                        format!("give it exactly one of {}", ACTIONS.join(", ")),
                     );
                 }
                 return None;
@@ -1098,6 +1110,10 @@ impl Loader<'_> {
             "pip" => Step::Pip(PipStep {
                 packages: self.packages(t, "pip"),
                 venv: self.string(t, "venv"),
+            }),
+            kind if LangTool::from_key(kind).is_some() => Step::Lang(LangStep {
+                tool: LangTool::from_key(kind).expect("checked just above"),
+                packages: self.packages(t, kind),
             }),
             "download" => self.download(t, &span)?,
             "file" => {

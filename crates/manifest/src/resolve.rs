@@ -6,8 +6,8 @@ use std::ops::Deref;
 use crate::diagnostic::{Diagnostic, Spanned};
 use crate::load::{check_values, sha256_hex};
 use crate::schema::{
-    AptRepository, AptStep, BlockStep, Check, DownloadStep, FileStep, InstallStep, Manifest,
-    NpmStep, OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step,
+    AptRepository, AptStep, BlockStep, Check, DownloadStep, FileStep, InstallStep, LangStep,
+    Manifest, NpmStep, OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step,
 };
 use crate::template;
 
@@ -307,6 +307,10 @@ fn substitute_manifest(
                 }),
                 Step::Npm(n) => Step::Npm(NpmStep {
                     packages: v(&n.packages),
+                }),
+                Step::Lang(l) => Step::Lang(LangStep {
+                    tool: l.tool,
+                    packages: v(&l.packages),
                 }),
                 Step::Pip(p) => Step::Pip(PipStep {
                     packages: v(&p.packages),

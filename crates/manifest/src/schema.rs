@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use em_lang::LangTool;
+
 use crate::diagnostic::{Diagnostic, SourceFile, Span, Spanned};
 use crate::retry::StepRetry;
 
@@ -389,7 +391,8 @@ impl InstallStep {
     }
 }
 
-/// The action of an install step: exactly one of apt, npm, pip, download, run, file, block.
+/// The action of an install step: exactly one of apt, npm, pip, pipx, cargo, gem, go,
+/// download, run, file, block.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// `apt = [...]`.
@@ -398,6 +401,9 @@ pub enum Step {
     Npm(NpmStep),
     /// `pip = [...]`.
     Pip(PipStep),
+    /// `pipx = [...]`, `cargo = [...]`, `gem = [...]` or `go = [...]`: a language package
+    /// manager's installs of tools.
+    Lang(LangStep),
     /// `download = "URL"`.
     Download(DownloadStep),
     /// `run = "..."`: a shell snippet (`sh -c`).
@@ -410,12 +416,14 @@ pub enum Step {
 }
 
 impl Step {
-    /// The action key: `apt`, `npm`, `pip`, `download`, `run`, `file` or `block`.
+    /// The action key: `apt`, `npm`, `pip`, `pipx`, `cargo`, `gem`, `go`, `download`, `run`,
+    /// `file` or `block`.
     pub fn kind(&self) -> &'static str {
         match self {
             Step::Apt(_) => "apt",
             Step::Npm(_) => "npm",
             Step::Pip(_) => "pip",
+            Step::Lang(s) => s.tool.key(),
             Step::Download(_) => "download",
             Step::Run(_) => "run",
             Step::File(_) => "file",
@@ -439,6 +447,7 @@ impl Step {
                 Some(v) => format!("pip install {} (venv {})", list(&s.packages), v.value),
                 None => format!("pip install {}", list(&s.packages)),
             },
+            Step::Lang(s) => format!("{} install {}", s.tool, list(&s.packages)),
             Step::Download(s) => format!("download {} -> {}", s.url.value, s.to.value),
             Step::Run(s) => format!("run {}", s.command.value),
             Step::File(s) => {
@@ -509,6 +518,15 @@ pub struct PipStep {
     pub packages: Vec<Spanned<String>>,
     /// `venv`: an absolute path, created when missing.
     pub venv: Option<Spanned<String>>,
+}
+
+/// `pipx = [...]`, `cargo = [...]`, `gem = [...]` or `go = [...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LangStep {
+    /// Which tool: the step's action key.
+    pub tool: LangTool,
+    /// Package specs, each matching the tool's grammar (`em_lang::LangPackage::parse`).
+    pub packages: Vec<Spanned<String>>,
 }
 
 /// Which tool fetches a download.

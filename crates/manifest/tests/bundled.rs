@@ -17,6 +17,7 @@ const EXPECTED: &[&str] = &[
     "php",
     "playwright",
     "python",
+    "python-tools",
     "ruby",
     "rust",
     "ssh-environment",
@@ -112,7 +113,7 @@ fn profiles_resolve() {
     );
     assert_eq!(
         catalog.expand_profile("python-dev").expect("python-dev"),
-        ["python"]
+        ["python", "python-tools"]
     );
     let mut full = catalog.expand_profile("full").expect("full");
     full.sort();
@@ -181,6 +182,12 @@ const SAMPLE_OUTPUTS: &[(&str, &str, &str)] = &[
         "pip 23.0.1 from /tmp/tmp.x/venv/lib/python3.11/site-packages/pip (python 3.11)\n",
     ),
     ("python", "pipx --version", "1.1.0\n"), // seen
+    (
+        "python-tools",
+        "black --version",
+        "black, 24.10.0 (compiled: yes)\nPython (CPython) 3.11.2\n",
+    ),
+    ("python-tools", "ruff --version", "ruff 0.6.9\n"),
     ("nodejs", "node --version", "v18.20.4\n"),
     ("nodejs", "npm --version", "9.2.0\n"),
     ("nodejs", "tsc --version", "Version 5.9.3\n"), // seen

@@ -492,3 +492,53 @@ fn file_and_block_steps_load_and_their_content_is_filled_plainly() {
         "file /etc/dotfiles/tool.conf (32 bytes, mode 0640, owner root:root, replaces an existing file, restored by remove)"
     );
 }
+
+#[test]
+fn language_package_steps_load_with_their_tool_and_resolve_their_options() {
+    let text = r#"
+[extension]
+name = "lang-tools"
+version = "1.0.0"
+
+[extension.options.ruff]
+type = "string"
+default = "0.6.9"
+
+[[install]]
+pipx = ["black", "ruff=={{ruff}}"]
+
+[[install]]
+cargo = ["ripgrep@14.1.0"]
+
+[[install]]
+gem = ["bundler"]
+optional = true
+
+[[install]]
+go = ["golang.org/x/tools/gopls@v0.16.2"]
+"#;
+    let m = Manifest::parse("lang-tools.toml", text)
+        .unwrap_or_else(|e| panic!("{}", em_manifest::render_all(&e)));
+    let kinds: Vec<&str> = m.install.iter().map(|s| s.action.kind()).collect();
+    assert_eq!(kinds, ["pipx", "cargo", "gem", "go"]);
+    let summaries: Vec<String> = m.install.iter().map(|s| s.action.summary()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "pipx install black ruff=={{ruff}}",
+            "cargo install ripgrep@14.1.0",
+            "gem install bundler",
+            "go install golang.org/x/tools/gopls@v0.16.2",
+        ]
+    );
+    assert!(m.install[2].optional);
+    let resolved = m.resolve(&BTreeMap::new()).expect("resolves");
+    let Step::Lang(pipx) = &resolved.install[0].action else {
+        panic!("{:?}", resolved.install[0].action)
+    };
+    assert_eq!(pipx.tool, em_manifest::LangTool::Pipx);
+    assert_eq!(values(&pipx.packages), ["black", "ruff==0.6.9"]);
+    // An option that makes a bad package is caught when it is filled in.
+    let set = BTreeMap::from([("ruff".to_string(), OptionValue::from("0.6.9 --pre"))]);
+    assert!(m.resolve(&set).is_err());
+}

@@ -66,6 +66,19 @@ pub async fn lock(session: &Session, args: &LockArgs, ui: &Ui) -> Result<u8, Cli
             if !step.runs_on(Arch::host()) {
                 continue;
             }
+            if let Step::Lang(lang) = &step.action {
+                ui.status(
+                    "Warning",
+                    Tone::Warn,
+                    &format!(
+                        "{}: step {} ({}) is not locked: {} packages install as the manifest pins them",
+                        entry.name(),
+                        index + 1,
+                        lang.tool.key(),
+                        lang.tool.key()
+                    ),
+                );
+            }
             let locked = lock_step(session, &step.action).await.map_err(|e| {
                 CliError::permanent(format!("{}: step {}: {e}", entry.name(), index + 1))
             })?;
@@ -187,7 +200,8 @@ async fn lock_step(session: &Session, action: &Step) -> Result<Option<Locked>, S
                 }),
             )
         }
-        Step::Run(_) | Step::File(_) | Step::Block(_) => return Ok(None),
+        // pipx, cargo, gem and go: not resolved yet (the caller warns).
+        Step::Run(_) | Step::File(_) | Step::Block(_) | Step::Lang(_) => return Ok(None),
     }))
 }
 

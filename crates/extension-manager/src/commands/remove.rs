@@ -304,6 +304,9 @@ fn print_dry_run(session: &Session, state: &State, name: &str) {
         for p in &group.pip {
             println!("  pip uninstall {}", p.name);
         }
+        for line in crate::executor::lang_steps::undo_lines(&group) {
+            println!("  {line}");
+        }
         for f in group.files.iter().chain(&group.venvs) {
             println!("  delete {}", f.display());
         }
@@ -454,6 +457,7 @@ async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<St
         problems.push(e);
     }
     problems.extend(uninstall_pip(session, group, runner).await);
+    problems.extend(crate::executor::lang_steps::uninstall(&session.config, group, runner).await);
     // A replaced file was put back just above: it is not deleted.
     let restored = |p: &&PathBuf| !group.replaced.iter().any(|r| &r.path == *p);
     problems.extend(delete_paths(

@@ -34,6 +34,7 @@ mod apt;
 mod deb822;
 mod env_file;
 mod files;
+pub mod lang_steps;
 mod log;
 mod report;
 mod steps;

@@ -129,6 +129,11 @@ pub(super) async fn run_step(
         Step::Npm(npm_step) => install_npm(run, record, npm_step).await,
         Step::Pip(pip_step) => install_pip(run, record, pip_step).await,
         Step::Download(d) => download(run, record, d).await,
+        Step::Lang(lang) => {
+            let recorder = run.recorder.clone();
+            lang_steps::install(ctx, name, run.step, lang, log, recorder, record, index).await?;
+            Ok(StepDone::Ran)
+        }
         Step::Run(r) => run_command(run, r).await,
         Step::File(f) => {
             file_step(ctx, name, f, log, record, index).await?;

@@ -68,6 +68,8 @@ pub struct Added {
     pub npm: Vec<String>,
     /// pip packages, with the venv they went into.
     pub pip: Vec<PipAdded>,
+    /// Packages of pipx, cargo install, gem and go install, with their tool.
+    pub lang: Vec<LangAdded>,
     /// Downloads, unpacked directories, the profile.d env file.
     pub files: Vec<PathBuf>,
     /// apt source files (and keyrings) of third-party repositories.
@@ -112,6 +114,8 @@ pub enum Addition {
     Npm(String),
     /// A pip package.
     Pip(PipAdded),
+    /// A pipx, cargo, gem or go package.
+    Lang(LangAdded),
     /// A file or directory.
     File(PathBuf),
     /// An apt source file or keyring.
@@ -164,6 +168,7 @@ impl Added {
         self.apt.is_empty()
             && self.npm.is_empty()
             && self.pip.is_empty()
+            && self.lang.is_empty()
             && self.files.is_empty()
             && self.apt_sources.is_empty()
             && self.venvs.is_empty()
@@ -178,6 +183,7 @@ impl Added {
         let mut items: Vec<Addition> = Vec::new();
         items.extend(self.npm.iter().cloned().map(Addition::Npm));
         items.extend(self.pip.iter().cloned().map(Addition::Pip));
+        items.extend(self.lang.iter().cloned().map(Addition::Lang));
         items.extend(self.blocks.iter().cloned().map(Addition::Block));
         items.extend(self.replaced.iter().cloned().map(Addition::Replaced));
         items.extend(self.files.iter().cloned().map(Addition::File));
@@ -207,6 +213,7 @@ impl Added {
         self.apt_deps.retain(|x| !done.apt_deps.contains(x));
         self.npm.retain(|x| !done.npm.contains(x));
         self.pip.retain(|x| !done.pip.contains(x));
+        self.lang.retain(|x| !done.lang.contains(x));
         self.files.retain(|x| !done.files.contains(x));
         self.apt_sources.retain(|x| !done.apt_sources.contains(x));
         self.venvs.retain(|x| !done.venvs.contains(x));
@@ -221,6 +228,7 @@ impl Added {
             Addition::AptDep(p) => self.apt_deps.push(p),
             Addition::Npm(p) => self.npm.push(p),
             Addition::Pip(p) => self.pip.push(p),
+            Addition::Lang(p) => self.lang.push(p),
             Addition::File(p) => self.files.push(p),
             Addition::AptSource(p) => self.apt_sources.push(p),
             Addition::Venv(p) => self.venvs.push(p),
@@ -275,5 +283,14 @@ pub struct PipAdded {
     #[serde(default)]
     pub venv: Option<PathBuf>,
     /// The package name.
+    pub name: String,
+}
+
+/// A package a language package manager installed ([`Added::lang`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LangAdded {
+    /// The tool: `pipx`, `cargo`, `gem` or `go`.
+    pub tool: String,
+    /// The name its list shows (the pipx venv, the crate, the gem, the go binary).
     pub name: String,
 }

@@ -12,6 +12,8 @@ pub struct Needed {
     pub npm: BTreeSet<String>,
     /// pip packages, per venv.
     pub pip: BTreeSet<PipAdded>,
+    /// pipx, cargo, gem and go packages.
+    pub lang: BTreeSet<LangAdded>,
     /// Files and directories.
     pub files: BTreeSet<PathBuf>,
     /// apt source files and keyrings.

@@ -116,6 +116,7 @@ impl State {
             needed.apt.extend(added.apt_deps.iter().cloned());
             needed.npm.extend(added.npm.iter().cloned());
             needed.pip.extend(added.pip.iter().cloned());
+            needed.lang.extend(added.lang.iter().cloned());
             needed.files.extend(added.files.iter().cloned());
             needed.apt_sources.extend(added.apt_sources.iter().cloned());
             needed.venvs.extend(added.venvs.iter().cloned());
@@ -156,6 +157,12 @@ impl State {
                 .pip
                 .iter()
                 .filter(|p| !needed.pip.contains(*p))
+                .cloned()
+                .collect(),
+            lang: added
+                .lang
+                .iter()
+                .filter(|p| !needed.lang.contains(*p))
                 .cloned()
                 .collect(),
             files: keep_paths(&added.files),

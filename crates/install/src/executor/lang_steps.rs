@@ -1,0 +1,223 @@
+//! The `pipx`, `cargo`, `gem` and `go` install steps, and their undo: em-lang's adapters
+//! under the run's policies, with exact records of what each step added.
+//!
+//! Like an npm step: what the tool's own list (`pipx list --json`, `cargo install
+//! --list`, `gem list`, the files in GOBIN) does not show before the step is recorded as
+//! added *before* the tool runs (a run killed midway still knows what to undo), and what
+//! is still missing after a failure is forgotten again. `remove` uninstalls only those,
+//! and keeps any that another installed extension also added or uses.
+//!
+//! A child module of `executor`, so that it uses the executor's step plumbing
+//! (`runner_for`, `save_step`, the log) without widening its visibility; the CLI's
+//! `remove` calls [`uninstall`] and [`undo_lines`].
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+
+use em_exec::Runner;
+use em_lang::{Lang, LangConfig, LangPackage, LangTool};
+use em_manifest::{InstallStep, LangStep};
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::{
+    Context, Log, StepError, StepRecorder, push_new, runner_for, save_step, unknown_state,
+};
+use crate::adapter_context::PolicyName;
+use crate::state::{Added, InstalledExtension, LangAdded};
+
+/// One install at a time per tool, host-wide for the run: pipx shares one venv of
+/// libraries between its apps, cargo and go one registry cache and build lock, gem one
+/// gem directory; two installs of one tool at once would wait on each other (or worse).
+static ONE_PER_TOOL: LazyLock<[AsyncMutex<()>; 4]> = LazyLock::new(Default::default);
+
+fn lock_of(tool: LangTool) -> &'static AsyncMutex<()> {
+    let i = LangTool::ALL
+        .iter()
+        .position(|t| *t == tool)
+        .expect("ALL lists every tool");
+    &ONE_PER_TOOL[i]
+}
+
+/// Where root's pipx puts apps unless `PIPX_HOME` says otherwise: what `pipx install
+/// --global` does from pipx 1.5 on (Debian 12 ships 1.1, without it), so that an app is
+/// on every user's PATH rather than in /root/.local/bin.
+pub(crate) const PIPX_ROOT_ENV: [(&str, &str); 3] = [
+    ("PIPX_HOME", "/opt/pipx"),
+    ("PIPX_BIN_DIR", "/usr/local/bin"),
+    ("PIPX_MAN_DIR", "/usr/local/share/man"),
+];
+
+/// The adapter's configuration: pipx's pip uses the run's pip index; root's pipx installs
+/// system-wide ([`PIPX_ROOT_ENV`]). The same for install and remove, so that `pipx
+/// uninstall` looks where `pipx install` put the app.
+fn config(tool: LangTool, pip_index: Option<&str>) -> LangConfig {
+    let mut env = Vec::new();
+    if tool == LangTool::Pipx && em_exec::is_root() && std::env::var_os("PIPX_HOME").is_none() {
+        env.extend(PIPX_ROOT_ENV.map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    LangConfig {
+        index_url: (tool == LangTool::Pipx)
+            .then(|| pip_index.map(str::to_string))
+            .flatten(),
+        env,
+    }
+}
+
+/// pipx's home when it is known: `PIPX_HOME` of our environment, else root's
+/// [`PIPX_ROOT_ENV`] one; `None` for a user's default (pipx picks it by version).
+fn pipx_home() -> Option<PathBuf> {
+    match std::env::var_os("PIPX_HOME") {
+        Some(home) => Some(PathBuf::from(home)).filter(|h| h.is_absolute()),
+        None => em_exec::is_root().then(|| PathBuf::from(PIPX_ROOT_ENV[0].1)),
+    }
+}
+
+/// What pipx keeps in its home besides the apps' venvs: the shared pip/setuptools venv,
+/// its caches, logs and trash (pipx 1.1 to 1.7 layouts). Deleted with the home when the
+/// install that created the home takes out the last app.
+const PIPX_INTERNALS: [&str; 6] = ["shared", ".cache", "logs", "py", "trash", "venvs"];
+
+/// Runs one `pipx`/`cargo`/`gem`/`go` step of `name`'s install.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn install(
+    ctx: &Arc<Context>,
+    name: &str,
+    step: &InstallStep,
+    lang: &LangStep,
+    log: &Log,
+    recorder: Arc<StepRecorder>,
+    record: &mut InstalledExtension,
+    index: usize,
+) -> Result<(), StepError> {
+    let tool = lang.tool;
+    let packages = lang
+        .packages
+        .iter()
+        .map(|p| LangPackage::parse(tool, &p.value).map_err(|e| format!("`{}`: {e}", p.value)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let runner = runner_for(
+        ctx,
+        ctx.settings.policy(PolicyName::Lang),
+        step,
+        log,
+        recorder,
+    )?;
+    let adapter = Arc::new(Lang::new(
+        tool,
+        config(tool, ctx.settings.pip_index.as_deref()),
+    )?);
+    let _one_at_a_time = lock_of(tool).lock().await;
+    let entry = |p: &LangPackage| LangAdded {
+        tool: tool.key().to_string(),
+        name: p.name().to_string(),
+    };
+    let fresh: Vec<LangAdded> = match adapter.installed().await {
+        Ok(before) => packages
+            .iter()
+            .filter(|p| !before.contains(p.name()))
+            .map(entry)
+            .collect(),
+        Err(e) => {
+            unknown_state(
+                ctx,
+                log,
+                &format!("{tool}'s installed packages are unknown ({e})"),
+            );
+            Vec::new()
+        }
+    };
+    for p in &packages {
+        push_new(&mut record.uses.lang, entry(p));
+    }
+    for a in &fresh {
+        push_new(&mut record.added.lang, a.clone());
+    }
+    // pipx creates its home on the first install and keeps it (with its shared venv) when
+    // the last app goes: the install that created it records it, for `remove`.
+    if tool == LangTool::Pipx
+        && let Some(home) = pipx_home()
+        && !home.exists()
+    {
+        push_new(&mut record.added.dirs, home);
+    }
+    save_step(ctx, name, record, index).await;
+    if let Err(e) = adapter.install(&runner, &packages).await {
+        if let Ok(now) = adapter.installed().await {
+            record
+                .added
+                .lang
+                .retain(|a| !fresh.contains(a) || now.contains(&a.name));
+            save_step(ctx, name, record, index).await;
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Uninstalls the language packages of one undo group, tool by tool; the problems, if any.
+pub async fn uninstall(
+    config: &crate::config::Config,
+    group: &Added,
+    runner: &Runner,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for tool in LangTool::ALL {
+        let names: Vec<String> = group
+            .lang
+            .iter()
+            .filter(|a| a.tool == tool.key())
+            .map(|a| a.name.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let result = match Lang::new(tool, self::config(tool, None)) {
+            Ok(adapter) => {
+                let policy = config.policy(PolicyName::Lang);
+                Arc::new(adapter)
+                    .uninstall(&runner.clone().with_policy(policy), &names)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            problems.push(e.to_string());
+        } else if tool == LangTool::Pipx {
+            problems.extend(empty_pipx_home(group).await);
+        }
+    }
+    problems
+}
+
+/// When this group created pipx's home ([`Added::dirs`]) and no app is left in it: pipx's
+/// own internals go, so that `remove`'s "delete when empty" takes the home too.
+async fn empty_pipx_home(group: &Added) -> Option<String> {
+    let home = pipx_home().filter(|h| group.dirs.contains(h))?;
+    let pipx = Lang::new(LangTool::Pipx, config(LangTool::Pipx, None)).ok()?;
+    if !pipx.installed().await.ok()?.is_empty() {
+        return None;
+    }
+    for internal in PIPX_INTERNALS {
+        let path = home.join(internal);
+        if let Err(e) = crate::executor::remove_path(&path) {
+            return Some(format!("cannot delete {}: {e}", path.display()));
+        }
+    }
+    None
+}
+
+/// What `remove --dry-run` prints for the language packages of one undo group.
+pub fn undo_lines(group: &Added) -> Vec<String> {
+    group
+        .lang
+        .iter()
+        .map(|a| match a.tool.as_str() {
+            "go" => format!("delete {} from go's GOBIN", a.name),
+            "gem" => format!("gem uninstall -a -x -I {}", a.name),
+            tool => format!("{tool} uninstall {}", a.name),
+        })
+        .collect()
+}
