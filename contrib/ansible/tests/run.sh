@@ -54,7 +54,7 @@ if [ "${1:-}" = "--in-namespace" ]; then
     export ANSIBLE_FORKS=$count ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_NOCOLOR=1
     export ANSIBLE_LOCAL_TEMP=$work/ansible-local ANSIBLE_HOME=$work/ansible-home
     started=$(date +%s%N)
-    "$venv/bin/ansible-playbook" -i "$inventory" "$here/playbook.yml"
+    "$venv/bin/ansible-playbook" -i "$inventory" -e "fetch_dir=$work/fetched" "$here/playbook.yml"
     ended=$(date +%s%N)
     echo "==> ansible: playbook passed on $count hosts (forks=$count) in $(((ended - started) / 1000000)) ms"
     # What landed on disk, seen from the controller: the last task removed everything the
@@ -64,6 +64,8 @@ if [ "${1:-}" = "--in-namespace" ]; then
             if [ -e "$tree/$gone" ]; then echo "FAIL: $tree/$gone is still there" >&2; exit 1; fi
         done
         [ "$(cat "$tree/etc/hostname")" = "$(basename "$tree")" ] || { echo "FAIL: $tree/etc/hostname changed" >&2; exit 1; }
+        /usr/bin/python3 -c 'import json, sys; sys.exit(bool(json.load(open(sys.argv[1]))["extensions"]))' \
+            "$tree/var/lib/extension-manager/state.json" || { echo "FAIL: $tree: state.json still lists extensions" >&2; exit 1; }
     done
     exit 0
 fi
@@ -82,6 +84,12 @@ if [ ! -x "$venv/bin/ansible-playbook" ]; then
 fi
 version=$("$venv/bin/ansible" --version)
 echo "==> ansible: ${version%%$'\n'*}"
+# The module's argv and result building, then the documentation as ansible-doc reads it.
+(cd "$here/.." && "$venv/bin/python" -m unittest --quiet tests/unit/test_extension.py)
+for plugin in module:extension_manager.core.extension connection:extension_manager.core.chroot; do
+    errors=$(ANSIBLE_COLLECTIONS_PATH=$here/.. "$venv/bin/ansible-doc" -t "${plugin%%:*}" "${plugin#*:}" 2>&1 >/dev/null) || true
+    if [ -n "$errors" ]; then echo "FAIL: ansible-doc ${plugin#*:}: $errors" >&2; exit 1; fi
+done
 (cd "$repo" && cargo build --quiet -p extension-manager)
 target=${CARGO_TARGET_DIR:-target}
 case $target in /*) ;; *) target=$repo/$target ;; esac

@@ -42,6 +42,7 @@ options:
 import os
 import shutil
 import subprocess
+from typing import IO
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_native
@@ -61,6 +62,8 @@ class Connection(ConnectionBase):
     has_pipelining = True
     has_tty = False
     default_user = "root"
+    # Set by ConnectionBase.__init__; declared for the type checker.
+    _connected: bool
 
     def _connect(self) -> Connection:
         root = self.get_option("chroot_dir")
@@ -91,12 +94,12 @@ class Connection(ConnectionBase):
             to_bytes(cmd, errors="surrogate_or_strict"),
         ]
 
-    def _run(self, cmd: str, stdin: object) -> subprocess.Popen[bytes]:
+    def _run(self, cmd: str, stdin: int | IO[bytes]) -> subprocess.Popen[bytes]:
         self._connect()
         display.vvv(f"EXEC {cmd}", host=self.get_option("chroot_dir"))
         return subprocess.Popen(
             self._argv(cmd),
-            stdin=stdin,  # type: ignore[arg-type]
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -33,7 +33,8 @@ options:
     default: present
   options:
     description:
-      - Extension options, as C({extension: {option: value}}); each becomes C(--set EXT.OPTION=VALUE).
+      - "Extension options, as a mapping of extension to a mapping of option to value
+        (C(nodejs: {version: '22'})); each becomes C(--set EXT.OPTION=VALUE)."
       - A changed option makes an installed extension reinstall (its fingerprint changes).
     type: dict
     default: {}
