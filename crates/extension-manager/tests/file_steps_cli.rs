@@ -82,6 +82,31 @@ fn a_file_is_written_with_its_mode_left_alone_on_a_rerun_and_removed_with_its_di
         plan.contains(&format!("  delete {}\n", path.display())),
         "{plan}"
     );
+    // The same plan as one JSON document under --output json (it was text once), and
+    // nothing removed.
+    let doc: serde_json::Value = serde_json::from_str(&ok(
+        &s,
+        &["--output", "json", "remove", "tool", "--dry-run"],
+    ))
+    .expect("remove --dry-run --output json prints JSON");
+    let etc = s.path().join("etc");
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["failed"], false);
+    assert_eq!(doc["removed"], serde_json::json!([]));
+    assert_eq!(doc["error"], serde_json::Value::Null);
+    assert_eq!(
+        doc["would_remove"],
+        serde_json::json!([{
+            "name": "tool",
+            "actions": [
+                format!("delete {}", path.display()),
+                format!("delete {} (when empty)", etc.join("tool/conf.d").display()),
+                format!("delete {} (when empty)", etc.join("tool").display()),
+                format!("delete {} (when empty)", etc.display()),
+            ],
+        }])
+    );
+    assert!(path.exists(), "a dry run removes nothing");
     ok(&s, &["remove", "tool"]);
     assert!(!path.exists());
     // The directories the install created went too; the one that was there stays.

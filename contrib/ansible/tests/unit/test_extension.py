@@ -80,6 +80,15 @@ class Argv(unittest.TestCase):
             extension.global_args(params(extensions_dir=["relative/dir"]))
 
 
+class RemoveArgv(unittest.TestCase):
+    def test_check_mode_is_a_dry_run_and_waits_for_no_lock(self) -> None:
+        p = params(cascade=True, lock_timeout="5m")
+        self.assertEqual(extension.remove_args(p, check=True), ["remove", "--dry-run", "--cascade", "--"])
+        self.assertEqual(
+            extension.remove_args(p, check=False), ["remove", "--cascade", "--lock-timeout", "5m", "--"]
+        )
+
+
 class Summary(unittest.TestCase):
     def test_failed_extension_keeps_its_why_and_splits_the_hint_off(self) -> None:
         report = {

@@ -13,7 +13,8 @@ description:
   - C(changed) is true when an extension was installed, reinstalled or removed; an extension
     already installed with the same manifest, whose validate checks pass, is left alone.
   - Check mode runs C(plan --exit-code) (exit 1 means there is install work) for
-    O(state=present) and C(status) for O(state=absent); nothing on the host changes.
+    O(state=present), and C(status) then C(remove --dry-run) for O(state=absent); nothing
+    on the host changes.
   - Retries, repairs and failure classes happen inside extension-manager; the result carries
     them per extension, with a failure's message, class and hint.
 version_added: "0.1.0"
@@ -121,6 +122,16 @@ removed:
   returned: when state is absent
   type: list
   elements: str
+would_remove:
+  description:
+    - In check mode with O(state=absent), each extension C(remove) would take out
+      (dependents too with O(cascade)) and its C(actions).
+  returned: in check mode, when something is installed
+  type: list
+  elements: dict
+  sample:
+    - name: tmux-workspace
+      actions: ["take the block `# BEGIN extension-manager tmux-workspace` out of /etc/tmux.conf", "apt purge tmux"]
 plan:
   description: In check mode with O(state=present), the plan C(plan --output json) printed.
   returned: in check mode
@@ -329,24 +340,39 @@ def absent(module: AnsibleModule, binary: str, params: dict[str, Any]) -> None:
     document = parse_json(module, status_cmd, rc, out, err)
     result: dict[str, Any] = {"cmd": status_cmd, "exit_code": rc, "stderr": err, "changed": False}
     fail_on_error(module, document, result)
-    # status prints "-" for an extension that is not installed.
+    # status prints "-" for an extension that is not installed; removing one is an error.
     installed = [entry["name"] for entry in document.get("extensions") or [] if entry.get("state") != "-"]
-    if not installed or module.check_mode:
-        module.exit_json(removed=[], changed_extensions=installed, extensions=[], **{**result, "changed": bool(installed)})
-    cmd = [binary] + global_args(params) + ["remove"]
-    if params["cascade"]:
-        cmd.append("--cascade")
-    if params["lock_timeout"]:
-        cmd += lock_args(params["lock_timeout"])
-    cmd += ["--"] + installed
+    if not installed:
+        module.exit_json(removed=[], changed_extensions=[], extensions=[], **result)
+    cmd = [binary] + global_args(params) + remove_args(params, module.check_mode) + installed
     rc, out, err = module.run_command(cmd)
     document = parse_json(module, cmd, rc, out, err)
+    result = {"cmd": cmd, "exit_code": rc, "stderr": err, "extensions": []}
+    if module.check_mode:
+        # `remove --dry-run`: what would go (dependents too, with cascade), and how.
+        would_remove = document.get("would_remove") or []
+        result.update(removed=[], would_remove=would_remove, changed=False)
+        fail_on_error(module, document, result)
+        changed = [entry["name"] for entry in would_remove]
+        module.exit_json(**{**result, "changed_extensions": changed, "changed": bool(changed)})
     removed = list(document.get("removed") or [])
-    result = {"cmd": cmd, "exit_code": rc, "stderr": err, "removed": removed, "changed_extensions": removed, "changed": bool(removed), "extensions": []}
+    result.update(removed=removed, changed_extensions=removed, changed=bool(removed))
     fail_on_error(module, document, result)
     if rc != 0 or document.get("failed"):
         module.fail_json(msg=f"extension-manager remove failed (exit {rc})", **result)
     module.exit_json(**result)
+
+
+def remove_args(params: dict[str, Any], check: bool) -> list[str]:
+    """`remove` (`--dry-run` in check mode), up to the `--` before the names."""
+    argv = ["remove"]
+    if check:
+        argv.append("--dry-run")
+    if params["cascade"]:
+        argv.append("--cascade")
+    if params["lock_timeout"] and not check:
+        argv += lock_args(params["lock_timeout"])
+    return argv + ["--"]
 
 
 def main() -> None:
