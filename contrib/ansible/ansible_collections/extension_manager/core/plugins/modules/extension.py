@@ -73,6 +73,9 @@ options:
     type: path
     default: extension-manager
 notes:
+  - Check mode cannot foresee a validate check that fails on the host; an installed
+    extension with the same manifest is planned as C(verify) (no change), and a real run
+    reinstalls it if its checks fail.
   - Supports check mode. The module never passes a shell string to the host; every value it
     passes is validated first (no name, option or value may start with C(-)).
 """
