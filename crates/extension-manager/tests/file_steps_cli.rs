@@ -82,6 +82,31 @@ fn a_file_is_written_with_its_mode_left_alone_on_a_rerun_and_removed_with_its_di
         plan.contains(&format!("  delete {}\n", path.display())),
         "{plan}"
     );
+    // The same plan as one JSON document under --output json (it was text once), and
+    // nothing removed.
+    let doc: serde_json::Value = serde_json::from_str(&ok(
+        &s,
+        &["--output", "json", "remove", "tool", "--dry-run"],
+    ))
+    .expect("remove --dry-run --output json prints JSON");
+    let etc = s.path().join("etc");
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["failed"], false);
+    assert_eq!(doc["removed"], serde_json::json!([]));
+    assert_eq!(doc["error"], serde_json::Value::Null);
+    assert_eq!(
+        doc["would_remove"],
+        serde_json::json!([{
+            "name": "tool",
+            "actions": [
+                format!("delete {}", path.display()),
+                format!("delete {} (when empty)", etc.join("tool/conf.d").display()),
+                format!("delete {} (when empty)", etc.join("tool").display()),
+                format!("delete {} (when empty)", etc.display()),
+            ],
+        }])
+    );
+    assert!(path.exists(), "a dry run removes nothing");
     ok(&s, &["remove", "tool"]);
     assert!(!path.exists());
     // The directories the install created went too; the one that was there stays.
@@ -95,12 +120,19 @@ fn an_existing_file_is_refused_without_replace_and_restored_exactly_with_it() {
     fs::write(&path, "the user's own\nlines\n").expect("original");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
     write(&s, "tool", "1.0.0", &file_manifest(&path, ""));
-    let out = run(&s, &["install", "tool"]);
+    let out = run(&s, &["--output", "json", "install", "tool"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The whole message, as the report and the Ansible module show it: one space before
+    // the hint (a lost line continuation once put 22 there).
+    let message = format!(
+        "{} exists and is not this extension's; nothing was written \
+         (hint: add replace = true to the step to replace it; remove then puts the original back)",
+        path.display()
+    );
     assert!(
-        stderr(&out).contains("add replace = true"),
+        stdout(&out).contains(&format!("\"message\":\"{message}\"")),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
     assert_eq!(
         fs::read_to_string(&path).expect("test io"),
@@ -141,6 +173,36 @@ fn an_existing_file_is_refused_without_replace_and_restored_exactly_with_it() {
     assert!(
         backups.is_empty(),
         "the backup is gone after the restore: {backups:?}"
+    );
+}
+
+#[test]
+fn a_file_of_another_extension_is_refused_with_a_hint_naming_it() {
+    let s = Session::new(&[], "");
+    let path = s.path().join("shared.conf");
+    write(&s, "first", "1.0.0", &file_manifest(&path, ""));
+    write(
+        &s,
+        "second",
+        "1.0.0",
+        &file_manifest(&path, "replace = true\n"),
+    );
+    ok(&s, &["install", "first"]);
+    let out = run(&s, &["--output", "json", "install", "second"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = format!(
+        "{} belongs to the extension `first`; nothing was written \
+         (hint: remove `first` first, or write another path)",
+        path.display()
+    );
+    assert!(
+        stdout(&out).contains(&format!("\"message\":\"{message}\"")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(&path).expect("first's file"),
+        "port = 8080\nquote = \"$(id)\" '; x\n"
     );
 }
 

@@ -49,7 +49,8 @@ pub struct RemoveArgs {
 }
 
 /// `remove`. With `--output json`, one document on stdout whatever the outcome:
-/// `{command, exit_code, removed, failed, error}` (`error`: what stopped it, or null).
+/// `{command, exit_code, removed, failed, error}` (`error`: what stopped it, or null);
+/// `--dry-run` adds `would_remove: [{name, actions}]`, in the order `remove` would go.
 pub async fn remove(
     session: &Session,
     args: RemoveArgs,
@@ -86,9 +87,7 @@ async fn remove_run(
     let state = session.state()?;
     let order = removal_order(session, &state, &args)?;
     if args.dry_run {
-        for name in &order {
-            print_dry_run(session, &state, name);
-        }
+        print_dry_run(session, &state, &order, common);
         return Ok(exit::OK);
     }
     let lock_timeout = args.lock_timeout.unwrap_or(session.config.lock_timeout);
@@ -258,10 +257,37 @@ async fn remove_each(
     (removed, failed, stopped)
 }
 
-/// What `remove --dry-run` prints for `name`, in the order `remove` would go.
-fn print_dry_run(session: &Session, state: &State, name: &str) {
+/// `remove --dry-run`: what `remove` would do, in its order, as `remove NAME:` and one
+/// action a line, or (`--output json`) the remove document with
+/// `would_remove: [{name, actions}]`.
+fn print_dry_run(session: &Session, state: &State, order: &[String], common: &Common<'_>) {
+    let plan: Vec<(&String, Vec<String>)> = order
+        .iter()
+        .map(|name| (name, dry_run_actions(session, state, name)))
+        .collect();
+    if common.output == OutputFormat::Json {
+        let would_remove: Vec<serde_json::Value> = plan
+            .iter()
+            .map(|(name, actions)| serde_json::json!({ "name": name, "actions": actions }))
+            .collect();
+        let mut doc = remove_json(&common.command, exit::OK, &[], serde_json::Value::Null);
+        doc["would_remove"] = serde_json::Value::Array(would_remove);
+        println!("{}", em_exec::redact_urls(&doc.to_string()));
+    } else {
+        for (name, actions) in &plan {
+            println!("remove {name}:");
+            for action in actions {
+                println!("  {action}");
+            }
+        }
+    }
+}
+
+/// What `remove --dry-run` shows for `name`, one action a line, in the order `remove`
+/// would go (printed under `remove NAME:`, or as `actions` in the JSON document).
+fn dry_run_actions(session: &Session, state: &State, name: &str) -> Vec<String> {
     let undo = state.to_undo(name).unwrap_or_default();
-    println!("remove {name}:");
+    let mut actions = Vec::new();
     // First, as `remove` runs them: the `[[remove]]` steps, with the install's options.
     if let (Some(manifest), Some(record)) = (session.catalog.get(name), state.extensions.get(name))
         && !manifest.remove.is_empty()
@@ -269,19 +295,19 @@ fn print_dry_run(session: &Session, state: &State, name: &str) {
         match manifest.resolve(&install_values(manifest, &record.options)) {
             Ok(resolved) => {
                 for step in &resolved.remove {
-                    println!("  run {}", em_exec::printable(&step.run.value));
+                    actions.push(format!("run {}", em_exec::printable(&step.run.value)));
                 }
             }
-            Err(e) => println!(
-                "  (the [[remove]] steps cannot be given the install's options: {})",
+            Err(e) => actions.push(format!(
+                "(the [[remove]] steps cannot be given the install's options: {})",
                 em_exec::printable(&e.message)
-            ),
+            )),
         }
     }
     for group in undo.by_step() {
         for b in &group.blocks {
-            println!(
-                "  take the block `# BEGIN extension-manager {}` out of {}{}",
+            actions.push(format!(
+                "take the block `# BEGIN extension-manager {}` out of {}{}",
                 b.label,
                 b.path.display(),
                 if b.created_file {
@@ -289,43 +315,44 @@ fn print_dry_run(session: &Session, state: &State, name: &str) {
                 } else {
                     ""
                 }
-            );
+            ));
         }
         for r in &group.replaced {
-            println!(
-                "  restore {} (the original, from {})",
+            actions.push(format!(
+                "restore {} (the original, from {})",
                 r.path.display(),
                 r.backup.display()
-            );
+            ));
         }
         for p in &group.npm {
-            println!("  npm uninstall -g {p}");
+            actions.push(format!("npm uninstall -g {p}"));
         }
         for p in &group.pip {
-            println!("  pip uninstall {}", p.name);
+            actions.push(format!("pip uninstall {}", p.name));
         }
-        for line in crate::executor::lang_steps::undo_lines(&group) {
-            println!("  {line}");
-        }
+        actions.extend(crate::executor::lang_steps::undo_lines(&group));
         for f in group.files.iter().chain(&group.venvs) {
-            println!("  delete {}", f.display());
+            actions.push(format!("delete {}", f.display()));
         }
         for d in &group.dirs {
-            println!("  delete {} (when empty)", d.display());
+            actions.push(format!("delete {} (when empty)", d.display()));
         }
         for p in &group.apt {
-            println!("  apt purge {p}");
+            actions.push(format!("apt purge {p}"));
         }
         for p in &group.apt_deps {
-            println!("  apt purge {p} (pulled in as a dependency; when nothing else needs it)");
+            actions.push(format!(
+                "apt purge {p} (pulled in as a dependency; when nothing else needs it)"
+            ));
         }
         for f in &group.apt_sources {
-            println!("  delete {}", f.display());
+            actions.push(format!("delete {}", f.display()));
         }
     }
     if undo.is_empty() {
-        println!("  (nothing it added is left to undo)");
+        actions.push("(nothing it added is left to undo)".to_owned());
     }
+    actions
 }
 
 /// Removes one extension: its `[[remove]]` steps, then `undo` step by step, the last

@@ -40,7 +40,8 @@ pub(super) async fn file_step(
                         || r.added.replaced.iter().any(|x| x.path == path))
             }) {
                 return Err(format!(
-                    "{} belongs to the extension `{other}`; nothing was written                      (hint: remove `{other}` first, or write another path)",
+                    "{} belongs to the extension `{other}`; nothing was written \
+                     (hint: remove `{other}` first, or write another path)",
                     path.display()
                 )
                 .into());
@@ -61,7 +62,8 @@ pub(super) async fn file_step(
         if !ours {
             if !f.replace {
                 return Err(format!(
-                    "{} exists and is not this extension's; nothing was written                      (hint: add replace = true to the step to replace it; remove then puts the original back)",
+                    "{} exists and is not this extension's; nothing was written \
+                     (hint: add replace = true to the step to replace it; remove then puts the original back)",
                     path.display()
                 )
                 .into());
