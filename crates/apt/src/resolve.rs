@@ -92,12 +92,11 @@ pub async fn resolve(
         .iter()
         .map(|p| AptPackage::parse(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let simulated = capture(
-        Cmd::tool(apt_get)
-            .args(["install", "--simulate", "--quiet", "--yes"])
-            .args(packages),
-    )
-    .await?;
+    let simulated = Cmd::tool(apt_get)
+        .args(["install", "--simulate", "--quiet", "--yes"])
+        .args(packages)
+        .stdout()
+        .await?;
     let mut wanted: Vec<(String, Option<String>, Option<String>, bool)> = Vec::new();
     for (name, version, arch) in parse_simulate(&simulated) {
         let requested = parsed.iter().any(|p| p.name() == name);
@@ -120,12 +119,11 @@ pub async fn resolve(
                 .find(|(_, p)| p.name() == name)
                 .map_or(name.clone(), |(s, _)| s.clone()),
         };
-        let shown = capture(
-            Cmd::tool(apt_cache)
-                .args(["show", "--no-all-versions"])
-                .arg(&spec),
-        )
-        .await?;
+        let shown = Cmd::tool(apt_cache)
+            .args(["show", "--no-all-versions"])
+            .arg(&spec)
+            .stdout()
+            .await?;
         let stanzas = parse_show(&shown);
         let stanza = stanzas
             .iter()
@@ -158,23 +156,6 @@ pub async fn is_offered(apt_cache: &Path, name: &str, version: &str) -> Result<b
         && parse_show(&out.stdout_text())
             .iter()
             .any(|s| s.0 == name && s.1 == version))
-}
-
-async fn capture(cmd: Cmd) -> Result<String, String> {
-    let line = cmd.command_line();
-    let out = cmd
-        .output(OutputMode::Capture)
-        .run()
-        .await
-        .map_err(|e| format!("{line}: {e}"))?;
-    if !out.success() {
-        return Err(format!(
-            "{line} exited {}: {}",
-            out.code(),
-            out.stderr_text().trim()
-        ));
-    }
-    Ok(out.stdout_text())
 }
 
 #[cfg(test)]

@@ -247,6 +247,26 @@ impl Cmd {
         words.join(" ")
     }
 
+    /// Runs the command once, capturing its output, for its stdout: a command that cannot
+    /// start or exits non-zero is an error naming the command line, its exit code and its
+    /// stderr (queries such as `npm view` or `apt-cache show`, not retried operations).
+    pub async fn stdout(self) -> Result<String, String> {
+        let line = self.command_line();
+        let out = self
+            .output(OutputMode::Capture)
+            .run()
+            .await
+            .map_err(|e| format!("{line}: {e}"))?;
+        if !out.success() {
+            return Err(format!(
+                "{line} exited {}: {}",
+                out.code(),
+                out.stderr_text().trim()
+            ));
+        }
+        Ok(out.stdout_text())
+    }
+
     /// Runs the command to completion in its own process group.
     ///
     /// Dropping the returned future before it completes kills the child's whole process

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use em_exec::{Cmd, OutputMode};
+use em_exec::Cmd;
 
 use crate::NpmPackage;
 
@@ -62,20 +62,7 @@ pub async fn resolve(
         cmd = cmd.args(["--registry", r]);
     }
     let cmd = cmd.arg(spec).args(["name", "version", "dist.integrity"]);
-    let line = cmd.command_line();
-    let out = cmd
-        .output(OutputMode::Capture)
-        .run()
-        .await
-        .map_err(|e| format!("{line}: {e}"))?;
-    if !out.success() {
-        return Err(format!(
-            "{line} exited {}: {}",
-            out.code(),
-            out.stderr_text().trim()
-        ));
-    }
-    parse_view(&out.stdout_text())?
+    parse_view(&cmd.stdout().await?)?
         .ok_or_else(|| format!("the registry has no version of `{spec}`"))
 }
 

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use em_exec::{Cmd, OutputMode};
+use em_exec::Cmd;
 
 use crate::PipRequirement;
 
@@ -102,20 +102,7 @@ pub async fn resolve(
         cmd = cmd.args(["--index-url", url]);
     }
     let cmd = cmd.args(requirements.iter().map(|r| r.to_string()));
-    let line = cmd.command_line();
-    let out = cmd
-        .output(OutputMode::Capture)
-        .run()
-        .await
-        .map_err(|e| format!("{line}: {e}"))?;
-    if !out.success() {
-        return Err(format!(
-            "{line} exited {}: {}",
-            out.code(),
-            out.stderr_text().trim()
-        ));
-    }
-    parse_report(&out.stdout_text())
+    parse_report(&cmd.stdout().await?)
 }
 
 #[cfg(test)]
