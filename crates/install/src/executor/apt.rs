@@ -204,10 +204,16 @@ pub(super) fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
     if let Some(apt) = slot.as_ref() {
         return Ok(apt.clone());
     }
+    let offline = ctx.settings.offline.as_deref();
     let apt = Arc::new(Apt::new(AptConfig {
-        mirrors: ctx.settings.apt_mirrors.clone(),
+        // Offline: the bundle is the only source, so no mirror of anything else.
+        mirrors: match offline {
+            Some(_) => Vec::new(),
+            None => ctx.settings.apt_mirrors.clone(),
+        },
         update_max_age: ctx.settings.apt_update_max_age,
         status_lines: ctx.ui.is_live(),
+        env: offline.map(|o| o.apt_env()).unwrap_or_default(),
         ..AptConfig::default()
     })?);
     *slot = Some(apt.clone());
