@@ -344,9 +344,8 @@ pub async fn fetch_wheels(
 
 /// A PEP 503 project page: one link per file, its sha256 in the fragment.
 fn pep503_page(project: &str, files: &[(String, String)]) -> String {
-    let mut page = format!(
-        "<!DOCTYPE html>\n<html><head><title>Links for {project}</title></head><body>\n"
-    );
+    let mut page =
+        format!("<!DOCTYPE html>\n<html><head><title>Links for {project}</title></head><body>\n");
     for (file, sha256) in files {
         let escaped = html_escape(file);
         page.push_str(&format!(
@@ -454,8 +453,13 @@ pub fn store_download(layout: &Layout, from: &Path, sha256: &str) -> Result<(), 
             from.display()
         ));
     }
-    std::fs::copy(from, files.join(sha256))
-        .map_err(|e| format!("cannot copy {} into {}: {e}", from.display(), files.display()))?;
+    std::fs::copy(from, files.join(sha256)).map_err(|e| {
+        format!(
+            "cannot copy {} into {}: {e}",
+            from.display(),
+            files.display()
+        )
+    })?;
     Ok(())
 }
 
@@ -499,7 +503,9 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).map_err(|e| format!("cannot read {}: {e}", d.display()))? {
+        for entry in
+            std::fs::read_dir(&d).map_err(|e| format!("cannot read {}: {e}", d.display()))?
+        {
             let entry = entry.map_err(|e| format!("cannot read {}: {e}", d.display()))?;
             let kind = entry
                 .file_type()
@@ -620,10 +626,7 @@ impl OfflineSources {
         )?;
         let mut conf = String::new();
         if let Some(outer) = std::env::var_os("APT_CONFIG") {
-            conf.push_str(&format!(
-                "#include \"{}\";\n",
-                Path::new(&outer).display()
-            ));
+            conf.push_str(&format!("#include \"{}\";\n", Path::new(&outer).display()));
         }
         conf.push_str(&format!(
             "Dir::Etc::SourceList \"{}\";\nDir::Etc::SourceParts \"{}\";\nDir::State::Lists \"{}\";\n",
@@ -647,9 +650,20 @@ impl OfflineSources {
         )]
     }
 
-    /// pip's `--index-url`: the bundle's PEP 503 index.
+    /// pip's index: the bundle's PEP 503 index, as a `file://` URL.
     pub fn pip_index(&self) -> String {
         format!("file://{}/", self.layout.pypi_simple().display())
+    }
+
+    /// The environment of every pip command of the run: the bundle's index as pip's own
+    /// setting (`PIP_INDEX_URL`: em-pip's `--index-url` takes only http(s) URLs, which
+    /// is right for a configuration) and no pip.conf, whose `extra-index-url` would
+    /// reach for the network.
+    pub fn pip_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PIP_INDEX_URL".to_string(), self.pip_index()),
+            ("PIP_CONFIG_FILE".to_string(), "/dev/null".to_string()),
+        ]
     }
 
     /// npm's registry (the one the cache was filled from) and its cache.
@@ -674,7 +688,12 @@ impl OfflineSources {
 
 /// Copies a bundled download to `dest` atomically (a temporary file beside it, renamed),
 /// checking its sha256 again on the way (the bundle may have changed since it was opened).
-pub fn copy_download(from: &Path, sha256: &str, dest: &Path, mode: Option<u32>) -> Result<u64, String> {
+pub fn copy_download(
+    from: &Path,
+    sha256: &str,
+    dest: &Path,
+    mode: Option<u32>,
+) -> Result<u64, String> {
     use std::os::unix::fs::PermissionsExt;
     let dir = dest.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)
@@ -707,7 +726,10 @@ mod tests {
     #[test]
     fn pep503_pages_carry_the_hash_and_escape_names() {
         let page = pep503_page("a-b", &[("a_b-1.0-py3-none-any.whl".into(), "ab".into())]);
-        assert!(page.contains("<a href=\"a_b-1.0-py3-none-any.whl#sha256=ab\">"), "{page}");
+        assert!(
+            page.contains("<a href=\"a_b-1.0-py3-none-any.whl#sha256=ab\">"),
+            "{page}"
+        );
         assert_eq!(html_escape("a\"<b>&"), "a&quot;&lt;b&gt;&amp;");
     }
 
@@ -743,7 +765,10 @@ mod tests {
         let conf = std::fs::read_to_string(offline.apt_config()).unwrap();
         assert!(conf.contains("Dir::Etc::SourceList"), "{conf}");
         let dirs = em_apt::AptDirs::from_apt_conf_text(&conf);
-        assert!(dirs.lists.starts_with(offline.apt_scratch.path()), "{dirs:?}");
+        assert!(
+            dirs.lists.starts_with(offline.apt_scratch.path()),
+            "{dirs:?}"
+        );
     }
 
     #[test]

@@ -101,9 +101,7 @@ pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8,
                 };
                 match step.kind {
                     StepKind::Apt => {
-                        payloads
-                            .apt
-                            .insert(name, (version, hash(&p.sha256)));
+                        payloads.apt.insert(name, (version, hash(&p.sha256)));
                     }
                     StepKind::Pip => {
                         let key = format!("{}=={version}", em_pip::normalize_name(&name));
@@ -143,7 +141,11 @@ pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8,
 
     fetch_apt(ui, &layout, &payloads.apt).await?;
     if !payloads.pip.is_empty() {
-        ui.status("Bundling", Tone::Info, &format!("{} pip distributions", payloads.pip.len()));
+        ui.status(
+            "Bundling",
+            Tone::Info,
+            &format!("{} pip distributions", payloads.pip.len()),
+        );
         let dists: Vec<PipDist> = payloads.pip.into_values().collect();
         bundle::fetch_wheels(
             Path::new("python3"),
@@ -157,7 +159,11 @@ pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8,
     let npm_registry = if payloads.npm.is_empty() {
         None
     } else {
-        ui.status("Bundling", Tone::Info, &format!("{} npm packages and their dependencies", payloads.npm.len()));
+        ui.status(
+            "Bundling",
+            Tone::Info,
+            &format!("{} npm packages and their dependencies", payloads.npm.len()),
+        );
         let registry = npm_registry(session).await?;
         let packages: Vec<NpmDist> = payloads.npm.into_values().collect();
         bundle::fetch_npm(Path::new("npm"), &registry, &layout, &packages)
@@ -184,7 +190,10 @@ pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8,
     // An empty DIR (checked above) is replaced; rename does that for empty directories.
     std::fs::rename(&building, &target).map_err(|e| {
         let _ = std::fs::remove_dir_all(&building);
-        CliError::permanent(format!("cannot move the bundle to {}: {e}", target.display()))
+        CliError::permanent(format!(
+            "cannot move the bundle to {}: {e}",
+            target.display()
+        ))
     })?;
     let bytes: u64 = manifest
         .files
@@ -212,11 +221,11 @@ fn prepare_target(dir: &Path) -> Result<PathBuf, CliError> {
         .map_err(|e| CliError::usage(format!("cannot resolve {}: {e}", dir.display())))?;
     if let Ok(mut entries) = std::fs::read_dir(&target) {
         if entries.next().is_some() {
-            return Err(CliError::usage(format!(
-                "{} exists and is not empty",
-                target.display()
-            ))
-            .with_hint("name a new directory, or remove this one: a bundle is written whole"));
+            return Err(
+                CliError::usage(format!("{} exists and is not empty", target.display())).with_hint(
+                    "name a new directory, or remove this one: a bundle is written whole",
+                ),
+            );
         }
     } else if target.exists() {
         return Err(CliError::usage(format!(

@@ -275,7 +275,7 @@ pub(super) async fn install_pip(
         match ctx.settings.offline.as_deref() {
             // Offline: the bundle's index only, no mirror.
             Some(offline) => PipConfig {
-                index_url: Some(offline.pip_index()),
+                env: offline.pip_env(),
                 ..PipConfig::default()
             },
             None => PipConfig {
