@@ -33,6 +33,9 @@ pub struct Options {
     rebuild: bool,
     /// Use this binary instead of building target/release/extension-manager.
     binary: Option<PathBuf>,
+    /// Lock and bundle on the host, then install, check and remove in the tree with no
+    /// network (`install --offline --from`, inside `unshare --net`).
+    offline: bool,
     /// The extensions to test; none: every one the machine can reach.
     extensions: Vec<String>,
 }
@@ -54,6 +57,7 @@ impl Options {
                 "--keep" => options.keep = true,
                 "--report-only" => options.report_only = true,
                 "--rebuild" => options.rebuild = true,
+                "--offline" => options.offline = true,
                 "--binary" => {
                     let path = args.next().ok_or("--binary needs a PATH")?;
                     options.binary = Some(PathBuf::from(path));
@@ -85,6 +89,8 @@ struct Outcome {
 
 struct Measured {
     copy: Duration,
+    /// `--offline`: the lock and the bundle on the host (time, size in bytes).
+    bundle: Option<(Duration, u64)>,
     install: (i32, Duration),
     status: i32,
     removed: Vec<String>,
@@ -103,7 +109,7 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     chroot::check_host()?;
     chroot::sweep_stale_runs();
     let catalog = read_catalog(&root.join("extensions"))?;
-    let chosen = choose(&catalog, &options.extensions)?;
+    let chosen = choose(&catalog, &options.extensions, options.offline)?;
     if chosen.is_empty() {
         return Err("no extension to test".into());
     }
@@ -118,7 +124,7 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     let mut outcomes = Vec::new();
     for name in &chosen {
         let paths = snapshot_paths(&catalog, name);
-        let result = test_one(name, &paths, &host, &binary, options.keep, &reports);
+        let result = test_one(name, &paths, &host, &binary, options, &reports);
         let outcome = Outcome {
             name: name.clone(),
             result,
@@ -227,8 +233,13 @@ fn outside_hosts(catalog: &BTreeMap<String, Manifest>, name: &str) -> BTreeSet<S
         .collect()
 }
 
-/// The extensions to test: those asked for (or all), minus those that need other hosts.
-fn choose(catalog: &BTreeMap<String, Manifest>, asked: &[String]) -> Result<Vec<String>, String> {
+/// The extensions to test: those asked for (or all), minus those that need other hosts
+/// (`offline`: none is skipped, the host fetches every download into the bundle).
+fn choose(
+    catalog: &BTreeMap<String, Manifest>,
+    asked: &[String],
+    offline: bool,
+) -> Result<Vec<String>, String> {
     for name in asked {
         if !catalog.contains_key(name) {
             let known: Vec<&str> = catalog.keys().map(String::as_str).collect();
@@ -246,7 +257,7 @@ fn choose(catalog: &BTreeMap<String, Manifest>, asked: &[String]) -> Result<Vec<
     let mut chosen = Vec::new();
     for name in candidates {
         let hosts = outside_hosts(catalog, &name);
-        if hosts.is_empty() {
+        if hosts.is_empty() || offline {
             chosen.push(name);
         } else {
             let hosts: Vec<String> = hosts.into_iter().collect();
@@ -284,15 +295,79 @@ fn binary(root: &Path, options: &Options) -> Result<PathBuf, String> {
     Ok(target_dir(root).join("release/extension-manager"))
 }
 
+/// Where `--offline` puts the lock and the bundle in the tree (beside the binary, outside
+/// every listed path).
+const OFFLINE_DIR: &str = "/em-rootfs";
+
+/// `--offline`, on the host: `lock NAME` and `bundle DIR NAME` with `binary` into the
+/// tree's [`OFFLINE_DIR`], with a state directory of their own. Returns the time and the
+/// bundle's size.
+fn bundle_on_host(
+    tree: &Tree,
+    binary: &Path,
+    name: &str,
+    dir: &Path,
+) -> Result<(Duration, u64), String> {
+    let work = tree.host_path(OFFLINE_DIR);
+    let state = dir.join("host-state");
+    let started = Instant::now();
+    for (log, args) in [
+        ("lock", vec!["lock", name]),
+        ("bundle", vec!["bundle", "bundle", name]),
+    ] {
+        eprintln!(
+            "==> rootfs: {name}: on the host: extension-manager {}",
+            args.join(" ")
+        );
+        let output = std::process::Command::new(binary)
+            .current_dir(&work)
+            .env("EM_STATE_DIR", &state)
+            .args(["--progress", "none"])
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        save_log(&output, &dir.join(format!("{log}.log")))?;
+        if !output.status.success() {
+            return Err(format!(
+                "extension-manager {log} {name} exited {}: {}",
+                output.status.code().unwrap_or(-1),
+                chroot::tail(&output.stderr, 5)
+            ));
+        }
+    }
+    let took = started.elapsed();
+    let size = dir_size(&work.join("bundle"));
+    Ok((took, size))
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(entry.path()),
+                Ok(_) => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 /// One extension: fresh tree, snapshot, install, status, remove, snapshot, diff.
+/// `--offline`: the lock and the bundle are made on the host first, and the tree's
+/// commands run without a network (the first thing run there shows its interfaces).
 fn test_one(
     name: &str,
     paths: &BTreeSet<String>,
     host: &HostConfig,
     binary: &Path,
-    keep: bool,
+    options: &Options,
     reports: &Path,
 ) -> Result<Measured, String> {
+    let keep = options.keep;
     eprintln!("==> rootfs: {name}: fresh tree");
     let dir = reports.join(name);
     if dir.exists() {
@@ -302,17 +377,43 @@ fn test_one(
     let tree = Tree::unpack(name, host, keep)?;
     let em = tree.install_binary(binary)?;
     let copy = copied.elapsed();
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let bundle = match options.offline {
+        true => Some(bundle_on_host(&tree, binary, name, &dir)?),
+        false => None,
+    };
     let before = Snapshot::take(&tree, paths)?;
     before.write(&dir.join("before"))?;
 
-    eprintln!("==> rootfs: {name}: extension-manager install {name}");
-    let install = timed(
-        &tree,
-        &format!("{em} --progress none install {name}"),
-        &dir,
-        "install",
-    )?;
-    let status = timed(&tree, &format!("{em} status"), &dir, "status")?.0;
+    let run = |script: &str| match options.offline {
+        true => tree.run_offline(script),
+        false => tree.run(script),
+    };
+    let install_command = match options.offline {
+        true => {
+            let interfaces = run("cat /proc/net/dev")?;
+            save_log(&interfaces, &dir.join("interfaces.log"))?;
+            let text = String::from_utf8_lossy(&interfaces.stdout);
+            let up: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(i, _)| i.trim()))
+                .filter(|i| *i != "lo")
+                .collect();
+            if !up.is_empty() {
+                return Err(format!(
+                    "the offline namespace has interfaces: {}",
+                    up.join(", ")
+                ));
+            }
+            format!(
+                "cd {OFFLINE_DIR} && {em} --progress none install --offline --from {OFFLINE_DIR}/bundle {name}"
+            )
+        }
+        false => format!("{em} --progress none install {name}"),
+    };
+    eprintln!("==> rootfs: {name}: {install_command}");
+    let install = timed_with(&run, &install_command, &dir, "install")?;
+    let status = timed_with(&run, &format!("{em} status"), &dir, "status")?.0;
     let removed = installed_extensions(&tree, em)?;
     eprintln!(
         "==> rootfs: {name}: extension-manager remove {}",
@@ -321,8 +422,8 @@ fn test_one(
     let remove = if removed.is_empty() {
         (0, Duration::ZERO)
     } else {
-        timed(
-            &tree,
+        timed_with(
+            &run,
             &format!("{em} remove {}", removed.join(" ")),
             &dir,
             "remove",
@@ -336,6 +437,7 @@ fn test_one(
     fs::write(&diff_file, diff.full_text()).map_err(|e| format!("{}: {e}", diff_file.display()))?;
     Ok(Measured {
         copy,
+        bundle,
         install,
         status,
         removed,
@@ -344,10 +446,16 @@ fn test_one(
     })
 }
 
-/// Runs `script` in the tree, its output saved to `<dir>/<log>.log`: (exit code, time).
-fn timed(tree: &Tree, script: &str, dir: &Path, log: &str) -> Result<(i32, Duration), String> {
+/// Runs `script` through `run` (in the tree), its output saved to `<dir>/<log>.log`:
+/// (exit code, time).
+fn timed_with(
+    run: &dyn Fn(&str) -> Result<Output, String>,
+    script: &str,
+    dir: &Path,
+    log: &str,
+) -> Result<(i32, Duration), String> {
     let started = Instant::now();
-    let output = tree.run(script)?;
+    let output = run(script)?;
     let took = started.elapsed();
     save_log(&output, &dir.join(format!("{log}.log")))?;
     Ok((output.status.code().unwrap_or(-1), took))
@@ -385,6 +493,14 @@ fn print_outcome(outcome: &Outcome, reports: &Path) {
         }
     };
     let verdict = if m.passed() { "ok" } else { "FAILED" };
+    if let Some((took, bytes)) = m.bundle {
+        eprintln!(
+            "==> rootfs: {name}: lock + bundle on the host in {} ({:.1} MiB); \
+             install, status and remove with no network",
+            format_duration(took),
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
     eprintln!(
         "==> rootfs: {name}: {verdict}: copy {}, install exit {} in {}, status exit {}, \
          remove {} exit {} in {}",
@@ -471,14 +587,19 @@ mod tests {
     #[test]
     fn an_extension_that_needs_another_host_is_skipped_with_its_dependents() {
         let catalog = catalog();
-        assert_eq!(choose(&catalog, &[]), Ok(vec!["base".to_owned()]));
+        assert_eq!(choose(&catalog, &[], false), Ok(vec!["base".to_owned()]));
+        assert_eq!(
+            choose(&catalog, &[], true).map(|c| c.len()),
+            Ok(3),
+            "offline: all"
+        );
         assert_eq!(
             outside_hosts(&catalog, "tools")
                 .into_iter()
                 .collect::<Vec<_>>(),
             ["files.example:8443"]
         );
-        assert!(choose(&catalog, &["nope".into()]).is_err());
+        assert!(choose(&catalog, &["nope".into()], false).is_err());
     }
 
     #[test]
@@ -489,12 +610,12 @@ mod tests {
 
     #[test]
     fn parses_flags_and_names() {
-        let args: Vec<String> = ["--keep", "base", "--report-only", "python"]
+        let args: Vec<String> = ["--keep", "base", "--report-only", "python", "--offline"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         let options = Options::parse(&args).expect("valid arguments");
-        assert!(options.keep && options.report_only && !options.rebuild);
+        assert!(options.keep && options.report_only && !options.rebuild && options.offline);
         assert_eq!(options.extensions, ["base", "python"]);
         assert!(Options::parse(&["--nope".into()]).is_err());
     }
