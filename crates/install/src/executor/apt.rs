@@ -43,7 +43,13 @@ pub(super) async fn install_apt(
         log,
         recorder.clone(),
     )?;
-    let one_at_a_time = match apt_step.repository {
+    // Offline the bundle is apt's only source: a step's own repository is not added (its
+    // key would be fetched), its packages are in the bundle.
+    let repository = apt_step
+        .repository
+        .as_ref()
+        .filter(|_| ctx.settings.offline.is_none());
+    let one_at_a_time = match repository {
         Some(_) => {
             // Waiting for the lock is not work: let another extension start.
             slot.release();
@@ -53,7 +59,7 @@ pub(super) async fn install_apt(
         }
         None => None,
     };
-    if let Some(repository) = &apt_step.repository {
+    if let Some(repository) = repository {
         // Read before the new source's own update makes the lists look fresh.
         let stale = apt.lists_need_update();
         let downloads = runner_for(
