@@ -35,7 +35,7 @@
 //! pip sdists would need their build backends (only what the lock names is fetched).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use em_exec::Cmd;
@@ -125,17 +125,11 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file beside it, fsynced, renamed).
+/// Writes `bytes` to `path` atomically (the state directory's writer: temp file, fsync,
+/// rename, mode 0644).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
-    Ok(())
+    crate::state::write_atomically(path, bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn create_dir(dir: &Path) -> Result<(), String> {
@@ -741,28 +735,31 @@ mod tests {
     }
 
     fn bundle_with_one_file() -> (tempfile::TempDir, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path()).unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let layout = Layout::new(dir.path()).expect("test setup");
         let src = dir.path().join("src.bin");
-        std::fs::write(&src, b"payload").unwrap();
-        let sha = sha256_file(&src).unwrap();
-        store_download(&layout, &src, &sha).unwrap();
-        std::fs::remove_file(&src).unwrap();
-        write_manifest(&layout, "lock", None).unwrap();
+        std::fs::write(&src, b"payload").expect("test setup");
+        let sha = sha256_file(&src).expect("test setup");
+        store_download(&layout, &src, &sha).expect("test setup");
+        std::fs::remove_file(&src).expect("test setup");
+        write_manifest(&layout, "lock", None).expect("test setup");
         (dir, sha)
     }
 
     #[test]
     fn a_bundle_opens_and_hands_out_its_download() {
         let (dir, sha) = bundle_with_one_file();
-        let offline = OfflineSources::open(dir.path(), "lock").unwrap();
+        let offline = OfflineSources::open(dir.path(), "lock").expect("test setup");
         let from = offline.download(&sha).expect("bundled");
-        let out = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().expect("test setup");
         let dest = out.path().join("got");
-        assert_eq!(copy_download(&from, &sha, &dest, Some(0o755)).unwrap(), 7);
-        assert_eq!(std::fs::read(&dest).unwrap(), b"payload");
+        assert_eq!(
+            copy_download(&from, &sha, &dest, Some(0o755)).expect("test setup"),
+            7
+        );
+        assert_eq!(std::fs::read(&dest).expect("test setup"), b"payload");
         assert_eq!(offline.download(&"0".repeat(64)), None);
-        let conf = std::fs::read_to_string(offline.apt_config()).unwrap();
+        let conf = std::fs::read_to_string(offline.apt_config()).expect("test setup");
         assert!(conf.contains("Dir::Etc::SourceList"), "{conf}");
         let dirs = em_apt::AptDirs::from_apt_conf_text(&conf);
         assert!(
@@ -774,17 +771,17 @@ mod tests {
     #[test]
     fn a_changed_missing_or_added_file_or_another_lock_is_refused() {
         let (dir, sha) = bundle_with_one_file();
-        let err = OfflineSources::open(dir.path(), "other").unwrap_err();
+        let err = OfflineSources::open(dir.path(), "other").expect_err("refused");
         assert!(err.contains("another lock file"), "{err}");
-        std::fs::write(dir.path().join("files/extra"), b"x").unwrap();
-        let err = OfflineSources::open(dir.path(), "lock").unwrap_err();
+        std::fs::write(dir.path().join("files/extra"), b"x").expect("test setup");
+        let err = OfflineSources::open(dir.path(), "lock").expect_err("refused");
         assert!(err.contains("files/extra is not in bundle.toml"), "{err}");
-        std::fs::remove_file(dir.path().join("files/extra")).unwrap();
-        std::fs::write(dir.path().join("files").join(&sha), b"tampered").unwrap();
-        let err = OfflineSources::open(dir.path(), "lock").unwrap_err();
+        std::fs::remove_file(dir.path().join("files/extra")).expect("test setup");
+        std::fs::write(dir.path().join("files").join(&sha), b"tampered").expect("test setup");
+        let err = OfflineSources::open(dir.path(), "lock").expect_err("refused");
         assert!(err.contains("bundle.toml says"), "{err}");
-        std::fs::remove_file(dir.path().join("files").join(&sha)).unwrap();
-        let err = OfflineSources::open(dir.path(), "lock").unwrap_err();
+        std::fs::remove_file(dir.path().join("files").join(&sha)).expect("test setup");
+        let err = OfflineSources::open(dir.path(), "lock").expect_err("refused");
         assert!(err.contains("is missing"), "{err}");
     }
 }

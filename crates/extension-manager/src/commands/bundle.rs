@@ -67,14 +67,10 @@ pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8,
     let lock = crate::locked::read(&args.lock_file)?;
     let drifted = crate::locked::drift(&plan, &lock);
     if !drifted.is_empty() {
-        let lines: Vec<String> = drifted
-            .iter()
-            .map(|(name, why)| format!("  {name}: {}", why.join("; ")))
-            .collect();
         return Err(CliError::usage(format!(
             "{} does not hold what to bundle:\n{}",
             args.lock_file.display(),
-            lines.join("\n")
+            crate::locked::drift_lines(&drifted)
         ))
         .with_hint(format!(
             "lock them first: `extension-manager lock {}` (with the same --set values), then bundle",
@@ -187,6 +183,11 @@ pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8,
     let manifest =
         bundle::write_manifest(&layout, &lock_sha256, npm_registry).map_err(CliError::permanent)?;
     let building = building.keep();
+    // A temporary directory is 0700; the bundle is read by others (apt's `_apt` user).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&building, std::fs::Permissions::from_mode(0o755));
+    }
     // An empty DIR (checked above) is replaced; rename does that for empty directories.
     std::fs::rename(&building, &target).map_err(|e| {
         let _ = std::fs::remove_dir_all(&building);
