@@ -544,8 +544,21 @@ impl OfflineSources {
                 dir.display()
             )
         })?;
-        let manifest: BundleManifest = toml::from_str(&text)
-            .map_err(|e| format!("{}: {}", path.display(), e.message().trim_end()))?;
+        // A bad bundle.toml reads like a bad manifest: file:line:column, caret, hint.
+        let manifest: BundleManifest = toml::from_str(&text).map_err(|e| {
+            let file = em_manifest::SourceFile::new(&path, &text);
+            let diagnostic = file
+                .error(
+                    e.span().unwrap_or(0..0),
+                    format!("bad bundle.toml: {}", e.message().trim_end()),
+                )
+                .with_hint(
+                    "the file is written by `extension-manager bundle`: make the bundle again",
+                );
+            em_manifest::render_all(&[diagnostic])
+                .trim_end()
+                .to_string()
+        })?;
         if manifest.version != FORMAT_VERSION {
             return Err(format!(
                 "{}: format version {}, this extension-manager reads {FORMAT_VERSION}",
@@ -783,5 +796,13 @@ mod tests {
         std::fs::remove_file(dir.path().join("files").join(&sha)).expect("test setup");
         let err = OfflineSources::open(dir.path(), "lock").expect_err("refused");
         assert!(err.contains("is missing"), "{err}");
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "version = 1\nlock_sha256 = 3\n",
+        )
+        .expect("test setup");
+        let err = OfflineSources::open(dir.path(), "lock").expect_err("refused");
+        assert!(err.contains("bundle.toml:2:15"), "{err}");
+        assert!(err.contains("hint: the file is written by"), "{err}");
     }
 }
