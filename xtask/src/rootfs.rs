@@ -124,7 +124,10 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     let mut outcomes = Vec::new();
     for name in &chosen {
         let paths = snapshot_paths(&catalog, name);
-        let result = test_one(name, &paths, &host, &binary, options, &reports);
+        let layers = layers(&catalog, name);
+        let result = test_one(
+            name, &paths, &layers, root, &host, &binary, options, &reports,
+        );
         let outcome = Outcome {
             name: name.clone(),
             result,
@@ -224,6 +227,27 @@ fn closure<'a>(catalog: &'a BTreeMap<String, Manifest>, name: &'a str) -> BTreeS
     seen
 }
 
+/// `name` and its requirements, requirements first (ties by name): the order of the
+/// `RUN` lines of examples/Dockerfile, one layer per extension.
+fn layers(catalog: &BTreeMap<String, Manifest>, name: &str) -> Vec<String> {
+    fn visit(catalog: &BTreeMap<String, Manifest>, name: &str, out: &mut Vec<String>) {
+        if out.iter().any(|n| n == name) {
+            return;
+        }
+        if let Some(manifest) = catalog.get(name) {
+            let mut requires = manifest.requires.clone();
+            requires.sort();
+            for r in &requires {
+                visit(catalog, r, out);
+            }
+        }
+        out.push(name.to_owned());
+    }
+    let mut out = Vec::new();
+    visit(catalog, name, &mut out);
+    out
+}
+
 /// The hosts outside the package registries that installing `name` needs.
 fn outside_hosts(catalog: &BTreeMap<String, Manifest>, name: &str) -> BTreeSet<String> {
     closure(catalog, name)
@@ -299,46 +323,44 @@ fn binary(root: &Path, options: &Options) -> Result<PathBuf, String> {
 /// every listed path).
 const OFFLINE_DIR: &str = "/em-rootfs";
 
-/// `--offline`, on the host: `lock NAME` and `bundle DIR NAME` with `binary` into the
-/// tree's [`OFFLINE_DIR`], with a state directory of their own. Returns the time and the
-/// bundle's size.
+/// The scripts of examples/Dockerfile's two stages, which `--offline` runs as they are.
+const BUNDLE_SCRIPT: &str = "examples/image/bundle.sh";
+const INSTALL_SCRIPT: &str = "examples/image/install.sh";
+
+/// `--offline`, on the host: the Dockerfile's first stage (`examples/image/bundle.sh`:
+/// `lock NAME`, `bundle bundle NAME`) with `binary` into the tree's [`OFFLINE_DIR`], with a
+/// state directory of its own. Returns the time and the bundle's size.
 fn bundle_on_host(
     tree: &Tree,
+    root: &Path,
     binary: &Path,
     name: &str,
     dir: &Path,
 ) -> Result<(Duration, u64), String> {
     let work = tree.host_path(OFFLINE_DIR);
-    let state = dir.join("host-state");
     let started = Instant::now();
-    for (log, args) in [
-        ("lock", vec!["lock", name]),
-        ("bundle", vec!["bundle", "bundle", name]),
-    ] {
-        eprintln!(
-            "==> rootfs: {name}: on the host: extension-manager {}",
-            args.join(" ")
-        );
-        let output = std::process::Command::new(binary)
-            .current_dir(&work)
-            .env("EM_STATE_DIR", &state)
-            .args(["--progress", "none"])
-            .args(&args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-        save_log(&output, &dir.join(format!("{log}.log")))?;
-        if !output.status.success() {
-            return Err(format!(
-                "extension-manager {log} {name} exited {}: {}",
-                output.status.code().unwrap_or(-1),
-                chroot::tail(&output.stderr, 5)
-            ));
-        }
+    eprintln!("==> rootfs: {name}: on the host: {BUNDLE_SCRIPT} {OFFLINE_DIR} {name}");
+    let output = std::process::Command::new("sh")
+        .arg(root.join(BUNDLE_SCRIPT))
+        .arg(&work)
+        .arg(name)
+        .env("EM", binary)
+        .env("EM_STATE_DIR", dir.join("host-state"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {BUNDLE_SCRIPT}: {e}"))?;
+    save_log(&output, &dir.join("bundle.log"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{BUNDLE_SCRIPT} {name} exited {}: {}",
+            output.status.code().unwrap_or(-1),
+            chroot::tail(&output.stderr, 5)
+        ));
     }
-    let took = started.elapsed();
-    let size = dir_size(&work.join("bundle"));
-    Ok((took, size))
+    let install_script = tree.host_path(&format!("{OFFLINE_DIR}/install.sh"));
+    fs::copy(root.join(INSTALL_SCRIPT), &install_script)
+        .map_err(|e| format!("cannot copy {INSTALL_SCRIPT} into the tree: {e}"))?;
+    Ok((started.elapsed(), dir_size(&work.join("bundle"))))
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -359,9 +381,12 @@ fn dir_size(dir: &Path) -> u64 {
 /// One extension: fresh tree, snapshot, install, status, remove, snapshot, diff.
 /// `--offline`: the lock and the bundle are made on the host first, and the tree's
 /// commands run without a network (the first thing run there shows its interfaces).
+#[allow(clippy::too_many_arguments)]
 fn test_one(
     name: &str,
     paths: &BTreeSet<String>,
+    layers: &[String],
+    root: &Path,
     host: &HostConfig,
     binary: &Path,
     options: &Options,
@@ -379,7 +404,7 @@ fn test_one(
     let copy = copied.elapsed();
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let bundle = match options.offline {
-        true => Some(bundle_on_host(&tree, binary, name, &dir)?),
+        true => Some(bundle_on_host(&tree, root, binary, name, &dir)?),
         false => None,
     };
     let before = Snapshot::take(&tree, paths)?;
@@ -389,7 +414,7 @@ fn test_one(
         true => tree.run_offline(script),
         false => tree.run(script),
     };
-    let install_command = match options.offline {
+    let install = match options.offline {
         true => {
             let interfaces = run("cat /proc/net/dev")?;
             save_log(&interfaces, &dir.join("interfaces.log"))?;
@@ -405,14 +430,30 @@ fn test_one(
                     up.join(", ")
                 ));
             }
-            format!(
-                "cd {OFFLINE_DIR} && {em} --progress none install --offline --from {OFFLINE_DIR}/bundle {name}"
-            )
+            // The Dockerfile's second stage: one install (one layer) per extension.
+            let mut total = (0, Duration::ZERO);
+            for layer in layers {
+                let script = format!("EM={em} sh {OFFLINE_DIR}/install.sh {OFFLINE_DIR} {layer}");
+                eprintln!("==> rootfs: {name}: {script}");
+                let (code, took) = timed_with(&run, &script, &dir, &format!("install-{layer}"))?;
+                total.1 += took;
+                if code != 0 {
+                    total.0 = code;
+                    break;
+                }
+            }
+            total
         }
-        false => format!("{em} --progress none install {name}"),
+        false => {
+            eprintln!("==> rootfs: {name}: extension-manager install {name}");
+            timed_with(
+                &run,
+                &format!("{em} --progress none install {name}"),
+                &dir,
+                "install",
+            )?
+        }
     };
-    eprintln!("==> rootfs: {name}: {install_command}");
-    let install = timed_with(&run, &install_command, &dir, "install")?;
     let status = timed_with(&run, &format!("{em} status"), &dir, "status")?.0;
     let removed = installed_extensions(&tree, em)?;
     eprintln!(
@@ -600,6 +641,12 @@ mod tests {
             ["files.example:8443"]
         );
         assert!(choose(&catalog, &["nope".into()], false).is_err());
+    }
+
+    #[test]
+    fn layers_put_requirements_first() {
+        assert_eq!(layers(&catalog(), "tools"), ["base", "go", "tools"]);
+        assert_eq!(layers(&catalog(), "base"), ["base"]);
     }
 
     #[test]
