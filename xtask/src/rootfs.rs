@@ -36,6 +36,9 @@ pub struct Options {
     /// Lock and bundle on the host, then install, check and remove in the tree with no
     /// network (`install --offline --from`, inside `unshare --net`).
     offline: bool,
+    /// With `offline`: install through the dev container Feature's install.sh (all the
+    /// extensions at once) instead of the Dockerfile's one layer per extension.
+    feature: bool,
     /// The extensions to test; none: every one the machine can reach.
     extensions: Vec<String>,
 }
@@ -58,6 +61,7 @@ impl Options {
                 "--report-only" => options.report_only = true,
                 "--rebuild" => options.rebuild = true,
                 "--offline" => options.offline = true,
+                "--feature" => options.feature = true,
                 "--binary" => {
                     let path = args.next().ok_or("--binary needs a PATH")?;
                     options.binary = Some(PathBuf::from(path));
@@ -67,6 +71,9 @@ impl Options {
                 }
                 name => options.extensions.push(name.to_owned()),
             }
+        }
+        if options.feature && !options.offline {
+            return Err("--feature goes with --offline".into());
         }
         Ok(options)
     }
@@ -326,6 +333,7 @@ const OFFLINE_DIR: &str = "/em-rootfs";
 /// The scripts of examples/Dockerfile's two stages, which `--offline` runs as they are.
 const BUNDLE_SCRIPT: &str = "examples/image/bundle.sh";
 const INSTALL_SCRIPT: &str = "examples/image/install.sh";
+const FEATURE_SCRIPT: &str = "examples/devcontainer-feature/src/extension-manager/install.sh";
 
 /// `--offline`, on the host: the Dockerfile's first stage (`examples/image/bundle.sh`:
 /// `lock NAME`, `bundle bundle NAME`) with `binary` into the tree's [`OFFLINE_DIR`], with a
@@ -357,9 +365,16 @@ fn bundle_on_host(
             chroot::tail(&output.stderr, 5)
         ));
     }
-    let install_script = tree.host_path(&format!("{OFFLINE_DIR}/install.sh"));
-    fs::copy(root.join(INSTALL_SCRIPT), &install_script)
-        .map_err(|e| format!("cannot copy {INSTALL_SCRIPT} into the tree: {e}"))?;
+    for (script, inside) in [
+        (INSTALL_SCRIPT, "install.sh"),
+        (FEATURE_SCRIPT, "feature.sh"),
+    ] {
+        fs::copy(
+            root.join(script),
+            tree.host_path(&format!("{OFFLINE_DIR}/{inside}")),
+        )
+        .map_err(|e| format!("cannot copy {script} into the tree: {e}"))?;
+    }
     Ok((started.elapsed(), dir_size(&work.join("bundle"))))
 }
 
@@ -430,9 +445,19 @@ fn test_one(
                     up.join(", ")
                 ));
             }
+            // The Feature: its install.sh with the options as variables, all at once.
+            let feature = format!(
+                "EM={em} EXTENSIONS='{}' BUNDLE={OFFLINE_DIR} sh {OFFLINE_DIR}/feature.sh",
+                layers.join(" ")
+            );
             // The Dockerfile's second stage: one install (one layer) per extension.
             let mut total = (0, Duration::ZERO);
             for layer in layers {
+                if options.feature {
+                    eprintln!("==> rootfs: {name}: {feature}");
+                    total = timed_with(&run, &feature, &dir, "install")?;
+                    break;
+                }
                 let script = format!("EM={em} sh {OFFLINE_DIR}/install.sh {OFFLINE_DIR} {layer}");
                 eprintln!("==> rootfs: {name}: {script}");
                 let (code, took) = timed_with(&run, &script, &dir, &format!("install-{layer}"))?;
@@ -657,12 +682,24 @@ mod tests {
 
     #[test]
     fn parses_flags_and_names() {
-        let args: Vec<String> = ["--keep", "base", "--report-only", "python", "--offline"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--keep",
+            "base",
+            "--report-only",
+            "python",
+            "--offline",
+            "--feature",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let options = Options::parse(&args).expect("valid arguments");
         assert!(options.keep && options.report_only && !options.rebuild && options.offline);
+        assert!(options.feature);
+        assert!(
+            Options::parse(&["--feature".into()]).is_err(),
+            "only with --offline"
+        );
         assert_eq!(options.extensions, ["base", "python"]);
         assert!(Options::parse(&["--nope".into()]).is_err());
     }
