@@ -73,6 +73,12 @@ commands:
       --keep         keep each tree under /var/tmp/em-rootfs (until the next run)
       --rebuild      build the cached tree again
       --binary PATH  test this binary instead of building the release one
+      --offline      lock and bundle each extension on the host, then install,
+                     check and remove it in the chroot inside `unshare --net`
+                     (`install --offline --from`: no network at all), through
+                     examples/image/*.sh, the scripts of examples/Dockerfile
+      --feature      with --offline: install through the dev container Feature's
+                     install.sh (examples/devcontainer-feature) instead
   sim [--clients N] [--seed N]
                      Brooker's backoff-and-jitter simulation (OCC contention, default
                      100 clients) with em-retry's own delays and jitter, then the

@@ -33,6 +33,12 @@ pub struct Options {
     rebuild: bool,
     /// Use this binary instead of building target/release/extension-manager.
     binary: Option<PathBuf>,
+    /// Lock and bundle on the host, then install, check and remove in the tree with no
+    /// network (`install --offline --from`, inside `unshare --net`).
+    offline: bool,
+    /// With `offline`: install through the dev container Feature's install.sh (all the
+    /// extensions at once) instead of the Dockerfile's one layer per extension.
+    feature: bool,
     /// The extensions to test; none: every one the machine can reach.
     extensions: Vec<String>,
 }
@@ -54,6 +60,8 @@ impl Options {
                 "--keep" => options.keep = true,
                 "--report-only" => options.report_only = true,
                 "--rebuild" => options.rebuild = true,
+                "--offline" => options.offline = true,
+                "--feature" => options.feature = true,
                 "--binary" => {
                     let path = args.next().ok_or("--binary needs a PATH")?;
                     options.binary = Some(PathBuf::from(path));
@@ -63,6 +71,9 @@ impl Options {
                 }
                 name => options.extensions.push(name.to_owned()),
             }
+        }
+        if options.feature && !options.offline {
+            return Err("--feature goes with --offline".into());
         }
         Ok(options)
     }
@@ -85,6 +96,8 @@ struct Outcome {
 
 struct Measured {
     copy: Duration,
+    /// `--offline`: the lock and the bundle on the host (time, size in bytes).
+    bundle: Option<(Duration, u64)>,
     install: (i32, Duration),
     status: i32,
     removed: Vec<String>,
@@ -103,7 +116,7 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     chroot::check_host()?;
     chroot::sweep_stale_runs();
     let catalog = read_catalog(&root.join("extensions"))?;
-    let chosen = choose(&catalog, &options.extensions)?;
+    let chosen = choose(&catalog, &options.extensions, options.offline)?;
     if chosen.is_empty() {
         return Err("no extension to test".into());
     }
@@ -118,7 +131,10 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     let mut outcomes = Vec::new();
     for name in &chosen {
         let paths = snapshot_paths(&catalog, name);
-        let result = test_one(name, &paths, &host, &binary, options.keep, &reports);
+        let layers = layers(&catalog, name);
+        let result = test_one(
+            name, &paths, &layers, root, &host, &binary, options, &reports,
+        );
         let outcome = Outcome {
             name: name.clone(),
             result,
@@ -218,6 +234,27 @@ fn closure<'a>(catalog: &'a BTreeMap<String, Manifest>, name: &'a str) -> BTreeS
     seen
 }
 
+/// `name` and its requirements, requirements first (ties by name): the order of the
+/// `RUN` lines of examples/Dockerfile, one layer per extension.
+fn layers(catalog: &BTreeMap<String, Manifest>, name: &str) -> Vec<String> {
+    fn visit(catalog: &BTreeMap<String, Manifest>, name: &str, out: &mut Vec<String>) {
+        if out.iter().any(|n| n == name) {
+            return;
+        }
+        if let Some(manifest) = catalog.get(name) {
+            let mut requires = manifest.requires.clone();
+            requires.sort();
+            for r in &requires {
+                visit(catalog, r, out);
+            }
+        }
+        out.push(name.to_owned());
+    }
+    let mut out = Vec::new();
+    visit(catalog, name, &mut out);
+    out
+}
+
 /// The hosts outside the package registries that installing `name` needs.
 fn outside_hosts(catalog: &BTreeMap<String, Manifest>, name: &str) -> BTreeSet<String> {
     closure(catalog, name)
@@ -227,8 +264,13 @@ fn outside_hosts(catalog: &BTreeMap<String, Manifest>, name: &str) -> BTreeSet<S
         .collect()
 }
 
-/// The extensions to test: those asked for (or all), minus those that need other hosts.
-fn choose(catalog: &BTreeMap<String, Manifest>, asked: &[String]) -> Result<Vec<String>, String> {
+/// The extensions to test: those asked for (or all), minus those that need other hosts
+/// (`offline`: none is skipped, the host fetches every download into the bundle).
+fn choose(
+    catalog: &BTreeMap<String, Manifest>,
+    asked: &[String],
+    offline: bool,
+) -> Result<Vec<String>, String> {
     for name in asked {
         if !catalog.contains_key(name) {
             let known: Vec<&str> = catalog.keys().map(String::as_str).collect();
@@ -246,7 +288,7 @@ fn choose(catalog: &BTreeMap<String, Manifest>, asked: &[String]) -> Result<Vec<
     let mut chosen = Vec::new();
     for name in candidates {
         let hosts = outside_hosts(catalog, &name);
-        if hosts.is_empty() {
+        if hosts.is_empty() || offline {
             chosen.push(name);
         } else {
             let hosts: Vec<String> = hosts.into_iter().collect();
@@ -284,15 +326,88 @@ fn binary(root: &Path, options: &Options) -> Result<PathBuf, String> {
     Ok(target_dir(root).join("release/extension-manager"))
 }
 
+/// Where `--offline` puts the lock and the bundle in the tree (beside the binary, outside
+/// every listed path).
+const OFFLINE_DIR: &str = "/em-rootfs";
+
+/// The scripts of examples/Dockerfile's two stages, which `--offline` runs as they are.
+const BUNDLE_SCRIPT: &str = "examples/image/bundle.sh";
+const INSTALL_SCRIPT: &str = "examples/image/install.sh";
+const FEATURE_SCRIPT: &str = "examples/devcontainer-feature/src/extension-manager/install.sh";
+
+/// `--offline`, on the host: the Dockerfile's first stage (`examples/image/bundle.sh`:
+/// `lock NAME`, `bundle bundle NAME`) with `binary` into the tree's [`OFFLINE_DIR`], with a
+/// state directory of its own. Returns the time and the bundle's size.
+fn bundle_on_host(
+    tree: &Tree,
+    root: &Path,
+    binary: &Path,
+    name: &str,
+    dir: &Path,
+) -> Result<(Duration, u64), String> {
+    let work = tree.host_path(OFFLINE_DIR);
+    let started = Instant::now();
+    eprintln!("==> rootfs: {name}: on the host: {BUNDLE_SCRIPT} {OFFLINE_DIR} {name}");
+    let output = std::process::Command::new("sh")
+        .arg(root.join(BUNDLE_SCRIPT))
+        .arg(&work)
+        .arg(name)
+        .env("EM", binary)
+        .env("EM_STATE_DIR", dir.join("host-state"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {BUNDLE_SCRIPT}: {e}"))?;
+    save_log(&output, &dir.join("bundle.log"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{BUNDLE_SCRIPT} {name} exited {}: {}",
+            output.status.code().unwrap_or(-1),
+            chroot::tail(&output.stderr, 5)
+        ));
+    }
+    for (script, inside) in [
+        (INSTALL_SCRIPT, "install.sh"),
+        (FEATURE_SCRIPT, "feature.sh"),
+    ] {
+        fs::copy(
+            root.join(script),
+            tree.host_path(&format!("{OFFLINE_DIR}/{inside}")),
+        )
+        .map_err(|e| format!("cannot copy {script} into the tree: {e}"))?;
+    }
+    Ok((started.elapsed(), dir_size(&work.join("bundle"))))
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(entry.path()),
+                Ok(_) => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 /// One extension: fresh tree, snapshot, install, status, remove, snapshot, diff.
+/// `--offline`: the lock and the bundle are made on the host first, and the tree's
+/// commands run without a network (the first thing run there shows its interfaces).
+#[allow(clippy::too_many_arguments)]
 fn test_one(
     name: &str,
     paths: &BTreeSet<String>,
+    layers: &[String],
+    root: &Path,
     host: &HostConfig,
     binary: &Path,
-    keep: bool,
+    options: &Options,
     reports: &Path,
 ) -> Result<Measured, String> {
+    let keep = options.keep;
     eprintln!("==> rootfs: {name}: fresh tree");
     let dir = reports.join(name);
     if dir.exists() {
@@ -302,17 +417,69 @@ fn test_one(
     let tree = Tree::unpack(name, host, keep)?;
     let em = tree.install_binary(binary)?;
     let copy = copied.elapsed();
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let bundle = match options.offline {
+        true => Some(bundle_on_host(&tree, root, binary, name, &dir)?),
+        false => None,
+    };
     let before = Snapshot::take(&tree, paths)?;
     before.write(&dir.join("before"))?;
 
-    eprintln!("==> rootfs: {name}: extension-manager install {name}");
-    let install = timed(
-        &tree,
-        &format!("{em} --progress none install {name}"),
-        &dir,
-        "install",
-    )?;
-    let status = timed(&tree, &format!("{em} status"), &dir, "status")?.0;
+    let run = |script: &str| match options.offline {
+        true => tree.run_offline(script),
+        false => tree.run(script),
+    };
+    let install = match options.offline {
+        true => {
+            let interfaces = run("cat /proc/net/dev")?;
+            save_log(&interfaces, &dir.join("interfaces.log"))?;
+            let text = String::from_utf8_lossy(&interfaces.stdout);
+            let up: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(i, _)| i.trim()))
+                .filter(|i| *i != "lo")
+                .collect();
+            if !up.is_empty() {
+                return Err(format!(
+                    "the offline namespace has interfaces: {}",
+                    up.join(", ")
+                ));
+            }
+            // The Feature: its install.sh with the options as variables, all at once.
+            let feature = format!(
+                "EM={em} EXTENSIONS='{}' BUNDLE={OFFLINE_DIR} sh {OFFLINE_DIR}/feature.sh",
+                layers.join(" ")
+            );
+            // The Dockerfile's second stage: one install (one layer) per extension.
+            let mut total = (0, Duration::ZERO);
+            for layer in layers {
+                if options.feature {
+                    eprintln!("==> rootfs: {name}: {feature}");
+                    total = timed_with(&run, &feature, &dir, "install")?;
+                    break;
+                }
+                let script = format!("EM={em} sh {OFFLINE_DIR}/install.sh {OFFLINE_DIR} {layer}");
+                eprintln!("==> rootfs: {name}: {script}");
+                let (code, took) = timed_with(&run, &script, &dir, &format!("install-{layer}"))?;
+                total.1 += took;
+                if code != 0 {
+                    total.0 = code;
+                    break;
+                }
+            }
+            total
+        }
+        false => {
+            eprintln!("==> rootfs: {name}: extension-manager install {name}");
+            timed_with(
+                &run,
+                &format!("{em} --progress none install {name}"),
+                &dir,
+                "install",
+            )?
+        }
+    };
+    let status = timed_with(&run, &format!("{em} status"), &dir, "status")?.0;
     let removed = installed_extensions(&tree, em)?;
     eprintln!(
         "==> rootfs: {name}: extension-manager remove {}",
@@ -321,8 +488,8 @@ fn test_one(
     let remove = if removed.is_empty() {
         (0, Duration::ZERO)
     } else {
-        timed(
-            &tree,
+        timed_with(
+            &run,
             &format!("{em} remove {}", removed.join(" ")),
             &dir,
             "remove",
@@ -336,6 +503,7 @@ fn test_one(
     fs::write(&diff_file, diff.full_text()).map_err(|e| format!("{}: {e}", diff_file.display()))?;
     Ok(Measured {
         copy,
+        bundle,
         install,
         status,
         removed,
@@ -344,10 +512,16 @@ fn test_one(
     })
 }
 
-/// Runs `script` in the tree, its output saved to `<dir>/<log>.log`: (exit code, time).
-fn timed(tree: &Tree, script: &str, dir: &Path, log: &str) -> Result<(i32, Duration), String> {
+/// Runs `script` through `run` (in the tree), its output saved to `<dir>/<log>.log`:
+/// (exit code, time).
+fn timed_with(
+    run: &dyn Fn(&str) -> Result<Output, String>,
+    script: &str,
+    dir: &Path,
+    log: &str,
+) -> Result<(i32, Duration), String> {
     let started = Instant::now();
-    let output = tree.run(script)?;
+    let output = run(script)?;
     let took = started.elapsed();
     save_log(&output, &dir.join(format!("{log}.log")))?;
     Ok((output.status.code().unwrap_or(-1), took))
@@ -385,6 +559,14 @@ fn print_outcome(outcome: &Outcome, reports: &Path) {
         }
     };
     let verdict = if m.passed() { "ok" } else { "FAILED" };
+    if let Some((took, bytes)) = m.bundle {
+        eprintln!(
+            "==> rootfs: {name}: lock + bundle on the host in {} ({:.1} MiB); \
+             install, status and remove with no network",
+            format_duration(took),
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
     eprintln!(
         "==> rootfs: {name}: {verdict}: copy {}, install exit {} in {}, status exit {}, \
          remove {} exit {} in {}",
@@ -471,14 +653,25 @@ mod tests {
     #[test]
     fn an_extension_that_needs_another_host_is_skipped_with_its_dependents() {
         let catalog = catalog();
-        assert_eq!(choose(&catalog, &[]), Ok(vec!["base".to_owned()]));
+        assert_eq!(choose(&catalog, &[], false), Ok(vec!["base".to_owned()]));
+        assert_eq!(
+            choose(&catalog, &[], true).map(|c| c.len()),
+            Ok(3),
+            "offline: all"
+        );
         assert_eq!(
             outside_hosts(&catalog, "tools")
                 .into_iter()
                 .collect::<Vec<_>>(),
             ["files.example:8443"]
         );
-        assert!(choose(&catalog, &["nope".into()]).is_err());
+        assert!(choose(&catalog, &["nope".into()], false).is_err());
+    }
+
+    #[test]
+    fn layers_put_requirements_first() {
+        assert_eq!(layers(&catalog(), "tools"), ["base", "go", "tools"]);
+        assert_eq!(layers(&catalog(), "base"), ["base"]);
     }
 
     #[test]
@@ -489,12 +682,24 @@ mod tests {
 
     #[test]
     fn parses_flags_and_names() {
-        let args: Vec<String> = ["--keep", "base", "--report-only", "python"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--keep",
+            "base",
+            "--report-only",
+            "python",
+            "--offline",
+            "--feature",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let options = Options::parse(&args).expect("valid arguments");
-        assert!(options.keep && options.report_only && !options.rebuild);
+        assert!(options.keep && options.report_only && !options.rebuild && options.offline);
+        assert!(options.feature);
+        assert!(
+            Options::parse(&["--feature".into()]).is_err(),
+            "only with --offline"
+        );
         assert_eq!(options.extensions, ["base", "python"]);
         assert!(Options::parse(&["--nope".into()]).is_err());
     }

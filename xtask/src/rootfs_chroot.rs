@@ -342,15 +342,30 @@ impl Tree {
 
     /// Runs `script` with `sh -c` in the chroot, in a namespace of its own.
     pub fn run(&self, script: &str) -> Result<Output, String> {
-        self.command(script)
+        self.command(script, &[])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot start unshare: {e}"))
     }
 
-    fn command(&self, script: &str) -> Command {
+    /// [`Tree::run`] in a network namespace of its own as well (`unshare --net`): no
+    /// interface but a loopback that is down, so nothing can be fetched from anywhere.
+    pub fn run_offline(&self, script: &str) -> Result<Output, String> {
+        self.command(script, &["--net"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot start unshare: {e}"))
+    }
+
+    /// Where `inside` (an absolute path in the chroot) is on the host.
+    pub fn host_path(&self, inside: &str) -> PathBuf {
+        self.path.join(inside.trim_start_matches('/'))
+    }
+
+    fn command(&self, script: &str, namespaces: &[&str]) -> Command {
         let mut command = Command::new("unshare");
         command
+            .args(namespaces)
             .args(["--mount", "--propagation", "private", "--pid", "--fork"])
             .arg(format!("--mount-proc={}", self.path.join("proc").display()))
             .args(["--", "sh", "-ec", ENTER, "sh"])

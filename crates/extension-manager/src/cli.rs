@@ -105,6 +105,8 @@ enum Command {
     Install(commands::install::InstallArgs),
     /// Resolve exact versions and hashes into extensions.lock (install --locked installs them)
     Lock(commands::lock::LockArgs),
+    /// Fetch every payload of the locked set into DIR (install --offline --from DIR installs it)
+    Bundle(commands::bundle::BundleArgs),
     /// Remove extensions: undo what their install added, and nothing another one needs
     Remove(commands::remove::RemoveArgs),
     /// Reinstall the installed extensions whose manifest changed
@@ -378,6 +380,7 @@ async fn with_session(
         Command::Plan(args) => commands::install::plan_command(session, &args, common),
         Command::Install(args) => commands::install::install(session, args, common).await,
         Command::Lock(args) => commands::lock::lock(session, &args, &common.ui).await,
+        Command::Bundle(args) => commands::bundle::bundle(session, &args, &common.ui).await,
         Command::Upgrade(args) => commands::install::upgrade(session, args, common).await,
         Command::Remove(args) => commands::remove::remove(session, args, common).await,
         Command::Status(args) => commands::status::status(session, &args, output).await,

@@ -51,19 +51,24 @@ pub fn drift(plan: &Plan, lock: &LockFile) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// [`drift`]'s findings as lines of a message: `  NAME: why; why`.
+pub fn drift_lines(drifted: &[(String, Vec<String>)]) -> String {
+    drifted
+        .iter()
+        .map(|(name, why)| format!("  {name}: {}", why.join("; ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Rewrites the plan's package steps to the locked versions. Refuses (exit 2) when the plan
 /// has drifted from the lock: installing "exactly the lock" is then impossible.
 pub fn pin(plan: &mut Plan, lock: &LockFile, lock_path: &Path) -> Result<(), CliError> {
     let drifted = drift(plan, lock);
     if !drifted.is_empty() {
-        let lines: Vec<String> = drifted
-            .iter()
-            .map(|(name, why)| format!("  {name}: {}", why.join("; ")))
-            .collect();
         return Err(CliError::usage(format!(
             "{} does not match the extensions to install:\n{}",
             lock_path.display(),
-            lines.join("\n")
+            drift_lines(&drifted)
         ))
         .with_hint("run `extension-manager lock` with the same extensions and --set values, then install again"));
     }

@@ -58,14 +58,7 @@ fn session() -> (Session, String) {
 }
 
 fn run(s: &Session, exts: &str, args: &[&str]) -> std::process::Output {
-    s.em()
-        .current_dir(s.path())
-        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
-        .arg("--extensions-dir")
-        .arg(exts)
-        .args(args)
-        .output()
-        .expect("extension-manager runs")
+    s.run_with_extensions(exts, args)
 }
 
 #[test]

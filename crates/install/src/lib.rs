@@ -4,7 +4,7 @@
 //! the configuration and its sources ([`config`]), the plan of what to install and in which
 //! order ([`plan`]), the host checks before a run ([`preflight`]), the executor that runs the
 //! steps with retries, circuit breakers and exact undo records ([`executor`], [`apt_batch`],
-//! [`file_steps`], [`shell_adapter`]), the state directory with its lock, records, history
+//! [`file_steps`], [`shell_adapter`]), offline bundles ([`bundle`]), the state directory with its lock, records, history
 //! and reports ([`state`]), the exit codes ([`exit`]) and the termination signals
 //! ([`signals`]).
 //!
@@ -19,6 +19,7 @@
 
 pub mod adapter_context;
 pub mod apt_batch;
+pub mod bundle;
 pub mod config;
 pub mod download;
 pub mod events;

@@ -152,8 +152,10 @@ fn check_machine(
     }
 }
 
-/// Checks the requirements of every extension of `plan` that has work to do.
-pub async fn check(plan: &Plan, keep_going: bool) -> Findings {
+/// Checks the requirements of every extension of `plan` that has work to do. Without
+/// `probe_domains` (an offline install, whose sources are all local) no host name is
+/// looked up.
+pub async fn check(plan: &Plan, keep_going: bool, probe_domains: bool) -> Findings {
     let mut findings = Findings::default();
     check_machine(plan, memory_mb(), em_manifest::facts(), &mut findings);
     let needed: u64 = plan
@@ -178,7 +180,11 @@ pub async fn check(plan: &Plan, keep_going: bool) -> Findings {
             }
         }
     }
-    for e in plan.entries.iter().filter(|e| e.action.is_work()) {
+    for e in plan
+        .entries
+        .iter()
+        .filter(|e| probe_domains && e.action.is_work())
+    {
         for domain in &e.manifest.requirements.domains {
             if findings.unresolved.contains(&domain.value) || !resolves(&domain.value).await {
                 findings.unresolved.insert(domain.value.clone());

@@ -80,6 +80,12 @@ pub struct InstallArgs {
     /// The lock file of --locked
     #[arg(long, value_name = "FILE", default_value = em_lock::FILE_NAME)]
     lock_file: PathBuf,
+    /// Install from a bundle (see `bundle`) with no network at all; implies --locked
+    #[arg(long, requires = "from")]
+    offline: bool,
+    /// The bundle directory of --offline
+    #[arg(long, value_name = "DIR", requires = "offline")]
+    from: Option<PathBuf>,
 }
 
 /// `upgrade`'s arguments.
@@ -357,7 +363,8 @@ async fn install_run(
     let names = args.selection.resolve(session)?;
     // Validate everything the user typed before waiting for anybody's lock.
     let mut first = make_plan(session, &names, &args.sets, args.force)?;
-    let lock = match args.locked {
+    let locked = args.locked || args.offline;
+    let lock = match locked {
         true => {
             let lock = crate::locked::read(&args.lock_file)?;
             crate::locked::pin(&mut first, &lock, &args.lock_file)?;
@@ -370,7 +377,14 @@ async fn install_run(
         print_plan(&first, common.output);
         return Ok(exit::OK);
     }
-    if let Some(lock) = &lock {
+    // Offline, the bundle is checked instead of asking the sources what they offer.
+    let offline = match &args.from {
+        Some(dir) => Some(Arc::new(open_bundle(dir, &args.lock_file)?)),
+        None => None,
+    };
+    if let Some(lock) = &lock
+        && offline.is_none()
+    {
         crate::locked::check_offered(&first, lock, session.config.registries.npm.as_deref())
             .await?;
     }
@@ -388,8 +402,29 @@ async fn install_run(
         },
         args.jobs,
         args.keep_going,
+        offline,
     )
     .await
+}
+
+/// Opens the bundle of `--offline --from DIR`, made from `lock_file`: a missing, changed
+/// or foreign bundle is refused before anything runs (exit 2).
+fn open_bundle(
+    dir: &std::path::Path,
+    lock_file: &std::path::Path,
+) -> Result<em_install::bundle::OfflineSources, CliError> {
+    let lock_sha256 = em_install::bundle::sha256_file(lock_file).map_err(CliError::usage)?;
+    em_install::bundle::OfflineSources::open(dir, &lock_sha256).map_err(|e| {
+        let (message, hint) = match e.split_once("\nhint: ") {
+            Some((m, h)) => (m.to_string(), Some(h.to_string())),
+            None => (e, None),
+        };
+        let error = CliError::usage(message);
+        match hint {
+            Some(h) => error.with_hint(h),
+            None => error,
+        }
+    })
 }
 
 /// `upgrade`: reinstall what changed (a changed manifest or options); check the rest.
@@ -437,6 +472,7 @@ async fn upgrade_run(
         |s| make_plan(s, &names, &[], false),
         None,
         args.keep_going,
+        None,
     )
     .await
 }
@@ -448,6 +484,7 @@ async fn execute(
     planner: impl Fn(&Session) -> Result<Plan, CliError>,
     jobs: Option<usize>,
     keep_going: bool,
+    offline: Option<Arc<em_install::bundle::OfflineSources>>,
 ) -> Result<u8, CliError> {
     let _lock = match session
         .state_dir
@@ -467,7 +504,7 @@ async fn execute(
     };
     // Plan again under the lock: a run that finished while we waited has changed the state.
     let plan = planner(session)?;
-    let findings = crate::preflight::check(&plan, keep_going).await;
+    let findings = crate::preflight::check(&plan, keep_going, offline.is_none()).await;
     for (name, message) in &findings.warnings {
         common
             .ui
@@ -525,6 +562,7 @@ async fn execute(
         host: Arch::host(),
         unresolved_hosts: findings.unresolved,
         pinned_pip: plan.pinned_pip.clone(),
+        offline,
     };
     let report = executor::run(
         plan,

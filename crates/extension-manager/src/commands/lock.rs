@@ -214,6 +214,16 @@ async fn fetch_to_hash(
 ) -> Result<(String, u64), String> {
     let dir =
         tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    fetch_download(session, d, &dir.path().join("download")).await
+}
+
+/// Fetches a download step's URL to `dest` (the download policy, mirrors and the step's
+/// sha256 when it has one, checked): its sha256 and size. `lock` hashes it, `bundle` keeps it.
+pub(crate) async fn fetch_download(
+    session: &Session,
+    d: &em_manifest::DownloadStep,
+    dest: &Path,
+) -> Result<(String, u64), String> {
     let sha256 = match &d.sha256 {
         Some(s) => Some(em_exec::download::Sha256::parse(&s.value)?),
         None => None,
@@ -221,7 +231,7 @@ async fn fetch_to_hash(
     let request = em_exec::download::DownloadRequest {
         url: d.url.value.clone(),
         mirrors: d.mirrors.iter().map(|m| m.value.clone()).collect(),
-        dest: dir.path().join("download"),
+        dest: dest.to_path_buf(),
         sha256,
         allow_http: d.allow_http,
         mode: None,

@@ -2,6 +2,7 @@
 
 pub mod apt;
 pub mod bom;
+pub mod bundle;
 pub mod check;
 pub mod completions;
 pub mod doctor;

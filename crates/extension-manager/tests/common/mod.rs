@@ -63,6 +63,19 @@ impl Session {
         self.scene.bin()
     }
 
+    /// `extension-manager --extensions-dir EXTS ARGS` run in the session's directory, with
+    /// profile.d scripts under it.
+    pub fn run_with_extensions(&self, exts: &str, args: &[&str]) -> Output {
+        self.em()
+            .current_dir(self.path())
+            .env("EM_PROFILE_DIR", self.path().join("profile.d"))
+            .arg("--extensions-dir")
+            .arg(exts)
+            .args(args)
+            .output()
+            .expect("extension-manager runs")
+    }
+
     /// extension-manager with PATH = fake tools, then the system's (for sh, env, ...).
     pub fn em(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_extension-manager"));

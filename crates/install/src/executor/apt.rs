@@ -43,7 +43,13 @@ pub(super) async fn install_apt(
         log,
         recorder.clone(),
     )?;
-    let one_at_a_time = match apt_step.repository {
+    // Offline the bundle is apt's only source: a step's own repository is not added (its
+    // key would be fetched), its packages are in the bundle.
+    let repository = apt_step
+        .repository
+        .as_ref()
+        .filter(|_| ctx.settings.offline.is_none());
+    let one_at_a_time = match repository {
         Some(_) => {
             // Waiting for the lock is not work: let another extension start.
             slot.release();
@@ -53,7 +59,7 @@ pub(super) async fn install_apt(
         }
         None => None,
     };
-    if let Some(repository) = &apt_step.repository {
+    if let Some(repository) = repository {
         // Read before the new source's own update makes the lists look fresh.
         let stale = apt.lists_need_update();
         let downloads = runner_for(
@@ -204,10 +210,16 @@ pub(super) fn apt_adapter(ctx: &Context) -> Result<Arc<Apt>, StepError> {
     if let Some(apt) = slot.as_ref() {
         return Ok(apt.clone());
     }
+    let offline = ctx.settings.offline.as_deref();
     let apt = Arc::new(Apt::new(AptConfig {
-        mirrors: ctx.settings.apt_mirrors.clone(),
+        // Offline: the bundle is the only source, so no mirror of anything else.
+        mirrors: match offline {
+            Some(_) => Vec::new(),
+            None => ctx.settings.apt_mirrors.clone(),
+        },
         update_max_age: ctx.settings.apt_update_max_age,
         status_lines: ctx.ui.is_live(),
+        env: offline.map(|o| o.apt_env()).unwrap_or_default(),
         ..AptConfig::default()
     })?);
     *slot = Some(apt.clone());

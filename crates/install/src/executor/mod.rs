@@ -91,6 +91,8 @@ pub struct RunSettings {
     pub unresolved_hosts: std::collections::BTreeSet<String>,
     /// `--locked`: the hashed pip sets by (extension, step index), from the plan.
     pub pinned_pip: BTreeMap<(String, usize), Vec<em_pip::HashedRequirement>>,
+    /// `--offline --from DIR`: the bundle every package and download comes from.
+    pub offline: Option<Arc<crate::bundle::OfflineSources>>,
 }
 
 impl RunSettings {

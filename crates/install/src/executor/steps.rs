@@ -174,10 +174,13 @@ pub(super) async fn install_npm(
         log,
         recorder,
     )?;
-    let npm = Arc::new(Npm::new(NpmConfig {
-        registry: ctx.settings.npm_registry.clone(),
-        mirrors: ctx.settings.npm_mirrors.clone(),
-        ..NpmConfig::default()
+    let npm = Arc::new(Npm::new(match ctx.settings.offline.as_deref() {
+        Some(offline) => offline_npm(offline),
+        None => NpmConfig {
+            registry: ctx.settings.npm_registry.clone(),
+            mirrors: ctx.settings.npm_mirrors.clone(),
+            ..NpmConfig::default()
+        },
     })?);
     let _one_at_a_time = ctx.tools.npm_lock.lock().await;
     let fresh: Vec<String> = match npm.ls_global().await {
@@ -269,10 +272,17 @@ pub(super) async fn install_pip(
     let _one_per_environment = lock.lock().await;
     let venv_existed = venv.as_ref().is_some_and(|v| v.join("pyvenv.cfg").exists());
     let pip = Arc::new(Pip::new(
-        PipConfig {
-            index_url: ctx.settings.pip_index.clone(),
-            mirrors: ctx.settings.pip_mirrors.clone(),
-            ..PipConfig::default()
+        match ctx.settings.offline.as_deref() {
+            // Offline: the bundle's index only, no mirror.
+            Some(offline) => PipConfig {
+                env: offline.pip_env(),
+                ..PipConfig::default()
+            },
+            None => PipConfig {
+                index_url: ctx.settings.pip_index.clone(),
+                mirrors: ctx.settings.pip_mirrors.clone(),
+                ..PipConfig::default()
+            },
         },
         target,
     )?);
@@ -396,7 +406,10 @@ pub(super) async fn download(
         push_new(&mut record.added.files, dest.clone());
         save_step(ctx, name, record, index).await;
     }
-    let downloaded = crate::download::download(d.via, &runner, &request).await;
+    let downloaded = match ctx.settings.offline.as_deref() {
+        Some(offline) => offline_download(offline, &request),
+        None => crate::download::download(d.via, &runner, &request).await,
+    };
     if let Err(e) = downloaded {
         if !dest.exists() {
             record.added.files.retain(|f| f != &dest);
@@ -409,6 +422,42 @@ pub(super) async fn download(
         unpack(ctx, name, record, index, &dest, dir).await?;
     }
     Ok(StepDone::Ran)
+}
+
+/// npm offline: the bundle's cache, the registry it was filled from, `--offline`.
+fn offline_npm(offline: &crate::bundle::OfflineSources) -> NpmConfig {
+    let (registry, cache) = offline.npm();
+    NpmConfig {
+        registry,
+        cache: Some(cache),
+        env: offline.npm_env(),
+        ..NpmConfig::default()
+    }
+}
+
+/// A download offline: the bundle's copy of the locked sha256 (`--offline` implies
+/// `--locked`, so every download step has one), copied atomically and checked again.
+fn offline_download(
+    offline: &crate::bundle::OfflineSources,
+    request: &DownloadRequest,
+) -> Result<em_exec::download::Landed, ToolError> {
+    let operation = format!("download {}", em_exec::redact_url(&request.url));
+    let sha256 = request.sha256.as_ref().map(|s| s.to_string());
+    let from = sha256.as_deref().and_then(|s| offline.download(s));
+    let (Some(sha256), Some(from)) = (sha256, from) else {
+        return Err(ToolError::permanent(
+            operation,
+            "not in the offline bundle",
+            Some("bundle again from the same lock (`extension-manager bundle DIR`)".into()),
+        ));
+    };
+    let bytes = crate::bundle::copy_download(&from, &sha256, &request.dest, request.mode)
+        .map_err(|e| ToolError::permanent(operation.clone(), e, None))?;
+    Ok(em_exec::download::Landed {
+        path: request.dest.clone(),
+        sha256: Sha256::parse(&sha256).map_err(|e| ToolError::permanent(operation, e, None))?,
+        bytes,
+    })
 }
 
 /// A `run` step: the snippet under `sh -c`, retried only when the step says `retry`; its
