@@ -32,3 +32,4 @@ pub mod preflight;
 pub mod shell_adapter;
 pub mod signals;
 pub mod state;
+pub mod user;

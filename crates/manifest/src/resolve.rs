@@ -85,6 +85,10 @@ pub struct TargetUser {
     pub name: String,
     /// The home directory (absolute, from the passwd database).
     pub home: String,
+    /// The user id (files of the extension are owned by it; its commands run as it).
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
 }
 
 impl Manifest {
@@ -192,7 +196,7 @@ impl Manifest {
     /// file = "{{home}}/.config/tool.conf"
     /// content = "user = {{user}}\n"
     /// "#).unwrap();
-    /// let alice = TargetUser { name: "alice".into(), home: "/home/alice".into() };
+    /// let alice = TargetUser { name: "alice".into(), home: "/home/alice".into(), uid: 1000, gid: 1000 };
     /// let r = m.resolve_for(&BTreeMap::new(), Some(&alice)).unwrap();
     /// let Step::File(f) = &r.install[0].action else { panic!() };
     /// assert_eq!(f.path.value, "/home/alice/.config/tool.conf");

@@ -571,6 +571,8 @@ venv = "{{home}}/.venvs/black"
     let alice = em_manifest::TargetUser {
         name: "alice".into(),
         home: "/home/alice/".into(),
+        uid: 1000,
+        gid: 1000,
     };
     let r = m
         .resolve_for(&BTreeMap::new(), Some(&alice))
@@ -595,6 +597,8 @@ venv = "{{home}}/.venvs/black"
     let odd = em_manifest::TargetUser {
         name: "bob".into(),
         home: "/home/../etc".into(),
+        uid: 1001,
+        gid: 1001,
     };
     let e = m
         .resolve_for(&BTreeMap::new(), Some(&odd))
