@@ -952,7 +952,10 @@ mod tests {
             home: home.path().to_path_buf(),
         };
         let out = Cmd::new("sh")
-            .args(["-c", "id -u; id -g; id -G; pwd; echo $HOME $USER $LOGNAME; echo $PATH"])
+            .args([
+                "-c",
+                "id -u; id -g; id -G; pwd; echo $HOME $USER $LOGNAME; echo $PATH",
+            ])
             .as_user(&nobody)
             .output(OutputMode::Capture)
             .run()
@@ -964,10 +967,7 @@ mod tests {
         assert_eq!(lines[1], "65534", "{text}");
         assert_eq!(lines[2], "65534 100", "root's groups are gone: {text}");
         assert_eq!(lines[3], home.path().display().to_string());
-        assert_eq!(
-            lines[4],
-            format!("{} nobody nobody", home.path().display())
-        );
+        assert_eq!(lines[4], format!("{} nobody nobody", home.path().display()));
         assert!(lines[5].starts_with(&format!("{}/.local/bin:", home.path().display())));
         assert!(lines[5].ends_with(":/usr/sbin:/sbin"), "{text}");
     }

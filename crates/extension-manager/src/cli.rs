@@ -70,6 +70,10 @@ struct GlobalOptions {
     /// Also write the run's JSON report to FILE (it always goes to STATE_DIR/reports/last.json)
     #[arg(long, value_name = "FILE", global = true)]
     report: Option<PathBuf>,
+    /// The user whose home `scope = "user"` extensions go into (install, remove, status,
+    /// plan) [default: the user who ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME", global = true)]
+    user: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -357,6 +361,23 @@ async fn dispatch(
                 Ok(session) => session,
                 Err(SessionError::Diagnostics(d)) => {
                     eprintln!("{}", em_manifest::render_all(&d));
+                    return Ok(exit::USAGE);
+                }
+            };
+            let named: Vec<String> = match &other {
+                Command::Install(a) => a.named().to_vec(),
+                Command::Plan(a) => a.named().to_vec(),
+                Command::Remove(a) => a.named().to_vec(),
+                Command::Status(a) => a.named().to_vec(),
+                _ => Vec::new(),
+            };
+            let session = match session.for_user(global.user.as_deref(), &named) {
+                Ok(session) => session,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if let Some(hint) = e.hint() {
+                        eprintln!("hint: {hint}");
+                    }
                     return Ok(exit::USAGE);
                 }
             };

@@ -71,7 +71,8 @@ pub fn check_name(name: &str) -> Result<(), String> {
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !first_ok || !rest_ok || name.len() > 32 {
         return Err(format!(
             "`{name}` is not a user name (hint: user names match [a-z_][a-z0-9_-]*, e.g. --user alice)"
@@ -213,7 +214,13 @@ fn own_name(uid: u32) -> Option<String> {
     unsafe {
         let mut pw: libc::passwd = std::mem::zeroed();
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut result);
+        let rc = libc::getpwuid_r(
+            uid,
+            &mut pw,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        );
         (rc == 0 && !result.is_null())
             .then(|| CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned())
     }

@@ -204,8 +204,8 @@ pub use diagnostic::{Diagnostic, Location, SourceFile, Span, Spanned, render_all
 pub use em_lang::LangTool;
 pub use em_retry::BackoffKind;
 pub use facts::{FACTS, USER_FACTS, facts, from as facts_from};
-pub use resolve::TargetUser;
 pub use resolve::ResolvedManifest;
+pub use resolve::TargetUser;
 pub use retry::StepRetry;
 pub use schema::{
     AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, LangStep,

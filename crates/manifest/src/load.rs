@@ -187,7 +187,8 @@ fn syntax_error(file: &SourceFile, e: &toml::de::Error) -> Diagnostic {
 /// neutral stand-in (`x1`, `true`) when it has none; `resolve` checks again with the
 /// values of the run.
 fn load_time_values(m: &Manifest) -> BTreeMap<String, String> {
-    let mut values: BTreeMap<String, String> = m.options
+    let mut values: BTreeMap<String, String> = m
+        .options
         .iter()
         .map(|(name, def)| {
             let value = match (&def.default, def.kind) {

@@ -611,5 +611,10 @@ venv = "{{home}}/.venvs/black"
     )
     .expect("valid");
     assert_eq!(sys.scope, em_manifest::Scope::System);
-    assert!(sys.resolve_for(&BTreeMap::new(), Some(&alice)).unwrap().user().is_none());
+    assert!(
+        sys.resolve_for(&BTreeMap::new(), Some(&alice))
+            .unwrap()
+            .user()
+            .is_none()
+    );
 }

@@ -48,6 +48,13 @@ pub struct RemoveArgs {
     lock_timeout: Option<Duration>,
 }
 
+impl RemoveArgs {
+    /// The extensions to remove.
+    pub fn named(&self) -> &[String] {
+        &self.extensions
+    }
+}
+
 /// `remove`. With `--output json`, one document on stdout whatever the outcome:
 /// `{command, exit_code, removed, failed, error}` (`error`: what stopped it, or null);
 /// `--dry-run` adds `would_remove: [{name, actions}]`, in the order `remove` would go.
@@ -292,7 +299,10 @@ fn dry_run_actions(session: &Session, state: &State, name: &str) -> Vec<String> 
     if let (Some(manifest), Some(record)) = (session.catalog.get(name), state.extensions.get(name))
         && !manifest.remove.is_empty()
     {
-        match manifest.resolve(&install_values(manifest, &record.options)) {
+        match manifest.resolve_for(
+            &install_values(manifest, &record.options),
+            session.target_user().as_ref(),
+        ) {
             Ok(resolved) => {
                 for step in &resolved.remove {
                     actions.push(format!("run {}", em_exec::printable(&step.run.value)));
@@ -436,7 +446,10 @@ async fn run_remove_steps(
     if manifest.remove.is_empty() {
         return Vec::new();
     }
-    let resolved = match manifest.resolve(&install_values(manifest, options)) {
+    let resolved = match manifest.resolve_for(
+        &install_values(manifest, options),
+        session.target_user().as_ref(),
+    ) {
         Ok(r) => r,
         Err(e) => {
             return vec![format!(
@@ -484,7 +497,10 @@ async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<St
         problems.push(e);
     }
     problems.extend(uninstall_pip(session, group, runner).await);
-    problems.extend(crate::executor::lang_steps::uninstall(&session.config, group, runner).await);
+    let user = session.target_user();
+    problems.extend(
+        crate::executor::lang_steps::uninstall(&session.config, group, runner, user.as_ref()).await,
+    );
     // A replaced file was put back just above: it is not deleted.
     let restored = |p: &&PathBuf| !group.replaced.iter().any(|r| &r.path == *p);
     problems.extend(delete_paths(

@@ -80,14 +80,20 @@ fn write_user_env(
     crate::file_steps::refuse_symlinked_parents(&path, home)?;
     let existing = crate::file_steps::target(&path, "env")?;
     let text = match &existing {
-        Some(_) => std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        Some(_) => {
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
         None => Vec::new(),
     };
     let (new, added_newline) = crate::file_steps::upsert_block(&text, &label, &content);
     if existing.is_some() && new == text {
         return Ok(());
     }
-    if !added.blocks.iter().any(|b| b.path == path && b.label == label) {
+    if !added
+        .blocks
+        .iter()
+        .any(|b| b.path == path && b.label == label)
+    {
         added.blocks.push(crate::state::BlockAdded {
             path: path.clone(),
             label: label.clone(),

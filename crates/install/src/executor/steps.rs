@@ -131,7 +131,11 @@ pub(super) async fn run_step(
         Step::Download(d) => download(run, record, d).await,
         Step::Lang(lang) => {
             let recorder = run.recorder.clone();
-            lang_steps::install(ctx, name, run.step, lang, log, recorder, record, index).await?;
+            let user = run.manifest.user();
+            lang_steps::install(
+                ctx, name, run.step, lang, log, recorder, record, index, user,
+            )
+            .await?;
             Ok(StepDone::Ran)
         }
         Step::Run(r) => run_command(run, r).await,
@@ -457,7 +461,9 @@ pub fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
     for (k, v) in manifest.option_env() {
         cmd = cmd.env(k, v);
     }
-    if let Some(target) = manifest.user() {
+    if let Some(target) = manifest.user()
+        && em_exec::is_root()
+    {
         // A user extension's commands run as its user, with that user's login PATH (sbin
         // included). A user that vanished since planning gets a run that cannot start,
         // never one as root.
