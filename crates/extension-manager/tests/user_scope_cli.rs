@@ -25,7 +25,10 @@ struct TestUser {
 
 impl TestUser {
     fn create() -> TestUser {
-        let name = format!("emtest-{}", std::process::id());
+        // Unique per process and per test (`cargo test` runs the tests as threads of one).
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("emtest-{}-{n}", std::process::id());
         let out = Command::new("useradd")
             .args(["-m", "-s", "/bin/bash", &name])
             .output()
@@ -302,4 +305,63 @@ fn symlinks_planted_in_the_home_are_never_written_through() {
     assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
     assert_eq!(fs::read_to_string(&victim).expect("victim"), "original\n");
     assert!(!victim_dir.join("new.sh").exists());
+}
+
+#[test]
+fn the_bundled_shell_config_installs_for_a_user_and_removes_cleanly() {
+    if !is_root() {
+        assert!(
+            std::env::var("EM_E2E_REQUIRED").as_deref() != Ok("1"),
+            "per-user installs need root (useradd) and EM_E2E_REQUIRED=1"
+        );
+        eprintln!("skipped: per-user installs need root (useradd, userdel)");
+        return;
+    }
+    let user = TestUser::create();
+    let s = Session::new(&[], "");
+    let before = listing(&user.home);
+    // Under sudo, the user who ran sudo is the target: no --user needed.
+    let out = s
+        .em()
+        .env("SUDO_USER", &user.name)
+        .args([
+            "install",
+            "shell-config",
+            "--set",
+            "shell-config.editor=nano",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let profile = fs::read_to_string(user.home.join(".profile")).expect("profile");
+    assert!(profile.contains("export EDITOR=\"nano\""), "{profile}");
+    assert_eq!(
+        fs::metadata(user.home.join(".inputrc"))
+            .expect("inputrc")
+            .uid(),
+        user.uid
+    );
+    let out = s
+        .em()
+        .env("SUDO_USER", &user.name)
+        .args(["status", "shell-config"])
+        .output()
+        .expect("runs");
+    assert!(
+        stdout(&out).contains("checks pass"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = s
+        .em()
+        .args(["remove", "--user", &user.name, "shell-config"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        listing(&user.home),
+        before,
+        "remove leaves the home as it was"
+    );
 }
