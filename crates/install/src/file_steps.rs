@@ -118,8 +118,9 @@ pub(crate) fn refuse_symlinked_parents(path: &Path, home: &Path) -> Result<(), S
                     dir.display()
                 ));
             }
-            // Missing: created by create_parents, as a directory.
-            _ => break,
+            Ok(_) => {}
+            // Missing: created by create_parents, as a directory (and so are those below).
+            Err(_) => break,
         }
     }
     Ok(())
@@ -306,6 +307,25 @@ pub fn restore(path: &Path, backup: &Path, mode: u32, uid: u32, gid: u32) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlinked_directory_anywhere_below_the_home_is_refused() {
+        let root = tempfile::tempdir().expect("test");
+        let home = root.path().join("home");
+        fs::create_dir_all(home.join(".config/deep")).expect("test");
+        fs::create_dir_all(root.path().join("elsewhere")).expect("test");
+        std::os::unix::fs::symlink(
+            root.path().join("elsewhere"),
+            home.join(".config/deep/link"),
+        )
+        .expect("test");
+        let err = refuse_symlinked_parents(&home.join(".config/deep/link/tool.conf"), &home)
+            .expect_err("a link three levels down");
+        assert!(err.contains("deep/link is a symlink"), "{err}");
+        assert!(refuse_symlinked_parents(&home.join(".config/deep/new/x.conf"), &home).is_ok());
+        assert!(refuse_symlinked_parents(&home.join(".config/x.conf"), &home).is_ok());
+        assert!(refuse_symlinked_parents(&root.path().join("elsewhere/x"), &home).is_err());
+    }
 
     #[test]
     fn a_block_is_appended_replaced_and_cut_exactly() {

@@ -613,7 +613,7 @@ venv = "{{home}}/.venvs/black"
     assert_eq!(sys.scope, em_manifest::Scope::System);
     assert!(
         sys.resolve_for(&BTreeMap::new(), Some(&alice))
-            .unwrap()
+            .expect("resolves")
             .user()
             .is_none()
     );
