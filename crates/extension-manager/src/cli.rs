@@ -70,10 +70,6 @@ struct GlobalOptions {
     /// Also write the run's JSON report to FILE (it always goes to STATE_DIR/reports/last.json)
     #[arg(long, value_name = "FILE", global = true)]
     report: Option<PathBuf>,
-    /// The user whose home `scope = "user"` extensions go into (install, remove, status,
-    /// plan) [default: the user who ran sudo, or yourself when not root]
-    #[arg(long, value_name = "NAME", global = true)]
-    user: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -364,14 +360,14 @@ async fn dispatch(
                     return Ok(exit::USAGE);
                 }
             };
-            let named: Vec<String> = match &other {
-                Command::Install(a) => a.named().to_vec(),
-                Command::Plan(a) => a.named().to_vec(),
-                Command::Remove(a) => a.named().to_vec(),
-                Command::Status(a) => a.named().to_vec(),
-                _ => Vec::new(),
+            let (named, user): (Vec<String>, Option<String>) = match &other {
+                Command::Install(a) => (a.named().to_vec(), a.user.clone()),
+                Command::Plan(a) => (a.named().to_vec(), a.user.clone()),
+                Command::Remove(a) => (a.named().to_vec(), a.user.clone()),
+                Command::Status(a) => (a.named().to_vec(), a.user.clone()),
+                _ => (Vec::new(), None),
             };
-            let session = match session.for_user(global.user.as_deref(), &named) {
+            let session = match session.for_user(user.as_deref(), &named) {
                 Ok(session) => session,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -56,6 +56,10 @@ impl Selection {
 pub struct InstallArgs {
     #[command(flatten)]
     selection: Selection,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Reinstall even when installed with the same manifest and its checks pass
     #[arg(long)]
     force: bool,
@@ -118,6 +122,10 @@ pub struct UpgradeArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     selection: Selection,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Set an option: --set nodejs.version=22
     #[arg(long = "set", value_name = "EXT.OPTION=VALUE")]
     sets: Vec<String>,

@@ -37,6 +37,10 @@ pub struct RemoveArgs {
     /// Extensions to remove
     #[arg(value_name = "EXT", required = true)]
     extensions: Vec<String>,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Also remove the installed extensions that require them
     #[arg(long)]
     cascade: bool,

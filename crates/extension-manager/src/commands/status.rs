@@ -15,6 +15,10 @@ pub struct StatusArgs {
     /// Extensions [default: every installed one]
     #[arg(value_name = "EXT")]
     extensions: Vec<String>,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 impl StatusArgs {
