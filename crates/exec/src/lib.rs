@@ -92,7 +92,38 @@ pub struct Cmd {
     output: OutputMode,
     lines: Option<LineSink>,
     keep: usize,
+    run_as: Option<RunAs>,
 }
+
+/// Whom a command runs as when started by root: see [`Cmd::as_user`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user id.
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
+    /// Every group the user is in (the supplementary groups, as `initgroups` would set
+    /// them: found with `getgrouplist` before the fork, since the child may not allocate).
+    pub groups: Vec<u32>,
+    /// The login name (`USER`, `LOGNAME`).
+    pub name: String,
+    /// The home directory (`HOME`, and the working directory).
+    pub home: PathBuf,
+}
+
+impl RunAs {
+    /// A login-like `PATH` for the user: `~/.local/bin` first (pipx, pip --user), then the
+    /// system's directories, sbin included (checks such as `command -v iotop` find what
+    /// root's PATH finds).
+    pub fn login_path(&self) -> String {
+        format!("{}/.local/bin:{LOGIN_PATH}", self.home.display())
+    }
+}
+
+/// The system part of a login `PATH`, sbin directories included: what a command run as a
+/// user or as root sees (Debian's login PATH for users leaves out the sbin ones, so that
+/// `validate` checks of tools in /usr/sbin failed for a sudo user).
+pub const LOGIN_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 impl fmt::Debug for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,6 +143,7 @@ impl Cmd {
             output: OutputMode::Inherit,
             lines: None,
             keep: DEFAULT_KEEP,
+            run_as: None,
         }
     }
 
@@ -155,7 +187,38 @@ impl Cmd {
             output: self.output,
             lines: self.lines,
             keep: self.keep,
+            run_as: self.run_as,
         }
+    }
+
+    /// Runs the child as `user`: in the child, before exec, the supplementary groups are
+    /// set (`setgroups`, as `initgroups` would), then the group id, then the user id (in
+    /// that order: once the user id is dropped, the groups can no longer be changed).
+    /// `HOME`, `USER`, `LOGNAME` and a login-like `PATH` ([`RunAs::login_path`]) are
+    /// set, and the child starts in the home directory. Needs root; a failed switch fails
+    /// the spawn, so nothing ever runs as root by mistake.
+    ///
+    /// ```
+    /// use em_exec::{Cmd, RunAs};
+    /// let alice = RunAs { uid: 1000, gid: 1000, groups: vec![1000, 27], name: "alice".into(), home: "/home/alice".into() };
+    /// let cmd = Cmd::new("id").as_user(&alice);
+    /// assert_eq!(cmd.run_as(), Some(&alice));
+    /// assert!(cmd.command_line().contains("HOME=/home/alice"));
+    /// ```
+    pub fn as_user(mut self, user: &RunAs) -> Self {
+        self = self
+            .env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name)
+            .env("PATH", user.login_path())
+            .current_dir(user.home.clone());
+        self.run_as = Some(user.clone());
+        self
+    }
+
+    /// Whom the command runs as, when not as ourselves ([`Cmd::as_user`]).
+    pub fn run_as(&self) -> Option<&RunAs> {
+        self.run_as.as_ref()
     }
 
     /// Sends each output line to `sink` as it arrives (captured and teed modes).
@@ -280,6 +343,11 @@ impl Cmd {
     pub async fn run(&self) -> Result<Output, ExecError> {
         let mut command = tokio::process::Command::new(&self.program);
         command.args(&self.args).process_group(0).kill_on_drop(true);
+        // First: a change of credentials clears PR_SET_PDEATHSIG, so the switch must come
+        // before die_with_parent sets it (pre_exec closures run in order).
+        if let Some(user) = &self.run_as {
+            switch_user(&mut command, user);
+        }
         die_with_parent(&mut command);
         for (k, v) in &self.env {
             match v {
@@ -660,6 +728,27 @@ pub fn redact_urls(text: &str) -> String {
     out
 }
 
+/// Makes the child run as `user` (see [`Cmd::as_user`]).
+#[allow(unsafe_code)]
+fn switch_user(command: &mut tokio::process::Command, user: &RunAs) {
+    let groups: Vec<libc::gid_t> = user.groups.clone();
+    let (uid, gid) = (user.uid, user.gid);
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // async-signal-safe calls setgroups, setgid and setuid on data prepared before the
+    // fork; it allocates nothing (errors are raw OS errors).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes the child die with us: `PR_SET_PDEATHSIG(SIGKILL)` in the child before it execs.
 ///
 /// If we died between the fork and the `prctl`, the child has already been reparented
@@ -844,6 +933,43 @@ mod tests {
             cmd.command_line(),
             r#"LC_ALL=C apt-get install -y 'python3>=3.11' "it's" ''"#
         );
+    }
+
+    #[tokio::test]
+    async fn as_user_switches_groups_gid_uid_and_the_environment() {
+        // SAFETY: geteuid has no preconditions.
+        #[allow(unsafe_code)]
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: switching users needs root");
+            return;
+        }
+        let home = tempfile::tempdir().expect("tempdir");
+        let nobody = RunAs {
+            uid: 65534,
+            gid: 65534,
+            groups: vec![65534, 100],
+            name: "nobody".into(),
+            home: home.path().to_path_buf(),
+        };
+        let out = Cmd::new("sh")
+            .args([
+                "-c",
+                "id -u; id -g; id -G; pwd; echo $HOME $USER $LOGNAME; echo $PATH",
+            ])
+            .as_user(&nobody)
+            .output(OutputMode::Capture)
+            .run()
+            .await
+            .expect("runs as nobody");
+        let text = out.stdout_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "65534", "{text}");
+        assert_eq!(lines[1], "65534", "{text}");
+        assert_eq!(lines[2], "65534 100", "root's groups are gone: {text}");
+        assert_eq!(lines[3], home.path().display().to_string());
+        assert_eq!(lines[4], format!("{} nobody nobody", home.path().display()));
+        assert!(lines[5].starts_with(&format!("{}/.local/bin:", home.path().display())));
+        assert!(lines[5].ends_with(":/usr/sbin:/sbin"), "{text}");
     }
 
     #[tokio::test]

@@ -362,6 +362,23 @@ async fn dispatch(
                     return Ok(exit::USAGE);
                 }
             };
+            let (named, user): (Vec<String>, Option<String>) = match &other {
+                Command::Install(a) => (a.named().to_vec(), a.user.clone()),
+                Command::Plan(a) => (a.named().to_vec(), a.user.clone()),
+                Command::Remove(a) => (a.named().to_vec(), a.user.clone()),
+                Command::Status(a) => (a.named().to_vec(), a.user.clone()),
+                _ => (Vec::new(), None),
+            };
+            let session = match session.for_user(user.as_deref(), &named) {
+                Ok(session) => session,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if let Some(hint) = e.hint() {
+                        eprintln!("hint: {hint}");
+                    }
+                    return Ok(exit::USAGE);
+                }
+            };
             with_session(other, &session, common).await
         }
     }

@@ -15,7 +15,7 @@
 
 pub use em_install::{
     adapter_context, apt_batch, config, events, executor, exit, file_steps, plan, preflight,
-    shell_adapter, signals, state,
+    shell_adapter, signals, state, user,
 };
 pub mod bundled;
 pub mod cli;

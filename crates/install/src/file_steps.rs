@@ -88,6 +88,54 @@ pub(crate) fn write(
     File::open(dir)?.sync_all()
 }
 
+/// For a file of a user extension: refuses `path` when a directory between `home` and it
+/// is a symlink (the user could plant one to make root write elsewhere: `~/.config` ->
+/// `/etc`). The home itself is the administrator's and may be a link. The final component
+/// is checked by [`target`], and the write renames over it (never through it).
+pub(crate) fn refuse_symlinked_parents(path: &Path, home: &Path) -> Result<(), String> {
+    let Ok(rest) = path.strip_prefix(home) else {
+        return Err(format!(
+            "{} is not inside the home {}; nothing was written",
+            path.display(),
+            home.display()
+        ));
+    };
+    let mut dir = home.to_path_buf();
+    let parts: Vec<_> = rest.components().collect();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} is a symlink inside the home of its user; a user extension never writes through one (nothing was written) \
+                     (hint: replace the link by a directory)",
+                    dir.display()
+                ));
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "{} is not a directory; nothing was written",
+                    dir.display()
+                ));
+            }
+            Ok(_) => {}
+            // Missing: created by create_parents, as a directory (and so are those below).
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Gives the directories a user extension created to its user (`lchown`: a link that
+/// appeared since is changed itself, nothing behind it).
+pub(crate) fn chown_created(dirs: &[PathBuf], uid: u32, gid: u32) -> Result<(), String> {
+    for d in dirs {
+        std::os::unix::fs::lchown(d, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot give {} to uid {uid}: {e}", d.display()))?;
+    }
+    Ok(())
+}
+
 /// The uid of user `name`, from `/etc/passwd`.
 pub(crate) fn user_id(name: &str) -> Result<u32, String> {
     lookup(Path::new(PASSWD), name).ok_or_else(|| {
@@ -259,6 +307,25 @@ pub fn restore(path: &Path, backup: &Path, mode: u32, uid: u32, gid: u32) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlinked_directory_anywhere_below_the_home_is_refused() {
+        let root = tempfile::tempdir().expect("test");
+        let home = root.path().join("home");
+        fs::create_dir_all(home.join(".config/deep")).expect("test");
+        fs::create_dir_all(root.path().join("elsewhere")).expect("test");
+        std::os::unix::fs::symlink(
+            root.path().join("elsewhere"),
+            home.join(".config/deep/link"),
+        )
+        .expect("test");
+        let err = refuse_symlinked_parents(&home.join(".config/deep/link/tool.conf"), &home)
+            .expect_err("a link three levels down");
+        assert!(err.contains("deep/link is a symlink"), "{err}");
+        assert!(refuse_symlinked_parents(&home.join(".config/deep/new/x.conf"), &home).is_ok());
+        assert!(refuse_symlinked_parents(&home.join(".config/x.conf"), &home).is_ok());
+        assert!(refuse_symlinked_parents(&root.path().join("elsewhere/x"), &home).is_err());
+    }
 
     #[test]
     fn a_block_is_appended_replaced_and_cut_exactly() {

@@ -4,9 +4,10 @@
 //! the configuration and its sources ([`config`]), the plan of what to install and in which
 //! order ([`plan`]), the host checks before a run ([`preflight`]), the executor that runs the
 //! steps with retries, circuit breakers and exact undo records ([`executor`], [`apt_batch`],
-//! [`file_steps`], [`shell_adapter`]), offline bundles ([`bundle`]), the state directory with its lock, records, history
-//! and reports ([`state`]), the exit codes ([`exit`]) and the termination signals
-//! ([`signals`]).
+//! [`file_steps`], [`shell_adapter`]), offline bundles ([`bundle`]), the state directory
+//! with its lock, records, history and reports ([`state`]), the exit codes ([`exit`]), the
+//! termination signals ([`signals`]) and the target user of `scope = "user"` extensions
+//! ([`user`]).
 //!
 //! The engine prints nothing: status lines, warnings, errors and live progress go to an
 //! observer, [`events::Events`], which the command line implements with its terminal or CI
@@ -33,3 +34,4 @@ pub mod preflight;
 pub mod shell_adapter;
 pub mod signals;
 pub mod state;
+pub mod user;

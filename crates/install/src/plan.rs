@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use em_manifest::{Arch, Catalog, Diagnostic, OptionValue, ResolvedManifest, Step};
+use em_manifest::{
+    Arch, Catalog, Diagnostic, OptionValue, ResolvedManifest, Scope, Step, TargetUser,
+};
 use serde::Serialize;
 
 /// What the state knows of an installed extension, as far as planning needs.
@@ -235,6 +237,22 @@ pub fn plan(
     force: bool,
     host: Option<Arch>,
 ) -> Result<Plan, PlanError> {
+    plan_for(catalog, requested, sets, installed, force, host, None)
+}
+
+/// [`plan`] for the user extensions of `user` (`install --user`): `installed` is that
+/// user's record, and the system extensions they require are left out (the caller checks
+/// that they are installed system-wide: see [`missing_system_requirements`]). A system
+/// extension among `requested` is an error.
+pub fn plan_for(
+    catalog: &Catalog,
+    requested: &[String],
+    sets: &OptionSets,
+    installed: &BTreeMap<String, Installed>,
+    force: bool,
+    host: Option<Arch>,
+    user: Option<&TargetUser>,
+) -> Result<Plan, PlanError> {
     for name in requested {
         if !catalog.contains(name) {
             return Err(PlanError::Unknown {
@@ -251,9 +269,21 @@ pub fn plan(
         }
     }
     let installed_names: Vec<&str> = installed.keys().map(String::as_str).collect();
-    let order = catalog
+    let mut order = catalog
         .order(requested, &installed_names)
         .map_err(PlanError::Manifest)?;
+    if let Some(u) = user {
+        if let Some(system) = requested
+            .iter()
+            .find(|n| catalog.get(n).is_some_and(|m| m.scope == Scope::System))
+        {
+            return Err(PlanError::Usage(format!(
+                "`{system}` is a system extension, and --user {} installs user extensions only\nhint: install it without --user (as root), then the user extensions",
+                u.name
+            )));
+        }
+        order.retain(|n| catalog.get(n).is_some_and(|m| m.scope == Scope::User));
+    }
     let in_run: BTreeSet<&str> = order.iter().map(String::as_str).collect();
     let requested_set: BTreeSet<&str> = requested.iter().map(String::as_str).collect();
     let mut entries = Vec::new();
@@ -262,7 +292,9 @@ pub fn plan(
             .get(name)
             .ok_or_else(|| PlanError::Usage(format!("`{name}` vanished from the catalog")))?;
         let values = sets.0.get(name).cloned().unwrap_or_default();
-        let resolved = manifest.resolve(&values).map_err(PlanError::Manifest)?;
+        let resolved = manifest
+            .resolve_for(&values, user)
+            .map_err(PlanError::Manifest)?;
         let reason = if requested_set.contains(name.as_str()) {
             Reason::Requested
         } else {
@@ -325,6 +357,24 @@ pub fn plan(
         entries,
         ..Plan::default()
     })
+}
+
+/// The system extensions that the user extensions of `requested` need (through
+/// `requires`, all the way down) and that `system_installed` lacks (or has unfinished):
+/// a user run does not install them (they are root's, system-wide), it asks for them.
+pub fn missing_system_requirements(
+    catalog: &Catalog,
+    requested: &[String],
+    system_installed: &BTreeMap<String, Installed>,
+) -> Result<Vec<String>, PlanError> {
+    let order = catalog
+        .order(requested, &[] as &[&str])
+        .map_err(PlanError::Manifest)?;
+    Ok(order
+        .into_iter()
+        .filter(|n| catalog.get(n).is_some_and(|m| m.scope == Scope::System))
+        .filter(|n| !system_installed.get(n).is_some_and(|i| i.complete))
+        .collect())
 }
 
 #[cfg(test)]

@@ -98,6 +98,9 @@ pub struct LangConfig {
     /// Extra environment for every command (`PIPX_HOME`, `CARGO_HOME`, `GEM_HOME`, `GOBIN`,
     /// proxies).
     pub env: Vec<(String, String)>,
+    /// Run every command as this user (a `scope = "user"` extension's tools go into its
+    /// user's home: pipx, cargo, gem and go pick their directories from `HOME`).
+    pub run_as: Option<em_exec::RunAs>,
 }
 
 /// One language tool. Hold it in an [`Arc`]: operations hand it to the [`Runner`].
@@ -329,6 +332,9 @@ impl Lang {
             LangTool::Cargo => cargo::env(),
             LangTool::Gem | LangTool::Go => Vec::new(),
         };
+        if let Some(user) = &self.config.run_as {
+            cmd = cmd.as_user(user);
+        }
         for (k, v) in env.iter().chain(&self.config.env) {
             cmd = cmd.env(k, v);
         }

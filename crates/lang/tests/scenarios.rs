@@ -21,6 +21,7 @@ fn lang(scene: &Scene, tool: LangTool, index_url: Option<&str>) -> Arc<Lang> {
     let config = LangConfig {
         index_url: index_url.map(str::to_string),
         env: scene.env().into(),
+        run_as: None,
     };
     Arc::new(Lang::with_tool(tool, config, scene.bin().join(tool.key())))
 }

@@ -7,6 +7,11 @@ use std::sync::OnceLock;
 /// The names of the facts. An option of the same name takes precedence in its manifest.
 pub const FACTS: [&str; 5] = ["arch", "deb_arch", "os.id", "os.codename", "os.version_id"];
 
+/// The facts of the target user of a `scope = "user"` extension: the user's login name
+/// and home directory (from the passwd database, at install). A system extension that
+/// uses them is refused at load.
+pub const USER_FACTS: [&str; 2] = ["user", "home"];
+
 /// The facts of this machine: `arch` as Rust and `uname -m` name it (`x86_64`, `aarch64`),
 /// `deb_arch` as Debian does (`amd64`, `arm64`), and the `ID`, `VERSION_CODENAME` and
 /// `VERSION_ID` of /etc/os-release (else /usr/lib/os-release). Read once. A fact the

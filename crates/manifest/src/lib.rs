@@ -21,6 +21,7 @@
 //! after = ["docker"]               # ordering only, within one run
 //! conflicts = ["nodejs-legacy"]
 //! shell = "bash"                   # runs run/unless/validate/remove (default "sh")
+//! scope = "system"                 # or "user": see "Per-user extensions" below
 //!
 //! [extension.options.version]      # used as {{version}} in any string of the steps,
 //! type = "string"                  # and as EM_OPT_VERSION in run steps; facts too:
@@ -100,6 +101,30 @@
 //! there before (by the tool's own list: `pipx list --json`, `cargo install --list`,
 //! `gem list`, the files in GOBIN) is recorded, and `remove` takes back exactly that.
 //!
+//! ### Per-user extensions: `scope = "user"`
+//!
+//! A user extension installs into one user's home (`install --user alice`; under sudo the
+//! invoking user), runs its commands as that user and leaves its files owned by them. Its
+//! strings may use `{{user}}` (the login name) and `{{home}}` (the home directory), filled
+//! in at install from the passwd database; a system extension that uses them is refused at
+//! load (there is no user to name). Every path it writes (`file`, `block`, a download's `to`
+//! and `unpack_to`, a pip `venv`) must start with `{{home}}/`. It may not have `apt` or
+//! `npm` steps (system-wide: put them in a system extension it `requires`), a `pip` step
+//! without `venv`, `owner`/`group` on a file, or options named `user` or `home`. pipx,
+//! cargo, gem and go steps install into the user's own directories.
+//!
+//! ```toml
+//! [extension]
+//! name = "shell-setup"
+//! version = "1.0.0"
+//! scope = "user"
+//! requires = ["base"]              # a system extension: installed as root first
+//!
+//! [[install]]
+//! block = "{{home}}/.bashrc"
+//! content = "export EDITOR=vim"
+//! ```
+//!
 //! ## What loading rejects
 //!
 //! Unknown keys anywhere; TOML syntax errors; a step with no action or two; a key of
@@ -168,6 +193,7 @@ mod load;
 mod resolve;
 mod retry;
 mod schema;
+mod scope;
 mod template;
 
 pub use catalog::{
@@ -177,11 +203,12 @@ pub use catalog::{
 pub use diagnostic::{Diagnostic, Location, SourceFile, Span, Spanned, render_all};
 pub use em_lang::LangTool;
 pub use em_retry::BackoffKind;
-pub use facts::{FACTS, facts, from as facts_from};
+pub use facts::{FACTS, USER_FACTS, facts, from as facts_from};
 pub use resolve::ResolvedManifest;
+pub use resolve::TargetUser;
 pub use retry::StepRetry;
 pub use schema::{
     AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, LangStep,
     Manifest, NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep,
-    Requirements, RunStep, Shell, Step, Via,
+    Requirements, RunStep, Scope, Shell, Step, Via,
 };

@@ -20,7 +20,7 @@ use crate::retry::StepRetry;
 use crate::schema::{
     AptRepository, AptStep, Arch, BlockStep, Check, DownloadStep, FileStep, InstallStep, LangStep,
     Manifest, NpmStep, OptionDef, OptionType, OptionValue, OsRequirement, PipStep, RemoveStep,
-    Requirements, RunStep, Shell, Step, Via,
+    Requirements, RunStep, Scope, Shell, Step, Via,
 };
 use crate::template::{self, Placeholder};
 use em_retry::{BackoffKind, Jitter, PolicyOverride};
@@ -108,6 +108,7 @@ pub(crate) fn parse_manifest(
             requirements: parts.requirements,
             env: parts.env,
             shell: parts.shell,
+            scope: parts.scope,
             install: parts.install,
             validate: parts.validate,
             remove: parts.remove,
@@ -116,6 +117,7 @@ pub(crate) fn parse_manifest(
         };
         // Value checks run even when the structure had errors, so that one load reports
         // all of a file's mistakes (steps with structural errors were left out already).
+        errors.extend(crate::scope::check_scope(&manifest));
         let defaults = load_time_values(&manifest);
         errors.extend(check_values(&manifest, &defaults));
         // Each value an `enum` allows must give valid steps too, not only the default.
@@ -185,7 +187,8 @@ fn syntax_error(file: &SourceFile, e: &toml::de::Error) -> Diagnostic {
 /// neutral stand-in (`x1`, `true`) when it has none; `resolve` checks again with the
 /// values of the run.
 fn load_time_values(m: &Manifest) -> BTreeMap<String, String> {
-    m.options
+    let mut values: BTreeMap<String, String> = m
+        .options
         .iter()
         .map(|(name, def)| {
             let value = match (&def.default, def.kind) {
@@ -200,7 +203,15 @@ fn load_time_values(m: &Manifest) -> BTreeMap<String, String> {
             };
             (name.clone(), value)
         })
-        .collect()
+        .collect();
+    {
+        // Stand-ins for the target user, found only at install (`--user`); in a system
+        // extension `{{home}}` is an error already, reported once.
+        for (fact, value) in crate::scope::STAND_IN_USER {
+            values.entry(fact.to_string()).or_insert(value.to_string());
+        }
+    }
+    values
 }
 
 /// Checks every string that may hold placeholders, with `values` substituted: package
@@ -334,6 +345,7 @@ struct Parts {
     requirements: Requirements,
     env: BTreeMap<String, Spanned<String>>,
     shell: Shell,
+    scope: Scope,
     install: Vec<InstallStep>,
     validate: Vec<Check>,
     remove: Vec<RemoveStep>,
@@ -573,9 +585,10 @@ impl Loader<'_> {
                 "env",
                 "env_allow",
                 "shell",
+                "scope",
             ],
             "in [extension]",
-            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env, env_allow, shell",
+            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env, env_allow, shell, scope",
         );
         let name = self.required_string(
             ext,
@@ -632,6 +645,19 @@ impl Loader<'_> {
                 Shell::Sh
             }
         };
+        let scope = match self.string(ext, "scope") {
+            None => Scope::System,
+            Some(s) if s.value == "system" => Scope::System,
+            Some(s) if s.value == "user" => Scope::User,
+            Some(s) => {
+                self.push(
+                    s.span.clone(),
+                    format!("unknown scope `{}`", s.value),
+                    "scope is \"system\" (the default: as root, system-wide) or \"user\" (into a user's home, as that user)".to_string(),
+                );
+                Scope::System
+            }
+        };
 
         let install = self
             .tables(root, "install")
@@ -680,7 +706,7 @@ impl Loader<'_> {
             })
             .collect();
 
-        self.placeholders(root, &option_names);
+        self.placeholders(root, &option_names, scope);
 
         Some(Parts {
             name: name?,
@@ -694,6 +720,7 @@ impl Loader<'_> {
             requirements,
             env,
             shell,
+            scope,
             install,
             validate,
             remove,
@@ -1567,7 +1594,7 @@ impl Loader<'_> {
     }
 
     /// Reports every `{{name}}` anywhere in the document that names no declared option.
-    fn placeholders(&mut self, root: &DeTable<'_>, options: &BTreeSet<String>) {
+    fn placeholders(&mut self, root: &DeTable<'_>, options: &BTreeSet<String>, scope: Scope) {
         let mut strings = Vec::new();
         collect_strings(root, &mut strings);
         for (text, span) in strings {
@@ -1577,6 +1604,22 @@ impl Loader<'_> {
                     Placeholder::Escaped { .. } => continue,
                     Placeholder::Name { range, name } => {
                         if options.contains(name) || crate::facts::FACTS.contains(&name) {
+                            continue;
+                        }
+                        if crate::facts::USER_FACTS.contains(&name) {
+                            if scope == Scope::User {
+                                continue;
+                            }
+                            let needle = &text[range.clone()];
+                            let at = raw
+                                .find(needle)
+                                .map(|i| span.start + i..span.start + i + needle.len())
+                                .unwrap_or(span.clone());
+                            self.push(
+                                at,
+                                format!("`{{{{{name}}}}}` is known only in a user extension"),
+                                "{{user}} and {{home}} name the user a `scope = \"user\"` extension installs for; add scope = \"user\" to [extension], or write the system path out",
+                            );
                             continue;
                         }
                         let hint = if options.is_empty() {

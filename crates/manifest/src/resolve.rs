@@ -19,6 +19,7 @@ use crate::template;
 pub struct ResolvedManifest {
     manifest: Manifest,
     values: BTreeMap<String, OptionValue>,
+    user: Option<TargetUser>,
 }
 
 impl Deref for ResolvedManifest {
@@ -39,6 +40,11 @@ impl ResolvedManifest {
     /// The substituted manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The target user of a `scope = "user"` extension (None for a system extension).
+    pub fn user(&self) -> Option<&TargetUser> {
+        self.user.as_ref()
     }
 
     /// The value of every option, defaults included.
@@ -69,6 +75,20 @@ impl ResolvedManifest {
         }
         sha256_hex(text.as_bytes())
     }
+}
+
+/// The user a `scope = "user"` extension installs for, as its strings see it:
+/// `{{user}}` and `{{home}}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetUser {
+    /// The login name.
+    pub name: String,
+    /// The home directory (absolute, from the passwd database).
+    pub home: String,
+    /// The user id (files of the extension are owned by it; its commands run as it).
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
 }
 
 impl Manifest {
@@ -156,7 +176,49 @@ impl Manifest {
         &self,
         values: &BTreeMap<String, OptionValue>,
     ) -> Result<ResolvedManifest, Diagnostic> {
+        self.resolve_for(values, None)
+    }
+
+    /// [`resolve`](Self::resolve) for the target user of a `scope = "user"` extension:
+    /// `{{user}}` and `{{home}}` become `user`'s name and home (checked again: the home
+    /// must be an absolute path without `..`). A user extension resolved without a user
+    /// fails, saying to pass `--user`; a system extension ignores `user`.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use em_manifest::{Manifest, Step, TargetUser};
+    /// let m = Manifest::parse("dotfiles.toml", r#"
+    /// [extension]
+    /// name = "dotfiles"
+    /// version = "1.0.0"
+    /// scope = "user"
+    /// [[install]]
+    /// file = "{{home}}/.config/tool.conf"
+    /// content = "user = {{user}}\n"
+    /// "#).unwrap();
+    /// let alice = TargetUser { name: "alice".into(), home: "/home/alice".into(), uid: 1000, gid: 1000 };
+    /// let r = m.resolve_for(&BTreeMap::new(), Some(&alice)).unwrap();
+    /// let Step::File(f) = &r.install[0].action else { panic!() };
+    /// assert_eq!(f.path.value, "/home/alice/.config/tool.conf");
+    /// assert_eq!(f.content.value, "user = alice\n");
+    /// assert!(m.resolve(&BTreeMap::new()).is_err(), "no target user");
+    /// ```
+    pub fn resolve_for(
+        &self,
+        values: &BTreeMap<String, OptionValue>,
+        user: Option<&TargetUser>,
+    ) -> Result<ResolvedManifest, Diagnostic> {
         let name = self.name();
+        let user = match (self.scope, user) {
+            (crate::Scope::System, _) => None,
+            (crate::Scope::User, Some(u)) => Some(u),
+            (crate::Scope::User, None) => {
+                return Err(Diagnostic::new(format!(
+                    "`{name}` is a user extension and no target user was given"
+                ))
+                .with_hint("it installs into one user's home: pass --user NAME (under sudo, the invoking user is the default)"));
+            }
+        };
         for key in values.keys() {
             if !self.options.contains_key(key) {
                 let hint = if self.options.is_empty() {
@@ -226,10 +288,16 @@ impl Manifest {
             }
             resolved.insert(key.clone(), value);
         }
-        let text_values: BTreeMap<String, String> = resolved
+        let mut text_values: BTreeMap<String, String> = resolved
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect();
+        if let Some(u) = user {
+            // An option of the same name would shadow them; options cannot be named
+            // `home` or `user` in a user extension for that reason (see `scope`).
+            text_values.insert("user".into(), u.name.clone());
+            text_values.insert("home".into(), u.home.trim_end_matches('/').to_string());
+        }
         if let Some(first) = check_values(self, &text_values).into_iter().next() {
             return Err(first);
         }
@@ -255,6 +323,7 @@ impl Manifest {
         Ok(ResolvedManifest {
             manifest: substitute_manifest(self, &f, &sh),
             values: resolved,
+            user: user.cloned(),
         })
     }
 }

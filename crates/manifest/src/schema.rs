@@ -42,6 +42,9 @@ pub struct Manifest {
     /// `[extension] shell`: what runs the `run`, `unless`, `[[validate]]` and `[[remove]]`
     /// commands (`sh`, the default, or `bash`).
     pub shell: Shell,
+    /// `[extension] scope`: where the extension installs (`system`, the default, or
+    /// `user`: into one user's home, as that user).
+    pub scope: Scope,
     /// `[[install]]` steps, in order.
     pub install: Vec<InstallStep>,
     /// `[[validate]]` checks, in order.
@@ -60,6 +63,33 @@ pub enum Shell {
     Sh,
     /// `bash -c`: for scripts written for bash (arrays, `[[ ]]`, `set -o pipefail`).
     Bash,
+}
+
+/// Where an extension installs (`[extension] scope`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// System-wide, as root: packages, /etc, /opt, /usr/local.
+    #[default]
+    System,
+    /// Into one user's home, run as that user, files owned by that user; `{{user}}` and
+    /// `{{home}}` name the target user.
+    User,
+}
+
+impl Scope {
+    /// `system` or `user`, as written in a manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::System => "system",
+            Scope::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Shell {

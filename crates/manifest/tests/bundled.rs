@@ -20,6 +20,7 @@ const EXPECTED: &[&str] = &[
     "python-tools",
     "ruby",
     "rust",
+    "shell-config",
     "ssh-environment",
     "tmux-workspace",
 ];
@@ -62,8 +63,15 @@ fn every_manifest_installs_something_and_validates_it() {
         assert!(!m.install.is_empty(), "{} has no install step", m.name());
         assert!(!m.validate.is_empty(), "{} has no validate check", m.name());
         assert_eq!(m.version.value, "1.0.0", "{}", m.name());
-        // Options are resolved with their defaults: no bundled manifest needs any set.
-        m.resolve(&BTreeMap::new())
+        // Options are resolved with their defaults: no bundled manifest needs any set (a
+        // user extension, for a user).
+        let user = em_manifest::TargetUser {
+            name: "alice".into(),
+            home: "/home/alice".into(),
+            uid: 1000,
+            gid: 1000,
+        };
+        m.resolve_for(&BTreeMap::new(), Some(&user))
             .unwrap_or_else(|e| panic!("{} does not resolve: {e}", m.name()));
     }
 }
@@ -117,7 +125,13 @@ fn profiles_resolve() {
     );
     let mut full = catalog.expand_profile("full").expect("full");
     full.sort();
-    assert_eq!(full, EXPECTED);
+    // `full` is the system set; user extensions install with --user, in runs of their own.
+    let system: Vec<&str> = EXPECTED
+        .iter()
+        .copied()
+        .filter(|n| *n != "shell-config")
+        .collect();
+    assert_eq!(full, system);
     for profile in catalog.profiles() {
         let names = catalog
             .expand_profile(&profile.name.value)
@@ -154,6 +168,9 @@ fn downloads_are_pinned_per_architecture() {
 /// Outputs marked "seen" were captured from the Debian 12 packages; the others follow the
 /// tool's documented format with the version bookworm (or the pinned download) ships.
 const SAMPLE_OUTPUTS: &[(&str, &str, &str)] = &[
+    // seen (bash 5.2, the block in ~/.bashrc)
+    ("shell-config", "alias ll", "alias ll='ls -alF'\n"),
+    ("shell-config", "completion-ignore-case", ""),
     ("base", "git --version", "git version 2.39.5\n"),
     // seen
     (

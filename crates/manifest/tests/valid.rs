@@ -542,3 +542,79 @@ go = ["golang.org/x/tools/gopls@v0.16.2"]
     let set = BTreeMap::from([("ruff".to_string(), OptionValue::from("0.6.9 --pre"))]);
     assert!(m.resolve(&set).is_err());
 }
+
+#[test]
+fn a_user_extension_fills_in_its_target_user_and_needs_one() {
+    let text = r#"
+[extension]
+name = "shell-setup"
+version = "1.0.0"
+scope = "user"
+
+[extension.options.editor]
+default = "vim"
+
+[[install]]
+run = "mkdir -p {{home}}/.local/bin"
+creates = "{{home}}/.local/bin"
+
+[[install]]
+block = "{{home}}/.bashrc"
+content = "export EDITOR={{editor}} # for {{user}}"
+
+[[install]]
+pip = ["black"]
+venv = "{{home}}/.venvs/black"
+"#;
+    let m = Manifest::parse("shell-setup.toml", text).expect("a valid user extension");
+    assert_eq!(m.scope, em_manifest::Scope::User);
+    let alice = em_manifest::TargetUser {
+        name: "alice".into(),
+        home: "/home/alice/".into(),
+        uid: 1000,
+        gid: 1000,
+    };
+    let r = m
+        .resolve_for(&BTreeMap::new(), Some(&alice))
+        .expect("resolves for alice");
+    assert_eq!(r.user(), Some(&alice));
+    let Step::Run(run) = &r.install[0].action else {
+        panic!("a run step")
+    };
+    assert_eq!(run.command.value, "mkdir -p /home/alice/.local/bin");
+    assert_eq!(
+        r.install[0].creates.as_ref().map(|c| c.value.as_str()),
+        Some("/home/alice/.local/bin")
+    );
+    let Step::Block(b) = &r.install[1].action else {
+        panic!("a block step")
+    };
+    assert_eq!(b.path.value, "/home/alice/.bashrc");
+    assert_eq!(b.content.value, "export EDITOR=vim # for alice");
+    let e = m.resolve(&BTreeMap::new()).expect_err("no target user");
+    assert!(e.to_string().contains("--user"), "{e}");
+    // The home is checked like any path once filled in.
+    let odd = em_manifest::TargetUser {
+        name: "bob".into(),
+        home: "/home/../etc".into(),
+        uid: 1001,
+        gid: 1001,
+    };
+    let e = m
+        .resolve_for(&BTreeMap::new(), Some(&odd))
+        .expect_err("a home with ..");
+    assert!(e.to_string().contains(".."), "{e}");
+    // A system extension ignores a target user and keeps its scope.
+    let sys = Manifest::parse(
+        "tool.toml",
+        "[extension]\nname = \"tool\"\nversion = \"1\"\n[[install]]\nrun = \"true\"\n",
+    )
+    .expect("valid");
+    assert_eq!(sys.scope, em_manifest::Scope::System);
+    assert!(
+        sys.resolve_for(&BTreeMap::new(), Some(&alice))
+            .expect("resolves")
+            .user()
+            .is_none()
+    );
+}

@@ -56,6 +56,10 @@ impl Selection {
 pub struct InstallArgs {
     #[command(flatten)]
     selection: Selection,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Reinstall even when installed with the same manifest and its checks pass
     #[arg(long)]
     force: bool,
@@ -88,6 +92,20 @@ pub struct InstallArgs {
     from: Option<PathBuf>,
 }
 
+impl InstallArgs {
+    /// The extensions named on the command line (not a profile's or --all).
+    pub fn named(&self) -> &[String] {
+        &self.selection.extensions
+    }
+}
+
+impl PlanArgs {
+    /// The extensions named on the command line (not a profile's or --all).
+    pub fn named(&self) -> &[String] {
+        &self.selection.extensions
+    }
+}
+
 /// `upgrade`'s arguments.
 #[derive(clap::Args, Debug)]
 pub struct UpgradeArgs {
@@ -110,6 +128,10 @@ pub struct UpgradeArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     selection: Selection,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Set an option: --set nodejs.version=22
     #[arg(long = "set", value_name = "EXT.OPTION=VALUE")]
     sets: Vec<String>,
@@ -163,13 +185,41 @@ fn make_plan(
 ) -> Result<Plan, CliError> {
     let sets = OptionSets::parse(sets)?;
     let state = session.state()?;
-    plan::plan(
+    let target = session.target_user();
+    if let Some(user) = &target
+        && em_exec::is_root()
+    {
+        let system = session
+            .system_state_dir
+            .load()
+            .map_err(|e| CliError::permanent(e.to_string()))?;
+        let missing = plan::missing_system_requirements(
+            &session.catalog,
+            names,
+            &installed_for_planning(&system),
+        )
+        .map_err(|e| CliError::usage(e.to_string()))?;
+        if !missing.is_empty() {
+            return Err(CliError::usage(format!(
+                "the user extensions for `{}` require the system extensions {}, which are not installed\nhint: install them first, as root and without --user: `extension-manager install {}`",
+                user.name,
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                missing.join(" ")
+            )));
+        }
+    }
+    plan::plan_for(
         &session.catalog,
         names,
         &sets,
         &installed_for_planning(&state),
         force,
         Arch::host(),
+        target.as_ref(),
     )
     .map_err(|e| match e {
         PlanError::Manifest(d) => CliError::usage(d.to_string()),

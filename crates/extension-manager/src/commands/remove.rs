@@ -37,6 +37,10 @@ pub struct RemoveArgs {
     /// Extensions to remove
     #[arg(value_name = "EXT", required = true)]
     extensions: Vec<String>,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Also remove the installed extensions that require them
     #[arg(long)]
     cascade: bool,
@@ -46,6 +50,13 @@ pub struct RemoveArgs {
     /// How long to wait for another run's lock [default: 10m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     lock_timeout: Option<Duration>,
+}
+
+impl RemoveArgs {
+    /// The extensions to remove.
+    pub fn named(&self) -> &[String] {
+        &self.extensions
+    }
 }
 
 /// `remove`. With `--output json`, one document on stdout whatever the outcome:
@@ -292,7 +303,10 @@ fn dry_run_actions(session: &Session, state: &State, name: &str) -> Vec<String> 
     if let (Some(manifest), Some(record)) = (session.catalog.get(name), state.extensions.get(name))
         && !manifest.remove.is_empty()
     {
-        match manifest.resolve(&install_values(manifest, &record.options)) {
+        match manifest.resolve_for(
+            &install_values(manifest, &record.options),
+            session.target_user().as_ref(),
+        ) {
             Ok(resolved) => {
                 for step in &resolved.remove {
                     actions.push(format!("run {}", em_exec::printable(&step.run.value)));
@@ -436,7 +450,10 @@ async fn run_remove_steps(
     if manifest.remove.is_empty() {
         return Vec::new();
     }
-    let resolved = match manifest.resolve(&install_values(manifest, options)) {
+    let resolved = match manifest.resolve_for(
+        &install_values(manifest, options),
+        session.target_user().as_ref(),
+    ) {
         Ok(r) => r,
         Err(e) => {
             return vec![format!(
@@ -484,7 +501,10 @@ async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<St
         problems.push(e);
     }
     problems.extend(uninstall_pip(session, group, runner).await);
-    problems.extend(crate::executor::lang_steps::uninstall(&session.config, group, runner).await);
+    let user = session.target_user();
+    problems.extend(
+        crate::executor::lang_steps::uninstall(&session.config, group, runner, user.as_ref()).await,
+    );
     // A replaced file was put back just above: it is not deleted.
     let restored = |p: &&PathBuf| !group.replaced.iter().any(|r| &r.path == *p);
     problems.extend(delete_paths(

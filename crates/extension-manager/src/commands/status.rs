@@ -15,6 +15,17 @@ pub struct StatusArgs {
     /// Extensions [default: every installed one]
     #[arg(value_name = "EXT")]
     extensions: Vec<String>,
+    /// The user whose home `scope = "user"` extensions go into [default: the user who
+    /// ran sudo, or yourself when not root]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+impl StatusArgs {
+    /// The extensions named.
+    pub fn named(&self) -> &[String] {
+        &self.extensions
+    }
 }
 
 /// `validate`'s arguments.
@@ -48,7 +59,9 @@ async fn check(session: &Session, name: &str) -> Result<Result<(), String>, CliE
                 .collect::<BTreeMap<_, _>>()
         })
         .unwrap_or_default();
-    let resolved = manifest.resolve(&values).map_err(|d| d.to_string())?;
+    let resolved = manifest
+        .resolve_for(&values, session.target_user().as_ref())
+        .map_err(|d| d.to_string())?;
     Ok(crate::executor::validate(&resolved).await)
 }
 
@@ -78,6 +91,19 @@ pub async fn status(
         };
         bad |= word == "failed" || word == "partial" || matches!(validation, Some(Err(_)));
         rows.push((name.clone(), word, validation));
+    }
+    if args.extensions.is_empty() && session.target.is_none() {
+        // The system's status lists the users' installs too, marked `NAME@USER` (their
+        // checks run with `status --user USER`).
+        for user in session.state_dir.users() {
+            let part = session.state_dir.for_user(&user);
+            let Ok(theirs) = part.load() else { continue };
+            for name in theirs.extensions.keys() {
+                let word = state_word(session, &theirs, name);
+                bad |= word == "failed" || word == "partial";
+                rows.push((format!("{name}@{user}"), word, None));
+            }
+        }
     }
     let mut out = std::io::stdout().lock();
     if format == OutputFormat::Json {

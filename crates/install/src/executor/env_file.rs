@@ -36,6 +36,9 @@ pub(super) fn write_env_file(
     if manifest.env.is_empty() {
         return Ok(());
     }
+    if let Some(user) = manifest.user() {
+        return write_user_env(manifest, user, added);
+    }
     let path = ctx
         .settings
         .profile_dir
@@ -56,4 +59,52 @@ pub(super) fn write_env_file(
         added.files.push(path);
     }
     Ok(())
+}
+
+/// A user extension's `[extension.env]`: a managed block `NAME env` in the user's
+/// `~/.profile` (what login shells of the user read; /etc/profile.d is everyone's), owned
+/// by the user, taken out again by `remove` like any block.
+fn write_user_env(
+    manifest: &ResolvedManifest,
+    user: &em_manifest::TargetUser,
+    added: &mut Added,
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let home = Path::new(&user.home);
+    let path = home.join(".profile");
+    let label = format!("{} env", manifest.name());
+    let mut content = String::new();
+    for (k, v) in &manifest.env {
+        content.push_str(&format!("export {k}={}\n", env_value(&v.value)));
+    }
+    crate::file_steps::refuse_symlinked_parents(&path, home)?;
+    let existing = crate::file_steps::target(&path, "env")?;
+    let text = match &existing {
+        Some(_) => {
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let (new, added_newline) = crate::file_steps::upsert_block(&text, &label, &content);
+    if existing.is_some() && new == text {
+        return Ok(());
+    }
+    if !added
+        .blocks
+        .iter()
+        .any(|b| b.path == path && b.label == label)
+    {
+        added.blocks.push(crate::state::BlockAdded {
+            path: path.clone(),
+            label: label.clone(),
+            created_file: existing.is_none(),
+            added_newline,
+        });
+    }
+    let (mode, owner) = match &existing {
+        Some(m) => (m.mode() & 0o7777, (m.uid(), m.gid())),
+        None => (0o644, (user.uid, user.gid)),
+    };
+    crate::file_steps::write(&path, &new, mode, Some(owner))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

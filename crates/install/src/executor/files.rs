@@ -10,21 +10,30 @@ pub(super) async fn file_step(
     ctx: &Context,
     name: &str,
     f: &em_manifest::FileStep,
+    user: Option<&em_manifest::TargetUser>,
     log: &Log,
     record: &mut InstalledExtension,
     index: usize,
 ) -> Result<(), StepError> {
     use std::os::unix::fs::MetadataExt;
     let path = PathBuf::from(&f.path.value);
-    let uid = f
-        .owner
-        .as_ref()
-        .map(|o| crate::file_steps::user_id(&o.value))
-        .transpose()?;
-    let gid = match (&f.group, &f.owner) {
-        (Some(g), _) => Some(crate::file_steps::group_id(&g.value)?),
-        (None, Some(o)) => crate::file_steps::user_group(&o.value),
-        (None, None) => None,
+    let (uid, gid) = match user {
+        // A user extension's files are its user's (owner and group are refused at load).
+        Some(u) => {
+            crate::file_steps::refuse_symlinked_parents(&path, Path::new(&u.home))?;
+            (Some(u.uid), Some(u.gid))
+        }
+        None => (
+            f.owner
+                .as_ref()
+                .map(|o| crate::file_steps::user_id(&o.value))
+                .transpose()?,
+            match (&f.group, &f.owner) {
+                (Some(g), _) => Some(crate::file_steps::group_id(&g.value)?),
+                (None, Some(o)) => crate::file_steps::user_group(&o.value),
+                (None, None) => None,
+            },
+        ),
     };
     let existing = crate::file_steps::target(&path, "file")?;
     let ours =
@@ -97,6 +106,9 @@ pub(super) async fn file_step(
         }
     } else {
         let created = crate::file_steps::create_parents(&path)?;
+        if let Some(u) = user {
+            crate::file_steps::chown_created(&created, u.uid, u.gid)?;
+        }
         for dir in created {
             push_new(&mut record.added.dirs, dir);
         }
@@ -129,6 +141,7 @@ pub(super) async fn block_step(
     ctx: &Context,
     name: &str,
     b: &em_manifest::BlockStep,
+    user: Option<&em_manifest::TargetUser>,
     log: &Log,
     record: &mut InstalledExtension,
     index: usize,
@@ -136,6 +149,9 @@ pub(super) async fn block_step(
     use std::os::unix::fs::MetadataExt;
     let path = PathBuf::from(&b.path.value);
     let label = b.label(name);
+    if let Some(u) = user {
+        crate::file_steps::refuse_symlinked_parents(&path, Path::new(&u.home))?;
+    }
     let existing = crate::file_steps::target(&path, "block")?;
     let text = match &existing {
         Some(_) => {
@@ -149,7 +165,11 @@ pub(super) async fn block_step(
         return Ok(());
     }
     if existing.is_none() {
-        for dir in crate::file_steps::create_parents(&path)? {
+        let created = crate::file_steps::create_parents(&path)?;
+        if let Some(u) = user {
+            crate::file_steps::chown_created(&created, u.uid, u.gid)?;
+        }
+        for dir in created {
             push_new(&mut record.added.dirs, dir);
         }
     }
@@ -176,7 +196,7 @@ pub(super) async fn block_step(
     save_step(ctx, name, record, index).await;
     let (mode, owner) = match &existing {
         Some(m) => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
-        None => (0o644, None),
+        None => (0o644, user.map(|u| (u.uid, u.gid))),
     };
     crate::file_steps::write(&path, &new, mode, owner)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

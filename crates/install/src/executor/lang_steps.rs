@@ -51,9 +51,33 @@ pub(crate) const PIPX_ROOT_ENV: [(&str, &str); 3] = [
 /// The adapter's configuration: pipx's pip uses the run's pip index; root's pipx installs
 /// system-wide ([`PIPX_ROOT_ENV`]). The same for install and remove, so that `pipx
 /// uninstall` looks where `pipx install` put the app.
-fn config(tool: LangTool, pip_index: Option<&str>) -> LangConfig {
+fn config(
+    tool: LangTool,
+    pip_index: Option<&str>,
+    user: Option<&em_manifest::TargetUser>,
+) -> LangConfig {
     let mut env = Vec::new();
-    if tool == LangTool::Pipx && em_exec::is_root() && std::env::var_os("PIPX_HOME").is_none() {
+    // A user extension's tools run as its user, into that user's home (pipx's own
+    // per-user default, ~/.cargo, ~/.local/share/gem, ~/go).
+    let run_as = match user {
+        Some(u) if em_exec::is_root() => Some(
+            crate::user::Account::of(u)
+                .map(|a| a.run_as())
+                .unwrap_or_else(|_| em_exec::RunAs {
+                    uid: u.uid,
+                    gid: u.gid,
+                    groups: vec![u.gid],
+                    name: u.name.clone(),
+                    home: u.home.clone().into(),
+                }),
+        ),
+        _ => None,
+    };
+    if tool == LangTool::Pipx
+        && user.is_none()
+        && em_exec::is_root()
+        && std::env::var_os("PIPX_HOME").is_none()
+    {
         env.extend(PIPX_ROOT_ENV.map(|(k, v)| (k.to_string(), v.to_string())));
     }
     LangConfig {
@@ -61,12 +85,16 @@ fn config(tool: LangTool, pip_index: Option<&str>) -> LangConfig {
             .then(|| pip_index.map(str::to_string))
             .flatten(),
         env,
+        run_as,
     }
 }
 
 /// pipx's home when it is known: `PIPX_HOME` of our environment, else root's
 /// [`PIPX_ROOT_ENV`] one; `None` for a user's default (pipx picks it by version).
-fn pipx_home() -> Option<PathBuf> {
+fn pipx_home(user: Option<&em_manifest::TargetUser>) -> Option<PathBuf> {
+    if user.is_some() {
+        return None;
+    }
     match std::env::var_os("PIPX_HOME") {
         Some(home) => Some(PathBuf::from(home)).filter(|h| h.is_absolute()),
         None => em_exec::is_root().then(|| PathBuf::from(PIPX_ROOT_ENV[0].1)),
@@ -89,6 +117,7 @@ pub(super) async fn install(
     recorder: Arc<StepRecorder>,
     record: &mut InstalledExtension,
     index: usize,
+    user: Option<&em_manifest::TargetUser>,
 ) -> Result<(), StepError> {
     let tool = lang.tool;
     let packages = lang
@@ -105,7 +134,7 @@ pub(super) async fn install(
     )?;
     let adapter = Arc::new(Lang::new(
         tool,
-        config(tool, ctx.settings.pip_index.as_deref()),
+        config(tool, ctx.settings.pip_index.as_deref(), user),
     )?);
     let _one_at_a_time = lock_of(tool).lock().await;
     let entry = |p: &LangPackage| LangAdded {
@@ -136,7 +165,7 @@ pub(super) async fn install(
     // pipx creates its home on the first install and keeps it (with its shared venv) when
     // the last app goes: the install that created it records it, for `remove`.
     if tool == LangTool::Pipx
-        && let Some(home) = pipx_home()
+        && let Some(home) = pipx_home(user)
         && !home.exists()
     {
         push_new(&mut record.added.dirs, home);
@@ -160,6 +189,7 @@ pub async fn uninstall(
     config: &crate::config::Config,
     group: &Added,
     runner: &Runner,
+    user: Option<&em_manifest::TargetUser>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     for tool in LangTool::ALL {
@@ -174,7 +204,7 @@ pub async fn uninstall(
         if names.is_empty() {
             continue;
         }
-        let result = match Lang::new(tool, self::config(tool, None)) {
+        let result = match Lang::new(tool, self::config(tool, None, user)) {
             Ok(adapter) => {
                 let policy = config.policy(PolicyName::Lang);
                 Arc::new(adapter)
@@ -186,7 +216,7 @@ pub async fn uninstall(
         if let Err(e) = result {
             problems.push(e.to_string());
         } else if tool == LangTool::Pipx {
-            problems.extend(empty_pipx_home(group).await);
+            problems.extend(empty_pipx_home(group, user).await);
         }
     }
     problems
@@ -194,9 +224,9 @@ pub async fn uninstall(
 
 /// When this group created pipx's home ([`Added::dirs`]) and no app is left in it: pipx's
 /// own internals go, so that `remove`'s "delete when empty" takes the home too.
-async fn empty_pipx_home(group: &Added) -> Option<String> {
-    let home = pipx_home().filter(|h| group.dirs.contains(h))?;
-    let pipx = Lang::new(LangTool::Pipx, config(LangTool::Pipx, None)).ok()?;
+async fn empty_pipx_home(group: &Added, user: Option<&em_manifest::TargetUser>) -> Option<String> {
+    let home = pipx_home(user).filter(|h| group.dirs.contains(h))?;
+    let pipx = Lang::new(LangTool::Pipx, config(LangTool::Pipx, None, user)).ok()?;
     if !pipx.installed().await.ok()?.is_empty() {
         return None;
     }

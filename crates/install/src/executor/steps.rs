@@ -131,16 +131,20 @@ pub(super) async fn run_step(
         Step::Download(d) => download(run, record, d).await,
         Step::Lang(lang) => {
             let recorder = run.recorder.clone();
-            lang_steps::install(ctx, name, run.step, lang, log, recorder, record, index).await?;
+            let user = run.manifest.user();
+            lang_steps::install(
+                ctx, name, run.step, lang, log, recorder, record, index, user,
+            )
+            .await?;
             Ok(StepDone::Ran)
         }
         Step::Run(r) => run_command(run, r).await,
         Step::File(f) => {
-            file_step(ctx, name, f, log, record, index).await?;
+            file_step(ctx, name, f, run.manifest.user(), log, record, index).await?;
             Ok(StepDone::Ran)
         }
         Step::Block(b) => {
-            block_step(ctx, name, b, log, record, index).await?;
+            block_step(ctx, name, b, run.manifest.user(), log, record, index).await?;
             Ok(StepDone::Ran)
         }
     }
@@ -505,6 +509,23 @@ pub fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
         );
     for (k, v) in manifest.option_env() {
         cmd = cmd.env(k, v);
+    }
+    if let Some(target) = manifest.user()
+        && em_exec::is_root()
+    {
+        // A user extension's commands run as its user, with that user's login PATH (sbin
+        // included). A user that vanished since planning gets a run that cannot start,
+        // never one as root.
+        cmd = match crate::user::Account::of(target) {
+            Ok(account) => cmd.as_user(&account.run_as()),
+            Err(_) => cmd.as_user(&em_exec::RunAs {
+                uid: target.uid,
+                gid: target.gid,
+                groups: vec![target.gid],
+                name: target.name.clone(),
+                home: target.home.clone().into(),
+            }),
+        };
     }
     cmd
 }

@@ -94,12 +94,41 @@ pub const STATE_VERSION: u64 = 1;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateDir {
     root: PathBuf,
+    /// The run lock of the state directory this one is a part of (a user's part shares
+    /// the system's lock).
+    lock_at: Option<PathBuf>,
 }
 
 impl StateDir {
     /// The state directory at `root` (see `state_dir::resolve` for the default location).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        StateDir { root: root.into() }
+        StateDir {
+            root: root.into(),
+            lock_at: None,
+        }
+    }
+
+    /// The part of this state directory that records the user extensions of `user`:
+    /// `users/<user>/`, with its own state, history, logs and backups, under this
+    /// directory's run lock (one run at a time, whoever it is for).
+    pub fn for_user(&self, user: &str) -> StateDir {
+        StateDir {
+            root: self.root.join("users").join(user),
+            lock_at: Some(self.lock_path()),
+        }
+    }
+
+    /// The users with a part of this state directory (`users/*/`), by name.
+    pub fn users(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.root.join("users"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("state.json").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
     }
 
     /// The directory itself.
@@ -114,7 +143,9 @@ impl StateDir {
 
     /// `lock`: the run lock, and who holds it.
     pub fn lock_path(&self) -> PathBuf {
-        self.root.join("lock")
+        self.lock_at
+            .clone()
+            .unwrap_or_else(|| self.root.join("lock"))
     }
 
     /// `history.jsonl`: the append-only log of operations.
