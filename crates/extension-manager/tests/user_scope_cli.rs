@@ -87,6 +87,19 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, Vec<u8>)> {
     out
 }
 
+/// True as root; otherwise says the test is skipped, and fails under EM_E2E_REQUIRED=1.
+fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("EM_E2E_REQUIRED").as_deref() != Ok("1"),
+        "per-user installs need root (useradd) and EM_E2E_REQUIRED=1"
+    );
+    eprintln!("skipped: per-user installs need root (useradd, userdel)");
+    false
+}
+
 fn write(s: &Session, name: &str, body: &str) {
     let dir = s.path().join("extensions");
     fs::create_dir_all(&dir).expect("dir");
@@ -144,12 +157,7 @@ run = "rm -f \"$HOME/hometest-run\""
 
 #[test]
 fn a_user_extension_installs_as_its_user_and_removes_to_the_home_as_it_was() {
-    if !is_root() {
-        assert!(
-            std::env::var("EM_E2E_REQUIRED").as_deref() != Ok("1"),
-            "per-user installs need root (useradd) and EM_E2E_REQUIRED=1"
-        );
-        eprintln!("skipped: per-user installs need root (useradd, userdel)");
+    if !root_or_skip() {
         return;
     }
     let user = TestUser::create();
@@ -265,12 +273,7 @@ fn a_user_extension_installs_as_its_user_and_removes_to_the_home_as_it_was() {
 
 #[test]
 fn symlinks_planted_in_the_home_are_never_written_through() {
-    if !is_root() {
-        assert!(
-            std::env::var("EM_E2E_REQUIRED").as_deref() != Ok("1"),
-            "per-user installs need root (useradd) and EM_E2E_REQUIRED=1"
-        );
-        eprintln!("skipped: per-user installs need root (useradd, userdel)");
+    if !root_or_skip() {
         return;
     }
     let user = TestUser::create();
@@ -309,12 +312,7 @@ fn symlinks_planted_in_the_home_are_never_written_through() {
 
 #[test]
 fn the_bundled_shell_config_installs_for_a_user_and_removes_cleanly() {
-    if !is_root() {
-        assert!(
-            std::env::var("EM_E2E_REQUIRED").as_deref() != Ok("1"),
-            "per-user installs need root (useradd) and EM_E2E_REQUIRED=1"
-        );
-        eprintln!("skipped: per-user installs need root (useradd, userdel)");
+    if !root_or_skip() {
         return;
     }
     let user = TestUser::create();
