@@ -21,11 +21,7 @@ pub(super) async fn install_apt(
         index,
         ..
     } = run;
-    let packages = apt_step
-        .packages
-        .iter()
-        .map(|p| AptPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let packages = parse_each(&apt_step.packages, AptPackage::parse)?;
     let runner = runner_for(
         ctx,
         ctx.settings.policy(PolicyName::Apt),
@@ -86,45 +82,60 @@ pub(super) async fn install_apt(
     for p in &fresh {
         push_new(&mut record.added.apt, p.name().to_string());
     }
-    save_step(ctx, name, record, index).await;
-    let installed = match one_at_a_time {
-        Some(_held) => {
-            match crate::apt_batch::ensure_lists(&apt, &*ctx.ui, &update_runner, &packages).await {
-                Ok(()) => crate::apt_batch::install_measured(&apt, &runner, &packages).await,
-                Err(e) => crate::apt_batch::Installed {
-                    result: Err(e),
-                    pulled_in: Ok(BTreeSet::new()),
-                },
+    let install = async {
+        let installed = match one_at_a_time {
+            Some(_held) => {
+                match crate::apt_batch::ensure_lists(&apt, &*ctx.ui, &update_runner, &packages)
+                    .await
+                {
+                    Ok(()) => crate::apt_batch::install_measured(&apt, &runner, &packages).await,
+                    Err(e) => crate::apt_batch::Installed {
+                        result: Err(e),
+                        pulled_in: Ok(BTreeSet::new()),
+                    },
+                }
             }
-        }
-        None => {
-            let member = crate::apt_batch::Member {
-                owner: name.to_string(),
-                packages: packages.clone(),
-                runner,
-                update: update_runner,
-                recorder,
-                lines: log.sink(),
-            };
-            // The batch runs for everyone who joined; waiting for it is not work.
-            slot.release();
-            let result = ctx
-                .tools
-                .apt_batch
-                .install(&apt, &ctx.tools.apt_lock, &*ctx.ui, member)
-                .await;
-            slot.reclaim().await;
-            result
+            None => {
+                let member = crate::apt_batch::Member {
+                    owner: name.to_string(),
+                    packages: packages.clone(),
+                    runner,
+                    update: update_runner,
+                    recorder,
+                    lines: log.sink(),
+                };
+                // The batch runs for everyone who joined; waiting for it is not work.
+                slot.release();
+                let result = ctx
+                    .tools
+                    .apt_batch
+                    .install(&apt, &ctx.tools.apt_lock, &*ctx.ui, member)
+                    .await;
+                slot.reclaim().await;
+                result
+            }
+        };
+        // What it pulled in is known (or not) either way.
+        let pulled_in = installed.pulled_in;
+        match installed.result {
+            Ok(()) => Ok(pulled_in),
+            Err(e) => Err((e, pulled_in)),
         }
     };
-    record_pulled_in(ctx, &installed.pulled_in, &mut record.added, log);
-    if let Err(e) = installed.result {
-        forget_absent_apt(&apt, &fresh, &mut record.added).await;
-        save_step(ctx, name, record, index).await;
-        return Err(e.into());
+    let installed = recorded(ctx, name, record, index, install, async |added, failed| {
+        record_pulled_in(ctx, &failed.1, added, log);
+        forget_absent_apt(&apt, &fresh, added).await;
+        true
+    })
+    .await;
+    match installed {
+        Ok(pulled_in) => {
+            record_pulled_in(ctx, &pulled_in, &mut record.added, log);
+            save_step(ctx, name, record, index).await;
+            Ok(StepDone::Ran)
+        }
+        Err((e, _)) => Err(e.into()),
     }
-    save_step(ctx, name, record, index).await;
-    Ok(StepDone::Ran)
 }
 
 /// Where third-party apt sources and their keys go (overridable for tests).

@@ -162,11 +162,7 @@ pub(super) async fn install_npm(
         index,
         ..
     } = run;
-    let packages = npm_step
-        .packages
-        .iter()
-        .map(|p| NpmPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let packages = parse_each(&npm_step.packages, NpmPackage::parse)?;
     let runner = runner_for(
         ctx,
         ctx.settings.policy(PolicyName::Npm),
@@ -209,18 +205,22 @@ pub(super) async fn install_npm(
     {
         push_new(&mut record.added.dirs, root);
     }
-    save_step(ctx, name, record, index).await;
-    if let Err(e) = npm.install_global(&runner, &packages).await {
-        if let Ok(now) = npm.ls_global().await {
-            let now: BTreeSet<String> = now.into_iter().map(|(n, _)| n).collect();
-            record
-                .added
-                .npm
-                .retain(|n| !fresh.contains(n) || now.contains(n));
-            save_step(ctx, name, record, index).await;
-        }
-        return Err(e.into());
-    }
+    recorded(
+        ctx,
+        name,
+        record,
+        index,
+        npm.install_global(&runner, &packages),
+        async |added, _| match npm.ls_global().await {
+            Ok(now) => {
+                let now: BTreeSet<String> = now.into_iter().map(|(n, _)| n).collect();
+                added.npm.retain(|n| !fresh.contains(n) || now.contains(n));
+                true
+            }
+            Err(_) => false,
+        },
+    )
+    .await?;
     Ok(StepDone::Ran)
 }
 
@@ -240,11 +240,7 @@ pub(super) async fn install_pip(
         index,
         ..
     } = run;
-    let requirements = pip_step
-        .packages
-        .iter()
-        .map(|p| PipRequirement::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let requirements = parse_each(&pip_step.packages, PipRequirement::parse)?;
     let runner = runner_for(
         ctx,
         ctx.settings.policy(PolicyName::Pip),
@@ -303,21 +299,29 @@ pub(super) async fn install_pip(
             push_new(&mut record.added.pip, entry);
         }
     }
-    save_step(ctx, name, record, index).await;
-    let installed = match ctx.settings.pinned_pip.get(&(name.to_string(), index)) {
-        Some(hashed) => pip.install_hashed(&runner, hashed).await,
-        None => pip.install(&runner, &requirements).await,
-    };
-    if let Err(e) = installed {
-        if let Some(v) = &venv
-            && !v.join("pyvenv.cfg").exists()
-        {
-            record.added.venvs.retain(|x| x != v);
-            record.added.pip.retain(|p| p.venv.as_ref() != Some(v));
-            save_step(ctx, name, record, index).await;
+    let pinned = ctx.settings.pinned_pip.get(&(name.to_string(), index));
+    let install = async {
+        match pinned {
+            Some(hashed) => pip.install_hashed(&runner, hashed).await,
+            None => pip.install(&runner, &requirements).await,
         }
-        return Err(e.into());
-    }
+    };
+    recorded(
+        ctx,
+        name,
+        record,
+        index,
+        install,
+        async |added, _| match &venv {
+            Some(v) if !v.join("pyvenv.cfg").exists() => {
+                added.venvs.retain(|x| x != v);
+                added.pip.retain(|p| p.venv.as_ref() != Some(v));
+                true
+            }
+            _ => false,
+        },
+    )
+    .await?;
     Ok(StepDone::Ran)
 }
 
@@ -390,20 +394,19 @@ pub(super) async fn download(
         mode: d.mode,
         max_size: ctx.settings.download_max_size,
     };
-    let existed = dest.exists();
     push_new(&mut record.uses.files, dest.clone());
-    if !existed {
+    if !dest.exists() {
         push_new(&mut record.added.files, dest.clone());
-        save_step(ctx, name, record, index).await;
     }
-    let downloaded = crate::download::download(d.via, &runner, &request).await;
-    if let Err(e) = downloaded {
-        if !dest.exists() {
-            record.added.files.retain(|f| f != &dest);
-            save_step(ctx, name, record, index).await;
+    let download = crate::download::download(d.via, &runner, &request);
+    recorded(ctx, name, record, index, download, async |added, _| {
+        let gone = !dest.exists();
+        if gone {
+            added.files.retain(|f| f != &dest);
         }
-        return Err(e.into());
-    }
+        gone
+    })
+    .await?;
     if let Some(unpack_to) = &d.unpack_to {
         let dir = Path::new(&unpack_to.value);
         unpack(ctx, name, record, index, &dest, dir).await?;
