@@ -467,9 +467,7 @@ fn check_state(state_dir: &StateDir) -> Vec<Finding> {
 fn check_circuits(dir: &Path, config: &Config) -> Vec<Finding> {
     let store = em_retry::FileStore::new(dir);
     let keys = store.keys().unwrap_or_default();
-    let breaker = em_retry::CircuitBreaker::new(std::sync::Arc::new(store.clone()))
-        .with_threshold(config.circuit.threshold)
-        .with_cooldown(config.circuit.cooldown);
+    let breaker = crate::adapter_context::circuit_breaker(dir, &config.circuit);
     let mut findings = Vec::new();
     for key in keys {
         if let Ok(em_retry::CircuitState::Open { failures, until }) = breaker.state(&key) {

@@ -53,24 +53,21 @@ pub(super) fn runner_for(
     let mut subscribers = ctx.subscribers.clone();
     subscribers.push(Arc::new(HumanEvents::new(ctx.ui.clone())));
     subscribers.push(recorder.clone());
-    let ui = ctx.ui.clone();
-    Ok(Runner::new(policy)
-        .subscribe_all(&subscribers)
-        .with_circuit(ctx.settings.circuit.clone())
-        .with_budget(ctx.settings.budget.clone())
-        .with_tally(ctx.settings.tally.clone())
-        .with_lines(log.sink())
-        .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
-            ui.status(
-                "Switching",
-                Tone::Warn,
-                &format!("from {from} to mirror {to} ({why})"),
-            );
+    Ok(crate::adapter_context::build_runner(
+        policy,
+        &subscribers,
+        ctx.settings.circuit.clone(),
+        ctx.settings.budget.clone(),
+        ctx.settings.tally.clone(),
+        ctx.ui.clone(),
+        move |from, to, why| {
             if let Ok(mut r) = recorder.0.lock() {
                 r.mirror_switches
                     .push((from.to_string(), to.to_string(), why.to_string()));
             }
-        })))
+        },
+    )
+    .with_lines(log.sink()))
 }
 
 /// Why `step` is skipped: its `creates` path exists, or its `unless` command succeeds.
