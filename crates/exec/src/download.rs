@@ -238,19 +238,18 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
     if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("URL `{}` contains {c:?}", url.escape_debug()));
     }
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        if !allow_http {
+    let parts = em_retry::url::split(url);
+    match parts.scheme {
+        Some("https") => {}
+        Some("http") if allow_http => {}
+        Some("http") => {
             return Err(format!(
                 "URL `{url}` is plain http://: use https://, or allow http for this download (`allow_http = true`)"
             ));
         }
-        rest
-    } else {
-        return Err(format!("URL `{url}` is not an https:// URL"));
-    };
-    if url_host(url).is_empty() || rest.starts_with('/') {
+        _ => return Err(format!("URL `{url}` is not an https:// URL")),
+    }
+    if parts.authority.is_empty() {
         return Err(format!("URL `{url}` has no host"));
     }
     Ok(())
@@ -259,11 +258,7 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
 /// The host (and port) of a URL, without user info: the key of its circuit breaker.
 /// `https://user@mirror.example.org:8443/x` gives `mirror.example.org:8443`.
 pub fn url_host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
+    em_retry::url::authority(url)
 }
 
 /// Checks a destination: absolute, no `..`, a file name, and a parent directory that
@@ -543,7 +538,7 @@ pub fn responses(text: &str) -> Vec<Response> {
 /// The scheme of a `Location` that names one (`ftp` of `ftp://h/x`); `None` for a
 /// relative reference.
 fn location_scheme(location: &str) -> Option<String> {
-    let (scheme, _) = location.split_once("://")?;
+    let scheme = em_retry::url::split(location).scheme?;
     (!scheme.is_empty()
         && scheme
             .chars()

@@ -1157,10 +1157,9 @@ impl Reader<'_> {
 /// Mirrors and registries are fetched by apt, npm, pip, curl or wget: http(s) only (apt
 /// mirrors are often plain http, their content being signed), with a host and no spaces.
 fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    let parts = em_retry::url::split(url);
+    matches!(parts.scheme, Some("https" | "http"))
+        && !parts.authority.is_empty()
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
@@ -1241,6 +1240,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write(dir.path(), "config.toml", text);
         Config::load(&ConfigSources::new().with_required_file(path))
+    }
+
+    #[test]
+    fn mirror_and_registry_urls_need_http_or_https_and_a_host() {
+        for good in [
+            "https://npm-mirror.example.org/",
+            "http://127.0.0.1:18765/simple/",
+            "http://u:p@[::1]:8080",
+            "https://h?x",
+        ] {
+            assert!(is_http_url(good), "{good}");
+        }
+        for bad in [
+            "ftp://h/",
+            "HTTPS://h/",
+            "https://",
+            "https:///x",
+            "http://?x",
+            "http://u@/x",
+            "https://h /x",
+            "mirror.example.org",
+        ] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
     }
 
     fn errors_of(text: &str) -> Vec<Diagnostic> {
