@@ -1029,14 +1029,11 @@ impl fmt::Debug for Credentials {
 /// Splits the user info off a URL: `https://u:p@h:1/x` gives `https://h:1/x` and the
 /// credentials for `h`. A URL without user info comes back as it is.
 pub fn split_credentials(url: &str) -> Result<(String, Option<Credentials>), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let parts = em_retry::url::split(url);
+    let (Some(scheme), Some(userinfo)) = (parts.scheme, parts.userinfo) else {
         return Ok((url.to_string(), None));
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..end].rfind('@') else {
-        return Ok((url.to_string(), None));
-    };
-    let (user, password) = rest[..at].split_once(':').unwrap_or((&rest[..at], ""));
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
     let (user, password) = (percent_decode(user)?, percent_decode(password)?);
     if let Some(c) = user
         .chars()
@@ -1048,15 +1045,10 @@ pub fn split_credentials(url: &str) -> Result<(String, Option<Credentials>), Str
             crate::redact_url(url)
         ));
     }
-    let host_port = &rest[at + 1..end];
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
-    };
     Ok((
-        format!("{scheme}://{}", &rest[at + 1..]),
+        format!("{scheme}://{}{}", parts.authority, parts.rest),
         Some(Credentials {
-            host: host.to_string(),
+            host: parts.host().to_string(),
             user,
             password,
         }),
