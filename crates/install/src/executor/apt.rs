@@ -11,6 +11,12 @@ pub(super) async fn install_apt(
     record: &mut InstalledExtension,
     apt_step: &em_manifest::AptStep,
 ) -> Result<StepDone, StepError> {
+    let packages = parse_each(&apt_step.packages, AptPackage::parse)?;
+    let runner = run.runner(PolicyName::Apt)?;
+    let apt = apt_adapter(run.ctx)?;
+    // A step with its own repository runs alone: its source is added and updated
+    // first. The others join the run's batch of apt installs (see apt_batch).
+    let update_runner = run.runner(PolicyName::Apt)?;
     let StepRun {
         ctx,
         name,
@@ -21,24 +27,6 @@ pub(super) async fn install_apt(
         index,
         ..
     } = run;
-    let packages = parse_each(&apt_step.packages, AptPackage::parse)?;
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Apt),
-        step,
-        log,
-        recorder.clone(),
-    )?;
-    let apt = apt_adapter(ctx)?;
-    // A step with its own repository runs alone: its source is added and updated
-    // first. The others join the run's batch of apt installs (see apt_batch).
-    let update_runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Apt),
-        step,
-        log,
-        recorder.clone(),
-    )?;
     let one_at_a_time = match apt_step.repository {
         Some(_) => {
             // Waiting for the lock is not work: let another extension start.

@@ -110,6 +110,15 @@ pub(super) struct StepRun<'a> {
     pub(super) index: usize,
 }
 
+impl StepRun<'_> {
+    /// A runner under the configuration's policy `name` (and the step's own `retry`),
+    /// reporting to this step's recorder and log.
+    pub(super) fn runner(&self, name: PolicyName) -> Result<Runner, StepError> {
+        let policy = self.ctx.settings.policy(name);
+        runner_for(self.ctx, policy, self.step, self.log, self.recorder.clone())
+    }
+}
+
 /// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,
 /// so that a run killed in the middle of it still knows what to undo; what turns out not
 /// to be there after a failure is dropped again.
@@ -150,23 +159,15 @@ pub(super) async fn install_npm(
     record: &mut InstalledExtension,
     npm_step: &em_manifest::NpmStep,
 ) -> Result<StepDone, StepError> {
+    let packages = parse_each(&npm_step.packages, NpmPackage::parse)?;
+    let runner = run.runner(PolicyName::Npm)?;
     let StepRun {
         ctx,
         name,
-        step,
         log,
-        recorder,
         index,
         ..
     } = run;
-    let packages = parse_each(&npm_step.packages, NpmPackage::parse)?;
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Npm),
-        step,
-        log,
-        recorder,
-    )?;
     let npm = Arc::new(Npm::new(NpmConfig {
         registry: ctx.settings.npm_registry.clone(),
         mirrors: ctx.settings.npm_mirrors.clone(),
@@ -228,23 +229,15 @@ pub(super) async fn install_pip(
     record: &mut InstalledExtension,
     pip_step: &em_manifest::PipStep,
 ) -> Result<StepDone, StepError> {
+    let requirements = parse_each(&pip_step.packages, PipRequirement::parse)?;
+    let runner = run.runner(PolicyName::Pip)?;
     let StepRun {
         ctx,
         name,
-        step,
         log,
-        recorder,
         index,
         ..
     } = run;
-    let requirements = parse_each(&pip_step.packages, PipRequirement::parse)?;
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Pip),
-        step,
-        log,
-        recorder,
-    )?;
     let venv = pip_step.venv.as_ref().map(|v| PathBuf::from(&v.value));
     let target = match &venv {
         Some(v) => PipTarget::Venv(v.clone()),
@@ -330,13 +323,7 @@ pub(super) async fn download(
     d: &em_manifest::DownloadStep,
 ) -> Result<StepDone, StepError> {
     let StepRun {
-        ctx,
-        name,
-        step,
-        log,
-        recorder,
-        index,
-        ..
+        ctx, name, index, ..
     } = run;
     // Preflight found these hosts not to resolve: no attempt on them (each would
     // fail the same way after the policy's delays); none left fails at once.
@@ -367,13 +354,7 @@ pub(super) async fn download(
         .into());
     }
     let url = sources.remove(0);
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Download),
-        step,
-        log,
-        recorder,
-    )?;
+    let runner = run.runner(PolicyName::Download)?;
     let dest = PathBuf::from(&d.to.value);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)
@@ -417,17 +398,15 @@ pub(super) async fn run_command(
     run: StepRun<'_>,
     r: &em_manifest::RunStep,
 ) -> Result<StepDone, StepError> {
+    let runner = run.runner(PolicyName::Run)?;
     let StepRun {
         ctx,
         name,
         manifest,
         step,
         log,
-        recorder,
         ..
     } = run;
-    let policy = ctx.settings.policy(PolicyName::Run);
-    let runner = runner_for(ctx, policy, step, log, recorder)?;
     let command = r.command.value.clone();
     let adapter = Arc::new(crate::shell_adapter::Shell {
         retried: step.retry.is_some(),
