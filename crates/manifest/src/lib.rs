@@ -169,6 +169,7 @@ mod resolve;
 mod retry;
 mod schema;
 mod template;
+pub mod walk;
 
 pub use catalog::{
     Catalog, Origin, PATH_VAR, PROFILES_FILE, Profile, SYSTEM_DIR, SearchDir, SearchPath,
