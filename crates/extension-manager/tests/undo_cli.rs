@@ -20,20 +20,12 @@ depends = { em-python3 = ["em-python3.11", "perl"], "em-python3.11" = ["em-libpy
 "#;
 
 fn write(s: &Session, name: &str, body: &str) {
-    let dir = s.path().join("extensions");
-    fs::create_dir_all(&dir).expect("dir");
-    let text = format!(
-        "[extension]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"test {name}\"\ncategory = \"test\"\n\n{body}"
-    );
-    fs::write(dir.join(format!("{name}.toml")), text).expect("manifest");
+    s.write_extension(name, "1.0.0", body);
 }
 
 fn run(s: &Session, args: &[&str]) -> std::process::Output {
-    s.em()
-        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+    s.em_extensions()
         .env("EM_APT_BATCH_WINDOW", "300ms")
-        .arg("--extensions-dir")
-        .arg(s.path().join("extensions"))
         .args(args)
         .output()
         .expect("extension-manager runs")
