@@ -9,6 +9,9 @@
 //! that is the adapters' and the CLI's job. Its only dependency of ours is `em-retry`, whose
 //! [`em_retry::RetryPolicy`] a step's `retry` table becomes.
 //!
+//! The walk over toml's spanned tree that reports every error at its key or value
+//! ([`walk`]) is public: em-install reads its configuration file with it.
+//!
 //! ## The schema
 //!
 //! ```toml
