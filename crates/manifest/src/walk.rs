@@ -103,7 +103,7 @@ impl<'f> TomlWalk<'f> {
     }
 
     /// Reports keys of `table` not in `allowed`, in the order written, each with a guess
-    /// among `allowed` before `hint`; `what` reads "in [extension]".
+    /// among `allowed` before `hint`; `what` reads "in `[extension]`".
     pub fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str, hint: &str) {
         let mut unknown: Vec<_> = table
             .iter()
