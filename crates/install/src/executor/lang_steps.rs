@@ -21,7 +21,7 @@ use em_manifest::{InstallStep, LangStep};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::{
-    Context, Log, StepError, StepRecorder, parse_each, push_new, recorded, runner_for,
+    Context, Log, StepError, StepRecorder, keep_listed, parse_each, push_new, recorded, runner_for,
     unknown_state,
 };
 use crate::adapter_context::PolicyName;
@@ -144,14 +144,9 @@ pub(super) async fn install(
         record,
         index,
         adapter.install(&runner, &packages),
-        async |added, _| match adapter.installed().await {
-            Ok(now) => {
-                added
-                    .lang
-                    .retain(|a| !fresh.contains(a) || now.contains(&a.name));
-                true
-            }
-            Err(_) => false,
+        async |added, _| {
+            let now = adapter.installed().await;
+            keep_listed(&mut added.lang, &fresh, now, |now, a| now.contains(&a.name))
         },
     )
     .await?;

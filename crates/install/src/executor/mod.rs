@@ -615,6 +615,22 @@ async fn recorded<T, E>(
     result
 }
 
+/// After a failed install: drops from `added` the `fresh` items (those the tool lacked
+/// before) that its list `now` does not show; false, keeping them all, when the list could
+/// not be read.
+fn keep_listed<T: PartialEq, L, E>(
+    added: &mut Vec<T>,
+    fresh: &[T],
+    now: Result<L, E>,
+    listed: impl Fn(&L, &T) -> bool,
+) -> bool {
+    let Ok(now) = now else {
+        return false;
+    };
+    added.retain(|item| !fresh.contains(item) || listed(&now, item));
+    true
+}
+
 /// Parses each of a step's `packages` with `parse`; the first bad one is the step's error,
 /// quoted.
 fn parse_each<T, E: std::fmt::Display>(

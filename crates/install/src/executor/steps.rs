@@ -209,13 +209,11 @@ pub(super) async fn install_npm(
         record,
         index,
         npm.install_global(&runner, &packages),
-        async |added, _| match npm.ls_global().await {
-            Ok(now) => {
-                let now: BTreeSet<String> = now.into_iter().map(|(n, _)| n).collect();
-                added.npm.retain(|n| !fresh.contains(n) || now.contains(n));
-                true
-            }
-            Err(_) => false,
+        async |added, _| {
+            let now = npm.ls_global().await;
+            keep_listed(&mut added.npm, &fresh, now, |now, n| {
+                now.iter().any(|(listed, _)| listed == n)
+            })
         },
     )
     .await?;
