@@ -216,8 +216,7 @@ fn manifest_of(table: &toml::Table) -> Option<(String, Manifest)> {
 
 /// `https://host:port/path` -> `host:port`.
 fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest).to_owned()
+    em_retry::url::authority(url).to_owned()
 }
 
 /// The extension and everything it requires, transitively.

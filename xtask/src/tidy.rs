@@ -5,7 +5,9 @@
 //! - no unfinished-work or debug macros in any `.rs` file under `crates/` or `xtask/`
 //!   (clippy denies two of them too, but only in code it compiles: not in a crate that
 //!   fails to build, nor behind a `cfg` that is off);
-//! - the documents the project promises exist.
+//! - the documents the project promises exist (docs/failures.md among them), and every
+//!   citation of that failure catalogue in a `.rs` file (its `trap N`, or a heading's
+//!   `#anchor` after the file name) names a trap or a heading it has.
 //!
 //! Each problem is printed as `path:line: message`, paths relative to the workspace root.
 
@@ -21,12 +23,16 @@ const FORBIDDEN_MACROS: [(&str, &str); 3] = [
 ];
 
 /// The documents every contributor is told to read; their absence is a failure.
-const REQUIRED_FILES: [&str; 4] = [
+const REQUIRED_FILES: [&str; 5] = [
     "README.md",
     "ARCHITECTURE.md",
     "TESTING.md",
     "docs/decisions.md",
+    FAILURES,
 ];
+
+/// The failure catalogue the code cites.
+const FAILURES: &str = "docs/failures.md";
 
 /// Directories scanned for `.rs` files.
 const SOURCE_DIRS: [&str; 2] = ["crates", "xtask"];
@@ -104,9 +110,18 @@ fn check(root: &Path) -> Result<Report, String> {
     }
     rust_files.sort();
     report.rust_files = rust_files.len();
+    let catalogue = root
+        .join(FAILURES)
+        .is_file()
+        .then(|| read(&root.join(FAILURES)).map(|text| Catalogue::of(&text)))
+        .transpose()?;
     for file in &rust_files {
         let text = read(file)?;
-        check_forbidden_macros(&relative(root, file), &text, &mut report.problems);
+        let path = relative(root, file);
+        check_forbidden_macros(&path, &text, &mut report.problems);
+        if let Some(catalogue) = &catalogue {
+            check_citations(&path, &text, catalogue, &mut report.problems);
+        }
     }
 
     report.problems.sort();
@@ -184,6 +199,78 @@ fn check_forbidden_macros(path: &str, text: &str, problems: &mut Vec<Problem>) {
                     message: format!(
                         "`{needle}..)` left in the code ({what}); remove it before merging"
                     ),
+                });
+            }
+        }
+    }
+}
+
+/// What of docs/failures.md can be cited: the numbers of its traps (the numbered list under
+/// `## Traps`) and the anchors of its headings.
+struct Catalogue {
+    traps: Vec<u32>,
+    anchors: Vec<String>,
+}
+
+impl Catalogue {
+    fn of(text: &str) -> Catalogue {
+        let mut traps = Vec::new();
+        let mut anchors = Vec::new();
+        let mut in_traps = false;
+        for line in text.lines() {
+            if let Some(heading) = line.strip_prefix('#') {
+                let heading = heading.trim_start_matches('#').trim();
+                anchors.push(anchor(heading));
+                in_traps = line.starts_with("## ") && heading == "Traps";
+            } else if in_traps
+                && let Some((number, _)) = line.split_once(". ")
+                && let Ok(n) = number.parse()
+            {
+                traps.push(n);
+            }
+        }
+        Catalogue { traps, anchors }
+    }
+}
+
+/// The anchor GitHub gives a heading: lower case, spaces to `-`, other punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Citations of the catalogue that name a trap or an anchor it does not have.
+fn check_citations(path: &str, text: &str, catalogue: &Catalogue, problems: &mut Vec<Problem>) {
+    for (index, line) in text.lines().enumerate() {
+        for (at, _) in line.match_indices(FAILURES) {
+            let after = &line[at + FAILURES.len()..];
+            let missing = if let Some(rest) = after.strip_prefix(" trap ") {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| !catalogue.traps.contains(n))
+                    .map(|n| format!("trap {n}"))
+            } else if let Some(rest) = after.strip_prefix('#') {
+                let cited: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                (!catalogue.anchors.contains(&cited)).then(|| format!("a heading `#{cited}`"))
+            } else {
+                None
+            };
+            if let Some(missing) = missing {
+                problems.push(Problem {
+                    path: path.to_owned(),
+                    line: index + 1,
+                    message: format!("cites {missing} of {FAILURES}, which has none"),
                 });
             }
         }
@@ -316,6 +403,34 @@ mod tests {
     }
 
     #[test]
+    fn citations_of_the_failure_catalogue_must_name_a_trap_or_heading_it_has() {
+        let repo = Scratch::new();
+        for file in REQUIRED_FILES {
+            repo.write(file, "# doc\n");
+        }
+        repo.write(
+            FAILURES,
+            "# Failures\n\n## Traps\n\n1. **One.** Text.\n2. **Two.**\n\n## apt-get\n\n3. not a trap\n\n## A checksum mismatch (curl and wget)\n",
+        );
+        repo.write("crates/core/Cargo.toml", "[package]\n");
+        repo.write(
+            "crates/core/src/lib.rs",
+            &format!(
+                "//! The core ({FAILURES} trap 2, {FAILURES}#apt-get).\n// {FAILURES} trap 3\n// {FAILURES}#a-checksum-mismatch-curl-and-wget, {FAILURES}#pip\n// {FAILURES} (npm) and {FAILURES}: fine\n"
+            ),
+        );
+        assert_eq!(
+            lines(&repo.0),
+            [
+                format!("crates/core/src/lib.rs:2: cites trap 3 of {FAILURES}, which has none"),
+                format!(
+                    "crates/core/src/lib.rs:3: cites a heading `#pip` of {FAILURES}, which has none"
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_path_and_line() {
         let repo = Scratch::new();
         repo.write("README.md", "# doc\n");
@@ -353,6 +468,7 @@ mod tests {
                     .to_owned(),
                 format!("crates/not-a-crate/notes.rs:1: `{DBG}..)` left in the code (debug output); remove it before merging"),
                 "docs/decisions.md:1: missing: this document is required (see STYLE.md and SPEC.md)".to_owned(),
+                "docs/failures.md:1: missing: this document is required (see STYLE.md and SPEC.md)".to_owned(),
                 format!("xtask/src/main.rs:2: `{TODO}..)` left in the code (unfinished work); remove it before merging"),
             ]
         );

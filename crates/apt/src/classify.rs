@@ -491,10 +491,7 @@ fn fetch_failures(text: &str) -> Vec<FetchFailure> {
 
 /// `host[:port]` of `scheme://[user@]host[:port]/path`, or the whole text when it is not a URL.
 pub(crate) fn url_host(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = after_scheme.split('/').next().unwrap_or(after_scheme);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    authority.to_string()
+    em_retry::url::authority(url).to_string()
 }
 
 #[cfg(test)]

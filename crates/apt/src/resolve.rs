@@ -1,8 +1,8 @@
 //! Resolving apt packages to exact versions, for a lock file: what `apt-get install` would
 //! install (the packages named and the dependencies it pulls in), each with its version,
 //! Debian architecture and the .deb's sha256 from the Packages index. Nothing is
-//! downloaded and nothing changes: `apt-get install --simulate` and `apt-cache show` read
-//! the lists only, and run without root.
+//! downloaded and nothing changes: `apt-get install --simulate` and one `apt-cache show`
+//! (of every package at once) read the lists only, and run without root.
 
 use std::path::Path;
 
@@ -109,25 +109,39 @@ pub async fn resolve(
             wanted.push((p.name().to_string(), None, None, true));
         }
     }
-    let mut out = Vec::new();
-    for (name, version, arch, requested) in wanted {
-        let spec = match &version {
+    // One `apt-cache show` for all of them: its stanzas come back one after another.
+    let specs: Vec<String> = wanted
+        .iter()
+        .map(|(name, version, _, _)| match version {
             Some(v) => format!("{name}={v}"),
             None => packages
                 .iter()
                 .zip(&parsed)
                 .find(|(_, p)| p.name() == name)
                 .map_or(name.clone(), |(s, _)| s.clone()),
-        };
-        let shown = Cmd::tool(apt_cache)
-            .args(["show", "--no-all-versions"])
-            .arg(&spec)
-            .stdout()
-            .await?;
-        let stanzas = parse_show(&shown);
+        })
+        .collect();
+    let shown = Cmd::tool(apt_cache)
+        .args(["show", "--no-all-versions"])
+        .args(&specs)
+        .stdout()
+        .await?;
+    let stanzas = parse_show(&shown);
+    let mut out = Vec::new();
+    for ((name, version, arch, requested), spec) in wanted.into_iter().zip(&specs) {
+        // A named package without an `Inst` line: its spelling may still pin a version or
+        // an architecture (which an `Architecture: all` package satisfies).
+        let named = parsed.iter().find(|p| p.name() == name);
+        let version = version.or_else(|| named.and_then(|p| p.version()).map(str::to_string));
+        let spelt_arch = named.and_then(|p| p.arch()).filter(|_| arch.is_none());
         let stanza = stanzas
             .iter()
-            .find(|s| arch.as_ref().is_none_or(|a| a == &s.2))
+            .find(|s| {
+                s.0 == name
+                    && version.as_ref().is_none_or(|v| v == &s.1)
+                    && arch.as_ref().is_none_or(|a| a == &s.2)
+                    && spelt_arch.is_none_or(|a| a == s.2 || s.2 == "all")
+            })
             .ok_or_else(|| format!("apt-cache show {spec}: no stanza with a SHA256"))?;
         out.push(ResolvedDeb {
             name: stanza.0.clone(),

@@ -238,19 +238,18 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
     if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("URL `{}` contains {c:?}", url.escape_debug()));
     }
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        if !allow_http {
+    let parts = em_retry::url::split(url);
+    match parts.scheme {
+        Some("https") => {}
+        Some("http") if allow_http => {}
+        Some("http") => {
             return Err(format!(
                 "URL `{url}` is plain http://: use https://, or allow http for this download (`allow_http = true`)"
             ));
         }
-        rest
-    } else {
-        return Err(format!("URL `{url}` is not an https:// URL"));
-    };
-    if url_host(url).is_empty() || rest.starts_with('/') {
+        _ => return Err(format!("URL `{url}` is not an https:// URL")),
+    }
+    if parts.authority.is_empty() {
         return Err(format!("URL `{url}` has no host"));
     }
     Ok(())
@@ -259,11 +258,7 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
 /// The host (and port) of a URL, without user info: the key of its circuit breaker.
 /// `https://user@mirror.example.org:8443/x` gives `mirror.example.org:8443`.
 pub fn url_host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
+    em_retry::url::authority(url)
 }
 
 /// Checks a destination: absolute, no `..`, a file name, and a parent directory that
@@ -543,7 +538,7 @@ pub fn responses(text: &str) -> Vec<Response> {
 /// The scheme of a `Location` that names one (`ftp` of `ftp://h/x`); `None` for a
 /// relative reference.
 fn location_scheme(location: &str) -> Option<String> {
-    let (scheme, _) = location.split_once("://")?;
+    let scheme = em_retry::url::split(location).scheme?;
     (!scheme.is_empty()
         && scheme
             .chars()
@@ -1034,14 +1029,11 @@ impl fmt::Debug for Credentials {
 /// Splits the user info off a URL: `https://u:p@h:1/x` gives `https://h:1/x` and the
 /// credentials for `h`. A URL without user info comes back as it is.
 pub fn split_credentials(url: &str) -> Result<(String, Option<Credentials>), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let parts = em_retry::url::split(url);
+    let (Some(scheme), Some(userinfo)) = (parts.scheme, parts.userinfo) else {
         return Ok((url.to_string(), None));
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..end].rfind('@') else {
-        return Ok((url.to_string(), None));
-    };
-    let (user, password) = rest[..at].split_once(':').unwrap_or((&rest[..at], ""));
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
     let (user, password) = (percent_decode(user)?, percent_decode(password)?);
     if let Some(c) = user
         .chars()
@@ -1053,15 +1045,10 @@ pub fn split_credentials(url: &str) -> Result<(String, Option<Credentials>), Str
             crate::redact_url(url)
         ));
     }
-    let host_port = &rest[at + 1..end];
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
-    };
     Ok((
-        format!("{scheme}://{}", &rest[at + 1..]),
+        format!("{scheme}://{}{}", parts.authority, parts.rest),
         Some(Credentials {
-            host: host.to_string(),
+            host: parts.host().to_string(),
             user,
             password,
         }),

@@ -7,16 +7,7 @@ use common::{Session, stderr, stdout};
 
 #[test]
 fn npm_e404_fails_once_naming_the_package() {
-    let s = Session::new(
-        &["npm"],
-        r#"
-[[call]]
-tool = "npm"
-match = "install"
-exit = 1
-output = "npm/e404.txt"
-"#,
-    );
+    let s = Session::failing(&["npm"], "npm", "install", "npm/e404.txt");
     let prefix = s.path().join("prefix");
     let out = s.run(&[
         "npm",
@@ -36,16 +27,7 @@ output = "npm/e404.txt"
 
 #[test]
 fn npm_exhausted_network_failures_exit_75() {
-    let s = Session::new(
-        &["npm"],
-        r#"
-[[call]]
-tool = "npm"
-match = "install"
-exit = 1
-output = "npm/econnreset.txt"
-"#,
-    );
+    let s = Session::failing(&["npm"], "npm", "install", "npm/econnreset.txt");
     let metrics = s.path().join("metrics.prom");
     let out = s
         .em()

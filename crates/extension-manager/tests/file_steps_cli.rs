@@ -11,19 +11,11 @@ use std::path::{Path, PathBuf};
 use common::{Session, stderr, stdout};
 
 fn write(s: &Session, name: &str, version: &str, body: &str) {
-    let dir = s.path().join("extensions");
-    fs::create_dir_all(&dir).expect("dir");
-    let text = format!(
-        "[extension]\nname = \"{name}\"\nversion = \"{version}\"\ndescription = \"test {name}\"\n\n{body}"
-    );
-    fs::write(dir.join(format!("{name}.toml")), text).expect("manifest");
+    s.write_extension(name, version, body);
 }
 
 fn run(s: &Session, args: &[&str]) -> std::process::Output {
-    s.em()
-        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
-        .arg("--extensions-dir")
-        .arg(s.path().join("extensions"))
+    s.em_extensions()
         .args(args)
         .output()
         .expect("extension-manager runs")
@@ -388,13 +380,13 @@ fn check_rejects_a_bad_file_step_with_its_place_and_a_hint_and_install_writes_no
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
-            "error: `0999` is not an octal file mode\n --> {}:9:8\n",
+            "error: `0999` is not an octal file mode\n --> {}:10:8\n",
             manifest.display()
         )),
         "{err}"
     );
     assert!(
-        err.contains("9 | mode = \"0999\"\n  |        ^^^^^^\n"),
+        err.contains("10 | mode = \"0999\"\n   |        ^^^^^^\n"),
         "{err}"
     );
     assert!(

@@ -11,20 +11,12 @@ use common::{Session, stderr, stdout};
 const RETRY: &str = "retry = { attempts = 3, backoff = \"fixed\", delay = \"1ms\" }";
 
 fn write(s: &Session, name: &str, body: &str) {
-    let dir = s.path().join("extensions");
-    fs::create_dir_all(&dir).expect("dir");
-    let text = format!(
-        "[extension]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"test {name}\"\ncategory = \"test\"\n\n{body}"
-    );
-    fs::write(dir.join(format!("{name}.toml")), text).expect("manifest");
+    s.write_extension(name, "1.0.0", body);
 }
 
 fn run(s: &Session, args: &[&str]) -> std::process::Output {
-    s.em()
-        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+    s.em_extensions()
         .env("EM_REGISTRIES_PIP", "http://127.0.0.1:18765/simple/")
-        .arg("--extensions-dir")
-        .arg(s.path().join("extensions"))
         .args(args)
         .output()
         .expect("extension-manager runs")

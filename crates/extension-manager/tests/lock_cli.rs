@@ -21,13 +21,8 @@ stdout = "NOTE: This is only a simulation!\nInst libem1 (0.9-1 Debian:12/stable 
 
 [[call]]
 tool = "apt-cache"
-match = "^show --no-all-versions em-tool="
-stdout = "Package: em-tool\nVersion: 1:1.2-3\nArchitecture: amd64\nSHA256: {DEB_SHA}\n"
-
-[[call]]
-tool = "apt-cache"
-match = "^show --no-all-versions libem1="
-stdout = "Package: libem1\nVersion: 0.9-1\nArchitecture: amd64\nSHA256: {DEP_SHA}\n"
+match = "^show --no-all-versions "
+stdout = "Package: libem1\nVersion: 0.9-1\nArchitecture: amd64\nSHA256: {DEP_SHA}\n\nPackage: em-tool\nVersion: 1:1.2-3\nArchitecture: amd64\nSHA256: {DEB_SHA}\n"
 
 [[call]]
 tool = "npm"
@@ -78,6 +73,17 @@ fn lock_writes_the_resolved_versions_and_relocking_changes_nothing() {
         .collect();
     assert!(first.contains(&sha), "the manifest's sha256 is in the lock");
     insta::assert_snapshot!(first.replace(&sha, "<manifest sha256>"));
+    let shows: Vec<String> = s
+        .calls()
+        .into_iter()
+        .filter(|(t, _)| t == "apt-cache")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(
+        shows,
+        ["show --no-all-versions libem1=0.9-1 em-tool=1:1.2-3"],
+        "one apt-cache call for every package"
+    );
     let again = run(&s, &exts, &["lock", "tools"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(

@@ -11,15 +11,11 @@ use common::{Session, stderr, transcript};
 
 #[test]
 fn npm_untrusted_certificate_fails_at_once_with_the_ca_hint() {
-    let s = Session::new(
+    let s = Session::failing(
         &["npm"],
-        r#"
-[[call]]
-tool = "npm"
-match = "install"
-exit = 1
-output = "npm/tls-self-signed-in-chain.txt"
-"#,
+        "npm",
+        "install",
+        "npm/tls-self-signed-in-chain.txt",
     );
     let out = s.run(&["npm", "install", "--delay", "1ms", "em-fixture-hello"]);
     assert_eq!(s.calls().len(), 1, "one attempt: a retry cannot fix trust");
@@ -28,15 +24,11 @@ output = "npm/tls-self-signed-in-chain.txt"
 
 #[test]
 fn pip_untrusted_certificate_names_the_cause_not_a_missing_package() {
-    let s = Session::new(
+    let s = Session::failing(
         &["python3"],
-        r#"
-[[call]]
-tool = "python"
-match = "-m pip install"
-exit = 1
-output = "pip/tls-certificate-verify-failed-with-retries.txt"
-"#,
+        "python",
+        "-m pip install",
+        "pip/tls-certificate-verify-failed-with-retries.txt",
     );
     let venv = s.path().join("venv");
     fs::create_dir_all(venv.join("bin")).expect("venv bin");

@@ -20,20 +20,12 @@ depends = { em-python3 = ["em-python3.11", "perl"], "em-python3.11" = ["em-libpy
 "#;
 
 fn write(s: &Session, name: &str, body: &str) {
-    let dir = s.path().join("extensions");
-    fs::create_dir_all(&dir).expect("dir");
-    let text = format!(
-        "[extension]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"test {name}\"\ncategory = \"test\"\n\n{body}"
-    );
-    fs::write(dir.join(format!("{name}.toml")), text).expect("manifest");
+    s.write_extension(name, "1.0.0", body);
 }
 
 fn run(s: &Session, args: &[&str]) -> std::process::Output {
-    s.em()
-        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+    s.em_extensions()
         .env("EM_APT_BATCH_WINDOW", "300ms")
-        .arg("--extensions-dir")
-        .arg(s.path().join("extensions"))
         .args(args)
         .output()
         .expect("extension-manager runs")
@@ -578,5 +570,69 @@ fn bom_lists_the_dependencies_an_install_pulled_in() {
     assert!(
         parts.iter().all(|p| p["name"] != "perl"),
         "perl was there before"
+    );
+}
+
+/// A failed step keeps, of what it recorded before its tool ran, only what is there after
+/// the failure: npm's list after the failed install shows em-a (installed before em-b
+/// failed), so em-a stays recorded as added and em-b goes; a download that never landed
+/// records no file.
+#[test]
+fn a_failed_step_keeps_only_what_is_there_after_the_failure() {
+    let scenario = r#"
+[[call]]
+tool = "npm"
+match = "^ls "
+times = 1
+stdout = '{"dependencies": {}}'
+
+[[call]]
+tool = "npm"
+match = "^install "
+exit = 1
+stderr = "npm ERR! code E404\nnpm ERR! 404 Not Found - GET http://127.0.0.1:9/em-b - Not found\n"
+
+[[call]]
+tool = "npm"
+match = "^ls "
+stdout = '{"dependencies": {"em-a": {"version": "1.0.0"}}}'
+
+[[call]]
+tool = "curl"
+exit = 7
+stderr = "curl: (7) Failed to connect to 127.0.0.1 port 9: Connection refused\n"
+"#;
+    let s = Session::new(&["npm", "curl"], scenario);
+    let retry = "retry = { attempts = 2, backoff = \"fixed\", delay = \"1ms\" }";
+    write(
+        &s,
+        "ts",
+        &format!("[[install]]\nnpm = [\"em-a\", \"em-b\"]\n{retry}\n"),
+    );
+    let dest = s.path().join("dl/tool.bin");
+    write(
+        &s,
+        "dl",
+        &format!(
+            "[[install]]\ndownload = \"http://127.0.0.1:9/tool.bin\"\nto = \"{}\"\nallow_http = true\n{retry}\n",
+            dest.display()
+        ),
+    );
+    for name in ["ts", "dl"] {
+        let out = run(&s, &["install", name]);
+        assert_ne!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+    }
+    let st = state(&s);
+    let ts = &st["extensions"]["ts"];
+    assert_eq!(ts["status"], "failed", "{st:#}");
+    assert_eq!(strings(&ts["added"]["npm"]), ["em-a"], "{st:#}");
+    assert_eq!(strings(&ts["uses"]["npm"]), ["em-a", "em-b"], "{st:#}");
+    let dl = &st["extensions"]["dl"];
+    assert!(!dest.exists());
+    assert!(strings(&dl["added"]["files"]).is_empty(), "{st:#}");
+    assert_eq!(
+        strings(&dl["uses"]["files"]),
+        [dest.display().to_string()],
+        "{st:#}"
     );
 }

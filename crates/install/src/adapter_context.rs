@@ -1,11 +1,15 @@
 //! What every adapter command (`apt`, `npm`, `pip`, `fetch`) shares: the Runner it runs
 //! under (policy, event subscribers, circuit breaker, mirror notices), and how a failed
-//! operation is shown to the user.
+//! operation is shown to the user. [`build_runner`] is the one place a runner with circuits
+//! and mirror notices is built; the executor's steps use it too.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use em_exec::{Runner, ToolError};
-use em_retry::{CircuitBreaker, FileStore, RetryPolicy, Subscriber};
+use em_retry::{CircuitBreaker, FileStore, RetryBudget, RetryPolicy, Subscriber};
+
+use crate::config::CircuitSettings;
 
 use crate::events::{Events, Tone, Verbosity};
 
@@ -15,6 +19,43 @@ pub use crate::policy_name::PolicyName;
 /// `circuits/`.
 pub fn budget_dir(circuits: &std::path::Path) -> std::path::PathBuf {
     circuits.with_file_name("budget")
+}
+
+/// The circuit breaker over the records in `circuits` (the state directory's
+/// `circuits/`), with the configuration's threshold and cooldown.
+pub fn circuit_breaker(circuits: &Path, settings: &CircuitSettings) -> Arc<CircuitBreaker> {
+    Arc::new(
+        CircuitBreaker::new(Arc::new(FileStore::new(circuits)))
+            .with_threshold(settings.threshold)
+            .with_cooldown(settings.cooldown),
+    )
+}
+
+/// Every runner of ours is built here (an adapter command's and an install step's):
+/// `policy` with the command's subscribers, circuit breaker, retry budget and tally; a
+/// switch to a mirror is shown as a status line on `ui` and then handed to `noted`.
+pub fn build_runner(
+    policy: RetryPolicy,
+    subscribers: &[Arc<dyn Subscriber>],
+    circuit: Arc<CircuitBreaker>,
+    budget: Option<Arc<RetryBudget>>,
+    tally: Arc<em_exec::SourceTally>,
+    ui: Arc<dyn Events>,
+    noted: impl Fn(&str, &str, &str) + Send + Sync + 'static,
+) -> Runner {
+    Runner::new(policy)
+        .subscribe_all(subscribers)
+        .with_tally(tally)
+        .with_circuit(circuit)
+        .with_budget(budget)
+        .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
+            ui.status(
+                "Switching",
+                Tone::Warn,
+                &format!("from {from} to mirror {to} ({why})"),
+            );
+            noted(from, to, why);
+        }))
 }
 
 /// The shared parts of an adapter command's run.
@@ -51,23 +92,16 @@ impl AdapterContext {
     /// A runner under `policy`; with `echo`, the tool's output is copied to stderr as it
     /// arrives (unless -q). Without it the output is kept, and its tail shown on failure.
     pub fn runner(&self, policy: RetryPolicy, echo: bool) -> Runner {
-        let ui = self.ui.clone();
-        let breaker = CircuitBreaker::new(Arc::new(FileStore::new(&self.circuits)))
-            .with_threshold(self.config.circuit.threshold)
-            .with_cooldown(self.config.circuit.cooldown);
-        Runner::new(policy)
-            .subscribe_all(&self.subscribers)
-            .with_tally(self.tally.clone())
-            .with_circuit(Arc::new(breaker))
-            .with_budget(self.config.retry_budget.budget(&budget_dir(&self.circuits)))
-            .with_echo(echo && self.ui.verbosity() > Verbosity::Quiet)
-            .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
-                ui.status(
-                    "Switching",
-                    Tone::Warn,
-                    &format!("from {from} to mirror {to} ({why})"),
-                )
-            }))
+        build_runner(
+            policy,
+            &self.subscribers,
+            circuit_breaker(&self.circuits, &self.config.circuit),
+            self.config.retry_budget.budget(&budget_dir(&self.circuits)),
+            self.tally.clone(),
+            self.ui.clone(),
+            |_, _, _| {},
+        )
+        .with_echo(echo && self.ui.verbosity() > Verbosity::Quiet)
     }
 
     /// Shows a failed operation: what failed, why, the tool's last lines (unless they were

@@ -124,6 +124,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use em_manifest::walk::{TomlWalk, a_type, find};
 use em_manifest::{Diagnostic, SourceFile, Span, StepRetry};
 use em_retry::{PolicyError, RetryPolicy, fmt_duration};
 use toml::de::{DeTable, DeValue};
@@ -541,7 +542,7 @@ impl Builder {
         let source = SourceFile::new(&file.path, text);
         let mut reader = Reader {
             file: &source,
-            errors: Vec::new(),
+            walk: TomlWalk::new(&source),
         };
         match DeTable::parse(source.text()) {
             Ok(root) => reader.root(root.get_ref(), &mut self.config, &mut self.policies),
@@ -556,7 +557,7 @@ impl Builder {
                 );
             }
         }
-        let mut errors = reader.errors;
+        let mut errors = reader.walk.errors;
         errors.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.column)));
         self.errors.extend(errors);
     }
@@ -688,60 +689,27 @@ fn overlay(into: &mut StepRetry, later: StepRetry) {
     into.span = later.span;
 }
 
-type Value<'i> = toml::Spanned<DeValue<'i>>;
-
-fn find<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
-    table
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .map(|(_, v)| v)
+/// The walk of one file's document (em-manifest's [`TomlWalk`], shared with the manifest
+/// loader): values go to the config, errors to `errors`.
+struct Reader<'f> {
+    file: &'f Arc<SourceFile>,
+    walk: TomlWalk<'f>,
 }
 
-fn a_type(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
+impl<'f> std::ops::Deref for Reader<'f> {
+    type Target = TomlWalk<'f>;
+    fn deref(&self) -> &TomlWalk<'f> {
+        &self.walk
     }
 }
 
-/// The walk of one file's document: values go to the config, errors to `errors`.
-struct Reader<'f> {
-    file: &'f Arc<SourceFile>,
-    errors: Vec<Diagnostic>,
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.walk
+    }
 }
 
 impl Reader<'_> {
-    fn push(&mut self, span: Span, message: impl Into<String>, hint: impl Into<String>) {
-        self.errors
-            .push(self.file.error(span, message).with_hint(hint));
-    }
-
-    fn type_error(&mut self, key: &str, expected: &str, v: &Value<'_>, hint: &str) {
-        self.push(
-            v.span(),
-            format!("`{key}` must be {expected}, not {}", a_type(v.get_ref())),
-            hint,
-        );
-    }
-
-    /// Reports the keys of `table` outside `allowed`; `what` reads "in [circuit]".
-    fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str, hint: &str) {
-        for (key, _) in table.iter() {
-            if !allowed.contains(&key.get_ref().as_ref()) {
-                self.push(
-                    key.span(),
-                    format!("unknown key `{}` {what}", key.get_ref()),
-                    hint,
-                );
-            }
-        }
-    }
-
     fn root(
         &mut self,
         root: &DeTable<'_>,
@@ -933,14 +901,7 @@ impl Reader<'_> {
         key: &str,
         hint: &str,
     ) -> Option<&'t DeTable<'i>> {
-        let v = find(table, key)?;
-        match v.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => {
-                self.type_error(key, "a table", v, hint);
-                None
-            }
-        }
+        self.walk.table(table, key, hint).map(|(t, _)| t)
     }
 
     /// A whole number of at least 1.
@@ -1014,37 +975,10 @@ impl Reader<'_> {
     }
 
     fn duration(&mut self, table: &DeTable<'_>, key: &str) -> Option<Duration> {
-        let v = find(table, key)?;
-        match v.get_ref() {
-            DeValue::String(s) => match em_retry::parse_duration(s) {
-                Ok(d) => Some(d),
-                Err(hint) => {
-                    self.push(
-                        v.span(),
-                        format!("`{key}` is not a duration: \"{s}\""),
-                        hint,
-                    );
-                    None
-                }
-            },
-            DeValue::Integer(i) => {
-                self.push(
-                    v.span(),
-                    format!("`{key}` must be a duration string, not a number"),
-                    format!("durations have a unit: {key} = \"{}s\"", i.as_str()),
-                );
-                None
-            }
-            _ => {
-                self.type_error(
-                    key,
-                    "a duration string",
-                    v,
-                    &format!("write {DURATION_FORM}"),
-                );
-                None
-            }
-        }
+        let number_hint = |n: &str| format!("durations have a unit: {key} = \"{n}s\"");
+        let hint = format!("write {DURATION_FORM}");
+        let (d, _) = self.walk.duration(table, key, number_hint, &hint)?;
+        Some(d)
     }
 
     /// A size of at least 1 byte: a string with a unit (`"4GiB"`, `"500MB"`, parsed by
@@ -1157,10 +1091,9 @@ impl Reader<'_> {
 /// Mirrors and registries are fetched by apt, npm, pip, curl or wget: http(s) only (apt
 /// mirrors are often plain http, their content being signed), with a host and no spaces.
 fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    let parts = em_retry::url::split(url);
+    matches!(parts.scheme, Some("https" | "http"))
+        && !parts.authority.is_empty()
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
@@ -1241,6 +1174,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write(dir.path(), "config.toml", text);
         Config::load(&ConfigSources::new().with_required_file(path))
+    }
+
+    #[test]
+    fn mirror_and_registry_urls_need_http_or_https_and_a_host() {
+        for good in [
+            "https://npm-mirror.example.org/",
+            "http://127.0.0.1:18765/simple/",
+            "http://u:p@[::1]:8080",
+            "https://h?x",
+        ] {
+            assert!(is_http_url(good), "{good}");
+        }
+        for bad in [
+            "ftp://h/",
+            "HTTPS://h/",
+            "https://",
+            "https:///x",
+            "http://?x",
+            "http://u@/x",
+            "https://h /x",
+            "mirror.example.org",
+        ] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
     }
 
     fn errors_of(text: &str) -> Vec<Diagnostic> {
@@ -1566,13 +1523,17 @@ max_entries = 1_000
         assert_eq!(
             errors[0].to_string(),
             format!(
-                "error: unknown key `colldown` in [circuit]\n --> {path}:5:3\n  |\n5 |   colldown = \"5m\"\n  |   ^^^^^^^^\n  = hint: [circuit] takes threshold, cooldown"
+                "error: unknown key `colldown` in [circuit]\n --> {path}:5:3\n  |\n5 |   colldown = \"5m\"\n  |   ^^^^^^^^\n  = hint: did you mean `cooldown`? [circuit] takes threshold, cooldown"
             )
         );
         let top = errors_of("job = 8\n");
         assert_eq!(at(&top[0]), (1, 1));
         assert_eq!(top[0].message, "unknown key `job` in the configuration");
-        assert_eq!(top[0].hint.as_deref(), Some(TOP_HINT));
+        let rest = TOP_HINT
+            .strip_prefix("the configuration")
+            .expect("TOP_HINT");
+        let guess = format!("did you mean `jobs`? The configuration{rest}");
+        assert_eq!(top[0].hint.as_deref(), Some(guess.as_str()));
     }
 
     #[test]
@@ -1628,7 +1589,8 @@ max_entries = 1_000
                 (
                     (5, 1),
                     "unknown key `rate` in [retry_budget]".to_string(),
-                    "[retry_budget] takes enabled, ratio, max_tokens".to_string()
+                    "did you mean `ratio`? [retry_budget] takes enabled, ratio, max_tokens"
+                        .to_string()
                 ),
             ]
         );

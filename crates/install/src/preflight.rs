@@ -67,13 +67,7 @@ pub fn unresolved_hint(hosts: &BTreeSet<String>) -> String {
 /// The host name of a URL, without user info, port or `[]`: what `requirements.domains`
 /// names.
 pub fn host_name(url: &str) -> &str {
-    let authority = em_exec::download::url_host(url);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or_default();
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host)
+    em_retry::url::split(url).host()
 }
 
 /// Free space under `/` in MiB, from `df -Pk /` (POSIX output).

@@ -180,24 +180,24 @@ pub(crate) fn check_package(ecosystem: Ecosystem, package: &str) -> Option<Probl
 
 /// Checks a URL's scheme and form: https, or http when `allow_http` is set.
 pub(crate) fn check_url(url: &str, allow_http: bool) -> Option<Problem> {
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        if !allow_http {
+    let parts = em_retry::url::split(url);
+    match parts.scheme {
+        Some("https") => {}
+        Some("http") if allow_http => {}
+        Some("http") => {
             return Some(problem(
                 format!("`{url}` is not an https URL"),
                 "use https; only for a server without TLS, add `allow_http = true` to this step",
             ));
         }
-        rest
-    } else {
-        return Some(problem(
-            format!("`{url}` is not an https URL"),
-            "downloads and repositories are fetched over https, e.g. `https://example.org/tool.tar.gz`",
-        ));
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        _ => {
+            return Some(problem(
+                format!("`{url}` is not an https URL"),
+                "downloads and repositories are fetched over https, e.g. `https://example.org/tool.tar.gz`",
+            ));
+        }
+    }
+    if parts.authority.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Some(problem(
             format!("`{url}` is not a valid URL"),
             "a URL has a host and no spaces, e.g. `https://example.org/tool.tar.gz`",
@@ -432,6 +432,11 @@ mod tests {
         assert!(check_url("ftp://example.org/a", true).is_some());
         assert!(check_url("https:///a", false).is_some());
         assert!(check_url("https://a b", false).is_some());
+        // What the download itself would refuse: user info but no host, an uppercase
+        // scheme (curl and wget take it, our download check does not).
+        assert!(check_url("https://user@/a", false).is_some());
+        assert!(check_url("HTTPS://example.org/a", false).is_some());
+        assert_eq!(check_url("https://u:p@[::1]:8443", false), None);
         assert_eq!(check_absolute_path("/opt/x", "to"), None);
         assert!(check_absolute_path("opt/x", "to").is_some());
         assert!(check_absolute_path("/opt/../etc", "to").is_some());

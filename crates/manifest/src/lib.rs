@@ -9,6 +9,9 @@
 //! that is the adapters' and the CLI's job. Its only dependency of ours is `em-retry`, whose
 //! [`em_retry::RetryPolicy`] a step's `retry` table becomes.
 //!
+//! The walk over toml's spanned tree that reports every error at its key or value
+//! ([`walk`]) is public: em-install reads its configuration file with it.
+//!
 //! ## The schema
 //!
 //! ```toml
@@ -195,6 +198,7 @@ mod retry;
 mod schema;
 mod scope;
 mod template;
+pub mod walk;
 
 pub use catalog::{
     Catalog, Origin, PATH_VAR, PROFILES_FILE, Profile, SYSTEM_DIR, SearchDir, SearchPath,

@@ -23,9 +23,8 @@ use crate::schema::{
     Requirements, RunStep, Scope, Shell, Step, Via,
 };
 use crate::template::{self, Placeholder};
+use crate::walk::{TomlWalk, Value, a_type, find, guess_hint, key_span};
 use em_retry::{BackoffKind, Jitter, PolicyOverride};
-
-type Value<'i> = toml::Spanned<DeValue<'i>>;
 
 const ACTIONS: [&str; 11] = [
     "apt", "npm", "pip", "pipx", "cargo", "gem", "go", "download", "run", "file", "block",
@@ -351,82 +350,10 @@ struct Parts {
     remove: Vec<RemoveStep>,
 }
 
-struct Loader<'f> {
-    file: &'f SourceFile,
-    errors: Vec<Diagnostic>,
-}
-
-fn find<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
-    table
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .map(|(_, v)| v)
-}
-
-fn key_span(table: &DeTable<'_>, key: &str) -> Option<Span> {
-    table
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .map(|(k, _)| k.span())
-}
-
-fn a_type(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
-    }
-}
-
-/// `rest`, preceded by "did you mean `x`?" when a candidate is close to `word`.
-fn guess_hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, rest: &str) -> String {
-    match grammar::closest(word, candidates) {
-        Some(c) if rest.is_empty() => format!("did you mean `{c}`?"),
-        Some(c) => format!("did you mean `{c}`? {}", capitalize(rest)),
-        None => rest.to_string(),
-    }
-}
+/// The manifest's walk: [`TomlWalk`] with the manifest's typed readers.
+type Loader<'f> = TomlWalk<'f>;
 
 impl Loader<'_> {
-    fn push(&mut self, span: Span, message: impl Into<String>, hint: impl Into<String>) {
-        let hint = hint.into();
-        let d = self.file.error(span, message);
-        self.errors.push(if hint.is_empty() {
-            d
-        } else {
-            d.with_hint(hint)
-        });
-    }
-
-    fn type_error(&mut self, key: &str, expected: &str, v: &Value<'_>, hint: &str) {
-        self.push(
-            v.span(),
-            format!("`{key}` must be {expected}, not {}", a_type(v.get_ref())),
-            hint,
-        );
-    }
-
-    /// Reports keys of `table` not in `allowed`; `what` reads "in [extension]".
-    fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str, hint: &str) {
-        let mut unknown: Vec<_> = table
-            .iter()
-            .filter(|(k, _)| !allowed.contains(&k.get_ref().as_ref()))
-            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
-            .collect();
-        unknown.sort_by_key(|(span, _)| span.start);
-        for (span, key) in unknown {
-            self.push(
-                span,
-                format!("unknown key `{key}` {what}"),
-                guess_hint(&key, allowed.iter().copied(), hint),
-            );
-        }
-    }
-
     fn string(&mut self, table: &DeTable<'_>, key: &str) -> Option<Spanned<String>> {
         let v = find(table, key)?;
         match v.get_ref() {
@@ -494,22 +421,6 @@ impl Loader<'_> {
             DeValue::Boolean(b) => Some(*b),
             _ => {
                 self.type_error(key, "true or false", v, "");
-                None
-            }
-        }
-    }
-
-    fn table<'t, 'i>(
-        &mut self,
-        table: &'t DeTable<'i>,
-        key: &str,
-        hint: &str,
-    ) -> Option<(&'t DeTable<'i>, Span)> {
-        let v = find(table, key)?;
-        match v.get_ref() {
-            DeValue::Table(t) => Some((t, v.span())),
-            _ => {
-                self.type_error(key, "a table", v, hint);
                 None
             }
         }
@@ -1378,38 +1289,13 @@ impl Loader<'_> {
             .collect()
     }
 
-    fn duration(&mut self, t: &DeTable<'_>, key: &str) -> Option<(Duration, Span)> {
-        let v = find(t, key)?;
-        let hint = "write a number with a unit: \"500ms\", \"2s\", \"5m\", \"1h30m\"";
-        match v.get_ref() {
-            DeValue::String(s) => match em_retry::parse_duration(s) {
-                Ok(d) => Some((d, v.span())),
-                Err(hint) => {
-                    self.push(
-                        v.span(),
-                        format!("`{key}` is not a duration: \"{s}\""),
-                        hint,
-                    );
-                    None
-                }
-            },
-            DeValue::Integer(i) => {
-                self.push(
-                    v.span(),
-                    format!("`{key}` must be a duration string, not a number"),
-                    format!(
-                        "durations have a unit: \"{}s\" or \"{}ms\"",
-                        i.as_str(),
-                        i.as_str()
-                    ),
-                );
-                None
-            }
-            _ => {
-                self.type_error(key, "a duration string", v, hint);
-                None
-            }
-        }
+    fn step_duration(&mut self, t: &DeTable<'_>, key: &str) -> Option<(Duration, Span)> {
+        self.duration(
+            t,
+            key,
+            |n| format!("durations have a unit: \"{n}s\" or \"{n}ms\""),
+            "write a number with a unit: \"500ms\", \"2s\", \"5m\", \"1h30m\"",
+        )
     }
 
     fn retry(&mut self, t: &DeTable<'_>) -> Option<StepRetry> {
@@ -1487,11 +1373,11 @@ impl Loader<'_> {
                     None
                 }
             });
-        let delay = self.duration(r, "delay");
-        let base = self.duration(r, "base");
-        let max = self.duration(r, "max");
-        let timeout = self.duration(r, "timeout");
-        let deadline = self.duration(r, "deadline");
+        let delay = self.step_duration(r, "delay");
+        let base = self.step_duration(r, "base");
+        let max = self.step_duration(r, "max");
+        let timeout = self.step_duration(r, "timeout");
+        let deadline = self.step_duration(r, "deadline");
         let multiplier = find(r, "multiplier").and_then(|v| match v.get_ref() {
             DeValue::Float(f) => f
                 .as_str()
@@ -1681,14 +1567,6 @@ fn collect_value(v: &Value<'_>, out: &mut Vec<(String, Span)>) {
         }
         DeValue::Table(t) => collect_strings(t, out),
         _ => {}
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

@@ -76,11 +76,7 @@ fn host_in(text: &str) -> Option<String> {
 
 /// `h:p` of a URL: no scheme, no credentials, no path.
 pub(crate) fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest
-        .split(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '\'')
-        .next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = em_retry::url::authority(em_retry::url::leading(url));
     (!host.is_empty()).then(|| host.to_string())
 }
 

@@ -125,9 +125,7 @@ pub fn index_in(failure: &ToolFailure) -> Option<String> {
 
 /// `h` or `h:p` of a URL.
 pub(crate) fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = em_retry::url::authority(url);
     (!host.is_empty()).then(|| host.to_string())
 }
 

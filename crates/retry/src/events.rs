@@ -77,12 +77,8 @@ impl Operation {
             .into_iter()
             .flatten()
             .find_map(|text| {
-                let after = &text[text.find("://")? + 3..];
-                let end = after
-                    .find(|c: char| "/?#'\"<>`".contains(c) || c.is_whitespace())
-                    .unwrap_or(after.len());
-                let authority = &after[..end];
-                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                let from_scheme = &text[text.find("://")?..];
+                let host = crate::url::authority(crate::url::leading(from_scheme));
                 (!host.is_empty()).then(|| host.to_string())
             })
     }

@@ -25,6 +25,8 @@
 //!   takes one, a retry without a token is not made (the operation gives up as
 //!   [`GiveUpReason::SourceExhausted`], "retry budget exhausted for HOST"), a success after
 //!   retries gives one back. Over a full outage retries stay near `ratio` x first attempts.
+//! - [`url`]: the one URL splitter of the workspace (scheme, user info, authority, host,
+//!   port), whose authority is the key of circuits and budgets.
 //! - Time is tokio's clock (tests pause it); randomness is a [`Random`] (seed it).
 //! - Feature `file-store` (off by default): `FileStore` and `FileBudgetStore`, the stores
 //!   shared by the processes of one host (one JSON file per key, `flock`ed, written
@@ -87,6 +89,7 @@ mod overrides;
 mod policy;
 pub mod random;
 mod retry;
+pub mod url;
 
 use std::time::Duration;
 

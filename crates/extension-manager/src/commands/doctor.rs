@@ -467,9 +467,7 @@ fn check_state(state_dir: &StateDir) -> Vec<Finding> {
 fn check_circuits(dir: &Path, config: &Config) -> Vec<Finding> {
     let store = em_retry::FileStore::new(dir);
     let keys = store.keys().unwrap_or_default();
-    let breaker = em_retry::CircuitBreaker::new(std::sync::Arc::new(store.clone()))
-        .with_threshold(config.circuit.threshold)
-        .with_cooldown(config.circuit.cooldown);
+    let breaker = crate::adapter_context::circuit_breaker(dir, &config.circuit);
     let mut findings = Vec::new();
     for key in keys {
         if let Ok(em_retry::CircuitState::Open { failures, until }) = breaker.state(&key) {
@@ -594,27 +592,21 @@ async fn check_registries(config: &Config) -> Vec<Finding> {
 
 /// The host and port of an http(s) URL (`[v6]` hosts included).
 fn host_port(url: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let default_port = match scheme {
+    let parts = em_retry::url::split(url);
+    let default_port = match parts.scheme? {
         "http" => 80,
         "https" => 443,
         _ => return None,
     };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None => default_port,
-        };
-        return Some((host.to_string(), port));
+    let authority = parts.authority;
+    if authority.is_empty() || (authority.starts_with('[') && !authority.contains(']')) {
+        return None;
     }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
-        None if !authority.is_empty() => Some((authority.to_string(), default_port)),
-        None => None,
-    }
+    let port = match parts.port() {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    Some((parts.host().to_string(), port))
 }
 
 #[cfg(test)]

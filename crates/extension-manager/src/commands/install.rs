@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use em_manifest::Arch;
-use em_retry::{CircuitBreaker, FileStore, Subscriber};
+use em_retry::Subscriber;
 
+use crate::adapter_context::{budget_dir, circuit_breaker};
 use crate::error::CliError;
 use crate::executor::{self, Outcome, RunReport, RunSettings};
 use crate::exit;
@@ -598,16 +599,10 @@ async fn execute(
         profile_dir: std::env::var_os("EM_PROFILE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/etc/profile.d")),
-        circuit: Arc::new(
-            CircuitBreaker::new(Arc::new(FileStore::new(
-                session.state_dir.path().join("circuits"),
-            )))
-            .with_threshold(config.circuit.threshold)
-            .with_cooldown(config.circuit.cooldown),
-        ),
+        circuit: circuit_breaker(&session.state_dir.circuits_dir(), &config.circuit),
         budget: config
             .retry_budget
-            .budget(&session.state_dir.path().join("budget")),
+            .budget(&budget_dir(&session.state_dir.circuits_dir())),
         tally: common.tally.clone(),
         host: Arch::host(),
         unresolved_hosts: findings.unresolved,

@@ -42,6 +42,17 @@ impl Session {
         session
     }
 
+    /// Fake `tools` where every call of `tool` whose arguments match `pattern` exits 1,
+    /// replaying the captured `output` (fixtures/outputs/) on stderr.
+    pub fn failing(tools: &[&str], tool: &str, pattern: &str, output: &str) -> Session {
+        Session::new(
+            tools,
+            &format!(
+                "[[call]]\ntool = \"{tool}\"\nmatch = \"{pattern}\"\nexit = 1\noutput = \"{output}\"\n"
+            ),
+        )
+    }
+
     /// The session's apt lists directory.
     pub fn apt_lists(&self) -> std::path::PathBuf {
         self.path().join("apt-lists")
@@ -93,6 +104,27 @@ impl Session {
         .env_remove("GITHUB_ACTIONS")
         .env_remove("GITHUB_STEP_SUMMARY")
         .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Writes the session's `extensions/NAME.toml`: an `[extension]` table (`name`,
+    /// `version`, a description, category `test`), then `body`.
+    pub fn write_extension(&self, name: &str, version: &str, body: &str) {
+        let dir = self.path().join("extensions");
+        std::fs::create_dir_all(&dir).expect("extensions dir");
+        let text = format!(
+            "[extension]\nname = \"{name}\"\nversion = \"{version}\"\ndescription = \"test {name}\"\ncategory = \"test\"\n\n{body}"
+        );
+        std::fs::write(dir.join(format!("{name}.toml")), text).expect("manifest");
+    }
+
+    /// [`Session::em`] over the session's `extensions/` directory, with `[extension.env]`
+    /// files going to the session's `profile.d/`.
+    pub fn em_extensions(&self) -> Command {
+        let mut cmd = self.em();
+        cmd.env("EM_PROFILE_DIR", self.path().join("profile.d"))
+            .arg("--extensions-dir")
+            .arg(self.path().join("extensions"));
         cmd
     }
 

@@ -11,6 +11,12 @@ pub(super) async fn install_apt(
     record: &mut InstalledExtension,
     apt_step: &em_manifest::AptStep,
 ) -> Result<StepDone, StepError> {
+    let packages = parse_each(&apt_step.packages, AptPackage::parse)?;
+    let runner = run.runner(PolicyName::Apt)?;
+    let apt = apt_adapter(run.ctx)?;
+    // A step with its own repository runs alone: its source is added and updated
+    // first. The others join the run's batch of apt installs (see apt_batch).
+    let update_runner = run.runner(PolicyName::Apt)?;
     let StepRun {
         ctx,
         name,
@@ -21,28 +27,6 @@ pub(super) async fn install_apt(
         index,
         ..
     } = run;
-    let packages = apt_step
-        .packages
-        .iter()
-        .map(|p| AptPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Apt),
-        step,
-        log,
-        recorder.clone(),
-    )?;
-    let apt = apt_adapter(ctx)?;
-    // A step with its own repository runs alone: its source is added and updated
-    // first. The others join the run's batch of apt installs (see apt_batch).
-    let update_runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Apt),
-        step,
-        log,
-        recorder.clone(),
-    )?;
     // Offline the bundle is apt's only source: a step's own repository is not added (its
     // key would be fetched), its packages are in the bundle.
     let repository = apt_step
@@ -92,45 +76,60 @@ pub(super) async fn install_apt(
     for p in &fresh {
         push_new(&mut record.added.apt, p.name().to_string());
     }
-    save_step(ctx, name, record, index).await;
-    let installed = match one_at_a_time {
-        Some(_held) => {
-            match crate::apt_batch::ensure_lists(&apt, &*ctx.ui, &update_runner, &packages).await {
-                Ok(()) => crate::apt_batch::install_measured(&apt, &runner, &packages).await,
-                Err(e) => crate::apt_batch::Installed {
-                    result: Err(e),
-                    pulled_in: Ok(BTreeSet::new()),
-                },
+    let install = async {
+        let installed = match one_at_a_time {
+            Some(_held) => {
+                match crate::apt_batch::ensure_lists(&apt, &*ctx.ui, &update_runner, &packages)
+                    .await
+                {
+                    Ok(()) => crate::apt_batch::install_measured(&apt, &runner, &packages).await,
+                    Err(e) => crate::apt_batch::Installed {
+                        result: Err(e),
+                        pulled_in: Ok(BTreeSet::new()),
+                    },
+                }
             }
-        }
-        None => {
-            let member = crate::apt_batch::Member {
-                owner: name.to_string(),
-                packages: packages.clone(),
-                runner,
-                update: update_runner,
-                recorder,
-                lines: log.sink(),
-            };
-            // The batch runs for everyone who joined; waiting for it is not work.
-            slot.release();
-            let result = ctx
-                .tools
-                .apt_batch
-                .install(&apt, &ctx.tools.apt_lock, &*ctx.ui, member)
-                .await;
-            slot.reclaim().await;
-            result
+            None => {
+                let member = crate::apt_batch::Member {
+                    owner: name.to_string(),
+                    packages: packages.clone(),
+                    runner,
+                    update: update_runner,
+                    recorder,
+                    lines: log.sink(),
+                };
+                // The batch runs for everyone who joined; waiting for it is not work.
+                slot.release();
+                let result = ctx
+                    .tools
+                    .apt_batch
+                    .install(&apt, &ctx.tools.apt_lock, &*ctx.ui, member)
+                    .await;
+                slot.reclaim().await;
+                result
+            }
+        };
+        // What it pulled in is known (or not) either way.
+        let pulled_in = installed.pulled_in;
+        match installed.result {
+            Ok(()) => Ok(pulled_in),
+            Err(e) => Err((e, pulled_in)),
         }
     };
-    record_pulled_in(ctx, &installed.pulled_in, &mut record.added, log);
-    if let Err(e) = installed.result {
-        forget_absent_apt(&apt, &fresh, &mut record.added).await;
-        save_step(ctx, name, record, index).await;
-        return Err(e.into());
+    let installed = recorded(ctx, name, record, index, install, async |added, failed| {
+        record_pulled_in(ctx, &failed.1, added, log);
+        forget_absent_apt(&apt, &fresh, added).await;
+        true
+    })
+    .await;
+    match installed {
+        Ok(pulled_in) => {
+            record_pulled_in(ctx, &pulled_in, &mut record.added, log);
+            save_step(ctx, name, record, index).await;
+            Ok(StepDone::Ran)
+        }
+        Err((e, _)) => Err(e.into()),
     }
-    save_step(ctx, name, record, index).await;
-    Ok(StepDone::Ran)
 }
 
 /// Where third-party apt sources and their keys go (overridable for tests).

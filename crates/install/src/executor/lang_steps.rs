@@ -8,7 +8,7 @@
 //! and keeps any that another installed extension also added or uses.
 //!
 //! A child module of `executor`, so that it uses the executor's step plumbing
-//! (`runner_for`, `save_step`, the log) without widening its visibility; the CLI's
+//! (`runner_for`, `recorded`, the log) without widening its visibility; the CLI's
 //! `remove` calls [`uninstall`] and [`undo_lines`].
 
 use std::collections::BTreeSet;
@@ -21,7 +21,8 @@ use em_manifest::{InstallStep, LangStep};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::{
-    Context, Log, StepError, StepRecorder, push_new, runner_for, save_step, unknown_state,
+    Context, Log, StepError, StepRecorder, keep_listed, parse_each, push_new, recorded, runner_for,
+    unknown_state,
 };
 use crate::adapter_context::PolicyName;
 use crate::state::{Added, InstalledExtension, LangAdded};
@@ -120,11 +121,7 @@ pub(super) async fn install(
     user: Option<&em_manifest::TargetUser>,
 ) -> Result<(), StepError> {
     let tool = lang.tool;
-    let packages = lang
-        .packages
-        .iter()
-        .map(|p| LangPackage::parse(tool, &p.value).map_err(|e| format!("`{}`: {e}", p.value)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let packages = parse_each(&lang.packages, |p| LangPackage::parse(tool, p))?;
     let runner = runner_for(
         ctx,
         ctx.settings.policy(PolicyName::Lang),
@@ -170,17 +167,18 @@ pub(super) async fn install(
     {
         push_new(&mut record.added.dirs, home);
     }
-    save_step(ctx, name, record, index).await;
-    if let Err(e) = adapter.install(&runner, &packages).await {
-        if let Ok(now) = adapter.installed().await {
-            record
-                .added
-                .lang
-                .retain(|a| !fresh.contains(a) || now.contains(&a.name));
-            save_step(ctx, name, record, index).await;
-        }
-        return Err(e.into());
-    }
+    recorded(
+        ctx,
+        name,
+        record,
+        index,
+        adapter.install(&runner, &packages),
+        async |added, _| {
+            let now = adapter.installed().await;
+            keep_listed(&mut added.lang, &fresh, now, |now, a| now.contains(&a.name))
+        },
+    )
+    .await?;
     Ok(())
 }
 

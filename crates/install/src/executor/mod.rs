@@ -595,6 +595,56 @@ async fn save_step(ctx: &Context, name: &str, record: &mut InstalledExtension, i
     save_record(ctx, name, record).await;
 }
 
+/// The one shape of a step that adds things to the host. What it is about to add is
+/// already in `record`: this saves it (a run killed while the tool runs still knows what to
+/// undo), runs `work`, and after a failure lets `forget` drop from `record.added` what is
+/// not there after all, saving again when `forget` says it changed the record.
+async fn recorded<T, E>(
+    ctx: &Context,
+    name: &str,
+    record: &mut InstalledExtension,
+    index: usize,
+    work: impl Future<Output = Result<T, E>>,
+    forget: impl AsyncFnOnce(&mut Added, &E) -> bool,
+) -> Result<T, E> {
+    save_step(ctx, name, record, index).await;
+    let result = work.await;
+    if let Err(e) = &result
+        && forget(&mut record.added, e).await
+    {
+        save_step(ctx, name, record, index).await;
+    }
+    result
+}
+
+/// After a failed install: drops from `added` the `fresh` items (those the tool lacked
+/// before) that its list `now` does not show; false, keeping them all, when the list could
+/// not be read.
+fn keep_listed<T: PartialEq, L, E>(
+    added: &mut Vec<T>,
+    fresh: &[T],
+    now: Result<L, E>,
+    listed: impl Fn(&L, &T) -> bool,
+) -> bool {
+    let Ok(now) = now else {
+        return false;
+    };
+    added.retain(|item| !fresh.contains(item) || listed(&now, item));
+    true
+}
+
+/// Parses each of a step's `packages` with `parse`; the first bad one is the step's error,
+/// quoted.
+fn parse_each<T, E: std::fmt::Display>(
+    values: &[em_manifest::Spanned<String>],
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, StepError> {
+    values
+        .iter()
+        .map(|p| parse(&p.value).map_err(|e| StepError::from(format!("`{}`: {e}", p.value))))
+        .collect()
+}
+
 async fn history(ctx: &Context, name: &str, event: &str, detail: &str) {
     let entry = HistoryEntry::new(&ctx.run_id, &ctx.command, Some(name), event, detail);
     if let Err(e) = ctx.state_dir.append_history(&entry) {

@@ -53,24 +53,21 @@ pub(super) fn runner_for(
     let mut subscribers = ctx.subscribers.clone();
     subscribers.push(Arc::new(HumanEvents::new(ctx.ui.clone())));
     subscribers.push(recorder.clone());
-    let ui = ctx.ui.clone();
-    Ok(Runner::new(policy)
-        .subscribe_all(&subscribers)
-        .with_circuit(ctx.settings.circuit.clone())
-        .with_budget(ctx.settings.budget.clone())
-        .with_tally(ctx.settings.tally.clone())
-        .with_lines(log.sink())
-        .on_mirror(Arc::new(move |from: &str, to: &str, why: &str| {
-            ui.status(
-                "Switching",
-                Tone::Warn,
-                &format!("from {from} to mirror {to} ({why})"),
-            );
+    Ok(crate::adapter_context::build_runner(
+        policy,
+        &subscribers,
+        ctx.settings.circuit.clone(),
+        ctx.settings.budget.clone(),
+        ctx.settings.tally.clone(),
+        ctx.ui.clone(),
+        move |from, to, why| {
             if let Ok(mut r) = recorder.0.lock() {
                 r.mirror_switches
                     .push((from.to_string(), to.to_string(), why.to_string()));
             }
-        })))
+        },
+    )
+    .with_lines(log.sink()))
 }
 
 /// Why `step` is skipped: its `creates` path exists, or its `unless` command succeeds.
@@ -111,6 +108,15 @@ pub(super) struct StepRun<'a> {
     pub(super) recorder: Arc<StepRecorder>,
     pub(super) slot: &'a JobSlot,
     pub(super) index: usize,
+}
+
+impl StepRun<'_> {
+    /// A runner under the configuration's policy `name` (and the step's own `retry`),
+    /// reporting to this step's recorder and log.
+    pub(super) fn runner(&self, name: PolicyName) -> Result<Runner, StepError> {
+        let policy = self.ctx.settings.policy(name);
+        runner_for(self.ctx, policy, self.step, self.log, self.recorder.clone())
+    }
 }
 
 /// Runs one step. What a step is about to add is recorded (and saved) before its tool runs,
@@ -157,27 +163,15 @@ pub(super) async fn install_npm(
     record: &mut InstalledExtension,
     npm_step: &em_manifest::NpmStep,
 ) -> Result<StepDone, StepError> {
+    let packages = parse_each(&npm_step.packages, NpmPackage::parse)?;
+    let runner = run.runner(PolicyName::Npm)?;
     let StepRun {
         ctx,
         name,
-        step,
         log,
-        recorder,
         index,
         ..
     } = run;
-    let packages = npm_step
-        .packages
-        .iter()
-        .map(|p| NpmPackage::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Npm),
-        step,
-        log,
-        recorder,
-    )?;
     let npm = Arc::new(Npm::new(match ctx.settings.offline.as_deref() {
         Some(offline) => offline_npm(offline),
         None => NpmConfig {
@@ -216,18 +210,20 @@ pub(super) async fn install_npm(
     {
         push_new(&mut record.added.dirs, root);
     }
-    save_step(ctx, name, record, index).await;
-    if let Err(e) = npm.install_global(&runner, &packages).await {
-        if let Ok(now) = npm.ls_global().await {
-            let now: BTreeSet<String> = now.into_iter().map(|(n, _)| n).collect();
-            record
-                .added
-                .npm
-                .retain(|n| !fresh.contains(n) || now.contains(n));
-            save_step(ctx, name, record, index).await;
-        }
-        return Err(e.into());
-    }
+    recorded(
+        ctx,
+        name,
+        record,
+        index,
+        npm.install_global(&runner, &packages),
+        async |added, _| {
+            let now = npm.ls_global().await;
+            keep_listed(&mut added.npm, &fresh, now, |now, n| {
+                now.iter().any(|(listed, _)| listed == n)
+            })
+        },
+    )
+    .await?;
     Ok(StepDone::Ran)
 }
 
@@ -238,27 +234,15 @@ pub(super) async fn install_pip(
     record: &mut InstalledExtension,
     pip_step: &em_manifest::PipStep,
 ) -> Result<StepDone, StepError> {
+    let requirements = parse_each(&pip_step.packages, PipRequirement::parse)?;
+    let runner = run.runner(PolicyName::Pip)?;
     let StepRun {
         ctx,
         name,
-        step,
         log,
-        recorder,
         index,
         ..
     } = run;
-    let requirements = pip_step
-        .packages
-        .iter()
-        .map(|p| PipRequirement::parse(&p.value).map_err(|e| format!("`{}`: {e}", p.value)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Pip),
-        step,
-        log,
-        recorder,
-    )?;
     let venv = pip_step.venv.as_ref().map(|v| PathBuf::from(&v.value));
     let target = match &venv {
         Some(v) => PipTarget::Venv(v.clone()),
@@ -317,21 +301,29 @@ pub(super) async fn install_pip(
             push_new(&mut record.added.pip, entry);
         }
     }
-    save_step(ctx, name, record, index).await;
-    let installed = match ctx.settings.pinned_pip.get(&(name.to_string(), index)) {
-        Some(hashed) => pip.install_hashed(&runner, hashed).await,
-        None => pip.install(&runner, &requirements).await,
-    };
-    if let Err(e) = installed {
-        if let Some(v) = &venv
-            && !v.join("pyvenv.cfg").exists()
-        {
-            record.added.venvs.retain(|x| x != v);
-            record.added.pip.retain(|p| p.venv.as_ref() != Some(v));
-            save_step(ctx, name, record, index).await;
+    let pinned = ctx.settings.pinned_pip.get(&(name.to_string(), index));
+    let install = async {
+        match pinned {
+            Some(hashed) => pip.install_hashed(&runner, hashed).await,
+            None => pip.install(&runner, &requirements).await,
         }
-        return Err(e.into());
-    }
+    };
+    recorded(
+        ctx,
+        name,
+        record,
+        index,
+        install,
+        async |added, _| match &venv {
+            Some(v) if !v.join("pyvenv.cfg").exists() => {
+                added.venvs.retain(|x| x != v);
+                added.pip.retain(|p| p.venv.as_ref() != Some(v));
+                true
+            }
+            _ => false,
+        },
+    )
+    .await?;
     Ok(StepDone::Ran)
 }
 
@@ -343,13 +335,7 @@ pub(super) async fn download(
     d: &em_manifest::DownloadStep,
 ) -> Result<StepDone, StepError> {
     let StepRun {
-        ctx,
-        name,
-        step,
-        log,
-        recorder,
-        index,
-        ..
+        ctx, name, index, ..
     } = run;
     // Preflight found these hosts not to resolve: no attempt on them (each would
     // fail the same way after the policy's delays); none left fails at once.
@@ -380,13 +366,7 @@ pub(super) async fn download(
         .into());
     }
     let url = sources.remove(0);
-    let runner = runner_for(
-        ctx,
-        ctx.settings.policy(PolicyName::Download),
-        step,
-        log,
-        recorder,
-    )?;
+    let runner = run.runner(PolicyName::Download)?;
     let dest = PathBuf::from(&d.to.value);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)
@@ -404,23 +384,24 @@ pub(super) async fn download(
         mode: d.mode,
         max_size: ctx.settings.download_max_size,
     };
-    let existed = dest.exists();
     push_new(&mut record.uses.files, dest.clone());
-    if !existed {
+    if !dest.exists() {
         push_new(&mut record.added.files, dest.clone());
-        save_step(ctx, name, record, index).await;
     }
-    let downloaded = match ctx.settings.offline.as_deref() {
-        Some(offline) => offline_download(offline, &request),
-        None => crate::download::download(d.via, &runner, &request).await,
-    };
-    if let Err(e) = downloaded {
-        if !dest.exists() {
-            record.added.files.retain(|f| f != &dest);
-            save_step(ctx, name, record, index).await;
+    let download = async {
+        match ctx.settings.offline.as_deref() {
+            Some(offline) => offline_download(offline, &request),
+            None => crate::download::download(d.via, &runner, &request).await,
         }
-        return Err(e.into());
-    }
+    };
+    recorded(ctx, name, record, index, download, async |added, _| {
+        let gone = !dest.exists();
+        if gone {
+            added.files.retain(|f| f != &dest);
+        }
+        gone
+    })
+    .await?;
     if let Some(unpack_to) = &d.unpack_to {
         let dir = Path::new(&unpack_to.value);
         unpack(ctx, name, record, index, &dest, dir).await?;
@@ -470,17 +451,15 @@ pub(super) async fn run_command(
     run: StepRun<'_>,
     r: &em_manifest::RunStep,
 ) -> Result<StepDone, StepError> {
+    let runner = run.runner(PolicyName::Run)?;
     let StepRun {
         ctx,
         name,
         manifest,
         step,
         log,
-        recorder,
         ..
     } = run;
-    let policy = ctx.settings.policy(PolicyName::Run);
-    let runner = runner_for(ctx, policy, step, log, recorder)?;
     let command = r.command.value.clone();
     let adapter = Arc::new(crate::shell_adapter::Shell {
         retried: step.retry.is_some(),

@@ -99,6 +99,7 @@ pub struct StateDir {
     lock_at: Option<PathBuf>,
 }
 
+/// Where each thing lives in the directory.
 impl StateDir {
     /// The state directory at `root` (see `state_dir::resolve` for the default location).
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -163,6 +164,29 @@ impl StateDir {
         self.root.join("logs")
     }
 
+    /// `circuits/`: the circuit breaker records (`em_retry::FileStore`).
+    pub fn circuits_dir(&self) -> PathBuf {
+        self.root.join("circuits")
+    }
+
+    /// The log file of `extension` in run `run_id`: `logs/<run-id>/<extension>.log`.
+    ///
+    /// Its directory is created here; when that fails, the failure is logged and the path
+    /// still returned, so that opening the file reports the error where it is used.
+    /// Characters outside `[A-Za-z0-9._-]` in either part become `_`, so the path stays
+    /// under `logs/` whatever the names.
+    pub fn log_path(&self, run_id: &str, extension: &str) -> PathBuf {
+        let dir = self.logs_dir().join(path_component(run_id));
+        if let Err(e) = self.secure().and_then(|()| create_dir(&dir)) {
+            tracing::warn!("could not create {}: {e}", dir.display());
+        }
+        dir.join(format!("{}.log", path_component(extension)))
+    }
+}
+
+/// Safety: the directory must be ours before anything in it is read or written; files
+/// are read without following a link and rewritten atomically.
+impl StateDir {
     /// Creates the directory (0700) when missing, then checks that it is safe to use:
     /// a directory, owned by us or root, not writable by group or others.
     ///
@@ -182,11 +206,51 @@ impl StateDir {
         }
     }
 
-    /// `circuits/`: the circuit breaker records (`em_retry::FileStore`).
-    pub fn circuits_dir(&self) -> PathBuf {
-        self.root.join("circuits")
+    /// The bytes of `path`, a file of this directory; `None` when it does not exist
+    /// (nothing recorded yet). The directory is checked first (see [`secure`](Self::secure)),
+    /// and a symbolic link in the file's place is refused.
+    fn read_if_present(&self, path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+        let io_error = |source| StateError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        };
+        self.check_if_present().map_err(io_error)?;
+        match read_no_follow(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(io_error(source)),
+        }
     }
 
+    /// Writes `value` to `path`, a file of this directory, as pretty JSON with a final
+    /// newline, atomically and privately (see [`write_private`]); `finish` may rewrite the
+    /// text first (a report's URLs are redacted).
+    fn write_json(
+        &self,
+        path: PathBuf,
+        value: &impl Serialize,
+        finish: impl FnOnce(String) -> String,
+    ) -> Result<(), StateError> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| StateError::Io {
+            action: "encode",
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        let mut bytes = finish(text).into_bytes();
+        bytes.push(b'\n');
+        self.secure()
+            .and_then(|()| write_private(&path, &bytes))
+            .map_err(|source| StateError::Io {
+                action: "write",
+                path,
+                source,
+            })
+    }
+}
+
+/// The run lock: one mutating run at a time.
+impl StateDir {
     /// Takes the run lock: an exclusive `flock` on [`lock_path`](Self::lock_path), held
     /// until the returned [`RunLock`] is dropped (or the process dies: the kernel releases
     /// it, so a killed run never leaves a stale lock).
@@ -292,7 +356,10 @@ impl StateDir {
         })
         .await
     }
+}
 
+/// What is recorded: `state.json`, `history.jsonl` and the last run's report.
+impl StateDir {
     /// Reads `state.json`. A missing file is an empty state (nothing installed yet).
     ///
     /// Errors: the file cannot be read; it is not valid state JSON ([`StateError::Corrupt`],
@@ -300,44 +367,16 @@ impl StateDir {
     /// extension-manager ([`StateError::UnsupportedVersion`]).
     pub fn load(&self) -> Result<State, StateError> {
         let path = self.state_path();
-        if let Err(source) = self.check_if_present() {
-            return Err(StateError::Io {
-                action: "read",
-                path,
-                source,
-            });
+        match self.read_if_present(&path)? {
+            Some(bytes) => State::from_json(&bytes).map_err(|e| e.at(path)),
+            None => Ok(State::default()),
         }
-        let bytes = match read_no_follow(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
-            Err(source) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
-        };
-        State::from_json(&bytes).map_err(|e| e.at(path))
     }
 
     /// Writes `state.json` atomically (see [`write_atomically`]): after a crash at any
     /// instant, `state.json` is the old state or the new one.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let path = self.state_path();
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io {
-            action: "encode",
-            path: path.clone(),
-            source: io::Error::other(e),
-        })?;
-        bytes.push(b'\n');
-        self.secure()
-            .and_then(|()| write_private(&path, &bytes))
-            .map_err(|source| StateError::Io {
-                action: "write",
-                path,
-                source,
-            })
+        self.write_json(self.state_path(), state, |text| text)
     }
 
     /// Appends one line to `history.jsonl`.
@@ -400,23 +439,8 @@ impl StateDir {
         since: Option<SystemTime>,
     ) -> Result<Vec<HistoryEntry>, StateError> {
         let path = self.history_path();
-        if let Err(source) = self.check_if_present() {
-            return Err(StateError::Io {
-                action: "read",
-                path,
-                source,
-            });
-        }
-        let bytes = match read_no_follow(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
+        let Some(bytes) = self.read_if_present(&path)? else {
+            return Ok(Vec::new());
         };
         let mut entries = Vec::new();
         for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -459,36 +483,10 @@ impl StateDir {
 
     /// Writes `reports/last.json` atomically (pretty-printed, with a final newline).
     pub fn write_report(&self, report: &serde_json::Value) -> Result<(), StateError> {
-        let path = self.report_path();
-        let bytes = serde_json::to_vec_pretty(report).map_err(|e| StateError::Io {
-            action: "encode",
-            path: path.clone(),
-            source: io::Error::other(e),
-        })?;
         // Reports quote commands and tool output: no credentials in URLs.
-        let mut bytes = em_exec::redact_urls(&String::from_utf8_lossy(&bytes)).into_bytes();
-        bytes.push(b'\n');
-        self.secure()
-            .and_then(|()| write_private(&path, &bytes))
-            .map_err(|source| StateError::Io {
-                action: "write",
-                path,
-                source,
-            })
-    }
-
-    /// The log file of `extension` in run `run_id`: `logs/<run-id>/<extension>.log`.
-    ///
-    /// Its directory is created here; when that fails, the failure is logged and the path
-    /// still returned, so that opening the file reports the error where it is used.
-    /// Characters outside `[A-Za-z0-9._-]` in either part become `_`, so the path stays
-    /// under `logs/` whatever the names.
-    pub fn log_path(&self, run_id: &str, extension: &str) -> PathBuf {
-        let dir = self.logs_dir().join(path_component(run_id));
-        if let Err(e) = self.secure().and_then(|()| create_dir(&dir)) {
-            tracing::warn!("could not create {}: {e}", dir.display());
-        }
-        dir.join(format!("{}.log", path_component(extension)))
+        self.write_json(self.report_path(), report, |text| {
+            em_exec::redact_urls(&text)
+        })
     }
 }
 
