@@ -287,7 +287,11 @@ const SAMPLE_OUTPUTS: &[(&str, &str, &str)] = &[
     ("nodejs-devtools", "pnpm --version", "9.15.9\n"),
     ("nodejs-devtools", "eslint --version", "v9.39.1\n"),
     ("nodejs-devtools", "ncu --version", "17.1.18\n"),
-    ("github-cli", "gh --version", "gh version 2.23.0 (2023-02-27 Debian 2.23.0+dfsg1-1)\n"),
+    (
+        "github-cli",
+        "gh --version",
+        "gh version 2.23.0 (2023-02-27 Debian 2.23.0+dfsg1-1)\n",
+    ),
     (
         "github-cli",
         "gh help environment",
@@ -299,7 +303,11 @@ const SAMPLE_OUTPUTS: &[(&str, &str, &str)] = &[
         "ShellCheck - shell script analysis tool\nversion: 0.9.0\nlicense: GNU General Public License, version 3\n",
     ),
     ("infra-tools", "yq -r .a.b", "1\n"),
-    ("infra-tools", "make --version", "GNU Make 4.3\nBuilt for x86_64-pc-linux-gnu\n"),
+    (
+        "infra-tools",
+        "make --version",
+        "GNU Make 4.3\nBuilt for x86_64-pc-linux-gnu\n",
+    ),
     (
         "infra-tools",
         "ansible --version",
