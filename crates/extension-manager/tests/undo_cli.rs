@@ -266,6 +266,39 @@ fn npms_global_root_goes_with_the_install_that_created_it_when_empty() {
     }
 }
 
+/// A scoped package's `@scope` directory is left by npm too (found by the fresh-rootfs test
+/// of the bundled ai-tools: `/usr/local/lib/node_modules/@openai` stayed): the step that
+/// created it records it before the root, and `remove` takes both when empty.
+#[test]
+fn npms_scope_directory_goes_with_the_install_that_created_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let modules = root.path().join("lib/node_modules");
+    let scope = modules.join("@em");
+    let package = scope.join("cli");
+    let scenario = format!(
+        "[[call]]\ntool = \"npm\"\nmatch = \"^ls \"\nstdout = '{{\"dependencies\": {{}}}}'\n\n\
+         [[call]]\ntool = \"npm\"\nmatch = \"^root -g\"\nstdout = \"{}\\n\"\n\n\
+         [[call]]\ntool = \"npm\"\nmatch = \"^install \"\ntouch = [\"{}\"]\n",
+        modules.display(),
+        package.display(),
+    );
+    let s = Session::new(&["npm"], &scenario);
+    write(&s, "cli", "[[install]]\nnpm = [\"@em/cli@1\"]\n");
+    ok(&s, &["install", "cli"]);
+    assert!(
+        package.exists(),
+        "the fake npm installed into node_modules/@em"
+    );
+    assert_eq!(
+        strings(&state(&s)["extensions"]["cli"]["added"]["dirs"]),
+        [scope.display().to_string(), modules.display().to_string()],
+    );
+    fs::remove_file(&package).expect("the package's file");
+    ok(&s, &["remove", "cli"]);
+    assert!(!scope.exists(), "the empty scope went");
+    assert!(!modules.exists(), "and then the empty root");
+}
+
 #[test]
 fn remove_steps_get_the_install_options() {
     let s = Session::new(&[], "");

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use em_manifest::{Catalog, SearchPath, Step, render_all};
 
 const EXPECTED: &[&str] = &[
+    "ai-tools",
     "base",
     "cloud-tools",
     "docker",
+    "github-cli",
     "golang",
+    "infra-tools",
     "jvm",
     "monitoring",
     "nodejs",
@@ -301,6 +304,38 @@ const SAMPLE_OUTPUTS: &[(&str, &str, &str)] = &[
     ("nodejs-devtools", "pnpm --version", "9.15.9\n"),
     ("nodejs-devtools", "eslint --version", "v9.39.1\n"),
     ("nodejs-devtools", "ncu --version", "17.1.18\n"),
+    (
+        "github-cli",
+        "gh --version",
+        "gh version 2.23.0 (2023-02-27 Debian 2.23.0+dfsg1-1)\n",
+    ),
+    (
+        "github-cli",
+        "gh help environment",
+        "GH_TOKEN, GITHUB_TOKEN (in order of precedence): an authentication token for API requests.\n",
+    ),
+    (
+        "infra-tools",
+        "shellcheck --version",
+        "ShellCheck - shell script analysis tool\nversion: 0.9.0\nlicense: GNU General Public License, version 3\n",
+    ),
+    ("infra-tools", "yq -r .a.b", "1\n"),
+    (
+        "infra-tools",
+        "make --version",
+        "GNU Make 4.3\nBuilt for x86_64-pc-linux-gnu\n",
+    ),
+    (
+        "infra-tools",
+        "ansible --version",
+        "ansible [core 2.19.14]\n  config file = None\n",
+    ),
+    (
+        "infra-tools",
+        "-m ping",
+        "localhost | SUCCESS => {\n    \"changed\": false,\n    \"ping\": \"pong\"\n}\n",
+    ),
+    ("ai-tools", "codex --version", "codex-cli 0.171.0\n"),
 ];
 
 /// `expect` is matched against the raw stdout, trailing newline and escapes included: every

@@ -138,6 +138,12 @@ pub(super) async fn install(
         tool: tool.key().to_string(),
         name: p.name().to_string(),
     };
+    // Asked before `pipx list` below, which creates the home (its logs and venvs) itself:
+    // found by the fresh-rootfs test, where /opt/pipx stayed after remove.
+    let new_pipx_home = (tool == LangTool::Pipx)
+        .then(|| pipx_home(user))
+        .flatten()
+        .filter(|home| !home.exists());
     let fresh: Vec<LangAdded> = match adapter.installed().await {
         Ok(before) => packages
             .iter()
@@ -161,10 +167,7 @@ pub(super) async fn install(
     }
     // pipx creates its home on the first install and keeps it (with its shared venv) when
     // the last app goes: the install that created it records it, for `remove`.
-    if tool == LangTool::Pipx
-        && let Some(home) = pipx_home(user)
-        && !home.exists()
-    {
+    if let Some(home) = new_pipx_home {
         push_new(&mut record.added.dirs, home);
     }
     recorded(

@@ -205,10 +205,21 @@ pub(super) async fn install_npm(
     for n in &fresh {
         push_new(&mut record.added.npm, n.clone());
     }
-    if let Some(root) = npm.global_root().await
-        && !root.exists()
-    {
-        push_new(&mut record.added.dirs, root);
+    if let Some(root) = npm.global_root().await {
+        // npm leaves a scoped package's `@scope` directory behind when it uninstalls the
+        // last package of that scope: one this step creates goes too (when empty), before
+        // the global root.
+        for p in &packages {
+            if let Some((scope, _)) = p.name().split_once('/')
+                && scope.starts_with('@')
+                && !root.join(scope).exists()
+            {
+                push_new(&mut record.added.dirs, root.join(scope));
+            }
+        }
+        if !root.exists() {
+            push_new(&mut record.added.dirs, root);
+        }
     }
     recorded(
         ctx,
