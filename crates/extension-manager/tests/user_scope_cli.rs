@@ -363,3 +363,43 @@ fn the_bundled_shell_config_installs_for_a_user_and_removes_cleanly() {
         "remove leaves the home as it was"
     );
 }
+
+#[test]
+fn remove_deletes_nothing_below_a_link_planted_since_the_install() {
+    if !root_or_skip() {
+        return;
+    }
+    let user = TestUser::create();
+    let s = Session::new(&[], "");
+    write(
+        &s,
+        "toolconf",
+        "[[install]]\nfile = \"{{home}}/.toolconf/tool.conf\"\ncontent = \"ours\\n\"\n",
+    );
+    ok(&s, &["install", "--user", &user.name, "toolconf"]);
+    // The user swaps the directory for a link to where only root may write, with a file
+    // of the same name there.
+    let victim_dir = s.path().join("root-only");
+    fs::create_dir_all(&victim_dir).expect("dir");
+    fs::write(victim_dir.join("tool.conf"), "root's\n").expect("victim");
+    fs::remove_file(user.home.join(".toolconf/tool.conf")).expect("rm");
+    fs::remove_dir(user.home.join(".toolconf")).expect("rmdir");
+    std::os::unix::fs::symlink(&victim_dir, user.home.join(".toolconf")).expect("symlink");
+
+    let out = run(&s, &["remove", "--user", &user.name, "toolconf"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains(".toolconf is now a symlink"), "{err}");
+    assert_eq!(
+        fs::read_to_string(victim_dir.join("tool.conf")).expect("victim"),
+        "root's\n",
+        "root deleted through the user's link"
+    );
+    assert!(victim_dir.exists());
+
+    // With the directory back, remove finishes the job.
+    fs::remove_file(user.home.join(".toolconf")).expect("unlink");
+    fs::create_dir(user.home.join(".toolconf")).expect("mkdir");
+    ok(&s, &["remove", "--user", &user.name, "toolconf"]);
+    assert!(!user.home.join(".toolconf").exists());
+}

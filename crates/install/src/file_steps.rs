@@ -93,37 +93,58 @@ pub(crate) fn write(
 /// `/etc`). The home itself is the administrator's and may be a link. The final component
 /// is checked by [`target`], and the write renames over it (never through it).
 pub(crate) fn refuse_symlinked_parents(path: &Path, home: &Path) -> Result<(), String> {
-    let Ok(rest) = path.strip_prefix(home) else {
-        return Err(format!(
+    match unsafe_parent(path, home) {
+        None => Ok(()),
+        Some(UnsafeParent::Outside) => Err(format!(
             "{} is not inside the home {}; nothing was written",
             path.display(),
             home.display()
-        ));
+        )),
+        Some(UnsafeParent::Symlink(dir)) => Err(format!(
+            "{} is a symlink inside the home of its user; a user extension never writes through one (nothing was written) \
+             (hint: replace the link by a directory)",
+            dir.display()
+        )),
+        Some(UnsafeParent::NotADirectory(dir)) => Err(format!(
+            "{} is not a directory; nothing was written",
+            dir.display()
+        )),
+    }
+}
+
+/// Why root must not touch a path of a user's home: see [`unsafe_parent`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum UnsafeParent {
+    /// The path is not inside the home at all.
+    Outside,
+    /// This directory between the home and the path is a symlink.
+    Symlink(PathBuf),
+    /// This path between the home and the path is not a directory.
+    NotADirectory(PathBuf),
+}
+
+/// What makes `path` unsafe for root to write or delete on behalf of the user whose home
+/// is `home`: a directory between the two that is a symlink (or not a directory), or a
+/// path outside the home. `None`: every existing parent is a real directory. Install
+/// checks before writing, and `remove` checks again before deleting, since the user may
+/// have planted a link in between.
+pub fn unsafe_parent(path: &Path, home: &Path) -> Option<UnsafeParent> {
+    let Ok(rest) = path.strip_prefix(home) else {
+        return Some(UnsafeParent::Outside);
     };
     let mut dir = home.to_path_buf();
     let parts: Vec<_> = rest.components().collect();
     for part in parts.iter().take(parts.len().saturating_sub(1)) {
         dir.push(part);
         match fs::symlink_metadata(&dir) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
-                    "{} is a symlink inside the home of its user; a user extension never writes through one (nothing was written) \
-                     (hint: replace the link by a directory)",
-                    dir.display()
-                ));
-            }
-            Ok(m) if !m.is_dir() => {
-                return Err(format!(
-                    "{} is not a directory; nothing was written",
-                    dir.display()
-                ));
-            }
+            Ok(m) if m.file_type().is_symlink() => return Some(UnsafeParent::Symlink(dir)),
+            Ok(m) if !m.is_dir() => return Some(UnsafeParent::NotADirectory(dir)),
             Ok(_) => {}
             // Missing: created by create_parents, as a directory (and so are those below).
             Err(_) => break,
         }
     }
-    Ok(())
+    None
 }
 
 /// Gives the directories a user extension created to its user (`lchown`: a link that

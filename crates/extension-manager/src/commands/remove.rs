@@ -26,6 +26,7 @@ use crate::adapter_context::PolicyName;
 use crate::commands::install::{Common, error_json, json_on_error};
 use crate::error::CliError;
 use crate::exit;
+use crate::file_steps::UnsafeParent;
 use crate::output::{HumanEvents, OutputFormat, Tone, Ui};
 use crate::policy_options::parse_duration;
 use crate::session::Session;
@@ -481,6 +482,12 @@ async fn run_remove_steps(
 /// their backups), npm and pip packages, files and venvs, apt
 /// packages, then apt sources (see [`Added::by_step`]).
 async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<String> {
+    if let Some(account) = &session.target {
+        let unsafe_paths = links_in_the_way(group, account);
+        if !unsafe_paths.is_empty() {
+            return unsafe_paths;
+        }
+    }
     let mut problems = Vec::new();
     for b in &group.blocks {
         if let Err(e) =
@@ -570,6 +577,39 @@ async fn uninstall_pip(session: &Session, group: &Added, runner: &Runner) -> Vec
         }
     }
     problems
+}
+
+/// For a user's extension: the paths of `group` that root must not touch now, because a
+/// directory between the home and them has become a symlink since the install (the user
+/// could point `~/.config` at `/etc` and have root delete there). Checked before anything
+/// of the step is undone, so an unsafe step is left whole.
+fn links_in_the_way(group: &Added, account: &crate::user::Account) -> Vec<String> {
+    let paths = group
+        .blocks
+        .iter()
+        .map(|b| &b.path)
+        .chain(group.replaced.iter().map(|r| &r.path))
+        .chain(&group.files)
+        .chain(&group.venvs)
+        .chain(&group.dirs);
+    paths
+        .filter_map(|path| {
+            let why = match crate::file_steps::unsafe_parent(path, &account.home)? {
+                UnsafeParent::Outside => format!("it is not inside {}", account.home.display()),
+                UnsafeParent::Symlink(dir) => format!("{} is now a symlink", dir.display()),
+                UnsafeParent::NotADirectory(dir) => {
+                    format!("{} is now not a directory", dir.display())
+                }
+            };
+            Some(format!(
+                "{} was left in place, with the rest of its step: {why}, and remove deletes nothing \
+                 in the home of {} below a link, which could lead anywhere \
+                 (hint: put the directory back, then run remove again)",
+                path.display(),
+                account.name
+            ))
+        })
+        .collect()
 }
 
 fn delete_paths<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Vec<String> {
