@@ -322,7 +322,7 @@ pub fn plan_for(
             .map(|(index, step)| PlannedStep {
                 index,
                 kind: step.action.kind().to_string(),
-                summary: step.action.summary(),
+                summary: format!("{}{}", step.action.summary(), guards(step)),
                 repository: PlannedRepository::of(&step.action),
                 skipped: (!step.runs_on(host)).then(|| {
                     format!(
@@ -375,6 +375,22 @@ pub fn missing_system_requirements(
         .filter(|n| catalog.get(n).is_some_and(|m| m.scope == Scope::System))
         .filter(|n| !system_installed.get(n).is_some_and(|i| i.complete))
         .collect())
+}
+
+/// What decides at run time whether a step runs, as the plan shows it after the step:
+/// ` (only if `test 'rustup' = debian`)`; empty for an unguarded step.
+fn guards(step: &em_manifest::InstallStep) -> String {
+    let mut out = String::new();
+    if let Some(c) = &step.only_if {
+        out.push_str(&format!(" (only if `{}`)", c.value));
+    }
+    if let Some(c) = &step.unless {
+        out.push_str(&format!(" (unless `{}`)", c.value));
+    }
+    if let Some(p) = &step.creates {
+        out.push_str(&format!(" (not when {} exists)", p.value));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -289,7 +289,11 @@ pub(crate) fn check_values(m: &Manifest, values: &BTreeMap<String, String>) -> V
                 for mirror in &d.mirrors {
                     check(mirror, &|v| grammar::check_url(v, d.allow_http));
                 }
-                if let Some(s) = &d.sha256 {
+                for s in d
+                    .sha256
+                    .iter()
+                    .chain(d.sha256_by_arch.iter().map(|(_, s)| s))
+                {
                     check(s, &grammar::check_sha256);
                 }
                 check(&d.to, &|v| grammar::check_absolute_path(v, "to"));
@@ -1197,9 +1201,14 @@ impl Loader<'_> {
                 None
             }
         });
+        let (sha256, sha256_by_arch) = match find(t, "sha256").map(|v| v.get_ref()) {
+            Some(DeValue::Table(_)) => (None, self.sha256_by_arch(t)),
+            _ => (self.string(t, "sha256"), Vec::new()),
+        };
         let step = DownloadStep {
             url: url?,
-            sha256: self.string(t, "sha256"),
+            sha256,
+            sha256_by_arch,
             to: to?,
             unpack_to: self.string(t, "unpack_to"),
             mode,
@@ -1262,31 +1271,66 @@ impl Loader<'_> {
 
     fn arch(&mut self, t: &DeTable<'_>) -> Vec<Arch> {
         let names = self.strings(t, "arch");
-        let all = Arch::ALL.map(Arch::as_str).join(", ");
         names
             .into_iter()
-            .filter_map(|name| match Arch::parse(&name.value) {
-                Some(a) => Some(a),
-                None => {
-                    let hint = match Arch::alias(&name.value) {
-                        Some(a) => format!(
-                            "write `{a}` (the `uname -m` name); the architectures are {all}"
-                        ),
-                        None => guess_hint(
-                            &name.value,
-                            Arch::ALL.map(Arch::as_str),
-                            &format!("the architectures are {all}"),
-                        ),
-                    };
-                    self.push(
-                        name.span.clone(),
-                        format!("unknown architecture `{}`", name.value),
-                        hint,
-                    );
-                    None
-                }
-            })
+            .filter_map(|name| self.arch_name(&name))
             .collect()
+    }
+
+    /// An architecture's name (of `arch = [...]` or a key of a `sha256` table).
+    fn arch_name(&mut self, name: &Spanned<String>) -> Option<Arch> {
+        if let Some(a) = Arch::parse(&name.value) {
+            return Some(a);
+        }
+        let all = Arch::ALL.map(Arch::as_str).join(", ");
+        let hint = match Arch::alias(&name.value) {
+            Some(a) => format!("write `{a}` (the `uname -m` name); the architectures are {all}"),
+            None => guess_hint(
+                &name.value,
+                Arch::ALL.map(Arch::as_str),
+                &format!("the architectures are {all}"),
+            ),
+        };
+        self.push(
+            name.span.clone(),
+            format!("unknown architecture `{}`", name.value),
+            hint,
+        );
+        None
+    }
+
+    /// `sha256 = { ARCH = "HEX", ... }` of a download step.
+    fn sha256_by_arch(&mut self, t: &DeTable<'_>) -> Vec<(Arch, Spanned<String>)> {
+        let Some(DeValue::Table(table)) = find(t, "sha256").map(|v| v.get_ref()) else {
+            return Vec::new();
+        };
+        if table.is_empty() {
+            let span = find(t, "sha256").map(|v| v.span()).unwrap_or_default();
+            self.push(
+                span,
+                "`sha256` is an empty table",
+                "give one checksum per architecture: sha256 = { x86_64 = \"...\", aarch64 = \"...\" }",
+            );
+        }
+        let mut pins = Vec::new();
+        for (key, value) in table.iter() {
+            let name = Spanned::new(key.get_ref().to_string(), key.span());
+            let Some(arch) = self.arch_name(&name) else {
+                continue;
+            };
+            match value.get_ref() {
+                DeValue::String(hex) => {
+                    pins.push((arch, Spanned::new(hex.to_string(), value.span())));
+                }
+                _ => self.type_error(
+                    &format!("sha256.{}", name.value),
+                    "a string of 64 hex digits",
+                    value,
+                    "",
+                ),
+            }
+        }
+        pins
     }
 
     fn step_duration(&mut self, t: &DeTable<'_>, key: &str) -> Option<(Duration, Span)> {

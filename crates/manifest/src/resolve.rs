@@ -5,6 +5,7 @@ use std::ops::Deref;
 
 use crate::diagnostic::{Diagnostic, Spanned};
 use crate::load::{check_values, sha256_hex};
+use crate::schema::Arch;
 use crate::schema::{
     AptRepository, AptStep, BlockStep, Check, DownloadStep, FileStep, InstallStep, LangStep,
     Manifest, NpmStep, OptionType, OptionValue, PipStep, RemoveStep, Requirements, RunStep, Step,
@@ -320,8 +321,12 @@ impl Manifest {
         let value = |name: &str| text_values.get(name).or_else(|| facts.get(name)).cloned();
         let f = |s: &str| template::substitute(s, &value);
         let sh = |s: &str| template::substitute_shell(s, &value);
+        let manifest = substitute_manifest(self, &f, &sh);
+        if let Some(unpinned) = unpinned_here(&manifest) {
+            return Err(unpinned);
+        }
         Ok(ResolvedManifest {
-            manifest: substitute_manifest(self, &f, &sh),
+            manifest,
             values: resolved,
             user: user.cloned(),
         })
@@ -348,6 +353,31 @@ fn used_facts(m: &Manifest) -> Vec<String> {
 }
 
 /// `m` with `f` applied to its data strings and `sh` to its shell commands.
+/// A download step that runs on this machine and pins a sha256 per architecture, but
+/// none for this one: refused before anything runs (downloading it unchecked would be a
+/// silent downgrade of the pin).
+fn unpinned_here(m: &Manifest) -> Option<Diagnostic> {
+    let host = Arch::host();
+    m.install.iter().find_map(|step| match &step.action {
+        Step::Download(d)
+            if !d.sha256_by_arch.is_empty() && d.sha256.is_none() && step.runs_on(host) =>
+        {
+            let pinned: Vec<_> = d.sha256_by_arch.iter().map(|(a, _)| a.as_str()).collect();
+            Some(
+                Diagnostic::new(format!(
+                    "`{}` downloads {} with a sha256 for {} only, not for this machine ({})",
+                    m.name(),
+                    d.url.value,
+                    pinned.join(", "),
+                    host.map_or(std::env::consts::ARCH, Arch::as_str)
+                ))
+                .with_hint("add this architecture's checksum to the step's sha256 table, or limit the step with arch = [...]"),
+            )
+        }
+        _ => None,
+    })
+}
+
 fn substitute_manifest(
     m: &Manifest,
     f: &dyn Fn(&str) -> String,
@@ -387,7 +417,12 @@ fn substitute_manifest(
                 }),
                 Step::Download(d) => Step::Download(DownloadStep {
                     url: s(&d.url),
-                    sha256: o(&d.sha256),
+                    sha256: o(&d.sha256).or_else(|| {
+                        let host = Arch::host()?;
+                        let (_, pin) = d.sha256_by_arch.iter().find(|(a, _)| *a == host)?;
+                        Some(pin.clone())
+                    }),
+                    sha256_by_arch: d.sha256_by_arch.clone(),
                     to: s(&d.to),
                     unpack_to: o(&d.unpack_to),
                     mode: d.mode,

@@ -582,8 +582,13 @@ impl fmt::Display for Via {
 pub struct DownloadStep {
     /// The URL: https unless `allow_http = true`.
     pub url: Spanned<String>,
-    /// `sha256`: verified before the file is moved into place.
+    /// `sha256`: verified before the file is moved into place. Once resolved, the one for
+    /// this machine when the manifest pins one per architecture (`sha256_by_arch`).
     pub sha256: Option<Spanned<String>>,
+    /// `sha256 = { x86_64 = "...", aarch64 = "..." }`: one checksum per architecture, for
+    /// a URL that names the architecture (`{{deb_arch}}`, `{{arch}}`). Resolving picks this
+    /// machine's into `sha256`; a machine with none is refused before anything runs.
+    pub sha256_by_arch: Vec<(Arch, Spanned<String>)>,
     /// `to`: the absolute destination path.
     pub to: Spanned<String>,
     /// `unpack_to`: an absolute directory to unpack into (tar.gz, tar.xz, zip).

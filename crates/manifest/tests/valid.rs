@@ -618,3 +618,44 @@ venv = "{{home}}/.venvs/black"
             .is_none()
     );
 }
+
+#[test]
+fn a_sha256_per_architecture_resolves_to_this_machines_or_is_refused() {
+    let host = em_manifest::Arch::host()
+        .expect("a listed architecture")
+        .as_str();
+    let other = if host == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let manifest = |pins: &str| {
+        let text = format!(
+            "[extension]\nname = \"tool\"\nversion = \"1.0.0\"\n\n[[install]]\ndownload = \"https://127.0.0.1/tool-{{{{deb_arch}}}}.tar.gz\"\nsha256 = {{ {pins} }}\nto = \"/opt/tool.tar.gz\"\n"
+        );
+        Manifest::parse("tool.toml", &text)
+            .unwrap_or_else(|e| panic!("{}", em_manifest::render_all(&e)))
+    };
+    let both = manifest(&format!(
+        "{host} = \"{}\", {other} = \"{}\"",
+        "a".repeat(64),
+        "b".repeat(64)
+    ));
+    let r = both.resolve(&BTreeMap::new()).expect("resolves");
+    let Step::Download(d) = &r.install[0].action else {
+        panic!("a download")
+    };
+    assert_eq!(d.sha256.as_ref().expect("picked").value, "a".repeat(64));
+
+    let only_other = manifest(&format!("{other} = \"{}\"", "b".repeat(64)));
+    let err = only_other
+        .resolve(&BTreeMap::new())
+        .expect_err("no checksum for this machine");
+    assert!(
+        err.message.contains(&format!(
+            "a sha256 for {other} only, not for this machine ({host})"
+        )),
+        "{}",
+        err.message
+    );
+}
