@@ -550,3 +550,55 @@ stderr = "/usr/bin/python3: No module named pip\n"
         "{ts:#}"
     );
 }
+
+#[test]
+fn pipx_cargo_and_gem_packages_are_listed_with_the_versions_their_tools_show() {
+    let scenario = r#"
+[[call]]
+tool = "pipx"
+stdout = '{"pipx_spec_version": "0.1", "venvs": {"black": {"metadata": {"main_package": {"package": "black", "package_version": "24.10.0"}}}}}'
+
+[[call]]
+tool = "cargo"
+stdout = "ripgrep v14.1.0:\n    rg\n"
+
+[[call]]
+tool = "gem"
+exit = 1
+stderr = "ERROR:  While executing gem ... (Gem::Exception)\n"
+"#;
+    let s = Session::new(&["pipx", "cargo", "gem"], scenario);
+    let lang = json!({"lang": [
+        {"tool": "pipx", "name": "black"},
+        {"tool": "pipx", "name": "httpie"},
+        {"tool": "cargo", "name": "ripgrep"},
+        {"tool": "gem", "name": "rake"},
+    ]});
+    let added = json!({"lang": [{"tool": "pipx", "name": "black"}]});
+    write_state(
+        &s,
+        &json!({"version": 1, "extensions": {"dev": installed("1.0.0", added, lang)}}),
+    );
+    let out = s.run(&["bom"]);
+    let doc = parse(&out);
+    let parts: Vec<String> = array(&doc["extensions"][0]["components"])
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} version={} present={} added={} purl={} note={}",
+                p["type"], p["name"], p["version"], p["present"], p["added"], p["purl"], p["note"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            r#""pipx" "black" version="24.10.0" present=true added=true purl="pkg:pypi/black@24.10.0" note=null"#,
+            r#""pipx" "httpie" version=null present=false added=false purl="pkg:pypi/httpie" note=null"#,
+            r#""cargo" "ripgrep" version="14.1.0" present=true added=false purl="pkg:cargo/ripgrep@14.1.0" note=null"#,
+            r#""gem" "rake" version=null present=null added=false purl="pkg:gem/rake" note="gem list --local: exited with 1: ERROR:  While executing gem ... (Gem::Exception)""#,
+        ]
+    );
+    // The list that failed is a warning, not an error.
+    assert!(stderr(&out).contains("gem versions: "), "{}", stderr(&out));
+}

@@ -6,7 +6,7 @@
 //! is `error: failed to download from URL` / `Caused by:` and curl's `[N] message`, or
 //! `failed to get successful HTTP response from URL ..., got 503` (rust-lang/cargo#12714).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use em_exec::Verdict;
@@ -33,13 +33,20 @@ pub(crate) fn env() -> Vec<(String, String)> {
     .into()
 }
 
-/// The crates of `cargo install --list`: `ripgrep v14.1.0:` lines (their binaries follow,
-/// indented).
-pub(crate) fn parse_list(text: &str) -> BTreeSet<String> {
+/// The crates of `cargo install --list` with their versions: `ripgrep v14.1.0:` lines
+/// (their binaries follow, indented; a crate from git or a path adds ` (SOURCE)`).
+pub(crate) fn parse_list(text: &str) -> BTreeMap<String, Option<String>> {
     text.lines()
         .filter(|l| !l.starts_with(char::is_whitespace) && l.trim_end().ends_with(':'))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
+        .filter_map(|l| {
+            let mut words = l.trim_end().trim_end_matches(':').split_whitespace();
+            let name = words.next()?.to_string();
+            let version = words
+                .next()
+                .and_then(|v| v.strip_prefix('v'))
+                .map(str::to_string);
+            Some((name, version))
+        })
         .collect()
 }
 

@@ -7,7 +7,7 @@
 //! exception: `Errno::ECONNREFUSED`, `bad response Service Unavailable 503`
 //! (hammackj/risu#60, ruby/rubygems#2095, #2184).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use em_exec::Verdict;
@@ -35,12 +35,22 @@ pub(crate) fn uninstall_args(names: &[String]) -> Vec<OsString> {
     args
 }
 
-/// The gems of `gem list --local`: `rake (13.2.1, 13.0.6)`, `bigdecimal (default: 3.1.1)`.
-pub(crate) fn parse_list(text: &str) -> BTreeSet<String> {
+/// The gems of `gem list --local` with their newest version: `rake (13.2.1, 13.0.6)`,
+/// `bigdecimal (default: 3.1.1)`.
+pub(crate) fn parse_list(text: &str) -> BTreeMap<String, Option<String>> {
     text.lines()
         .filter_map(|l| l.split_once(" ("))
-        .map(|(name, _)| name.trim().to_string())
-        .filter(|n| !n.is_empty() && !n.contains(' '))
+        .map(|(name, versions)| {
+            let newest = versions
+                .trim_end()
+                .trim_end_matches(')')
+                .split(',')
+                .next()
+                .map(|v| v.trim().trim_start_matches("default:").trim().to_string())
+                .filter(|v| !v.is_empty());
+            (name.trim().to_string(), newest)
+        })
+        .filter(|(n, _)| !n.is_empty() && !n.contains(' '))
         .collect()
 }
 

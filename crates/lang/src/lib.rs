@@ -175,15 +175,25 @@ impl Lang {
     /// `cargo install --list`, `gem list --local`, the files in go's GOBIN. Runs once
     /// (local, nothing to retry). A GOBIN that does not exist yet holds nothing.
     pub async fn installed(&self) -> Result<BTreeSet<String>, ToolError> {
+        Ok(self.installed_versions().await?.into_keys().collect())
+    }
+
+    /// [`Lang::installed`] with the version each list shows (`None`: it shows none, as
+    /// for go's binaries): pipx's main package version, cargo's `vX.Y.Z`, gem's newest.
+    pub async fn installed_versions(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Option<String>>, ToolError> {
         let args: &[&str] = match self.tool {
             LangTool::Pipx => &["list", "--json"],
             LangTool::Cargo => &["install", "--list"],
             LangTool::Gem => &["list", "--local"],
             LangTool::Go => {
                 let bin = self.go_bin().await?;
-                return list_dir(&bin).map_err(|e| {
-                    ToolError::permanent("go install", format!("{}: {e}", bin.display()), None)
-                });
+                return list_dir(&bin)
+                    .map(|names| names.into_iter().map(|n| (n, None)).collect())
+                    .map_err(|e| {
+                        ToolError::permanent("go install", format!("{}: {e}", bin.display()), None)
+                    });
             }
         };
         let operation = format!("{} {}", self.tool, args.join(" "));

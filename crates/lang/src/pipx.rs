@@ -11,7 +11,7 @@
 //! versions: none)` alone is read as transient (the policy bounds it); a non-empty
 //! versions list means the pin does not exist: permanent.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use em_exec::Verdict;
@@ -42,15 +42,23 @@ pub(crate) fn env(config: &LangConfig) -> Vec<(String, String)> {
     env
 }
 
-/// The venv names of `pipx list --json` (`{"venvs": {"black": {...}}}`), normalized.
-pub(crate) fn parse_list(json: &str) -> Result<BTreeSet<String>, String> {
+/// The venv names of `pipx list --json` (`{"venvs": {"black": {...}}}`), normalized,
+/// with the version of each venv's main package
+/// (`metadata.main_package.package_version`).
+pub(crate) fn parse_list(json: &str) -> Result<BTreeMap<String, Option<String>>, String> {
     let value: serde_json::Value = serde_json::from_str(json.trim())
         .map_err(|e| format!("`pipx list --json` printed no JSON: {e}"))?;
     match value.get("venvs") {
-        Some(serde_json::Value::Object(venvs)) => {
-            Ok(venvs.keys().map(|k| em_pip::normalize_name(k)).collect())
-        }
-        None => Ok(BTreeSet::new()),
+        Some(serde_json::Value::Object(venvs)) => Ok(venvs
+            .iter()
+            .map(|(k, v)| {
+                let version = v["metadata"]["main_package"]["package_version"]
+                    .as_str()
+                    .map(str::to_string);
+                (em_pip::normalize_name(k), version)
+            })
+            .collect()),
+        None => Ok(BTreeMap::new()),
         Some(_) => Err("`pipx list --json`: `venvs` is not an object".into()),
     }
 }

@@ -227,3 +227,50 @@ async fn packages_of_another_tool_are_refused() {
     assert!(err.to_string().contains("is a cargo package"), "{err}");
     assert!(scene.calls().is_empty());
 }
+
+#[tokio::test]
+async fn each_tools_list_gives_the_versions_it_shows() {
+    let scene = Scene::new(
+        &["pipx", "cargo", "gem"],
+        r#"
+[[call]]
+tool = "pipx"
+stdout = '{"pipx_spec_version": "0.1", "venvs": {"Black": {"metadata": {"main_package": {"package": "black", "package_version": "24.10.0"}}}, "odd": {}}}'
+
+[[call]]
+tool = "cargo"
+stdout = "ripgrep v14.1.0:\n    rg\nlocal-tool v0.1.0 (/src/local-tool):\n    lt\n"
+
+[[call]]
+tool = "gem"
+stdout = "\n*** LOCAL GEMS ***\n\nbigdecimal (default: 3.1.1)\nbundler (2.5.11, default: 2.4.19)\n"
+"#,
+    );
+    let versions = |pairs: &[(&str, Option<&str>)]| {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        lang(&scene, LangTool::Pipx, None)
+            .installed_versions()
+            .await
+            .expect("pipx"),
+        versions(&[("black", Some("24.10.0")), ("odd", None)])
+    );
+    assert_eq!(
+        lang(&scene, LangTool::Cargo, None)
+            .installed_versions()
+            .await
+            .expect("cargo"),
+        versions(&[("local-tool", Some("0.1.0")), ("ripgrep", Some("14.1.0"))])
+    );
+    assert_eq!(
+        lang(&scene, LangTool::Gem, None)
+            .installed_versions()
+            .await
+            .expect("gem"),
+        versions(&[("bigdecimal", Some("3.1.1")), ("bundler", Some("2.5.11"))])
+    );
+}

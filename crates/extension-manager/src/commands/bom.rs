@@ -13,7 +13,9 @@
 //! argument vectors only: one `dpkg-query -W` for every apt name of every extension, one
 //! `npm ls -g --json` (the query `install` itself uses, so `npm_config_prefix` applies the
 //! same way), one `pip list --format json` per environment (`<venv>/bin/python`, or
-//! `python3` for packages installed outside a venv), and a sha256 of each regular file
+//! `python3` for packages installed outside a venv), one list per language tool (`pipx
+//! list --json`, `cargo install --list`, `gem list --local`, go's GOBIN: the lists
+//! `install` reads; go shows no versions), and a sha256 of each regular file
 //! (hashed on a blocking thread meanwhile). Something the state names but the machine no
 //! longer has is listed as not present (`"present": false`), never an error. A query that
 //! cannot run (no `npm` on PATH, a broken venv, a dpkg database error) leaves its parts
@@ -24,8 +26,9 @@
 //! part, present or not, with `added` and `present`), CycloneDX 1.5 or SPDX 2.3 (the parts
 //! that are, or may be, on the machine; each extension is an application component or
 //! package that nests, or CONTAINS, its parts; packages carry purls: `pkg:deb/debian/…`,
-//! `pkg:npm/…`, `pkg:pypi/…`; files their SHA-256). A name given that is not installed
-//! exits 1 with nothing on stdout; an empty state gives an empty, valid document.
+//! `pkg:npm/…`, `pkg:pypi/…` (pip and pipx), `pkg:cargo/…`, `pkg:gem/…`; files their
+//! SHA-256). A name given that is not installed exits 1 with nothing on stdout; an empty
+//! state gives an empty, valid document.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -67,7 +70,7 @@ pub struct BomArgs {
 /// One thing an extension put on the machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Part {
-    /// `apt`, `npm`, `pip` or `file`.
+    /// `apt`, `npm`, `pip`, `pipx`, `cargo`, `gem`, `go` or `file`.
     pub kind: &'static str,
     /// The package name, or the file's path.
     pub name: String,
@@ -352,6 +355,11 @@ fn apt_parts(e: &InstalledExtension) -> Vec<String> {
     union(&union(&e.uses.apt, &e.added.apt), &e.added.apt_deps)
 }
 
+/// Every pipx, cargo, gem and go package an extension uses (or added), each once.
+fn lang_parts(e: &InstalledExtension) -> Vec<crate::state::LangAdded> {
+    union(&e.uses.lang, &e.added.lang)
+}
+
 /// Every file, apt source and venv an extension uses (or added).
 fn paths_of(e: &InstalledExtension) -> Vec<PathBuf> {
     let mut all = union(&e.uses.files, &e.added.files);
@@ -372,6 +380,22 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
         .map(|p| p.venv)
         .collect();
     let paths: BTreeSet<PathBuf> = chosen.iter().flat_map(|(_, e)| paths_of(e)).collect();
+    let lang_tools: Vec<em_manifest::LangTool> = em_manifest::LangTool::ALL
+        .into_iter()
+        .filter(|t| {
+            chosen
+                .iter()
+                .any(|(_, e)| lang_parts(e).iter().any(|a| a.tool == t.key()))
+        })
+        .collect();
+    let lang = async {
+        let mut lists = BTreeMap::new();
+        for tool in lang_tools {
+            let answer = crate::executor::lang_steps::installed_versions(tool, None).await;
+            lists.insert(tool.key(), answer);
+        }
+        lists
+    };
 
     let mut pip_jobs = tokio::task::JoinSet::new();
     for env in envs {
@@ -391,10 +415,11 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
             .await
             .unwrap_or_default()
     };
-    let (apt, npm, pip, files) = tokio::join!(
+    let (apt, npm, pip, lang, files) = tokio::join!(
         apt_versions(&apt_names),
         npm_versions(wants_npm),
         pip_lists,
+        lang,
         files
     );
 
@@ -404,6 +429,11 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
     }
     if let Err(why) = &npm {
         notes.push(format!("npm versions: {why}"));
+    }
+    for (tool, answer) in &lang {
+        if let Err(why) = answer {
+            notes.push(format!("{tool} versions: {why}"));
+        }
     }
     for (env, answer) in &pip {
         if let Err(why) = answer {
@@ -457,6 +487,24 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
                     }
                     Some(Err(why)) => part.note = Some(why.clone()),
                     None => part.note = Some("`pip list` did not finish".into()),
+                }
+                parts.push(part);
+            }
+            for a in lang_parts(e) {
+                let Some(tool) = em_manifest::LangTool::ALL
+                    .into_iter()
+                    .find(|t| t.key() == a.tool)
+                else {
+                    continue;
+                };
+                let mut part = Part::package(tool.key(), &a.name, e.added.lang.contains(&a));
+                match lang.get(tool.key()) {
+                    Some(Ok(found)) => {
+                        part.present = Some(found.contains_key(&a.name));
+                        part.version = found.get(&a.name).cloned().flatten();
+                    }
+                    Some(Err(why)) => part.note = Some(why.clone()),
+                    None => part.note = Some(format!("`{tool}` was not asked")),
                 }
                 parts.push(part);
             }
@@ -577,10 +625,12 @@ pub fn purl(p: &Part) -> Option<String> {
             };
             format!("pkg:npm/{name}{at}")
         }
-        "pip" => format!(
+        "pip" | "pipx" => format!(
             "pkg:pypi/{}{at}",
             purl_escape(&em_pip::normalize_name(&p.name))
         ),
+        "cargo" => format!("pkg:cargo/{}{at}", purl_escape(&p.name)),
+        "gem" => format!("pkg:gem/{}{at}", purl_escape(&p.name)),
         _ => return None,
     })
 }

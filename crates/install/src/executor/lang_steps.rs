@@ -185,6 +185,20 @@ pub(super) async fn install(
     Ok(())
 }
 
+/// What `tool` lists as installed, with versions (see `em_lang::Lang::installed_versions`),
+/// for the system or for `user`, with the environment install gives it (root's pipx home;
+/// no index: listing asks none).
+pub async fn installed_versions(
+    tool: LangTool,
+    user: Option<&em_manifest::TargetUser>,
+) -> Result<std::collections::BTreeMap<String, Option<String>>, String> {
+    let adapter = Lang::new(tool, self::config(tool, None, user)).map_err(|e| e.to_string())?;
+    adapter
+        .installed_versions()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Uninstalls the language packages of one undo group, tool by tool; the problems, if any.
 pub async fn uninstall(
     config: &crate::config::Config,
