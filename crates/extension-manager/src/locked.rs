@@ -13,7 +13,7 @@ use em_lock::{LockFile, LockedExtension, LockedOption, StepKind};
 use em_manifest::{OptionValue, ResolvedManifest, Spanned, Step};
 
 use crate::error::CliError;
-use crate::plan::Plan;
+use crate::plan::{OptionSets, Plan};
 
 /// The option values of a resolved manifest, as a lock records them.
 pub fn lock_options(manifest: &ResolvedManifest) -> BTreeMap<String, LockedOption> {
@@ -28,6 +28,26 @@ pub fn lock_options(manifest: &ResolvedManifest) -> BTreeMap<String, LockedOptio
             (k.clone(), v)
         })
         .collect()
+}
+
+/// The plan a lock is made from and checked against: `names` with `sets` as on a machine
+/// with nothing installed (every extension of the closure, installed here or not), for
+/// this machine's architecture. `lock` writes what this plans, and `bundle` must plan the
+/// same to compare it with the lock: one function, so that the two cannot drift apart.
+pub fn plan_as_locked(
+    catalog: &em_manifest::Catalog,
+    names: &[String],
+    sets: &OptionSets,
+) -> Result<Plan, CliError> {
+    crate::plan::plan(
+        catalog,
+        names,
+        sets,
+        &BTreeMap::new(),
+        false,
+        em_manifest::Arch::host(),
+    )
+    .map_err(|e| CliError::usage(e.to_string()))
 }
 
 /// Reads the lock file: a missing or bad one is the user's to fix (exit 2).

@@ -100,21 +100,16 @@ fn root_or_skip() -> bool {
     false
 }
 
+/// `extensions/NAME.toml` of a `scope = "user"` extension with `body`.
 fn write(s: &Session, name: &str, body: &str) {
-    let dir = s.path().join("extensions");
-    fs::create_dir_all(&dir).expect("dir");
-    let text = format!(
-        "[extension]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"test {name}\"\nscope = \"user\"\n\n{body}"
-    );
-    fs::write(dir.join(format!("{name}.toml")), text).expect("manifest");
+    s.write_extension(name, "1.0.0", &format!("scope = \"user\"\n{body}"));
 }
 
+/// [`Session::em_extensions`] as root without sudo (no `SUDO_USER`: the target user comes
+/// from `--user` only).
 fn run(s: &Session, args: &[&str]) -> std::process::Output {
-    s.em()
-        .env("EM_PROFILE_DIR", s.path().join("profile.d"))
+    s.em_extensions()
         .env_remove("SUDO_USER")
-        .arg("--extensions-dir")
-        .arg(s.path().join("extensions"))
         .args(args)
         .output()
         .expect("extension-manager runs")

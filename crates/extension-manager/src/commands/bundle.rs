@@ -22,7 +22,7 @@ use crate::commands::install::Selection;
 use crate::error::CliError;
 use crate::exit;
 use crate::output::{Tone, Ui};
-use crate::plan::{self, OptionSets};
+use crate::plan::OptionSets;
 use crate::session::Session;
 
 /// `bundle`'s arguments.
@@ -54,16 +54,7 @@ struct Payloads {
 pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8, CliError> {
     let names = args.selection.resolve(session)?;
     let sets = OptionSets::parse(&args.sets)?;
-    // As `lock` planned it: a machine with nothing installed.
-    let mut plan = plan::plan(
-        &session.catalog,
-        &names,
-        &sets,
-        &BTreeMap::new(),
-        false,
-        Arch::host(),
-    )
-    .map_err(|e| CliError::usage(e.to_string()))?;
+    let mut plan = crate::locked::plan_as_locked(&session.catalog, &names, &sets)?;
     let lock = crate::locked::read(&args.lock_file)?;
     let drifted = crate::locked::drift(&plan, &lock);
     if !drifted.is_empty() {

@@ -10,7 +10,6 @@
 //! download URL such as `.../releases/latest/...` is locked by the sha256 and size of what
 //! it served. apt has one candidate per package: the lock pins it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use em_lock::{
@@ -23,7 +22,7 @@ use crate::commands::install::Selection;
 use crate::error::CliError;
 use crate::exit;
 use crate::output::{Tone, Ui};
-use crate::plan::{self, OptionSets};
+use crate::plan::OptionSets;
 use crate::session::Session;
 
 /// `lock`'s arguments.
@@ -44,15 +43,7 @@ pub async fn lock(session: &Session, args: &LockArgs, ui: &Ui) -> Result<u8, Cli
     let names = args.selection.resolve(session)?;
     let sets = OptionSets::parse(&args.sets)?;
     // As on a machine with nothing installed: every extension of the closure is locked.
-    let plan = plan::plan(
-        &session.catalog,
-        &names,
-        &sets,
-        &BTreeMap::new(),
-        false,
-        Arch::host(),
-    )
-    .map_err(|e| CliError::usage(e.to_string()))?;
+    let plan = crate::locked::plan_as_locked(&session.catalog, &names, &sets)?;
     // A lock that exists must be readable: it is rewritten, not silently replaced.
     let mut lock = if args.lock_file.exists() {
         crate::locked::read(&args.lock_file)?
