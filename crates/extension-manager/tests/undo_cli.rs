@@ -232,6 +232,19 @@ fn remove_undoes_the_steps_in_reverse_so_npm_goes_before_the_apt_npm() {
     assert!(state(&s)["extensions"].get("nodejs").is_none());
 }
 
+/// A session whose fake npm has no global packages, `modules` as its global root, and
+/// whose install creates `package` (npm's own first global install).
+fn fresh_npm(modules: &Path, package: &Path) -> Session {
+    let scenario = format!(
+        "[[call]]\ntool = \"npm\"\nmatch = \"^ls \"\nstdout = '{{\"dependencies\": {{}}}}'\n\n\
+         [[call]]\ntool = \"npm\"\nmatch = \"^root -g\"\nstdout = \"{}\\n\"\n\n\
+         [[call]]\ntool = \"npm\"\nmatch = \"^install \"\ntouch = [\"{}\"]\n",
+        modules.display(),
+        package.display(),
+    );
+    Session::new(&["npm"], &scenario)
+}
+
 /// npm creates its global `node_modules` on the first global install and leaves it when
 /// the last package goes: the install records it, `remove` deletes it when empty, and
 /// keeps it when something else is in it.
@@ -241,14 +254,7 @@ fn npms_global_root_goes_with_the_install_that_created_it_when_empty() {
         let root = tempfile::tempdir().expect("tempdir");
         let modules = root.path().join("lib/node_modules");
         let package = modules.join("em-ts");
-        let scenario = format!(
-            "[[call]]\ntool = \"npm\"\nmatch = \"^ls \"\nstdout = '{{\"dependencies\": {{}}}}'\n\n\
-             [[call]]\ntool = \"npm\"\nmatch = \"^root -g\"\nstdout = \"{}\\n\"\n\n\
-             [[call]]\ntool = \"npm\"\nmatch = \"^install \"\ntouch = [\"{}\"]\n",
-            modules.display(),
-            package.display(),
-        );
-        let s = Session::new(&["npm"], &scenario);
+        let s = fresh_npm(&modules, &package);
         write(&s, "ts", "[[install]]\nnpm = [\"em-ts\"]\n");
         ok(&s, &["install", "ts"]);
         assert!(package.exists(), "the fake npm installed into node_modules");
@@ -275,14 +281,7 @@ fn npms_scope_directory_goes_with_the_install_that_created_it() {
     let modules = root.path().join("lib/node_modules");
     let scope = modules.join("@em");
     let package = scope.join("cli");
-    let scenario = format!(
-        "[[call]]\ntool = \"npm\"\nmatch = \"^ls \"\nstdout = '{{\"dependencies\": {{}}}}'\n\n\
-         [[call]]\ntool = \"npm\"\nmatch = \"^root -g\"\nstdout = \"{}\\n\"\n\n\
-         [[call]]\ntool = \"npm\"\nmatch = \"^install \"\ntouch = [\"{}\"]\n",
-        modules.display(),
-        package.display(),
-    );
-    let s = Session::new(&["npm"], &scenario);
+    let s = fresh_npm(&modules, &package);
     write(&s, "cli", "[[install]]\nnpm = [\"@em/cli@1\"]\n");
     ok(&s, &["install", "cli"]);
     assert!(
