@@ -53,6 +53,8 @@
 //! [[install]]
 //! download = "https://example.org/tool.tar.gz"   # + sha256, to, unpack_to, mode, via, mirrors, allow_http
 //! to = "/opt/tool/tool.tar.gz"
+//! # sha256 = "HEX", or one per architecture for a URL with {{deb_arch}} / {{arch}} in it:
+//! # sha256 = { x86_64 = "HEX", aarch64 = "HEX" } (none for this machine: refused at resolve)
 //!
 //! [[install]]
 //! run = "corepack enable"          # (npm = [...]; pip = [...] + venv)
