@@ -63,6 +63,23 @@ pub(crate) fn parse_list(json: &str) -> Result<BTreeMap<String, Option<String>>,
     }
 }
 
+/// What pipx upgrades in its shared venv before an install, from the same index.
+const SHARED_LIBRARIES: [&str; 3] = ["pip", "setuptools", "wheel"];
+
+/// The project of pip's `No matching distribution found for NAME[==V]` line.
+fn missing_project(line: &str) -> Option<&str> {
+    let rest = line.split("No matching distribution found for ").nth(1)?;
+    Some(project_of(rest))
+}
+
+/// The project name at the start of a requirement (`black==24.1`, `rich[jupyter]>=13`).
+fn project_of(requirement: &str) -> &str {
+    let end = requirement
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .unwrap_or(requirement.len());
+    &requirement[..end]
+}
+
 /// Reads a failed pipx run.
 pub(crate) fn classify(text: &str) -> Verdict<LangRepair> {
     // A venv whose interpreter is gone (Python upgraded underneath it: pypa/pipx#146,
@@ -82,11 +99,20 @@ pub(crate) fn classify(text: &str) -> Verdict<LangRepair> {
             Some("a TLS-inspecting proxy needs its CA in PIP_CERT or the system store; check the clock. Verification is never turned off".into()),
         );
     }
-    if let Some(line) = text
-        .lines()
-        .find(|l| l.contains("No matching distribution found for"))
-    {
-        let versions_none = text.contains("(from versions: none)");
+    if let Some((line, project)) = text.lines().find_map(|l| {
+        let project = missing_project(l)?;
+        (!SHARED_LIBRARIES.contains(&project)).then_some((l, project))
+    }) {
+        // pip's own line for this project, not another's: pipx's shared-venv upgrade
+        // asks the index for pip, setuptools and wheel first, and a private index
+        // without them says "(from versions: none)" for those (harmless; see
+        // docs/failures.md, pipx).
+        let versions_none = text.lines().any(|l| {
+            l.contains("(from versions: none)")
+                && l.split("satisfies the requirement ")
+                    .nth(1)
+                    .is_some_and(|r| project_of(r) == project)
+        });
         if !versions_none {
             return Verdict::Permanent(
                 line.trim().trim_start_matches("ERROR: ").to_string(),
@@ -100,20 +126,6 @@ pub(crate) fn classify(text: &str) -> Verdict<LangRepair> {
             "{} (from versions: none: the index answered nothing, or the name is not there)",
             line.trim().trim_start_matches("ERROR: ")
         ));
-    }
-    if contains_any(
-        text,
-        &["Invalid requirement", "pip seemed to fail to build package"],
-    ) {
-        let line = text
-            .lines()
-            .find(|l| contains_any(l, &["Invalid requirement", "pip seemed to fail to build"]))
-            .unwrap_or("pip failed")
-            .trim();
-        return Verdict::Permanent(
-            line.to_string(),
-            Some("a package that builds from source needs its build dependencies (python3-dev, build-essential)".into()),
-        );
     }
     if let Some(code) = http_status(text)
         && (code >= 500 || code == 429 || code == 408)
@@ -130,11 +142,28 @@ pub(crate) fn classify(text: &str) -> Verdict<LangRepair> {
         "ConnectionResetError",
         "Temporary failure in name resolution",
         "Read timed out",
+        // pip's own retries ran out (`too many 503 error responses`): pipx then shows its
+        // "pip seemed to fail to build package" guess, which is not the cause.
+        "Max retries exceeded",
     ]
     .iter()
     .find(|s| text.contains(*s))
     {
         return Verdict::Transient(format!("network error ({signal})"));
+    }
+    if contains_any(
+        text,
+        &["Invalid requirement", "pip seemed to fail to build package"],
+    ) {
+        let line = text
+            .lines()
+            .find(|l| contains_any(l, &["Invalid requirement", "pip seemed to fail to build"]))
+            .unwrap_or("pip failed")
+            .trim();
+        return Verdict::Permanent(
+            line.to_string(),
+            Some("a package that builds from source needs its build dependencies (python3-dev, build-essential)".into()),
+        );
     }
     if text.contains("Permission denied") {
         return Verdict::Permanent(

@@ -48,6 +48,47 @@ fn pipx_versions_none_is_transient_and_a_missing_pin_permanent() {
     assert!(hint(LangTool::Pipx, &pinned).contains("does not exist"));
 }
 
+/// Our pipx e2e: on a fresh PIPX_HOME with an index that has no pip, pipx's shared-venv
+/// upgrade logs pip's "not found" for `pip` first. That is not the app's failure: a
+/// missing pin of the app stays permanent, and pip's exhausted retries are the outage
+/// they are, not pipx's "failed to build" guess.
+const PIPX_SHARED_LIBS_FAILED: &str = "Failed to upgrade shared libraries
+Traceback (most recent call last):
+subprocess.CalledProcessError: Command '['/tmp/h/shared/bin/python', '-m', 'pip', 'install', '-q', '--upgrade', 'pip', 'setuptools', 'wheel']' returned non-zero exit status 1.
+ERROR: Could not find a version that satisfies the requirement pip (from versions: none)
+ERROR: No matching distribution found for pip
+installing em-fixture-greet...
+Fatal error from pip prevented installation. Full pip output in file:
+    /tmp/h/logs/cmd_pip_errors.log
+";
+
+#[test]
+fn pipxs_shared_library_upgrade_does_not_decide_the_verdict() {
+    let missing_pin = format!(
+        "{PIPX_SHARED_LIBS_FAILED}
+Some possibly relevant errors from pip install:
+    ERROR: Could not find a version that satisfies the requirement black==99 (from versions: 24.1.0)
+    ERROR: No matching distribution found for black==99
+"
+    );
+    assert_eq!(class(LangTool::Pipx, &missing_pin), "permanent");
+    // What pipx 1.1 printed in our e2e when the wheel got 503s: its build-failure guess,
+    // then pip's real error.
+    let outage = format!(
+        "{PIPX_SHARED_LIBS_FAILED}
+pip seemed to fail to build package:
+    em-fixture-greet
+
+Some possibly relevant errors from pip install:
+    ERROR: Could not install packages due to an OSError: HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: /packages/em_fixture_greet-1.0-py3-none-any.whl (Caused by ResponseError('too many 503 error responses'))
+"
+    );
+    match verdict(LangTool::Pipx, &outage) {
+        Verdict::Transient(why) => assert!(why.contains("Max retries exceeded"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// bitpicky/dbt-sugar#483 and Jsakkos/mkv-episode-matcher#60: a dependency that does not build.
 #[test]
 fn pipx_build_failure_is_permanent_with_a_hint() {
