@@ -100,6 +100,9 @@ struct Measured {
     bundle: Option<(Duration, u64)>,
     install: (i32, Duration),
     status: i32,
+    /// The second install: its exit code and time, and why it was not a no-op (`None`:
+    /// it said every extension was up to date and the machine did not change).
+    rerun: (i32, Duration, Option<String>),
     removed: Vec<String>,
     remove: (i32, Duration),
     diff: Diff,
@@ -107,7 +110,12 @@ struct Measured {
 
 impl Measured {
     fn passed(&self) -> bool {
-        self.install.0 == 0 && self.status == 0 && self.remove.0 == 0 && self.diff.is_empty()
+        self.install.0 == 0
+            && self.status == 0
+            && self.rerun.0 == 0
+            && self.rerun.2.is_none()
+            && self.remove.0 == 0
+            && self.diff.is_empty()
     }
 }
 
@@ -479,6 +487,7 @@ fn test_one(
         }
     };
     let status = timed_with(&run, &format!("{em} status"), &dir, "status")?.0;
+    let rerun = rerun(&tree, paths, &run, em, name, options.offline, &dir)?;
     let removed = installed_extensions(&tree, em)?;
     eprintln!(
         "==> rootfs: {name}: extension-manager remove {}",
@@ -505,9 +514,65 @@ fn test_one(
         bundle,
         install,
         status,
+        rerun,
         removed,
         remove,
         diff,
+    })
+}
+
+/// The second `install` of `name`, which must be a no-op: exit 0, every extension
+/// reported up to date (none installed, failed or skipped), and the snapshot after it
+/// equal to the one before it (the difference is saved as `rerun-diff.txt`).
+fn rerun(
+    tree: &Tree,
+    paths: &BTreeSet<String>,
+    run: &dyn Fn(&str) -> Result<Output, String>,
+    em: &str,
+    name: &str,
+    offline: bool,
+    dir: &Path,
+) -> Result<(i32, Duration, Option<String>), String> {
+    let script = match offline {
+        true => format!("EM={em} sh {OFFLINE_DIR}/install.sh {OFFLINE_DIR} {name}"),
+        false => format!("{em} --progress none install {name}"),
+    };
+    eprintln!("==> rootfs: {name}: again, a no-op: {script}");
+    let before = Snapshot::take(tree, paths)?;
+    let (code, took) = timed_with(run, &script, dir, "rerun")?;
+    let after = Snapshot::take(tree, paths)?;
+    let diff = Diff::between(&before, &after);
+    let log = dir.join("rerun.log");
+    let text = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let why = if !diff.is_empty() {
+        let file = dir.join("rerun-diff.txt");
+        fs::write(&file, diff.full_text()).map_err(|e| format!("{}: {e}", file.display()))?;
+        Some(format!("it changed the machine:\n{}", diff.summary(15)))
+    } else if !said_all_up_to_date(&text) {
+        Some("it did not say every extension was up to date (see rerun.log)".to_owned())
+    } else {
+        None
+    };
+    Ok((code, took, why))
+}
+
+/// Whether an install's summary line says nothing was installed, failed or skipped and at
+/// least one extension was up to date: `Summary 0 installed, 3 up to date, 0 failed, 0 skipped`.
+fn said_all_up_to_date(log: &str) -> bool {
+    log.lines().any(|line| {
+        let Some((_, counts)) = line.split_once("Summary") else {
+            return false;
+        };
+        let counts: Vec<&str> = counts.split(',').map(str::trim).collect();
+        let fresh = counts
+            .get(1)
+            .and_then(|c| c.strip_suffix(" up to date"))
+            .and_then(|n| n.parse::<u32>().ok());
+        counts.len() == 4
+            && counts[0] == "0 installed"
+            && fresh.is_some_and(|n| n > 0)
+            && counts[2] == "0 failed"
+            && counts[3] == "0 skipped"
     })
 }
 
@@ -568,15 +633,21 @@ fn print_outcome(outcome: &Outcome, reports: &Path) {
     }
     eprintln!(
         "==> rootfs: {name}: {verdict}: copy {}, install exit {} in {}, status exit {}, \
-         remove {} exit {} in {}",
+         again exit {} in {}, remove {} exit {} in {}",
         format_duration(m.copy),
         m.install.0,
         format_duration(m.install.1),
         m.status,
+        m.rerun.0,
+        format_duration(m.rerun.1),
         m.removed.join(" "),
         m.remove.0,
         format_duration(m.remove.1),
     );
+    match &m.rerun.2 {
+        None => eprintln!("    the second install was a no-op"),
+        Some(why) => eprintln!("    the second install was not a no-op: {why}"),
+    }
     if m.diff.is_empty() {
         eprintln!("    the machine after remove equals the machine before install");
     } else {
@@ -592,6 +663,10 @@ fn finish(outcomes: &[Outcome], options: &Options, total: Duration) -> Result<()
     for outcome in outcomes {
         let line = match &outcome.result {
             Ok(m) if m.passed() => "ok".to_owned(),
+            Ok(m) if m.rerun.2.is_some() => format!(
+                "FAILED (install exit {}, the second install was not a no-op)",
+                m.install.0
+            ),
             Ok(m) if m.diff.is_empty() => {
                 format!(
                     "FAILED (install exit {}, remove exit {})",
@@ -665,6 +740,23 @@ mod tests {
             ["files.example:8443"]
         );
         assert!(choose(&catalog, &["nope".into()], false).is_err());
+    }
+
+    #[test]
+    fn a_rerun_is_a_no_op_only_when_everything_is_up_to_date() {
+        let line = |s: &str| format!("Installing base\n     Summary {s}\nextension ...\n");
+        assert!(said_all_up_to_date(&line(
+            "0 installed, 2 up to date, 0 failed, 0 skipped"
+        )));
+        for not in [
+            "1 installed, 1 up to date, 0 failed, 0 skipped",
+            "0 installed, 0 up to date, 0 failed, 0 skipped",
+            "0 installed, 1 up to date, 1 failed, 0 skipped",
+            "0 installed, 1 up to date, 0 failed, 1 skipped",
+        ] {
+            assert!(!said_all_up_to_date(&line(not)), "{not}");
+        }
+        assert!(!said_all_up_to_date("Nothing to do\n"));
     }
 
     #[test]
