@@ -6,8 +6,10 @@
 //! answers the dependency questions of a run: what to install, in which order.
 //!
 //! It does not install anything, run commands, or know how apt or npm report failures:
-//! that is the adapters' and the CLI's job. Its only dependency of ours is `em-retry`, whose
-//! [`em_retry::RetryPolicy`] a step's `retry` table becomes.
+//! that is the adapters' and the CLI's job. Of ours it depends on `em-retry`, whose
+//! [`em_retry::RetryPolicy`] a step's `retry` table becomes, and on the package grammars of
+//! `em-apt`, `em-npm`, `em-pip` and `em-lang` (`AptPackage::parse` and the like, and
+//! [`LangTool`]), so that `check` accepts exactly the package names the adapters run.
 //!
 //! The walk over toml's spanned tree that reports every error at its key or value
 //! ([`walk`]) is public: em-install reads its configuration file with it.
