@@ -247,6 +247,9 @@ pub struct Apt {
     dpkg_query: PathBuf,
     /// `apt-cache`, to ask whether the lists know a package; `None`: not asked.
     apt_cache: Option<PathBuf>,
+    /// `apt-mark`, to read and give back the automatically-installed marks; `None`: the
+    /// marks are unknown (see [`Apt::auto_installed`]).
+    apt_mark: Option<PathBuf>,
     /// Run privileged commands through `as_root` (sudo -n when not root).
     elevate: bool,
     last_update: Mutex<Option<Instant>>,
@@ -261,13 +264,14 @@ impl Apt {
         let dpkg_query = find_tool("dpkg-query", PROVIDED_BY)?;
         let mut apt = Apt::with_tools(config, apt_get, dpkg, dpkg_query);
         apt.apt_cache = find_tool("apt-cache", PROVIDED_BY).ok();
+        apt.apt_mark = find_tool("apt-mark", PROVIDED_BY).ok();
         apt.elevate = true;
         Ok(apt)
     }
 
     /// Uses the given programs, run exactly as given: never through `sudo` (for tests with
-    /// stand-in tools, or a caller that has already arranged privileges). `apt-cache` is
-    /// used only when it sits beside the given `apt-get`.
+    /// stand-in tools, or a caller that has already arranged privileges). `apt-cache`
+    /// and `apt-mark` are used only when they sit beside the given `apt-get`.
     pub fn with_tools(
         config: AptConfig,
         apt_get: impl Into<PathBuf>,
@@ -279,14 +283,19 @@ impl Apt {
             .clone()
             .unwrap_or_else(|| AptDirs::from_apt_config(&config.env));
         let apt_get: PathBuf = apt_get.into();
-        let apt_cache = apt_get
-            .parent()
-            .map(|dir| dir.join("apt-cache"))
-            .filter(|p| p.is_file());
+        let beside = |name: &str| {
+            apt_get
+                .parent()
+                .map(|dir| dir.join(name))
+                .filter(|p| p.is_file())
+        };
+        let apt_cache = beside("apt-cache");
+        let apt_mark = beside("apt-mark");
         Apt {
             config,
             dirs,
             apt_cache,
+            apt_mark,
             apt_get,
             dpkg: dpkg.into(),
             dpkg_query: dpkg_query.into(),
@@ -752,6 +761,82 @@ impl Apt {
             ));
         }
         Ok(parse_simulated_removals(&out.stdout_text()))
+    }
+
+    /// Which of `names` apt has marked as automatically installed (`apt-mark showauto
+    /// NAMES`: installed as a dependency, so autoremovable once nothing needs it).
+    /// Read-only: no root, no retry. An error (no `apt-mark`, a failed run) means
+    /// "unknown", never "none is automatic".
+    ///
+    /// Why it matters: `apt-get install X` of an X that is there as a dependency marks it
+    /// manually installed ("X set to manually installed"), so a later autoremove keeps it;
+    /// a caller that wants to give the mark back ([`Apt::mark_auto`]) asks this first.
+    pub async fn auto_installed(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, ToolError> {
+        let operation = "apt-mark showauto".to_string();
+        if names.is_empty() {
+            return Ok(Default::default());
+        }
+        let Some(apt_mark) = &self.apt_mark else {
+            return Err(ToolError {
+                kind: ToolErrorKind::NotRunnable,
+                ..ToolError::permanent(operation, "apt-mark is not on PATH", None)
+            });
+        };
+        let cmd = self
+            .tool(apt_mark)
+            .arg("showauto")
+            .args(names)
+            .output(OutputMode::Capture);
+        let out = cmd.run().await.map_err(|e| ToolError {
+            kind: ToolErrorKind::NotRunnable,
+            ..ToolError::permanent(operation.clone(), e.to_string(), None)
+        })?;
+        if !out.success() {
+            return Err(query_failed(
+                operation,
+                ToolFailure::from_output(&cmd, &out),
+            ));
+        }
+        // One name a line, as apt names it (`libssl3`, `libc6:i386`); only those asked.
+        Ok(out
+            .stdout_text()
+            .lines()
+            .map(str::trim)
+            .filter(|l| names.iter().any(|n| n == l))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// `apt-mark auto NAMES` (nothing to do when empty): marks them automatically
+    /// installed again, so that apt's autoremove judges them by what depends on them.
+    /// Needs root; run through `runner` (a busy lock is retried).
+    pub async fn mark_auto(
+        self: &Arc<Self>,
+        runner: &Runner,
+        names: &[String],
+    ) -> Result<(), ToolError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let operation = Operation::new("apt", format!("mark auto {}", names.join(" ")));
+        let label = operation.to_string();
+        let Some(apt_mark) = self.apt_mark.clone() else {
+            return Err(ToolError {
+                kind: ToolErrorKind::NotRunnable,
+                ..ToolError::permanent(label, "apt-mark is not on PATH", None)
+            });
+        };
+        self.check_privileges(&label)?;
+        let step = Step::new(self, runner, true);
+        runner
+            .run(&step, operation, None, |_| {
+                self.privileged(self.tool(&apt_mark).arg("auto").args(names), &label)
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Whether `package` is installed (`dpkg-query -W`: status `install ok installed`,

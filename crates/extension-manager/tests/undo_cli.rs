@@ -151,6 +151,94 @@ fn alone_an_install_records_only_its_own_dependencies_and_remove_takes_them() {
     assert_eq!(dpkg_packages(&s), ["em-libshared", "em-tool", "perl"]);
 }
 
+/// The fake dpkg database's automatically installed packages.
+fn dpkg_auto(s: &Session) -> Vec<String> {
+    let db: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(s.path().join("fake-state/dpkg.json")).expect("dpkg.json"),
+    )
+    .expect("json");
+    strings(&db["auto"])
+}
+
+/// `make` pulls in em-libshared as a dependency; `infra` and `other` then name it.
+/// `apt-get install` of a package that is there as a dependency marks it manual: `remove`
+/// must give the mark back (when nothing else names it), else apt keeps it forever and
+/// `remove make` can no longer take it.
+#[test]
+fn a_package_named_that_was_a_dependency_gets_its_automatic_mark_back() {
+    let s = Session::new(APT, DPKG);
+    write(&s, "make", "[[install]]\napt = [\"em-tool\"]\n");
+    write(&s, "infra", "[[install]]\napt = [\"em-libshared\"]\n");
+    write(&s, "other", "[[install]]\napt = [\"em-libshared\"]\n");
+    ok(&s, &["install", "make"]);
+    assert_eq!(dpkg_auto(&s), ["em-libshared"]);
+    ok(&s, &["install", "infra"]);
+    assert!(dpkg_auto(&s).is_empty(), "apt-get install made it manual");
+    let st = state(&s);
+    let infra = &st["extensions"]["infra"]["added"];
+    assert_eq!(strings(&infra["apt_auto"]), ["em-libshared"], "{st:#}");
+    assert!(strings(&infra["apt"]).is_empty(), "it was there: {st:#}");
+    // other finds it manual now, but infra's record says why: it inherits the record.
+    ok(&s, &["install", "other"]);
+    let st = state(&s);
+    assert_eq!(
+        strings(&st["extensions"]["other"]["added"]["apt_auto"]),
+        ["em-libshared"],
+        "{st:#}"
+    );
+
+    // While other names it, removing infra leaves the mark manual.
+    let dry = stdout(&run(&s, &["remove", "--dry-run", "infra"]));
+    assert!(!dry.contains("apt mark"), "{dry}");
+    ok(&s, &["remove", "infra"]);
+    assert!(dpkg_auto(&s).is_empty());
+    assert!(
+        calls_of(&s, "apt-mark")
+            .iter()
+            .all(|a| !a.starts_with("auto"))
+    );
+
+    // The last one to name it gives the mark back, and removes nothing.
+    let dry = stdout(&run(&s, &["remove", "--dry-run", "other"]));
+    assert!(
+        dry.contains(
+            "apt mark em-libshared automatically installed again (it was there as a dependency)"
+        ),
+        "{dry}"
+    );
+    ok(&s, &["remove", "other"]);
+    assert_eq!(dpkg_auto(&s), ["em-libshared"]);
+    assert_eq!(dpkg_packages(&s), ["em-libshared", "em-tool", "perl"]);
+    assert!(
+        calls_of(&s, "apt-get")
+            .iter()
+            .all(|a| !a.starts_with("purge") || a.ends_with("em-tool")),
+        "{:?}",
+        s.calls()
+    );
+    // So the extension that pulled it in takes it along.
+    ok(&s, &["remove", "make"]);
+    assert_eq!(dpkg_packages(&s), ["perl"]);
+}
+
+/// A package the user installed by hand (manual) stays manual and installed.
+#[test]
+fn a_manual_package_named_is_left_as_it_was() {
+    let s = Session::new(APT, DPKG);
+    write(&s, "perlish", "[[install]]\napt = [\"perl\"]\n");
+    ok(&s, &["install", "perlish"]);
+    let st = state(&s);
+    assert!(strings(&st["extensions"]["perlish"]["added"]["apt_auto"]).is_empty());
+    ok(&s, &["remove", "perlish"]);
+    assert_eq!(dpkg_packages(&s), ["perl"]);
+    assert!(dpkg_auto(&s).is_empty());
+    assert!(
+        calls_of(&s, "apt-mark")
+            .iter()
+            .all(|a| !a.starts_with("auto"))
+    );
+}
+
 #[test]
 fn a_failed_query_records_nothing_as_added() {
     let scenario = format!(

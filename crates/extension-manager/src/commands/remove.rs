@@ -360,6 +360,11 @@ fn dry_run_actions(session: &Session, state: &State, name: &str) -> Vec<String> 
                 "apt purge {p} (pulled in as a dependency; when nothing else needs it)"
             ));
         }
+        for p in &group.apt_auto {
+            actions.push(format!(
+                "apt mark {p} automatically installed again (it was there as a dependency)"
+            ));
+        }
         for f in &group.apt_sources {
             actions.push(format!("delete {}", f.display()));
         }
@@ -522,7 +527,7 @@ async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<St
         let _ = std::fs::remove_dir(dir);
     }
     if problems.is_empty()
-        && let Err(e) = purge_apt(&group.apt, &group.apt_deps, runner).await
+        && let Err(e) = purge_apt(group, runner).await
     {
         problems.push(e);
     }
@@ -622,14 +627,20 @@ fn delete_paths<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Vec<String> {
         .collect()
 }
 
-/// Purges `named` (one `apt-get purge`), then the `deps` an install pulled in that apt
-/// now finds unneeded (`apt-get -s autoremove`: nothing manually installed depends on
-/// them). Refuses when the purge would take along a package that is neither.
-async fn purge_apt(named: &[String], deps: &[String], runner: &Runner) -> Result<(), String> {
-    if named.is_empty() && deps.is_empty() {
+/// Gives back the automatic mark of the packages that were there as a dependency before
+/// the extension named them (`apt-mark auto`), purges the packages it installed by name
+/// (one `apt-get purge`), then the dependencies its install pulled in that apt now finds
+/// unneeded (`apt-get -s autoremove`: nothing manually installed depends on them).
+/// Refuses when the purge would take along a package that is none of these.
+async fn purge_apt(group: &Added, runner: &Runner) -> Result<(), String> {
+    let (named, deps) = (&group.apt, &group.apt_deps);
+    if named.is_empty() && deps.is_empty() && group.apt_auto.is_empty() {
         return Ok(());
     }
     let apt = Arc::new(Apt::new(AptConfig::default()).map_err(|e| e.to_string())?);
+    apt.mark_auto(runner, &group.apt_auto)
+        .await
+        .map_err(|e| e.to_string())?;
     // apt's simulations name packages as apt does (`libssl3`); a state file may hold
     // dpkg's name for the same package (`libssl3:amd64`).
     let inventory = apt.inventory().await.map_err(|e| e.to_string())?;

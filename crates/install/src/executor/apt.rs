@@ -76,6 +76,9 @@ pub(super) async fn install_apt(
     for p in &fresh {
         push_new(&mut record.added.apt, p.name().to_string());
     }
+    for p in auto_before(ctx, name, &apt, &packages, &fresh, log).await {
+        push_new(&mut record.added.apt_auto, p);
+    }
     let install = async {
         let installed = match one_at_a_time {
             Some(_held) => {
@@ -165,6 +168,48 @@ pub(super) async fn absent_apt_packages(
             Vec::new()
         }
     }
+}
+
+/// The named packages of an apt step that are on the machine as a dependency: apt has
+/// them marked automatically installed, or another installed extension recorded that they
+/// were before it named them (its `apt-get install` made them manual). Naming them makes
+/// them manual; `remove` gives the mark back (docs/decisions.md, "apt's automatic mark").
+/// When apt's marks cannot be read, none is counted (and the log says so): a package
+/// stays manual, as before this was recorded.
+async fn auto_before(
+    ctx: &Context,
+    name: &str,
+    apt: &Apt,
+    packages: &[AptPackage],
+    fresh: &[AptPackage],
+    log: &Log,
+) -> Vec<String> {
+    let present: Vec<String> = packages
+        .iter()
+        .filter(|p| !fresh.contains(p))
+        .map(|p| p.name().to_string())
+        .collect();
+    if present.is_empty() {
+        return Vec::new();
+    }
+    let mut auto = match apt.auto_installed(&present).await {
+        Ok(auto) => auto,
+        Err(e) => {
+            log.line(&format!(
+                "apt's automatic marks are unknown ({e}): {} stay manual after remove",
+                present.join(" ")
+            ));
+            BTreeSet::new()
+        }
+    };
+    let state = ctx.state.lock().await;
+    let recorded_by_others = state
+        .extensions
+        .iter()
+        .filter(|(other, _)| other.as_str() != name)
+        .flat_map(|(_, record)| &record.added.apt_auto);
+    auto.extend(recorded_by_others.filter(|p| present.contains(p)).cloned());
+    present.into_iter().filter(|p| auto.contains(p)).collect()
 }
 
 /// Records the packages an apt install pulled in as the step's dependencies.

@@ -79,6 +79,12 @@ pub struct Added {
     /// apt packages an apt step pulled in besides the ones it named (dpkg's status before
     /// and after the step), as dpkg names them (`libuv1`, `libc6:i386`).
     pub apt_deps: Vec<String>,
+    /// Named apt packages that were installed as a dependency, marked automatically
+    /// installed, before this extension named them (or that another extension recorded
+    /// so): `apt-get install` marked them manual, and `remove` gives the auto mark back
+    /// (`apt-mark auto`) when no other installed extension names them, so that apt's
+    /// autoremove again judges them by what depends on them. Not removed by `remove`.
+    pub apt_auto: Vec<String>,
     /// Directories a tool created as a side effect and leaves behind when its last
     /// package goes (npm's global `node_modules`): deleted by `remove` only when empty.
     pub dirs: Vec<PathBuf>,
@@ -110,6 +116,8 @@ pub enum Addition {
     Apt(String),
     /// An apt package pulled in as a dependency.
     AptDep(String),
+    /// A named apt package whose automatic mark `remove` gives back.
+    AptAuto(String),
     /// A global npm package.
     Npm(String),
     /// A pip package.
@@ -173,6 +181,7 @@ impl Added {
             && self.apt_sources.is_empty()
             && self.venvs.is_empty()
             && self.apt_deps.is_empty()
+            && self.apt_auto.is_empty()
             && self.dirs.is_empty()
             && self.replaced.is_empty()
             && self.blocks.is_empty()
@@ -191,6 +200,7 @@ impl Added {
         items.extend(self.dirs.iter().cloned().map(Addition::Dir));
         items.extend(self.apt.iter().cloned().map(Addition::Apt));
         items.extend(self.apt_deps.iter().cloned().map(Addition::AptDep));
+        items.extend(self.apt_auto.iter().cloned().map(Addition::AptAuto));
         items.extend(self.apt_sources.iter().cloned().map(Addition::AptSource));
         items
     }
@@ -211,6 +221,7 @@ impl Added {
     pub fn forget(&mut self, done: &Added) {
         self.apt.retain(|x| !done.apt.contains(x));
         self.apt_deps.retain(|x| !done.apt_deps.contains(x));
+        self.apt_auto.retain(|x| !done.apt_auto.contains(x));
         self.npm.retain(|x| !done.npm.contains(x));
         self.pip.retain(|x| !done.pip.contains(x));
         self.lang.retain(|x| !done.lang.contains(x));
@@ -226,6 +237,7 @@ impl Added {
         match item {
             Addition::Apt(p) => self.apt.push(p),
             Addition::AptDep(p) => self.apt_deps.push(p),
+            Addition::AptAuto(p) => self.apt_auto.push(p),
             Addition::Npm(p) => self.npm.push(p),
             Addition::Pip(p) => self.pip.push(p),
             Addition::Lang(p) => self.lang.push(p),

@@ -8,6 +8,9 @@ use super::*;
 pub struct Needed {
     /// apt packages.
     pub apt: BTreeSet<String>,
+    /// apt packages another installed extension names in an apt step (its own or one
+    /// that was already there): while one does, their manual mark stays.
+    pub apt_named: BTreeSet<String>,
     /// Global npm packages.
     pub npm: BTreeSet<String>,
     /// pip packages, per venv.

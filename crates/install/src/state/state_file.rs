@@ -114,6 +114,7 @@ impl State {
         {
             needed.apt.extend(added.apt.iter().cloned());
             needed.apt.extend(added.apt_deps.iter().cloned());
+            needed.apt_named.extend(added.apt.iter().cloned());
             needed.npm.extend(added.npm.iter().cloned());
             needed.pip.extend(added.pip.iter().cloned());
             needed.lang.extend(added.lang.iter().cloned());
@@ -172,6 +173,14 @@ impl State {
                 .apt_deps
                 .iter()
                 .filter(|p| !needed.apt.contains(*p) && !added.apt.contains(*p))
+                .cloned()
+                .collect(),
+            // The mark goes back when no other extension names the package (apt's own
+            // rule: a package stays manual while someone asked for it by name).
+            apt_auto: added
+                .apt_auto
+                .iter()
+                .filter(|p| !needed.apt_named.contains(*p))
                 .cloned()
                 .collect(),
             // Deleted only when empty: another extension's packages keep it.
