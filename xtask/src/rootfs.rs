@@ -203,7 +203,11 @@ fn manifest_of(table: &toml::Table) -> Option<(String, Manifest)> {
         .flatten()
         .filter_map(toml::Value::as_table)
     {
-        if let Some(url) = step.get("download").and_then(toml::Value::as_str) {
+        // A download behind `only_if` (rust's rustup-init, for toolchain = "rustup") is
+        // not needed by every install: the run shows whether its guard held.
+        if let Some(url) = step.get("download").and_then(toml::Value::as_str)
+            && !step.contains_key("only_if")
+        {
             hosts.insert(host_of(url));
         }
         for key in ["to", "unpack_to", "venv"] {
@@ -719,6 +723,10 @@ mod tests {
                  [[install]]\ndownload = \"https://files.example:8443/go.tgz\"\nunpack_to = \"/opt\"\n",
             ),
             parse("[extension]\nname = \"tools\"\nrequires = [\"go\"]\n"),
+            parse(
+                "[extension]\nname = \"maybe\"\n[[install]]\nonly_if = \"false\"\n\
+                 download = \"https://files.example/x\"\nto = \"/opt/x\"\n",
+            ),
         ]
         .into_iter()
         .collect()
@@ -727,10 +735,14 @@ mod tests {
     #[test]
     fn an_extension_that_needs_another_host_is_skipped_with_its_dependents() {
         let catalog = catalog();
-        assert_eq!(choose(&catalog, &[], false), Ok(vec!["base".to_owned()]));
+        assert_eq!(
+            choose(&catalog, &[], false),
+            Ok(vec!["base".to_owned(), "maybe".to_owned()]),
+            "a guarded download does not skip"
+        );
         assert_eq!(
             choose(&catalog, &[], true).map(|c| c.len()),
-            Ok(3),
+            Ok(4),
             "offline: all"
         );
         assert_eq!(
