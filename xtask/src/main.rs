@@ -73,6 +73,8 @@ commands:
       --keep         keep each tree under /var/tmp/em-rootfs (until the next run)
       --rebuild      build the cached tree again
       --binary PATH  test this binary instead of building the release one
+      --set EXT.OPTION=VALUE
+                     pass an option to each install (not with --offline)
       --offline      lock and bundle each extension on the host, then install,
                      check and remove it in the chroot inside `unshare --net`
                      (`install --offline --from`: no network at all), through

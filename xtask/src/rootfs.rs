@@ -39,6 +39,8 @@ pub struct Options {
     /// With `offline`: install through the dev container Feature's install.sh (all the
     /// extensions at once) instead of the Dockerfile's one layer per extension.
     feature: bool,
+    /// `--set EXT.OPTION=VALUE`, passed to each (online) install.
+    sets: Vec<String>,
     /// The extensions to test; none: every one the machine can reach.
     extensions: Vec<String>,
 }
@@ -66,6 +68,17 @@ impl Options {
                     let path = args.next().ok_or("--binary needs a PATH")?;
                     options.binary = Some(PathBuf::from(path));
                 }
+                "--set" => {
+                    let set = args.next().ok_or("--set needs EXT.OPTION=VALUE")?;
+                    // It goes into a shell command line in the tree: plain words only.
+                    let plain = |c: char| c.is_ascii_alphanumeric() || "._-+:=/".contains(c);
+                    if !set.contains('=') || !set.chars().all(plain) {
+                        return Err(format!(
+                            "--set {set}: expected EXT.OPTION=VALUE of letters, digits and ._-+:/"
+                        ));
+                    }
+                    options.sets.push(set.clone());
+                }
                 flag if flag.starts_with('-') => {
                     return Err(format!("unexpected arguments: {flag}"));
                 }
@@ -74,6 +87,9 @@ impl Options {
         }
         if options.feature && !options.offline {
             return Err("--feature goes with --offline".into());
+        }
+        if options.offline && !options.sets.is_empty() {
+            return Err("--set goes without --offline (the lock takes no options here)".into());
         }
         Ok(options)
     }
@@ -419,6 +435,7 @@ fn test_one(
     reports: &Path,
 ) -> Result<Measured, String> {
     let keep = options.keep;
+    let sets: String = options.sets.iter().map(|s| format!(" --set {s}")).collect();
     eprintln!("==> rootfs: {name}: fresh tree");
     let dir = reports.join(name);
     if dir.exists() {
@@ -481,17 +498,21 @@ fn test_one(
             total
         }
         false => {
-            eprintln!("==> rootfs: {name}: extension-manager install {name}");
+            eprintln!("==> rootfs: {name}: extension-manager install {name}{sets}");
             timed_with(
                 &run,
-                &format!("{em} --progress none install {name}"),
+                &format!("{em} --progress none install {name}{sets}"),
                 &dir,
                 "install",
             )?
         }
     };
     let status = timed_with(&run, &format!("{em} status"), &dir, "status")?.0;
-    let rerun = rerun(&tree, paths, &run, em, name, options.offline, &dir)?;
+    let again = match options.offline {
+        true => format!("EM={em} sh {OFFLINE_DIR}/install.sh {OFFLINE_DIR} {name}"),
+        false => format!("{em} --progress none install {name}{sets}"),
+    };
+    let rerun = rerun(&tree, paths, &run, name, &again, &dir)?;
     let removed = installed_extensions(&tree, em)?;
     eprintln!(
         "==> rootfs: {name}: extension-manager remove {}",
@@ -532,18 +553,13 @@ fn rerun(
     tree: &Tree,
     paths: &BTreeSet<String>,
     run: &dyn Fn(&str) -> Result<Output, String>,
-    em: &str,
     name: &str,
-    offline: bool,
+    script: &str,
     dir: &Path,
 ) -> Result<(i32, Duration, Option<String>), String> {
-    let script = match offline {
-        true => format!("EM={em} sh {OFFLINE_DIR}/install.sh {OFFLINE_DIR} {name}"),
-        false => format!("{em} --progress none install {name}"),
-    };
     eprintln!("==> rootfs: {name}: again, a no-op: {script}");
     let before = Snapshot::take(tree, paths)?;
-    let (code, took) = timed_with(run, &script, dir, "rerun")?;
+    let (code, took) = timed_with(run, script, dir, "rerun")?;
     let after = Snapshot::take(tree, paths)?;
     let diff = Diff::between(&before, &after);
     let log = dir.join("rerun.log");
@@ -805,5 +821,17 @@ mod tests {
         );
         assert_eq!(options.extensions, ["base", "python"]);
         assert!(Options::parse(&["--nope".into()]).is_err());
+        let sets =
+            |v: &[&str]| Options::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let rust = sets(&["--set", "rust.toolchain=rustup", "rust"]).expect("valid");
+        assert_eq!(rust.sets, ["rust.toolchain=rustup"]);
+        for bad in [
+            &["--set", "rust.toolchain=rustup;reboot"][..],
+            &["--set", "rust.toolchain"],
+            &["--set"],
+            &["--offline", "--set", "rust.toolchain=rustup"],
+        ] {
+            assert!(sets(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -100,6 +100,10 @@ pub fn pin(plan: &mut Plan, lock: &LockFile, lock_path: &Path) -> Result<(), Cli
             if !step.runs_on(em_manifest::Arch::host()) {
                 continue;
             }
+            // A conditional step `lock` could not fetch (it warned): as the manifest says.
+            if conditional(step).is_some() && locked.step(index).is_none() {
+                continue;
+            }
             pin_step(&name, index, &mut step.action, locked, &mut plan.pinned_pip)?;
         }
         // What `plan` and `install --dry-run` show: the pinned steps.
@@ -110,6 +114,19 @@ pub fn pin(plan: &mut Plan, lock: &LockFile, lock_path: &Path) -> Result<(), Cli
         }
     }
     Ok(())
+}
+
+/// Why `step` may not run on every install (`only_if = "..."`, `optional`), or `None`:
+/// `lock` warns and goes on when it cannot lock such a step, and `pin` leaves it as the
+/// manifest says.
+pub fn conditional(step: &em_manifest::InstallStep) -> Option<String> {
+    let guard = |key: &str, g: &Option<Spanned<String>>| {
+        g.as_ref().map(|g| format!("{key} = \"{}\"", g.value))
+    };
+    guard("only_if", &step.only_if)
+        .or_else(|| guard("unless", &step.unless))
+        .or_else(|| guard("creates", &step.creates))
+        .or_else(|| step.optional.then(|| "optional".to_owned()))
 }
 
 fn pin_step(

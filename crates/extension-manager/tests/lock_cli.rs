@@ -332,3 +332,59 @@ fn a_package_of_a_repository_not_added_yet_says_so() {
         "{err}"
     );
 }
+
+/// A download behind `only_if` that cannot be fetched (rust's rustup-init where its host
+/// is out of reach) is a warning: the lock holds the rest, and `install --locked` takes
+/// the step as the manifest says instead of refusing it as "not in the lock".
+#[test]
+fn a_conditional_step_that_cannot_be_locked_is_a_warning() {
+    let s = Session::new(
+        &["apt-get", "apt-cache", "npm", "python3", "curl"],
+        &format!(
+            "{}\n[[call]]\ntool = \"curl\"\nexit = 6\nstderr = \"curl: (6) Could not resolve host: 127.0.0.1.invalid\\n\"\n",
+            scenario()
+        ),
+    );
+    let exts = s.path().join("exts");
+    fs::create_dir_all(&exts).expect("exts");
+    fs::write(
+        exts.join("maybe.toml"),
+        format!(
+            "[extension]\nname = \"maybe\"\nversion = \"1.0.0\"\ndescription = \"test\"\ncategory = \"test\"\n\n\
+             [[install]]\napt = [\"em-tool\"]\n\n\
+             [[install]]\nonly_if = \"false\"\ndownload = \"https://127.0.0.1.invalid/tool\"\nto = \"{}\"\n\n\
+             [[validate]]\nrun = \"true\"\n",
+            s.path().join("out/tool").display()
+        ),
+    )
+    .expect("manifest");
+    let exts = exts.display().to_string();
+    let config = s.path().join("config.toml");
+    fs::write(
+        &config,
+        "[policy.download]\nattempts = 2\nbackoff = \"fixed\"\nbase = \"1ms\"\njitter = \"none\"\n",
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let out = run(&s, &exts, &["--config", &config, "lock", "maybe"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("maybe: step 2 (only_if = \"false\") is not locked, nor bundled: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: an offline install where it runs fails at it"),
+        "{err}"
+    );
+    let text = fs::read_to_string(s.path().join("extensions.lock")).expect("lock");
+    assert!(text.contains("name = \"em-tool\""), "{text}");
+    assert!(!text.contains("kind = \"download\""), "{text}");
+    let out = run(&s, &exts, &["install", "--locked", "--dry-run", "maybe"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = common::stdout(&out);
+    assert!(
+        plan.contains("download https://127.0.0.1.invalid/tool"),
+        "{plan}"
+    );
+}

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use em_install::bundle::{self, Layout, NpmDist, PipDist};
 use em_lock::StepKind;
-use em_manifest::{Arch, Step};
+use em_manifest::Step;
 
 use crate::commands::install::Selection;
 use crate::error::CliError;
@@ -116,9 +116,10 @@ pub async fn bundle(session: &Session, args: &BundleArgs, ui: &Ui) -> Result<u8,
                 }
             }
         }
-        for step in &entry.manifest.install {
-            if let Step::Download(d) = &step.action
-                && step.runs_on(Arch::host())
+        // The downloads the lock locked (a conditional one it could not fetch is not).
+        for step in locked.steps.iter().filter(|s| s.download.is_some()) {
+            if let Some(Step::Download(d)) =
+                entry.manifest.install.get(step.index).map(|s| &s.action)
                 && let Some(sha256) = &d.sha256
             {
                 payloads.downloads.insert(sha256.value.clone(), d.clone());

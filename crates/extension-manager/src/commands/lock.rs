@@ -9,6 +9,11 @@
 //! the tag points at today; an unpinned pip requirement becomes the version pip picks; a
 //! download URL such as `.../releases/latest/...` is locked by the sha256 and size of what
 //! it served. apt has one candidate per package: the lock pins it.
+//!
+//! A step that may not run on every install (`only_if`, `unless`, `creates`, `optional`)
+//! is locked when it can be; when it cannot (rust's rustup-init, for `toolchain =
+//! "rustup"`, where its host is out of reach), lock warns and leaves it out, and `bundle`
+//! with it: an install where it runs takes it as the manifest says.
 
 use std::path::{Path, PathBuf};
 
@@ -70,9 +75,34 @@ pub async fn lock(session: &Session, args: &LockArgs, ui: &Ui) -> Result<u8, Cli
                     ),
                 );
             }
-            let locked = lock_step(session, &step.action).await.map_err(|e| {
-                CliError::permanent(format!("{}: step {}: {e}", entry.name(), index + 1))
-            })?;
+            let locked = match lock_step(session, &step.action).await {
+                Ok(locked) => locked,
+                // A step that may not run (its guard, `optional`) does not stop the lock:
+                // an install where it runs goes to the network for it, or fails offline.
+                Err(e) if crate::locked::conditional(step).is_some() => {
+                    ui.status(
+                        "Warning",
+                        Tone::Warn,
+                        &format!(
+                            "{}: step {} ({}) is not locked, nor bundled: {}\n\
+                             hint: an offline install where it runs fails at it; lock on a \
+                             machine that reaches its source",
+                            entry.name(),
+                            index + 1,
+                            crate::locked::conditional(step).unwrap_or_default(),
+                            first_line(&e)
+                        ),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    return Err(CliError::permanent(format!(
+                        "{}: step {}: {e}",
+                        entry.name(),
+                        index + 1
+                    )));
+                }
+            };
             if let Some((kind, packages, download)) = locked {
                 steps.push(LockedStep {
                     index,
@@ -108,6 +138,10 @@ pub async fn lock(session: &Session, args: &LockArgs, ui: &Ui) -> Result<u8, Cli
 }
 
 type Locked = (StepKind, Vec<LockedPackage>, Option<LockedDownload>);
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
 
 async fn lock_step(session: &Session, action: &Step) -> Result<Option<Locked>, String> {
     let words = |p: &[em_manifest::Spanned<String>]| -> Vec<String> {
