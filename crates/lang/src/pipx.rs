@@ -99,6 +99,19 @@ pub(crate) fn classify(text: &str) -> Verdict<LangRepair> {
             Some("a TLS-inspecting proxy needs its CA in PIP_CERT or the system store; check the clock. Verification is never turned off".into()),
         );
     }
+    // A library, not an app: pipx installs console scripts, and takes its venv away again.
+    if let Some(rest) = text.lines().find_map(|l| {
+        l.split_once("No apps associated with package ")
+            .map(|(_, r)| r)
+    }) {
+        let name = rest.split([' ', '.']).next().unwrap_or(rest);
+        return Verdict::Permanent(
+            format!("{name} has no command for pipx to install (no console-script entry point)"),
+            Some(
+                "it is a library: install it with a `pip` step (with a `venv`), not `pipx`".into(),
+            ),
+        );
+    }
     if let Some((line, project)) = text.lines().find_map(|l| {
         let project = missing_project(l)?;
         (!SHARED_LIBRARIES.contains(&project)).then_some((l, project))

@@ -89,6 +89,37 @@ Some possibly relevant errors from pip install:
     }
 }
 
+/// Debian's pipx 1.1 given a wheel without a console-script entry point (a library), on a
+/// fresh PIPX_HOME whose index is down (the shared-library upgrade fails first, harmlessly).
+#[test]
+fn pipx_refuses_a_library_permanently_with_a_hint() {
+    let text = "Failed to upgrade shared libraries
+Traceback (most recent call last):
+pipx.util.PipxError: '/tmp/pxh/shared/bin/python -m pip --disable-pip-version-check install
+--force-reinstall -q --upgrade pip setuptools wheel' failed
+determining package name from '/tmp/libx/dist/em_fixture_lib-1.0-py3-none-any.whl'...
+creating virtual environment...
+installing em-fixture-lib from spec '/tmp/libx/dist/em_fixture_lib-1.0-py3-none-any.whl'...
+
+No apps associated with package em-fixture-lib or its dependencies. If you are
+attempting to install a library, pipx should not be used. Consider using pip
+or a similar tool instead.
+";
+    match verdict(LangTool::Pipx, text) {
+        Verdict::Permanent(reason, Some(hint)) => {
+            assert_eq!(
+                reason,
+                "em-fixture-lib has no command for pipx to install (no console-script entry point)"
+            );
+            assert!(hint.contains("`pip` step"), "{hint}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // pipx 1.1's other form, when a dependency has apps.
+    let deps = "No apps associated with package em-fixture-lib. Try again\nwith '--include-deps'";
+    assert_eq!(class(LangTool::Pipx, deps), "permanent");
+}
+
 /// bitpicky/dbt-sugar#483 and Jsakkos/mkv-episode-matcher#60: a dependency that does not build.
 #[test]
 fn pipx_build_failure_is_permanent_with_a_hint() {
