@@ -5,17 +5,28 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../extensions");
+    // Read when the script runs, not baked in when it was compiled (`env!`): cargo reuses
+    // a compiled build script for another checkout of the same workspace in a shared
+    // target directory, which then embedded that checkout's extensions, or none at all.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest_dir).join("../../extensions");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the bundled extensions in {}: {e}",
+            dir.display()
+        )
+    });
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "no bundled extensions in {}",
+        dir.display()
+    );
     files.sort();
     let mut code = String::from(
         "/// The bundled extension files, as (file name, text).\npub const FILES: &[(&str, &str)] = &[\n",

@@ -132,6 +132,19 @@ fn list_and_info_fill_options_into_descriptions() {
     assert_eq!(info["steps"][0], "run echo en > \"$EM_OUT\"");
 }
 
+/// A name longer than the column widens it: the other columns stay aligned.
+#[test]
+fn list_widens_its_name_column_for_a_long_name() {
+    let manifest = |name: &str| {
+        format!(
+            "[extension]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"d\"\ncategory = \"test\"\n"
+        )
+    };
+    let long = "an-extension-with-a-long-name";
+    let (s, dir) = with_extensions(&[("short", &manifest("short")), (long, &manifest(long))]);
+    insta::assert_snapshot!(session(&s, &[&["--extensions-dir", &dir, "list"]]));
+}
+
 #[test]
 fn plan_and_info_show_the_repository_a_step_adds_and_whether_its_key_is_pinned() {
     let (s, dir) = with_extensions(&[(

@@ -89,15 +89,22 @@ pub fn list(session: &Session, args: &ListArgs, format: OutputFormat) -> Result<
         let _ = writeln!(out, "{}", serde_json::json!({ "extensions": items }));
         return Ok(exit::OK);
     }
+    // The columns stay aligned however long a name is (16 at least, as before).
+    let w = rows
+        .iter()
+        .map(|m| m.name().len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     let _ = writeln!(
         out,
-        "{:<16} {:<9} {:<12} {:<10} DESCRIPTION",
+        "{:<w$} {:<9} {:<12} {:<10} DESCRIPTION",
         "NAME", "VERSION", "CATEGORY", "STATE"
     );
     for m in rows {
         let _ = writeln!(
             out,
-            "{:<16} {:<9} {:<12} {:<10} {}",
+            "{:<w$} {:<9} {:<12} {:<10} {}",
             m.name(),
             m.version.value,
             m.category.as_deref().unwrap_or("-"),
