@@ -142,7 +142,10 @@ fn list_widens_its_name_column_for_a_long_name() {
     };
     let long = "an-extension-with-a-long-name";
     let (s, dir) = with_extensions(&[("short", &manifest("short")), (long, &manifest(long))]);
-    insta::assert_snapshot!(session(&s, &[&["--extensions-dir", &dir, "list"]]));
+    insta::assert_snapshot!(session(
+        &s,
+        &[&["--extensions-dir", &dir, "list", "--category", "test"]]
+    ));
 }
 
 #[test]
