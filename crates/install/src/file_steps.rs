@@ -3,37 +3,19 @@
 //! each can be recorded and removed again), user and group names looked up in
 //! `/etc/passwd` and `/etc/group`, and managed blocks between marker lines.
 //!
-//! Nothing here follows a symlink at the target: the target is `lstat`ed and a symlink
-//! refused, and the new content is renamed over the path (a rename replaces a link that
-//! appeared since, never writes through it).
+//! Nothing here follows a symlink at the target: every read, write and delete goes through
+//! a [`Place`], the parent directory held open, with `O_NOFOLLOW` on the name; a new content
+//! is renamed over the name (a rename replaces a link that appeared since, never writes
+//! through it). For a user extension no directory below the home is followed either.
 
-use std::fs::{self, DirBuilder, File, Metadata, Permissions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-
-/// The target's metadata, without following a symlink: `None` when it does not exist.
-/// A symlink or a directory is an error that says why nothing was written.
-pub(crate) fn target(path: &Path, what: &str) -> Result<Option<Metadata>, String> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot inspect {}: {e}", path.display())),
-        Ok(m) if m.file_type().is_symlink() => Err(format!(
-            "{} is a symlink; a {what} step never writes through one (nothing was written) \
-             (hint: point the step at the real file)",
-            path.display()
-        )),
-        Ok(m) if !m.is_file() => Err(format!(
-            "{} exists and is not a regular file; nothing was written",
-            path.display()
-        )),
-        Ok(m) => Ok(Some(m)),
-    }
-}
 
 /// Creates the missing parent directories of `path` (mode 0755), outermost first, and
 /// returns them deepest first: the order in which `remove` takes them away (when empty).
-pub(crate) fn create_parents(path: &Path) -> Result<Vec<PathBuf>, String> {
+fn create_parents(path: &Path) -> Result<Vec<PathBuf>, String> {
     let mut missing = Vec::new();
     let mut dir = path.parent();
     while let Some(d) = dir {
@@ -50,66 +32,6 @@ pub(crate) fn create_parents(path: &Path) -> Result<Vec<PathBuf>, String> {
             .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
     Ok(missing)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory with
-/// `mode` (and `owner` = (uid, gid) when given), fsynced, renamed over `path`, then the
-/// directory fsynced. A crash leaves the old file or the new one.
-pub(crate) fn write(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    if let Some((uid, gid)) = owner {
-        let meta = tmp.as_file().metadata()?;
-        if meta.uid() != uid || meta.gid() != gid {
-            std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid))?;
-        }
-    }
-    // After the chown: a chown clears setuid/setgid bits.
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(mode))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
-}
-
-/// For a file of a user extension: refuses `path` when a directory between `home` and it
-/// is a symlink (the user could plant one to make root write elsewhere: `~/.config` ->
-/// `/etc`). The home itself is the administrator's and may be a link. The final component
-/// is checked by [`target`], and the write renames over it (never through it).
-pub(crate) fn refuse_symlinked_parents(path: &Path, home: &Path) -> Result<(), String> {
-    match unsafe_parent(path, home) {
-        None => Ok(()),
-        Some(UnsafeParent::Outside) => Err(format!(
-            "{} is not inside the home {}; nothing was written",
-            path.display(),
-            home.display()
-        )),
-        Some(UnsafeParent::Symlink(dir)) => Err(format!(
-            "{} is a symlink inside the home of its user; a user extension never writes through one (nothing was written) \
-             (hint: replace the link by a directory)",
-            dir.display()
-        )),
-        Some(UnsafeParent::NotADirectory(dir)) => Err(format!(
-            "{} is not a directory; nothing was written",
-            dir.display()
-        )),
-    }
 }
 
 /// Why root must not touch a path of a user's home: see [`unsafe_parent`].
@@ -147,14 +69,275 @@ pub fn unsafe_parent(path: &Path, home: &Path) -> Option<UnsafeParent> {
     None
 }
 
-/// Gives the directories a user extension created to its user (`lchown`: a link that
-/// appeared since is changed itself, nothing behind it).
-pub(crate) fn chown_created(dirs: &[PathBuf], uid: u32, gid: u32) -> Result<(), String> {
-    for d in dirs {
-        std::os::unix::fs::lchown(d, Some(uid), Some(gid))
-            .map_err(|e| format!("cannot give {} to uid {uid}: {e}", d.display()))?;
+/// Where a `file` or `block` step writes: the parent directory of `path`, held open, and
+/// the file's name in it. Every operation is relative to that directory (`*at` calls with
+/// `O_NOFOLLOW`), so a path swapped for a link after the directory was opened changes
+/// nothing.
+///
+/// For a user extension the directory is opened from the home down, one component at a
+/// time, none followed when it is a link (the home itself is the administrator's and may
+/// be one): a user who plants `~/.config -> /etc` while the install or remove runs makes
+/// the step fail, never makes root write or delete in /etc. There is no window between a
+/// check and a use, as there is with [`unsafe_parent`] alone.
+pub(crate) struct Place {
+    dir: rustix::fd::OwnedFd,
+    name: std::ffi::OsString,
+    path: PathBuf,
+}
+
+/// How [`Place::open`] creates missing directories: given to `owner`, noted in `created`.
+struct Mkdir<'a> {
+    owner: Option<(u32, u32)>,
+    created: &'a mut Vec<PathBuf>,
+}
+
+/// What is at a [`Place`] (`lstat`: a link is not followed).
+pub(crate) struct Found {
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Place {
+    /// The place of `path`, its missing parent directories created (mode 0755, given to
+    /// `owner` when set) and returned deepest first (what `remove` takes away when empty).
+    /// `home`: the home of a user extension's user, below which no link is followed.
+    pub(crate) fn create(
+        path: &Path,
+        home: Option<&Path>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(Place, Vec<PathBuf>), String> {
+        let mut created = Vec::new();
+        let mkdir = Mkdir {
+            owner,
+            created: &mut created,
+        };
+        let place = Place::open(path, home, Some(mkdir))?
+            .ok_or_else(|| format!("cannot create the directories of {}", path.display()))?;
+        created.reverse();
+        Ok((place, created))
     }
-    Ok(())
+
+    /// The place of an existing `path` (to undo a step): `None` when a parent directory is
+    /// gone (nothing there to undo).
+    pub(crate) fn existing(path: &Path, home: Option<&Path>) -> Result<Option<Place>, String> {
+        Place::open(path, home, None)
+    }
+
+    fn open(
+        path: &Path,
+        home: Option<&Path>,
+        mut create: Option<Mkdir<'_>>,
+    ) -> Result<Option<Place>, String> {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::io::Errno;
+        let name = path
+            .file_name()
+            .ok_or_else(|| format!("{} names no file", path.display()))?
+            .to_owned();
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+        let cannot =
+            |d: &Path, e: Errno| format!("cannot open {}: {}", d.display(), io::Error::from(e));
+        let Some(home) = home else {
+            // A system path: root's own, links followed as any root tool does.
+            if let Some(mkdir) = create.as_mut() {
+                mkdir
+                    .created
+                    .extend(create_parents(path)?.into_iter().rev());
+            }
+            return match rustix::fs::open(parent, dir_flags, Mode::empty()) {
+                Ok(dir) => Ok(Some(Place {
+                    dir,
+                    name,
+                    path: path.to_path_buf(),
+                })),
+                Err(Errno::NOENT) => Ok(None),
+                Err(e) => Err(cannot(parent, e)),
+            };
+        };
+        let rest = parent.strip_prefix(home).map_err(|_| {
+            format!(
+                "{} is not inside the home {}; nothing was written",
+                path.display(),
+                home.display()
+            )
+        })?;
+        let mut dir =
+            rustix::fs::open(home, dir_flags, Mode::empty()).map_err(|e| cannot(home, e))?;
+        let mut at = home.to_path_buf();
+        for part in rest.components() {
+            let std::path::Component::Normal(part) = part else {
+                return Err(format!(
+                    "{} is not a plain path below the home",
+                    path.display()
+                ));
+            };
+            at.push(part);
+            let next = match rustix::fs::openat(
+                &dir,
+                part,
+                dir_flags | OFlags::NOFOLLOW,
+                Mode::empty(),
+            ) {
+                Err(Errno::NOENT) => match create.as_mut() {
+                    None => return Ok(None),
+                    Some(Mkdir { owner, created }) => {
+                        rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755)).map_err(
+                            |e| format!("cannot create {}: {}", at.display(), io::Error::from(e)),
+                        )?;
+                        created.push(at.clone());
+                        let made = rustix::fs::openat(
+                            &dir,
+                            part,
+                            dir_flags | OFlags::NOFOLLOW,
+                            Mode::empty(),
+                        )
+                        .map_err(|e| cannot(&at, e))?;
+                        if let Some((uid, gid)) = *owner {
+                            std::os::unix::fs::fchown(&made, Some(uid), Some(gid)).map_err(
+                                |e| format!("cannot give {} to uid {uid}: {e}", at.display()),
+                            )?;
+                        }
+                        made
+                    }
+                },
+                // O_NOFOLLOW with O_DIRECTORY: a link is ENOTDIR (or ELOOP), as is a file.
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    let link =
+                        rustix::fs::statat(&dir, part, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                            .is_ok_and(|st| {
+                                rustix::fs::FileType::from_raw_mode(st.st_mode)
+                                    == rustix::fs::FileType::Symlink
+                            });
+                    return Err(match link {
+                        true => format!(
+                            "{} is a symlink inside the home of its user; a user extension never writes through one (nothing was written) \
+                             (hint: replace the link by a directory)",
+                            at.display()
+                        ),
+                        false => {
+                            format!("{} is not a directory; nothing was written", at.display())
+                        }
+                    });
+                }
+                Err(e) => return Err(cannot(&at, e)),
+                Ok(next) => next,
+            };
+            dir = next;
+        }
+        Ok(Some(Place {
+            dir,
+            name,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// What is there now, without following a link: `None` when nothing; a symlink or a
+    /// directory is an error that says why nothing was written (`what`: the step's kind).
+    pub(crate) fn target(&self, what: &str) -> Result<Option<Found>, String> {
+        use rustix::fs::{AtFlags, FileType};
+        let stat = match rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => {
+                return Err(format!(
+                    "cannot inspect {}: {}",
+                    self.path.display(),
+                    io::Error::from(e)
+                ));
+            }
+            Ok(stat) => stat,
+        };
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => Err(format!(
+                "{} is a symlink; a {what} step never writes through one (nothing was written) \
+                 (hint: point the step at the real file)",
+                self.path.display()
+            )),
+            FileType::RegularFile => Ok(Some(Found {
+                mode: stat.st_mode & 0o7777,
+                uid: stat.st_uid,
+                gid: stat.st_gid,
+            })),
+            _ => Err(format!(
+                "{} exists and is not a regular file; nothing was written",
+                self.path.display()
+            )),
+        }
+    }
+
+    /// The file's bytes (a link is not followed: an error).
+    pub(crate) fn read(&self) -> Result<Vec<u8>, String> {
+        use rustix::fs::{Mode, OFlags};
+        use std::io::Read;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut bytes = Vec::new();
+        rustix::fs::openat(&self.dir, &self.name, flags, Mode::empty())
+            .map_err(io::Error::from)
+            .and_then(|fd| File::from(fd).read_to_end(&mut bytes))
+            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        Ok(bytes)
+    }
+
+    /// Writes `bytes` atomically: a new temporary file in the directory with `mode` (and
+    /// `owner` = (uid, gid) when given), fsynced, renamed over the name, then the directory
+    /// fsynced. A crash leaves the old file or the new one.
+    pub(crate) fn write(
+        &self,
+        bytes: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), String> {
+        use rustix::fs::{Mode, OFlags};
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(&self.name);
+        tmp.push(format!(".{}.{n}.tmp", std::process::id()));
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let result = (|| -> io::Result<()> {
+            let fd = rustix::fs::openat(&self.dir, &tmp, flags, Mode::from_raw_mode(0o600))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::fchown(&fd, Some(uid), Some(gid))?;
+            }
+            // After the chown: a chown clears setuid/setgid bits.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+            let mut file = File::from(fd);
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            rustix::fs::renameat(&self.dir, &tmp, &self.dir, &self.name)?;
+            rustix::fs::fsync(&self.dir)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(&self.dir, &tmp, rustix::fs::AtFlags::empty());
+        }
+        result.map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+
+    /// Deletes the file (a link is deleted itself, nothing behind it); gone already is fine.
+    pub(crate) fn remove_file(&self) -> Result<(), String> {
+        self.unlink(rustix::fs::AtFlags::empty())
+    }
+
+    /// Deletes the directory when it is empty (`rmdir`: not empty, gone or not a
+    /// directory leaves it as it is).
+    pub(crate) fn remove_empty_dir(&self) {
+        let _ = rustix::fs::unlinkat(&self.dir, &self.name, rustix::fs::AtFlags::REMOVEDIR);
+    }
+
+    fn unlink(&self, flags: rustix::fs::AtFlags) -> Result<(), String> {
+        match rustix::fs::unlinkat(&self.dir, &self.name, flags) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(format!(
+                "cannot delete {}: {}",
+                self.path.display(),
+                io::Error::from(e)
+            )),
+        }
+    }
 }
 
 /// The uid of user `name`, from `/etc/passwd`.
@@ -283,35 +466,38 @@ pub(crate) fn cut_block(text: &[u8], label: &str, added_newline: bool) -> Option
 
 /// Takes block `label` out of `path`, keeping the file's mode and owner; deletes the file
 /// when `created_file` and nothing else is left. A missing file or block is nothing to do.
+/// `home`: a user extension's (see [`Place`]).
 pub fn remove_block(
     path: &Path,
+    home: Option<&Path>,
     label: &str,
     created_file: bool,
     added_newline: bool,
 ) -> Result<(), String> {
-    let Some(meta) = target(path, "block")? else {
+    let Some(place) = Place::existing(path, home)? else {
         return Ok(());
     };
-    let text = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let Some(found) = place.target("block")? else {
+        return Ok(());
+    };
+    let text = place.read()?;
     let Some(rest) = cut_block(&text, label, added_newline) else {
         return Ok(());
     };
     if created_file && rest.iter().all(u8::is_ascii_whitespace) {
-        return fs::remove_file(path).map_err(|e| format!("cannot delete {}: {e}", path.display()));
+        return place.remove_file();
     }
-    write(
-        path,
-        &rest,
-        meta.mode() & 0o7777,
-        Some((meta.uid(), meta.gid())),
-    )
-    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    place.write(&rest, found.mode, Some((found.uid, found.gid)))
 }
 
 /// Puts the original of a replaced file back from `backup`, with its mode and owner, then
 /// deletes the backup. A missing backup is an error (the original would be lost).
-pub fn restore(path: &Path, backup: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), String> {
-    target(path, "file")?;
+pub fn restore(
+    path: &Path,
+    home: Option<&Path>,
+    backup: &Path,
+    (mode, uid, gid): (u32, u32, u32),
+) -> Result<(), String> {
     let bytes = fs::read(backup).map_err(|e| {
         format!(
             "cannot read the backup {} of {}: {e}",
@@ -319,10 +505,26 @@ pub fn restore(path: &Path, backup: &Path, mode: u32, uid: u32, gid: u32) -> Res
             path.display()
         )
     })?;
-    write(path, &bytes, mode, Some((uid, gid)))
-        .map_err(|e| format!("cannot restore {}: {e}", path.display()))?;
+    let (place, _) = Place::create(path, home, Some((uid, gid)))?;
+    place.target("file")?;
+    place
+        .write(&bytes, mode, Some((uid, gid)))
+        .map_err(|e| format!("cannot restore: {e}"))?;
     let _ = fs::remove_file(backup);
     Ok(())
+}
+
+/// Deletes a file of a user extension (below `home`, no link followed: see [`Place`]); a
+/// directory only when it is empty. Gone already is fine.
+pub fn remove_beneath(path: &Path, home: &Path, dir: bool) -> Result<(), String> {
+    match Place::existing(path, Some(home))? {
+        None => Ok(()),
+        Some(place) if dir => {
+            place.remove_empty_dir();
+            Ok(())
+        }
+        Some(place) => place.remove_file(),
+    }
 }
 
 #[cfg(test)]
@@ -340,12 +542,61 @@ mod tests {
             home.join(".config/deep/link"),
         )
         .expect("test");
-        let err = refuse_symlinked_parents(&home.join(".config/deep/link/tool.conf"), &home)
-            .expect_err("a link three levels down");
+        let open = |p: &str| Place::create(&home.join(p), Some(&home), None).map(|(_, c)| c);
+        let err = open(".config/deep/link/tool.conf").expect_err("a link three levels down");
         assert!(err.contains("deep/link is a symlink"), "{err}");
-        assert!(refuse_symlinked_parents(&home.join(".config/deep/new/x.conf"), &home).is_ok());
-        assert!(refuse_symlinked_parents(&home.join(".config/x.conf"), &home).is_ok());
-        assert!(refuse_symlinked_parents(&root.path().join("elsewhere/x"), &home).is_err());
+        assert!(
+            open(".config/deep/link/new/x.conf").is_err(),
+            "nothing created through it"
+        );
+        assert!(!root.path().join("elsewhere/new").exists());
+        assert_eq!(
+            open(".config/deep/new/x.conf"),
+            Ok(vec![home.join(".config/deep/new")])
+        );
+        assert_eq!(open(".config/x.conf"), Ok(vec![]));
+        assert!(Place::create(&root.path().join("elsewhere/x"), Some(&home), None).is_err());
+        // The home itself is the administrator's: a link there is followed.
+        std::os::unix::fs::symlink(&home, root.path().join("home-link")).expect("test");
+        let linked = root.path().join("home-link");
+        assert!(Place::create(&linked.join(".config/y.conf"), Some(&linked), None).is_ok());
+    }
+
+    /// The race `unsafe_parent` alone leaves open: the directory is swapped for a link
+    /// after it was checked. Through a [`Place`] the write still lands in the directory
+    /// that was opened, never behind the link; a read or a block removal likewise.
+    #[test]
+    fn a_directory_swapped_for_a_link_after_opening_is_never_written_through() {
+        let root = tempfile::tempdir().expect("test");
+        let home = root.path().join("home");
+        let elsewhere = root.path().join("elsewhere");
+        fs::create_dir_all(home.join(".config/tool")).expect("test");
+        fs::create_dir_all(&elsewhere).expect("test");
+        fs::write(elsewhere.join("tool.conf"), "root's\n").expect("test");
+        let path = home.join(".config/tool/tool.conf");
+        let (place, _) = Place::create(&path, Some(&home), None).expect("opens");
+        fs::rename(home.join(".config/tool"), home.join(".config/moved")).expect("test");
+        std::os::unix::fs::symlink(&elsewhere, home.join(".config/tool")).expect("test");
+        place.write(b"ours\n", 0o644, None).expect("writes");
+        assert_eq!(
+            fs::read_to_string(elsewhere.join("tool.conf")).expect("test"),
+            "root's\n"
+        );
+        assert_eq!(
+            fs::read_to_string(home.join(".config/moved/tool.conf")).expect("test"),
+            "ours\n"
+        );
+        // Opened after the swap: refused, and a remove changes nothing behind the link.
+        assert!(Place::existing(&path, Some(&home)).is_err());
+        assert!(remove_beneath(&path, &home, false).is_err());
+        assert!(remove_block(&path, Some(&home), "tool", true, false).is_err());
+        assert!(elsewhere.join("tool.conf").exists());
+        // A link at the name itself is refused by target() and never read through.
+        std::os::unix::fs::symlink(elsewhere.join("tool.conf"), home.join(".config/moved/l"))
+            .expect("test");
+        let (link, _) =
+            Place::create(&home.join(".config/moved/l"), Some(&home), None).expect("opens");
+        assert!(link.target("file").is_err() && link.read().is_err());
     }
 
     #[test]

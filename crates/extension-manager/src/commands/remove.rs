@@ -494,15 +494,17 @@ async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<St
         }
     }
     let mut problems = Vec::new();
+    // A user extension's paths are undone below its home without following a link.
+    let home = session.target.as_ref().map(|a| a.home.as_path());
     for b in &group.blocks {
-        if let Err(e) =
-            crate::file_steps::remove_block(&b.path, &b.label, b.created_file, b.added_newline)
-        {
+        let (created, newline) = (b.created_file, b.added_newline);
+        if let Err(e) = crate::file_steps::remove_block(&b.path, home, &b.label, created, newline) {
             problems.push(e);
         }
     }
     for r in &group.replaced {
-        if let Err(e) = crate::file_steps::restore(&r.path, &r.backup, r.mode, r.uid, r.gid) {
+        let original = (r.mode, r.uid, r.gid);
+        if let Err(e) = crate::file_steps::restore(&r.path, home, &r.backup, original) {
             problems.push(e);
         }
     }
@@ -519,12 +521,35 @@ async fn undo_group(session: &Session, group: &Added, runner: &Runner) -> Vec<St
     );
     // A replaced file was put back just above: it is not deleted.
     let restored = |p: &&PathBuf| !group.replaced.iter().any(|r| &r.path == *p);
-    problems.extend(delete_paths(
-        group.files.iter().chain(&group.venvs).filter(restored),
-    ));
+    match home {
+        None => problems.extend(delete_paths(
+            group.files.iter().chain(&group.venvs).filter(restored),
+        )),
+        Some(home) => {
+            // A file through its directory held open; a tree (a venv, an unpacked
+            // directory) by its path, checked by `links_in_the_way` above.
+            let (trees, files): (Vec<&PathBuf>, Vec<&PathBuf>) = group
+                .files
+                .iter()
+                .chain(&group.venvs)
+                .filter(restored)
+                .partition(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()));
+            for f in files {
+                problems.extend(crate::file_steps::remove_beneath(f, home, false).err());
+            }
+            problems.extend(delete_paths(trees.into_iter()));
+        }
+    }
     for dir in &group.dirs {
         // Only when empty: what was installed there since is not ours to take.
-        let _ = std::fs::remove_dir(dir);
+        match home {
+            Some(home) => {
+                let _ = crate::file_steps::remove_beneath(dir, home, true);
+            }
+            None => {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
     }
     if problems.is_empty()
         && let Err(e) = purge_apt(group, runner).await

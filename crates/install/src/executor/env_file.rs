@@ -69,7 +69,6 @@ fn write_user_env(
     user: &em_manifest::TargetUser,
     added: &mut Added,
 ) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
     let home = Path::new(&user.home);
     let path = home.join(".profile");
     let label = format!("{} env", manifest.name());
@@ -77,12 +76,12 @@ fn write_user_env(
     for (k, v) in &manifest.env {
         content.push_str(&format!("export {k}={}\n", env_value(&v.value)));
     }
-    crate::file_steps::refuse_symlinked_parents(&path, home)?;
-    let existing = crate::file_steps::target(&path, "env")?;
+    // The home exists: no directory is created for ~/.profile.
+    let (place, _) =
+        crate::file_steps::Place::create(&path, Some(home), Some((user.uid, user.gid)))?;
+    let existing = place.target("env")?;
     let text = match &existing {
-        Some(_) => {
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        }
+        Some(_) => place.read()?,
         None => Vec::new(),
     };
     let (new, added_newline) = crate::file_steps::upsert_block(&text, &label, &content);
@@ -102,9 +101,8 @@ fn write_user_env(
         });
     }
     let (mode, owner) = match &existing {
-        Some(m) => (m.mode() & 0o7777, (m.uid(), m.gid())),
+        Some(m) => (m.mode, (m.uid, m.gid)),
         None => (0o644, (user.uid, user.gid)),
     };
-    crate::file_steps::write(&path, &new, mode, Some(owner))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    place.write(&new, mode, Some(owner))
 }

@@ -15,14 +15,11 @@ pub(super) async fn file_step(
     record: &mut InstalledExtension,
     index: usize,
 ) -> Result<(), StepError> {
-    use std::os::unix::fs::MetadataExt;
+    use crate::file_steps::Place;
     let path = PathBuf::from(&f.path.value);
     let (uid, gid) = match user {
         // A user extension's files are its user's (owner and group are refused at load).
-        Some(u) => {
-            crate::file_steps::refuse_symlinked_parents(&path, Path::new(&u.home))?;
-            (Some(u.uid), Some(u.gid))
-        }
+        Some(u) => (Some(u.uid), Some(u.gid)),
         None => (
             f.owner
                 .as_ref()
@@ -35,7 +32,9 @@ pub(super) async fn file_step(
             },
         ),
     };
-    let existing = crate::file_steps::target(&path, "file")?;
+    let home = user.map(|u| Path::new(&u.home));
+    let (place, created) = Place::create(&path, home, user.map(|u| (u.uid, u.gid)))?;
+    let existing = place.target("file")?;
     let ours =
         record.added.files.contains(&path) || record.added.replaced.iter().any(|r| r.path == path);
     let mode = f.mode();
@@ -56,10 +55,10 @@ pub(super) async fn file_step(
                 .into());
             }
         }
-        let same = meta.mode() & 0o7777 == mode
-            && uid.is_none_or(|u| u == meta.uid())
-            && gid.is_none_or(|g| g == meta.gid())
-            && std::fs::read(&path).is_ok_and(|old| old == bytes);
+        let same = meta.mode == mode
+            && uid.is_none_or(|u| u == meta.uid)
+            && gid.is_none_or(|g| g == meta.gid)
+            && place.read().is_ok_and(|old| old == bytes);
         if same {
             log.line(&format!("{} is up to date: unchanged", path.display()));
             if !ours {
@@ -78,8 +77,7 @@ pub(super) async fn file_step(
                 .into());
             }
             let backup = crate::file_steps::backup_path(ctx.state_dir.path(), name, &path);
-            let original =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let original = place.read()?;
             ctx.state_dir
                 .secure()
                 .and_then(|()| crate::state::write_private(&backup, &original))
@@ -93,9 +91,9 @@ pub(super) async fn file_step(
             record.added.replaced.push(crate::state::ReplacedFile {
                 path: path.clone(),
                 backup: backup.clone(),
-                mode: meta.mode() & 0o7777,
-                uid: meta.uid(),
-                gid: meta.gid(),
+                mode: meta.mode,
+                uid: meta.uid,
+                gid: meta.gid,
             });
             save_step(ctx, name, record, index).await;
             log.line(&format!(
@@ -105,10 +103,6 @@ pub(super) async fn file_step(
             ));
         }
     } else {
-        let created = crate::file_steps::create_parents(&path)?;
-        if let Some(u) = user {
-            crate::file_steps::chown_created(&created, u.uid, u.gid)?;
-        }
         for dir in created {
             push_new(&mut record.added.dirs, dir);
         }
@@ -117,20 +111,19 @@ pub(super) async fn file_step(
     }
     let owner = match (uid, gid) {
         (None, None) => None,
+        // The one not given stays as it is (ours: the process's when the file is new).
         (u, g) => {
-            let meta = existing.as_ref();
+            use std::os::unix::fs::MetadataExt;
             let me = std::fs::metadata("/proc/self").ok();
-            let current = |m: Option<&std::fs::Metadata>, f: fn(&std::fs::Metadata) -> u32| {
-                m.or(me.as_ref()).map_or(0, f)
-            };
             Some((
-                u.unwrap_or_else(|| current(meta, MetadataExt::uid)),
-                g.unwrap_or_else(|| current(meta, MetadataExt::gid)),
+                u.or(existing.as_ref().map(|m| m.uid))
+                    .unwrap_or_else(|| me.as_ref().map_or(0, MetadataExt::uid)),
+                g.or(existing.as_ref().map(|m| m.gid))
+                    .unwrap_or_else(|| me.as_ref().map_or(0, MetadataExt::gid)),
             ))
         }
     };
-    crate::file_steps::write(&path, bytes, mode, owner)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    place.write(bytes, mode, owner)?;
     log.line(&format!("wrote {} ({:04o})", path.display(), mode));
     Ok(())
 }
@@ -146,32 +139,23 @@ pub(super) async fn block_step(
     record: &mut InstalledExtension,
     index: usize,
 ) -> Result<(), StepError> {
-    use std::os::unix::fs::MetadataExt;
     let path = PathBuf::from(&b.path.value);
     let label = b.label(name);
-    if let Some(u) = user {
-        crate::file_steps::refuse_symlinked_parents(&path, Path::new(&u.home))?;
+    let home = user.map(|u| Path::new(&u.home));
+    let (place, created) =
+        crate::file_steps::Place::create(&path, home, user.map(|u| (u.uid, u.gid)))?;
+    for dir in created {
+        push_new(&mut record.added.dirs, dir);
     }
-    let existing = crate::file_steps::target(&path, "block")?;
+    let existing = place.target("block")?;
     let text = match &existing {
-        Some(_) => {
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        }
+        Some(_) => place.read()?,
         None => Vec::new(),
     };
     let (new, added_newline) = crate::file_steps::upsert_block(&text, &label, &b.content.value);
     if existing.is_some() && new == text {
         log.line(&format!("the block in {} is up to date", path.display()));
         return Ok(());
-    }
-    if existing.is_none() {
-        let created = crate::file_steps::create_parents(&path)?;
-        if let Some(u) = user {
-            crate::file_steps::chown_created(&created, u.uid, u.gid)?;
-        }
-        for dir in created {
-            push_new(&mut record.added.dirs, dir);
-        }
     }
     let appended = crate::file_steps::find_block(&text, &label).is_none();
     let known = record
@@ -195,11 +179,10 @@ pub(super) async fn block_step(
     }
     save_step(ctx, name, record, index).await;
     let (mode, owner) = match &existing {
-        Some(m) => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
+        Some(m) => (m.mode, Some((m.uid, m.gid))),
         None => (0o644, user.map(|u| (u.uid, u.gid))),
     };
-    crate::file_steps::write(&path, &new, mode, owner)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    place.write(&new, mode, owner)?;
     log.line(&format!(
         "{} the block `{label}` in {}",
         if appended { "appended" } else { "updated" },
