@@ -96,9 +96,11 @@ Error installing black.
         lines_of(&s, "pipx"),
         [
             "list --json",
-            "install black ruff==0.6.9",
-            "install black ruff==0.6.9",
-            "install black ruff==0.6.9",
+            // One package per `pipx install` (pipx 1.1); the timeouts hit black's.
+            "install black",
+            "install black",
+            "install black",
+            "install ruff==0.6.9",
         ]
     );
     // pip inside pipx gets our index and one retry of its own.

@@ -159,6 +159,19 @@ impl Lang {
                 None,
             ));
         }
+        // pipx before 1.2 (Debian bookworm's is 1.1) takes one package per `pipx install`
+        // ("unrecognized arguments" for a second): one run, with its retries, per package.
+        if self.tool == LangTool::Pipx && packages.len() > 1 {
+            for p in packages {
+                let one = std::slice::from_ref(p);
+                let operation = Operation::new(self.tool.key(), format!("install {}", p.spec()));
+                let args = pipx::install_args(one);
+                runner
+                    .run(self, operation, None, |_| self.command(&args))
+                    .await?;
+            }
+            return Ok(());
+        }
         let args = match self.tool {
             LangTool::Pipx => pipx::install_args(packages),
             LangTool::Cargo => cargo::install_args(packages),
