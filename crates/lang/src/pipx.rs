@@ -99,6 +99,16 @@ pub(crate) fn classify(text: &str) -> Verdict<LangRepair> {
             Some("a TLS-inspecting proxy needs its CA in PIP_CERT or the system store; check the clock. Verification is never turned off".into()),
         );
     }
+    // argparse's usage error (an option or a second package this pipx does not know).
+    if let Some(line) = text
+        .lines()
+        .find(|l| l.contains("error: unrecognized arguments"))
+    {
+        return Verdict::Permanent(
+            line.trim().to_string(),
+            Some("this pipx does not take these arguments (`pipx --version`)".into()),
+        );
+    }
     // A library, not an app: pipx installs console scripts, and takes its venv away again.
     if let Some(rest) = text.lines().find_map(|l| {
         l.split_once("No apps associated with package ")

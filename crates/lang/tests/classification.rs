@@ -120,6 +120,16 @@ or a similar tool instead.
     assert_eq!(class(LangTool::Pipx, deps), "permanent");
 }
 
+/// Debian's pipx 1.1 given two packages in one install (the fresh-rootfs run): a usage
+/// error, never worth a retry.
+#[test]
+fn pipx_usage_errors_are_permanent() {
+    let text = "usage: pipx install [-h] [--include-deps] [--verbose] package_spec\n\
+                pipx: error: unrecognized arguments: ruff==0.6.9\n";
+    assert_eq!(class(LangTool::Pipx, text), "permanent");
+    assert!(hint(LangTool::Pipx, text).contains("pipx --version"));
+}
+
 /// bitpicky/dbt-sugar#483 and Jsakkos/mkv-episode-matcher#60: a dependency that does not build.
 #[test]
 fn pipx_build_failure_is_permanent_with_a_hint() {
