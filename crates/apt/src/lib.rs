@@ -655,10 +655,7 @@ impl Apt {
             ])
             .args(packages.iter().map(AptPackage::query_name))
             .output(OutputMode::Capture);
-        let out = cmd.run().await.map_err(|e| ToolError {
-            kind: ToolErrorKind::NotRunnable,
-            ..ToolError::permanent(operation.clone(), e.to_string(), None)
-        })?;
+        let out = run_query(&cmd, &operation).await?;
         let failure = ToolFailure::from_output(&cmd, &out);
         // dpkg-query exits 1 when one name matches nothing, and still lists the others.
         let unexplained = failure
@@ -706,16 +703,7 @@ impl Apt {
             .tool(&self.dpkg_query)
             .args(["-W", "-f", INVENTORY_FORMAT])
             .output(OutputMode::Capture);
-        let out = cmd.run().await.map_err(|e| ToolError {
-            kind: ToolErrorKind::NotRunnable,
-            ..ToolError::permanent(operation.clone(), e.to_string(), None)
-        })?;
-        if !out.success() {
-            return Err(query_failed(
-                operation,
-                ToolFailure::from_output(&cmd, &out),
-            ));
-        }
+        let out = run_query_ok(&cmd, operation).await?;
         Ok(DpkgInventory::parse(&out.stdout_text()))
     }
 
@@ -750,16 +738,7 @@ impl Apt {
             .args(self.active().map(|m| m.args()).unwrap_or_default())
             .args(packages)
             .output(OutputMode::Capture);
-        let out = cmd.run().await.map_err(|e| ToolError {
-            kind: ToolErrorKind::NotRunnable,
-            ..ToolError::permanent(operation.clone(), e.to_string(), None)
-        })?;
-        if !out.success() {
-            return Err(query_failed(
-                operation,
-                ToolFailure::from_output(&cmd, &out),
-            ));
-        }
+        let out = run_query_ok(&cmd, operation).await?;
         Ok(parse_simulated_removals(&out.stdout_text()))
     }
 
@@ -790,16 +769,7 @@ impl Apt {
             .arg("showauto")
             .args(names)
             .output(OutputMode::Capture);
-        let out = cmd.run().await.map_err(|e| ToolError {
-            kind: ToolErrorKind::NotRunnable,
-            ..ToolError::permanent(operation.clone(), e.to_string(), None)
-        })?;
-        if !out.success() {
-            return Err(query_failed(
-                operation,
-                ToolFailure::from_output(&cmd, &out),
-            ));
-        }
+        let out = run_query_ok(&cmd, operation).await?;
         // One name a line, as apt names it (`libssl3`, `libc6:i386`); only those asked.
         Ok(out
             .stdout_text()
@@ -848,10 +818,7 @@ impl Apt {
             .args(["-W", "-f", "${Status}\t${Version}\n"])
             .arg(package.query_name())
             .output(OutputMode::Capture);
-        let out = cmd.run().await.map_err(|e| ToolError {
-            kind: ToolErrorKind::NotRunnable,
-            ..ToolError::permanent(operation.clone(), e.to_string(), None)
-        })?;
+        let out = run_query(&cmd, &operation).await?;
         let stdout = out.stdout_text();
         if out.success() {
             return Ok(stdout.lines().any(|line| {
@@ -1366,6 +1333,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A read-only query that failed: permanent, with the tool's last line as the reason.
+/// Runs a read-only query (no root, no retry): a command that cannot start is
+/// [`ToolErrorKind::NotRunnable`].
+async fn run_query(cmd: &Cmd, operation: &str) -> Result<em_exec::Output, ToolError> {
+    cmd.run().await.map_err(|e| ToolError {
+        kind: ToolErrorKind::NotRunnable,
+        ..ToolError::permanent(operation.to_string(), e.to_string(), None)
+    })
+}
+
+/// [`run_query`], and a failing exit is an error too ([`query_failed`]).
+async fn run_query_ok(cmd: &Cmd, operation: String) -> Result<em_exec::Output, ToolError> {
+    let out = run_query(cmd, &operation).await?;
+    if !out.success() {
+        return Err(query_failed(operation, ToolFailure::from_output(cmd, &out)));
+    }
+    Ok(out)
+}
+
 fn query_failed(operation: String, failure: ToolFailure) -> ToolError {
     let reason = failure
         .tail(1)
