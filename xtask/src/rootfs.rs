@@ -22,6 +22,10 @@ use crate::{format_duration, target_dir};
 /// with (apt only; apt and pip; apt and npm).
 pub const CI_EXTENSIONS: [&str; 3] = ["base", "python", "nodejs"];
 
+/// The account a user extension (`scope = "user"`) is installed for: made in each fresh
+/// tree with a home and bash, as a dev machine's user would be, and passed as `--user`.
+pub const TARGET_USER: &str = "dev";
+
 /// What `cargo xtask rootfs` was asked.
 #[derive(Default)]
 pub struct Options {
@@ -98,9 +102,12 @@ impl Options {
 /// A bundled manifest, as far as the harness needs it.
 struct Manifest {
     requires: Vec<String>,
+    /// `scope = "user"`: installed for [`TARGET_USER`], whose home is snapshotted.
+    user: bool,
     /// Hosts outside the package registries: `requirements.domains`, download URLs.
     hosts: BTreeSet<String>,
-    /// Paths the install steps name (`to`, `unpack_to`, `venv`), listed in snapshots.
+    /// Paths the install steps name (`to`, `unpack_to`, `venv`, `file`, `block`; `{{home}}`
+    /// is [`TARGET_USER`]'s), listed in snapshots.
     paths: BTreeSet<String>,
 }
 
@@ -156,8 +163,9 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     for name in &chosen {
         let paths = snapshot_paths(&catalog, name);
         let layers = layers(&catalog, name);
+        let user = catalog[name].user.then_some(TARGET_USER);
         let result = test_one(
-            name, &paths, &layers, root, &host, &binary, options, &reports,
+            name, user, &paths, &layers, root, &host, &binary, options, &reports,
         );
         let outcome = Outcome {
             name: name.clone(),
@@ -204,6 +212,7 @@ fn manifest_of(table: &toml::Table) -> Option<(String, Manifest)> {
             .unwrap_or_default()
     };
     let requires = strings(extension.get("requires"));
+    let user = extension.get("scope").and_then(toml::Value::as_str) == Some("user");
     let mut hosts: BTreeSet<String> = strings(
         extension
             .get("requirements")
@@ -226,9 +235,9 @@ fn manifest_of(table: &toml::Table) -> Option<(String, Manifest)> {
         {
             hosts.insert(host_of(url));
         }
-        for key in ["to", "unpack_to", "venv"] {
+        for key in ["to", "unpack_to", "venv", "file", "block"] {
             if let Some(path) = step.get(key).and_then(toml::Value::as_str) {
-                paths.insert(path.to_owned());
+                paths.insert(path.replace("{{home}}", &format!("/home/{TARGET_USER}")));
             }
         }
     }
@@ -236,6 +245,7 @@ fn manifest_of(table: &toml::Table) -> Option<(String, Manifest)> {
         name,
         Manifest {
             requires,
+            user,
             hosts,
             paths,
         },
@@ -315,7 +325,12 @@ fn choose(
     let mut chosen = Vec::new();
     for name in candidates {
         let hosts = outside_hosts(catalog, &name);
-        if hosts.is_empty() || offline {
+        if offline && catalog[&name].user {
+            eprintln!(
+                "==> rootfs: Skipped {name}: a user extension; the bundle's install.sh \
+                 installs system extensions as a Dockerfile's root does"
+            );
+        } else if hosts.is_empty() || offline {
             chosen.push(name);
         } else {
             let hosts: Vec<String> = hosts.into_iter().collect();
@@ -336,6 +351,9 @@ fn snapshot_paths(catalog: &BTreeMap<String, Manifest>, name: &str) -> BTreeSet<
     for n in closure(catalog, name) {
         if let Some(manifest) = catalog.get(n) {
             paths.extend(manifest.paths.iter().cloned());
+            if manifest.user {
+                paths.insert(format!("/home/{TARGET_USER}"));
+            }
         }
     }
     paths
@@ -423,9 +441,12 @@ fn dir_size(dir: &Path) -> u64 {
 /// One extension: fresh tree, snapshot, install, status, remove, snapshot, diff.
 /// `--offline`: the lock and the bundle are made on the host first, and the tree's
 /// commands run without a network (the first thing run there shows its interfaces).
+/// `user`: a user extension, for this account, made in the tree before the first snapshot
+/// (its home is in `paths`) and named with `--user` in every command.
 #[allow(clippy::too_many_arguments)]
 fn test_one(
     name: &str,
+    user: Option<&str>,
     paths: &BTreeSet<String>,
     layers: &[String],
     root: &Path,
@@ -435,7 +456,9 @@ fn test_one(
     reports: &Path,
 ) -> Result<Measured, String> {
     let keep = options.keep;
-    let sets: String = options.sets.iter().map(|s| format!(" --set {s}")).collect();
+    let mut sets: String = options.sets.iter().map(|s| format!(" --set {s}")).collect();
+    let for_user = user.map(|u| format!(" --user {u}")).unwrap_or_default();
+    sets.push_str(&for_user);
     eprintln!("==> rootfs: {name}: fresh tree");
     let dir = reports.join(name);
     if dir.exists() {
@@ -444,6 +467,15 @@ fn test_one(
     let copied = Instant::now();
     let tree = Tree::unpack(name, host, keep)?;
     let em = tree.install_binary(binary)?;
+    if let Some(user) = user {
+        let made = tree.run(&format!("useradd --create-home --shell /bin/bash {user}"))?;
+        if !made.status.success() {
+            return Err(format!(
+                "useradd {user} failed: {}",
+                chroot::tail(&made.stderr, 5)
+            ));
+        }
+    }
     let copy = copied.elapsed();
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let bundle = match options.offline {
@@ -507,15 +539,15 @@ fn test_one(
             )?
         }
     };
-    let status = timed_with(&run, &format!("{em} status"), &dir, "status")?.0;
+    let status = timed_with(&run, &format!("{em} status{for_user}"), &dir, "status")?.0;
     let again = match options.offline {
         true => format!("EM={em} sh {OFFLINE_DIR}/install.sh {OFFLINE_DIR} {name}"),
         false => format!("{em} --progress none install {name}{sets}"),
     };
     let rerun = rerun(&tree, paths, &run, name, &again, &dir)?;
-    let removed = installed_extensions(&tree, em)?;
+    let removed = installed_extensions(&tree, em, &for_user)?;
     eprintln!(
-        "==> rootfs: {name}: extension-manager remove {}",
+        "==> rootfs: {name}: extension-manager remove {}{for_user}",
         removed.join(" ")
     );
     let remove = if removed.is_empty() {
@@ -523,7 +555,7 @@ fn test_one(
     } else {
         timed_with(
             &run,
-            &format!("{em} remove {}", removed.join(" ")),
+            &format!("{em} remove {}{for_user}", removed.join(" ")),
             &dir,
             "remove",
         )?
@@ -618,13 +650,13 @@ fn save_log(output: &Output, path: &Path) -> Result<(), String> {
 }
 
 /// The extensions the state records after the install (the tree had none before), the
-/// one asked for and every requirement it pulled in.
-fn installed_extensions(tree: &Tree, em: &str) -> Result<Vec<String>, String> {
-    let output = tree.run(&format!("{em} --output json list --installed"))?;
+/// one asked for and every requirement it pulled in; `for_user` (` --user NAME` or empty):
+/// that user's.
+fn installed_extensions(tree: &Tree, em: &str, for_user: &str) -> Result<Vec<String>, String> {
+    let output = tree.run(&format!("{em} --output json status{for_user}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let value: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| {
-        format!("`extension-manager list --installed` printed no JSON ({e}): {text}")
-    })?;
+    let value: serde_json::Value = serde_json::from_str(text.trim())
+        .map_err(|e| format!("`extension-manager status` printed no JSON ({e}): {text}"))?;
     Ok(value["extensions"]
         .as_array()
         .into_iter()

@@ -1,6 +1,7 @@
 //! What `cargo xtask rootfs` compares before an install and after its remove: dpkg's
-//! selections and package states, the npm globals, the pip packages and the files under
-//! the paths an extension touches; and the difference, as a short report.
+//! selections and package states, the npm globals, the pip packages, the files under the
+//! paths an extension touches (with mode and owner, and what is in those under /etc and
+//! /home); and the difference, as a short report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -51,10 +52,28 @@ impl Snapshot {
         let quoted: Vec<String> = paths.iter().map(|p| format!("'{p}'")).collect();
         let files = format!(
             "for p in {}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
-             find \"$p\" -xdev -printf '%y %m %p\\n'; fi; done",
+             find \"$p\" -xdev -printf '%y %m %u:%g %p\\n'; fi; done",
             quoted.join(" ")
         );
         sections.insert("files", lines_of(tree, "files", &files)?);
+        // What is in the files an extension edits in place (a managed block in
+        // /etc/tmux.conf, a user's ~/.bashrc): the listing shows their mode, not that a
+        // block was left behind. Under /etc and /home only: the trees under /usr/local
+        // and /opt hold thousands of files that steps make whole, never edit.
+        let edited: Vec<&String> = quoted
+            .iter()
+            .filter(|p| p.starts_with("'/etc") || p.starts_with("'/home"))
+            .collect();
+        let contents = format!(
+            "for p in {}; do if [ -e \"$p\" ]; then \
+             find \"$p\" -xdev -type f -exec sha256sum {{}} +; fi; done",
+            edited
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        sections.insert("contents", lines_of(tree, "contents", &contents)?);
         Ok(Self { sections })
     }
 

@@ -7,7 +7,7 @@
 //! warnings are in pipx's log file, not on stderr, so a registry that keeps failing shows
 //! up as pip's last word: `Could not find a version that satisfies the requirement X
 //! (from versions: none)`, which is also what a name that does not exist shows on an
-//! index that answers 404 without a body. As for pip (FAILURES.md trap 2), `(from
+//! index that answers 404 without a body. As for pip (docs/failures.md trap 2), `(from
 //! versions: none)` alone is read as transient (the policy bounds it); a non-empty
 //! versions list means the pin does not exist: permanent.
 

@@ -262,13 +262,7 @@ pub(crate) async fn fetch_download(
         mode: None,
         max_size: session.config.download_max_size,
     };
-    let policy = session
-        .config
-        .policies
-        .get(&PolicyName::Download)
-        .cloned()
-        .unwrap_or_else(|| PolicyName::Download.default_policy());
-    let runner = em_exec::Runner::new(policy);
+    let runner = em_exec::Runner::new(session.config.policy(PolicyName::Download));
     let landed = em_install::download::download(None, &runner, &request)
         .await
         .map_err(|e| e.to_string())?;
