@@ -120,6 +120,34 @@ impl RunAs {
     }
 }
 
+/// Variables that name the caller's own per-user places: a command run as another user
+/// ([`Cmd::as_user`]) does not inherit them (root's `PIPX_HOME` or `XDG_CACHE_HOME` would
+/// send a user's pipx or pip into root's directories).
+pub const CALLERS_PLACES: [&str; 22] = [
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
+    "PIPX_HOME",
+    "PIPX_BIN_DIR",
+    "PIPX_MAN_DIR",
+    "PYTHONUSERBASE",
+    "VIRTUAL_ENV",
+    "PIP_CACHE_DIR",
+    "CARGO_HOME",
+    "CARGO_INSTALL_ROOT",
+    "RUSTUP_HOME",
+    "GOPATH",
+    "GOBIN",
+    "GOCACHE",
+    "GOMODCACHE",
+    "GEM_HOME",
+    "GEM_PATH",
+    "npm_config_prefix",
+    "npm_config_cache",
+];
+
 /// The system part of a login `PATH`, sbin directories included: what a command run as a
 /// user or as root sees (Debian's login PATH for users leaves out the sbin ones, so that
 /// `validate` checks of tools in /usr/sbin failed for a sudo user).
@@ -195,7 +223,10 @@ impl Cmd {
     /// set (`setgroups`, as `initgroups` would), then the group id, then the user id (in
     /// that order: once the user id is dropped, the groups can no longer be changed).
     /// `HOME`, `USER`, `LOGNAME` and a login-like `PATH` ([`RunAs::login_path`]) are
-    /// set, and the child starts in the home directory. Needs root; a failed switch fails
+    /// set, and the child starts in the home directory; the variables that name our own
+    /// per-user places ([`CALLERS_PLACES`]: XDG dirs, pipx/cargo/go/gem homes, ...) are
+    /// removed unless this command set them, so the user's tools use the user's own.
+    /// Needs root; a failed switch fails
     /// the spawn, so nothing ever runs as root by mistake.
     ///
     /// ```
@@ -206,6 +237,11 @@ impl Cmd {
     /// assert!(cmd.command_line().contains("HOME=/home/alice"));
     /// ```
     pub fn as_user(mut self, user: &RunAs) -> Self {
+        for key in CALLERS_PLACES {
+            if !self.env.iter().any(|(k, _)| k == key) {
+                self = self.env_remove(key);
+            }
+        }
         self = self
             .env("HOME", &user.home)
             .env("USER", &user.name)
@@ -954,9 +990,12 @@ mod tests {
         let out = Cmd::new("sh")
             .args([
                 "-c",
-                "id -u; id -g; id -G; pwd; echo $HOME $USER $LOGNAME; echo $PATH",
+                "id -u; id -g; id -G; pwd; echo $HOME $USER $LOGNAME; echo $PATH; \
+                 echo \"${PIPX_HOME-unset} ${XDG_CACHE_HOME-unset} $GOBIN\"",
             ])
+            .env("PIPX_HOME", "/root/.local/pipx")
             .as_user(&nobody)
+            .env("GOBIN", "/opt/go-bin")
             .output(OutputMode::Capture)
             .run()
             .await
@@ -970,6 +1009,9 @@ mod tests {
         assert_eq!(lines[4], format!("{} nobody nobody", home.path().display()));
         assert!(lines[5].starts_with(&format!("{}/.local/bin:", home.path().display())));
         assert!(lines[5].ends_with(":/usr/sbin:/sbin"), "{text}");
+        // Set by the command itself: kept, before or after the switch. Ours: gone (the
+        // test process may or may not have an XDG_CACHE_HOME; the child never does).
+        assert_eq!(lines[6], "/root/.local/pipx unset /opt/go-bin", "{text}");
     }
 
     #[tokio::test]

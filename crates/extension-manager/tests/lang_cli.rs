@@ -52,10 +52,12 @@ fn pair(tool: &str, name: &str) -> (String, String) {
     (tool.to_string(), name.to_string())
 }
 
+/// The calls made to `tool`, without pipx's read-only `environment` queries (asked only
+/// when pipx's dirs are missing on this machine).
 fn lines_of(s: &Session, tool: &str) -> Vec<String> {
     s.calls()
         .into_iter()
-        .filter(|(t, _)| t == tool)
+        .filter(|(t, a)| t == tool && !a.starts_with("environment "))
         .map(|(_, a)| a)
         .collect()
 }
@@ -422,10 +424,21 @@ touch = ["{h}/logs/cmd_list.log"]
 
 [[call]]
 tool = "pipx"
+match = "^environment --value PIPX_HOME$"
+stdout = "{h}\n"
+
+[[call]]
+tool = "pipx"
+match = "^environment --value PIPX_BIN_DIR$"
+stdout = "{t}\n"
+
+[[call]]
+tool = "pipx"
 match = "^install "
 touch = ["{h}/venvs/black/bin/black", "{h}/shared/bin/pip", "{h}/.cache/x", "{h}/logs/cmd.log"]
 "#,
-            h = home.display()
+            h = home.display(),
+            t = dir.path().display()
         );
         let s = Session::new(&["pipx"], &scenario);
         write(&s, "fmt", "[[install]]\npipx = [\"black\"]\n");

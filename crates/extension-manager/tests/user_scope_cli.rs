@@ -11,59 +11,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{Session, stderr, stdout};
-
-/// A user made for the test, deleted with its home when dropped (also when the test fails).
-struct TestUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-    home: PathBuf,
-}
-
-impl TestUser {
-    fn create() -> TestUser {
-        // Unique per process and per test (`cargo test` runs the tests as threads of one).
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("emtest-{}-{n}", std::process::id());
-        let out = Command::new("useradd")
-            .args(["-m", "-s", "/bin/bash", &name])
-            .output()
-            .expect("useradd runs");
-        assert!(out.status.success(), "useradd: {}", stderr(&out));
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, &name]).output().expect("id");
-            stdout(&out).trim().parse().expect("a number")
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        let passwd = fs::read_to_string("/etc/passwd").expect("passwd");
-        let home = passwd
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f[0] == name)
-            .map(|f| PathBuf::from(f[5]))
-            .expect("the user's line");
-        TestUser {
-            name,
-            uid,
-            gid,
-            home,
-        }
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", &self.name]).output();
-    }
-}
-
-fn is_root() -> bool {
-    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
+use em_test_support::user::{TestUser, root_or_skip};
 
 /// Every path under `dir` with its owner, mode and (for files) bytes, for before/after.
 fn listing(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, Vec<u8>)> {
@@ -85,19 +35,6 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, Vec<u8>)> {
         }
     }
     out
-}
-
-/// True as root; otherwise says the test is skipped, and fails under EM_E2E_REQUIRED=1.
-fn root_or_skip() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("EM_E2E_REQUIRED").as_deref() != Ok("1"),
-        "per-user installs need root (useradd) and EM_E2E_REQUIRED=1"
-    );
-    eprintln!("skipped: per-user installs need root (useradd, userdel)");
-    false
 }
 
 /// `extensions/NAME.toml` of a `scope = "user"` extension with `body`.

@@ -49,6 +49,21 @@ impl Account {
         }
     }
 
+    /// How a command of `target` runs: its account looked up again, with all its groups;
+    /// a user that vanished or changed since planning still runs as the uid and gid the
+    /// plan saw (a run that then cannot start), never as root.
+    pub fn run_as_target(target: &TargetUser) -> em_exec::RunAs {
+        Account::of(target)
+            .map(|a| a.run_as())
+            .unwrap_or_else(|_| em_exec::RunAs {
+                uid: target.uid,
+                gid: target.gid,
+                groups: vec![target.gid],
+                name: target.name.clone(),
+                home: target.home.clone().into(),
+            })
+    }
+
     /// The account of a resolved manifest's target user (looked up again: the manifest
     /// carries only what its strings need).
     pub fn of(target: &TargetUser) -> Result<Account, String> {

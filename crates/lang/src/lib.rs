@@ -343,6 +343,37 @@ impl Lang {
         Ok(dir)
     }
 
+    /// pipx's home and the directory it links apps into, as pipx itself says for this
+    /// configuration (`pipx environment --value PIPX_HOME`, then `PIPX_BIN_DIR`): its
+    /// defaults differ by version (pipx 1.1: `~/.local/pipx`; later: `~/.local/share/pipx`
+    /// unless the old one exists), so they are asked, not guessed. Asking creates the
+    /// home when it is missing, as every pipx command does.
+    pub async fn pipx_dirs(&self) -> Result<(PathBuf, PathBuf), ToolError> {
+        let mut dirs = Vec::new();
+        for key in ["PIPX_HOME", "PIPX_BIN_DIR"] {
+            let operation = format!("pipx environment --value {key}");
+            let cmd = self
+                .command(["environment", "--value", key])
+                .output(OutputMode::Capture);
+            let out = cmd
+                .run()
+                .await
+                .map_err(|e| ToolError::permanent(operation.clone(), e.to_string(), None))?;
+            let dir = PathBuf::from(out.stdout_text().trim());
+            if !out.success() || !dir.is_absolute() {
+                return Err(ToolError::permanent(
+                    operation,
+                    format!("pipx did not say where {key} is (exit {})", out.code()),
+                    None,
+                ));
+            }
+            dirs.push(dir);
+        }
+        let bin = dirs.pop().unwrap_or_default();
+        let home = dirs.pop().unwrap_or_default();
+        Ok((home, bin))
+    }
+
     /// `<program> <args>` with the tool's environment and ours.
     fn command<I, S>(&self, args: I) -> Cmd
     where

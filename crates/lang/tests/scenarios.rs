@@ -174,6 +174,24 @@ stderr = "error: failed to download from `http://127.0.0.1:18765/api/v1/crates/r
 }
 
 #[tokio::test]
+async fn pipx_says_where_its_home_and_bin_dir_are() {
+    let scene = Scene::new(
+        &["pipx"],
+        "[[call]]\ntool = \"pipx\"\nmatch = \"^environment --value PIPX_HOME$\"\ntimes = 1\nstdout = \"/home/u/.local/pipx\\n\"\n\n\
+         [[call]]\ntool = \"pipx\"\nmatch = \"^environment --value PIPX_BIN_DIR$\"\nstdout = \"/home/u/.local/bin\\n\"\n\n\
+         [[call]]\ntool = \"pipx\"\nmatch = \"^environment --value PIPX_HOME$\"\nstdout = \"relative\\n\"\n",
+    );
+    let pipx = lang(&scene, LangTool::Pipx, None);
+    assert_eq!(
+        pipx.pipx_dirs().await.expect("both"),
+        ("/home/u/.local/pipx".into(), "/home/u/.local/bin".into())
+    );
+    // A relative answer is no answer: nothing is recorded from it.
+    let err = pipx.pipx_dirs().await.expect_err("not absolute");
+    assert!(err.to_string().contains("PIPX_HOME"), "{err}");
+}
+
+#[tokio::test]
 async fn go_lists_and_uninstalls_the_binaries_of_its_gobin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gobin = dir.path().join("bin");

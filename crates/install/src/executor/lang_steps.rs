@@ -12,7 +12,7 @@
 //! `remove` calls [`uninstall`] and [`undo_lines`].
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use em_exec::Runner;
@@ -60,20 +60,9 @@ fn config(
     let mut env = Vec::new();
     // A user extension's tools run as its user, into that user's home (pipx's own
     // per-user default, ~/.cargo, ~/.local/share/gem, ~/go).
-    let run_as = match user {
-        Some(u) if em_exec::is_root() => Some(
-            crate::user::Account::of(u)
-                .map(|a| a.run_as())
-                .unwrap_or_else(|_| em_exec::RunAs {
-                    uid: u.uid,
-                    gid: u.gid,
-                    groups: vec![u.gid],
-                    name: u.name.clone(),
-                    home: u.home.clone().into(),
-                }),
-        ),
-        _ => None,
-    };
+    let run_as = user
+        .filter(|_| em_exec::is_root())
+        .map(crate::user::Account::run_as_target);
     if tool == LangTool::Pipx
         && user.is_none()
         && em_exec::is_root()
@@ -90,16 +79,69 @@ fn config(
     }
 }
 
-/// pipx's home when it is known: `PIPX_HOME` of our environment, else root's
-/// [`PIPX_ROOT_ENV`] one; `None` for a user's default (pipx picks it by version).
-fn pipx_home(user: Option<&em_manifest::TargetUser>) -> Option<PathBuf> {
-    if user.is_some() {
-        return None;
+/// The directories a pipx install may create that are missing now, asked before pipx
+/// runs (every pipx command creates its home): the chains down to pipx's possible homes
+/// and bin dir. For a user: pipx 1.1's `~/.local/pipx`, later versions' `~/.local/share/pipx`
+/// and `~/.local/bin`, up to (not including) the home. For root: our `PIPX_HOME` and
+/// `PIPX_BIN_DIR`, else [`PIPX_ROOT_ENV`]'s. Which of them pipx really uses is asked
+/// afterwards ([`created_by_pipx`]).
+fn missing_pipx_dirs(user: Option<&em_manifest::TargetUser>) -> BTreeSet<PathBuf> {
+    let ours = |key: &str, root_default: &str| {
+        std::env::var_os(key)
+            .map(PathBuf::from)
+            .or_else(|| em_exec::is_root().then(|| PathBuf::from(root_default)))
+    };
+    let (top, candidates) = match user {
+        Some(u) => {
+            let home = PathBuf::from(&u.home);
+            let candidates = [".local/pipx", ".local/share/pipx", ".local/bin"]
+                .map(|c| home.join(c))
+                .to_vec();
+            (home, candidates)
+        }
+        None => (
+            PathBuf::from("/"),
+            [
+                ours("PIPX_HOME", PIPX_ROOT_ENV[0].1),
+                ours("PIPX_BIN_DIR", PIPX_ROOT_ENV[1].1),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|p| p.is_absolute())
+            .collect(),
+        ),
+    };
+    candidates
+        .iter()
+        .flat_map(|c| {
+            c.ancestors()
+                .take_while(|a| *a != top && a.starts_with(&top))
+        })
+        .filter(|a| !a.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Of the directories that were `missing`, those on the way to the home and bin dir pipx
+/// says it uses ([`em_lang::Lang::pipx_dirs`]), deepest first: the order in which
+/// `remove` can delete them when empty.
+async fn created_by_pipx(adapter: &Lang, missing: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
+    if missing.is_empty() {
+        return Vec::new();
     }
-    match std::env::var_os("PIPX_HOME") {
-        Some(home) => Some(PathBuf::from(home)).filter(|h| h.is_absolute()),
-        None => em_exec::is_root().then(|| PathBuf::from(PIPX_ROOT_ENV[0].1)),
-    }
+    let Ok((home, bin)) = adapter.pipx_dirs().await else {
+        return Vec::new();
+    };
+    let mut created: Vec<PathBuf> = [home, bin]
+        .iter()
+        .flat_map(|d| d.ancestors())
+        .filter(|a| missing.contains(*a))
+        .map(Path::to_path_buf)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    created.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    created
 }
 
 /// What pipx keeps in its home besides the apps' venvs: the shared pip/setuptools venv,
@@ -139,11 +181,12 @@ pub(super) async fn install(
         name: p.name().to_string(),
     };
     // Asked before `pipx list` below, which creates the home (its logs and venvs) itself:
-    // found by the fresh-rootfs test, where /opt/pipx stayed after remove.
-    let new_pipx_home = (tool == LangTool::Pipx)
-        .then(|| pipx_home(user))
-        .flatten()
-        .filter(|home| !home.exists());
+    // found by the fresh-rootfs test, where /opt/pipx stayed after remove, and by the e2e
+    // test of a real second user, where ~/.local/pipx, ~/.local/bin and ~/.local stayed.
+    let created_dirs = match tool {
+        LangTool::Pipx => created_by_pipx(&adapter, &missing_pipx_dirs(user)).await,
+        _ => Vec::new(),
+    };
     let fresh: Vec<LangAdded> = match adapter.installed().await {
         Ok(before) => packages
             .iter()
@@ -165,10 +208,11 @@ pub(super) async fn install(
     for a in &fresh {
         push_new(&mut record.added.lang, a.clone());
     }
-    // pipx creates its home on the first install and keeps it (with its shared venv) when
-    // the last app goes: the install that created it records it, for `remove`.
-    if let Some(home) = new_pipx_home {
-        push_new(&mut record.added.dirs, home);
+    // pipx creates its home (and bin dir) on the first install and keeps them (with its
+    // shared venv) when the last app goes: the install that created them records them,
+    // for `remove`.
+    for dir in created_dirs {
+        push_new(&mut record.added.dirs, dir);
     }
     recorded(
         ctx,
@@ -240,9 +284,9 @@ pub async fn uninstall(
 /// When this group created pipx's home ([`Added::dirs`]) and no app is left in it: pipx's
 /// own internals go, so that `remove`'s "delete when empty" takes the home too.
 async fn empty_pipx_home(group: &Added, user: Option<&em_manifest::TargetUser>) -> Option<String> {
-    let home = pipx_home(user).filter(|h| group.dirs.contains(h))?;
     let pipx = Lang::new(LangTool::Pipx, config(LangTool::Pipx, None, user)).ok()?;
-    if !pipx.installed().await.ok()?.is_empty() {
+    let (home, _) = pipx.pipx_dirs().await.ok()?;
+    if !group.dirs.contains(&home) || !pipx.installed().await.ok()?.is_empty() {
         return None;
     }
     for internal in PIPX_INTERNALS {

@@ -504,18 +504,8 @@ pub fn shell(script: &str, manifest: &ResolvedManifest) -> Cmd {
         && em_exec::is_root()
     {
         // A user extension's commands run as its user, with that user's login PATH (sbin
-        // included). A user that vanished since planning gets a run that cannot start,
-        // never one as root.
-        cmd = match crate::user::Account::of(target) {
-            Ok(account) => cmd.as_user(&account.run_as()),
-            Err(_) => cmd.as_user(&em_exec::RunAs {
-                uid: target.uid,
-                gid: target.gid,
-                groups: vec![target.gid],
-                name: target.name.clone(),
-                home: target.home.clone().into(),
-            }),
-        };
+        // included).
+        cmd = cmd.as_user(&crate::user::Account::run_as_target(target));
     }
     cmd
 }
