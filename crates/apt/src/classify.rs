@@ -86,23 +86,34 @@ fn is_transient_status(code: u16) -> bool {
 /// ```
 pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<AptRepair> {
     let text = failure.text();
-    let has = |needle: &str| text.contains(needle);
+    machine(&text)
+        .or_else(|| dpkg_and_locks(failure, &text))
+        .or_else(|| dependencies_and_configuration(&text))
+        .or_else(|| repository_integrity(&text))
+        .or_else(|| downloads(failure, &text))
+        .or_else(|| package_names(&text, context))
+        .or_else(|| closing_summary(&text))
+        .unwrap_or_else(|| unrecognised(failure, &text))
+}
 
+/// The machine refuses: no root privileges, or no disk space left.
+fn machine(text: &str) -> Option<Verdict<AptRepair>> {
+    let has = |needle: &str| text.contains(needle);
     // Privileges: nothing to retry. apt prints this next to the lock messages.
     if has("are you root?")
         || has("requires superuser privilege")
         || has("sudo: a password is required")
         || has("sudo: a terminal is required")
-        || error_lines(&text).any(|l| l.contains("Permission denied"))
+        || error_lines(text).any(|l| l.contains("Permission denied"))
     {
-        return Verdict::Permanent(
+        return Some(Verdict::Permanent(
             "apt and dpkg need root for this".into(),
             Some(
                 "run as root (e.g. a Dockerfile RUN before USER), or allow this user \
                  passwordless sudo: `sudo -n` is used when present"
                     .into(),
             ),
-        );
+        ));
     }
     if has("No space left on device") || has("You don't have enough free space") {
         let where_ = text
@@ -110,34 +121,41 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
             .find_map(|l| l.split_once("You don't have enough free space in "))
             .map(|(_, rest)| format!(" in {}", rest.trim_end_matches(['.', ' '])))
             .unwrap_or_default();
-        return Verdict::Permanent(
+        return Some(Verdict::Permanent(
             format!("no space left{where_}"),
             Some(
                 "free some disk space (`apt-get clean` frees the package cache), then try again"
                     .into(),
             ),
-        );
+        ));
     }
+    None
+}
+
+/// dpkg and its locks: the `dpkg --configure -a` repair itself failing, an interrupted dpkg
+/// run, or a lock still held by another process.
+fn dpkg_and_locks(failure: &ToolFailure, text: &str) -> Option<Verdict<AptRepair>> {
+    let has = |needle: &str| text.contains(needle);
     // The repair itself failing: `dpkg --configure -a` runs the same maintainer script
     // that failed during the install. Repeated means permanent (docs/failures.md, dpkg).
     if is_dpkg_configure(&failure.command)
         && (has("subprocess returned error exit status") || has("Errors were encountered"))
     {
-        let package = processing_package(&text).unwrap_or_else(|| "a package".into());
-        return Verdict::Permanent(
+        let package = processing_package(text).unwrap_or_else(|| "a package".into());
+        return Some(Verdict::Permanent(
             format!("the maintainer script of {package} fails (dpkg --configure -a)"),
             Some(
                 "read the script's output above; `dpkg --audit` lists what is left \
                  unconfigured, `apt-get remove` of that package clears it"
                     .into(),
             ),
-        );
+        ));
     }
     if has("dpkg was interrupted") {
-        return Verdict::Repairable(
+        return Some(Verdict::Repairable(
             AptRepair::ConfigurePending,
             "dpkg was interrupted: an earlier run did not finish".into(),
-        );
+        ));
     }
     // Locks: DPkg::Lock::Timeout already waited for the holder, so this is a holder that
     // outlived the wait (unattended-upgrades, cloud-init): another attempt later may pass.
@@ -147,44 +165,44 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
         || has("lock was locked by another process")
         || has("Unable to lock directory")
     {
-        let holder = text
-            .lines()
-            .find_map(|l| {
-                l.split_once("It is held by ")
-                    .map(|(_, h)| h.trim().trim_end_matches('.').to_string())
-                    .or_else(|| {
-                        l.split_once("locked by another ")
-                            .map(|(_, h)| h.trim().to_string())
-                    })
-            })
+        let holder = lock_holder(text)
             .map(|h| format!(" (held by {h})"))
             .unwrap_or_default();
-        return Verdict::Transient(format!("the apt/dpkg lock is busy{holder}"));
+        return Some(Verdict::Transient(format!(
+            "the apt/dpkg lock is busy{holder}"
+        )));
     }
+    None
+}
+
+/// Dependencies and configuration: held broken packages, unmet dependencies, or dpkg
+/// failing to configure a package during the install.
+fn dependencies_and_configuration(text: &str) -> Option<Verdict<AptRepair>> {
+    let has = |needle: &str| text.contains(needle);
     if has("held broken packages") {
         let detail = text
             .lines()
             .find(|l| l.contains(" : Depends: ") || l.contains(" : PreDepends: "))
             .map(|l| format!(": {}", l.trim()))
             .unwrap_or_default();
-        return Verdict::Permanent(
+        return Some(Verdict::Permanent(
             format!("the dependencies cannot be satisfied{detail}"),
             Some(
                 "a dependency is missing from the configured sources or pinned to another \
                  release; `apt-cache policy <package>` shows what the sources offer"
                     .into(),
             ),
-        );
+        ));
     }
     if has("Unmet dependencies")
         || has("apt --fix-broken install")
         || has("dependency problems prevent configuration")
         || has("unpacked but not yet configured")
     {
-        return Verdict::Repairable(
+        return Some(Verdict::Repairable(
             AptRepair::FixBroken,
             "installed packages have unmet dependencies".into(),
-        );
+        ));
     }
     // "exited unexpectedly": dpkg itself died (killed, OOM) mid-run, as seen in our e2e
     // run with apt 2.6.1; the journal needs `dpkg --configure -a` before anything else.
@@ -193,16 +211,23 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
         || has("subprocess returned error exit status")
         || has("only half configured")
     {
-        let package = processing_package(&text)
+        let package = processing_package(text)
             .map(|p| format!(" ({p})"))
             .unwrap_or_default();
-        return Verdict::Repairable(
+        return Some(Verdict::Repairable(
             AptRepair::ConfigurePending,
             format!("dpkg failed to configure a package{package}"),
-        );
+        ));
     }
+    None
+}
+
+/// The repository cannot be trusted as served: a file that does not match its index, an
+/// expired or invalid Release file, a missing signing key, or no Release file at all.
+fn repository_integrity(text: &str) -> Option<Verdict<AptRepair>> {
+    let has = |needle: &str| text.contains(needle);
     if has("Hash Sum mismatch") || has("File has unexpected size") {
-        let host = fetch_failures(&text)
+        let host = fetch_failures(text)
             .first()
             .map(|f| format!(" from {}", f.host))
             .unwrap_or_default();
@@ -211,28 +236,28 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
         } else {
             "file of unexpected size"
         };
-        return Verdict::Repairable(
+        return Some(Verdict::Repairable(
             AptRepair::ClearLists,
             format!("{what}{host} (mirror sync in progress?)"),
-        );
+        ));
     }
     if has("is expired") || has("is not valid yet") {
-        return Verdict::Permanent(
+        return Some(Verdict::Permanent(
             "a Release file is expired or not valid yet".into(),
             Some(
                 "check the machine's clock (`date -u`); for a snapshot archive, \
                  `-o Acquire::Check-Valid-Until=false` is the knowing override"
                     .into(),
             ),
-        );
+        ));
     }
     // A captive portal or proxy answering with its own page instead of the InRelease file.
     if has("Clearsigned file isn't valid") {
-        return Verdict::Transient(
+        return Some(Verdict::Transient(
             "the InRelease file is not what the mirror serves (Clearsigned file isn't valid): \
              a captive portal or proxy may be answering instead"
                 .into(),
-        );
+        ));
     }
     if has("NO_PUBKEY")
         || has("is not signed")
@@ -244,42 +269,39 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
             .nth(1)
             .map(|k| format!(" (NO_PUBKEY {k})"))
             .unwrap_or_default();
-        return Verdict::Permanent(
+        return Some(Verdict::Permanent(
             format!("a repository is not signed with a key this machine trusts{key}"),
             Some(
                 "install the repository's signing key and reference it with `signed-by=`; \
                  never add `trusted=yes` to a remote repository"
                     .into(),
             ),
-        );
+        ));
     }
     if has("does not have a Release file") {
-        let repo = text
-            .lines()
-            .find_map(|l| {
-                l.split_once("The repository '")
-                    .and_then(|(_, r)| r.split_once('\''))
-                    .map(|(r, _)| r.to_string())
-            })
-            .unwrap_or_else(|| "a repository".into());
-        return Verdict::Permanent(
+        let repo = quoted_after(text, "The repository '").unwrap_or_else(|| "a repository".into());
+        return Some(Verdict::Permanent(
             format!("{repo} does not have a Release file"),
             Some("the suite or the URL of this source is wrong (check the codename)".into()),
-        );
+        ));
     }
+    None
+}
 
-    // Downloads that failed with an HTTP status or a network error.
-    let failures = fetch_failures(&text);
-    let is_index = has("Some index files failed to download")
+/// Downloads that failed with an HTTP status or a network error: a transient status or a
+/// network error retries, another status is a wrong source entry (index) or stale lists (.deb).
+fn downloads(failure: &ToolFailure, text: &str) -> Option<Verdict<AptRepair>> {
+    let failures = fetch_failures(text);
+    let is_index = text.contains("Some index files failed to download")
         || failure.command.split_whitespace().any(|w| w == "update");
     if let Some(f) = failures
         .iter()
         .find(|f| f.status.is_some_and(is_transient_status))
     {
-        return Verdict::Transient(f.describe());
+        return Some(Verdict::Transient(f.describe()));
     }
     if let Some(f) = failures.iter().find(|f| f.status.is_some()) {
-        return if is_index {
+        return Some(if is_index {
             Verdict::Permanent(
                 f.describe(),
                 Some(format!(
@@ -294,12 +316,19 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
                 AptRepair::Update,
                 format!("{} (the package lists are out of date)", f.describe()),
             )
-        };
+        });
     }
-    if let Some(f) = failures.iter().find(|f| f.is_network()) {
-        return Verdict::Transient(f.describe());
-    }
-    let missing = unable_to_locate(&text);
+    failures
+        .iter()
+        .find(|f| f.is_network())
+        .map(|f| Verdict::Transient(f.describe()))
+}
+
+/// A package or version the lists do not offer: unable to locate (really missing with fresh
+/// lists, maybe only stale lists otherwise), no installation candidate, version not found.
+fn package_names(text: &str, context: &ClassifyContext) -> Option<Verdict<AptRepair>> {
+    let has = |needle: &str| text.contains(needle);
+    let missing = unable_to_locate(text);
     if !missing.is_empty() {
         let names = missing
             .iter()
@@ -311,7 +340,7 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
         } else {
             ("packages", "are")
         };
-        return if context.lists_fresh {
+        return Some(if context.lists_fresh {
             Verdict::Permanent(
                 format!(
                     "{noun} {names} {verb} not in the package lists (Unable to locate package)"
@@ -329,42 +358,55 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
                     "{noun} {names} {verb} not in the package lists, which are missing or stale"
                 ),
             )
-        };
+        });
     }
-    if let Some(package) = quoted_after(&text, "E: Package '")
+    if let Some(package) = quoted_after(text, "E: Package '")
         && has("has no installation candidate")
     {
-        return Verdict::Permanent(
+        return Some(Verdict::Permanent(
             format!("package `{package}` has no installation candidate"),
             Some(format!(
                 "it is virtual or only referenced by other packages; `apt-cache policy {package}` \
                  and `apt-cache showpkg {package}` show what provides it"
             )),
-        );
+        ));
     }
     if has("has no installation candidate") {
-        return Verdict::Permanent("a package has no installation candidate".into(), None);
+        return Some(Verdict::Permanent(
+            "a package has no installation candidate".into(),
+            None,
+        ));
     }
-    if let Some(line) = text
-        .lines()
+    text.lines()
         .find(|l| l.contains("Version '") && l.contains("' was not found"))
-    {
-        return Verdict::Permanent(
-            line.trim_start_matches("E: ").trim().to_string(),
-            Some("`apt-cache policy <package>` lists the versions the sources offer".into()),
-        );
-    }
+        .map(|line| {
+            Verdict::Permanent(
+                line.trim_start_matches("E: ").trim().to_string(),
+                Some("`apt-cache policy <package>` lists the versions the sources offer".into()),
+            )
+        })
+}
+
+/// apt's closing summary lines, when nothing more specific was printed before them.
+fn closing_summary(text: &str) -> Option<Verdict<AptRepair>> {
+    let has = |needle: &str| text.contains(needle);
     if has("Unable to fetch some archives") || has("Some files failed to download") {
-        return Verdict::Repairable(
+        return Some(Verdict::Repairable(
             AptRepair::Update,
             "some archives could not be downloaded (the package lists may be out of date)".into(),
-        );
+        ));
     }
     if has("Some index files failed to download") {
-        return Verdict::Transient("some index files failed to download".into());
+        return Some(Verdict::Transient(
+            "some index files failed to download".into(),
+        ));
     }
-    // Unknown: SPEC section 3 says unclassified failures retry. Say what we saw.
-    let seen = error_lines(&text)
+    None
+}
+
+/// Unknown: SPEC section 3 says unclassified failures retry. Say what we saw.
+fn unrecognised(failure: &ToolFailure, text: &str) -> Verdict<AptRepair> {
+    let seen = error_lines(text)
         .next()
         .map(str::to_string)
         .or_else(|| failure.tail(1).pop())
@@ -374,6 +416,18 @@ pub fn classify(failure: &ToolFailure, context: &ClassifyContext) -> Verdict<Apt
         failure.code,
         seen.trim()
     ))
+}
+
+/// Who holds the apt/dpkg lock, from `It is held by X.` or `locked by another X`.
+fn lock_holder(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        l.split_once("It is held by ")
+            .map(|(_, h)| h.trim().trim_end_matches('.').to_string())
+            .or_else(|| {
+                l.split_once("locked by another ")
+                    .map(|(_, h)| h.trim().to_string())
+            })
+    })
 }
 
 /// Whether the command line is a `dpkg --configure` run (our repair).
