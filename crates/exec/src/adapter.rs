@@ -468,6 +468,38 @@ impl Runner {
         B: Fn(&em_retry::Attempt) -> Cmd,
     {
         let label = operation.to_string();
+        let last_verdict: Arc<Mutex<Option<LastVerdict>>> = Arc::default();
+        let classifier = AttemptClassifier {
+            adapter: adapter.clone(),
+            repairs_run: HashMap::new(),
+            last_verdict: last_verdict.clone(),
+        };
+        // The gauge's reading when the current attempt started.
+        let at_start = Arc::new(AtomicU64::new(0));
+        let result = self
+            .retry_for(operation, circuit_key, classifier, &at_start)
+            .run(|attempt| {
+                if let Some(gauge) = &self.progress {
+                    at_start.store(gauge(), Ordering::Relaxed);
+                }
+                let cmd = self.attempt_command(build(&attempt));
+                run_attempt(cmd, adapter.clone(), self.check.clone())
+            })
+            .await;
+        self.tally_circuit_state(circuit_key);
+        result.map_err(|err| tool_error(err, label, &last_verdict))
+    }
+
+    /// The retry loop of one operation: the policy, the subscribers (and the tally's for
+    /// this source), `classifier`, and the seed, circuit, budget and progress probe this
+    /// runner has.
+    fn retry_for<A: Adapter>(
+        &self,
+        operation: Operation,
+        circuit_key: Option<&str>,
+        mut classifier: AttemptClassifier<A>,
+        at_start: &Arc<AtomicU64>,
+    ) -> Retry<AttemptError<A::Repair>> {
         let tally = self.tally.as_ref().map(|t| {
             t.subscriber(
                 circuit_key
@@ -475,70 +507,11 @@ impl Runner {
                     .unwrap_or_else(|| operation.component.clone()),
             )
         });
-        let repairs_run: Arc<Mutex<HashMap<A::Repair, u32>>> = Arc::default();
-        let verdicts: Arc<Mutex<Option<LastVerdict>>> = Arc::default();
-        let classify_adapter = adapter.clone();
-        let classify_verdicts = verdicts.clone();
         let mut retry = Retry::new(self.policy.clone())
             .operation(operation)
             .subscribe_all(&self.subscribers)
             .subscribe_all(tally.as_slice())
-            .classify(move |e: &AttemptError<A::Repair>| {
-                let verdict = match e {
-                    AttemptError::NotRunnable(_) => return Decision::Fail,
-                    AttemptError::Failed(_, verdict) => verdict.clone(),
-                };
-                let decision = match verdict {
-                    Verdict::Transient(_) => Decision::Retry,
-                    Verdict::RetryAfter(_, d) => Decision::RetryAfter(d),
-                    Verdict::Permanent(ref reason, ref hint) => {
-                        set(
-                            &classify_verdicts,
-                            Some(LastVerdict {
-                                reason: reason.clone(),
-                                hint: hint.clone(),
-                            }),
-                        );
-                        Decision::Fail
-                    }
-                    Verdict::Repairable(ref repair, ref reason) => {
-                        let mut counts = repairs_run.lock().unwrap_or_else(|p| p.into_inner());
-                        let count = counts.entry(repair.clone()).or_default();
-                        if *count >= classify_adapter.repair_limit(repair) {
-                            let reason = format!("{reason} (still failing after {repair})");
-                            set(
-                                &classify_verdicts,
-                                Some(LastVerdict {
-                                    reason: reason.clone(),
-                                    hint: None,
-                                }),
-                            );
-                            if classify_adapter.exhausted_repair_is_permanent(repair) {
-                                Decision::Fail
-                            } else {
-                                Decision::GiveUp(reason)
-                            }
-                        } else {
-                            *count += 1;
-                            let adapter = classify_adapter.clone();
-                            let repair = repair.clone();
-                            Decision::Repair(Repair::new(repair.to_string(), move || async move {
-                                adapter.repair(repair).await
-                            }))
-                        }
-                    }
-                };
-                if !matches!(decision, Decision::Fail | Decision::GiveUp(_)) {
-                    set(
-                        &classify_verdicts,
-                        Some(LastVerdict {
-                            reason: verdict.reason().to_string(),
-                            hint: None,
-                        }),
-                    );
-                }
-                decision
-            });
+            .classify(move |e: &AttemptError<A::Repair>| classifier.decide(e));
         if let Some(seed) = self.seed {
             retry = retry.seed(seed);
         }
@@ -548,114 +521,48 @@ impl Runner {
         if let (Some(budget), Some(key)) = (&self.budget, circuit_key) {
             retry = retry.budget(budget.clone(), key);
         }
+        if let Some(gauge) = &self.progress {
+            let (gauge, at_start) = (gauge.clone(), at_start.clone());
+            retry = retry.progress(move || gauge() > at_start.load(Ordering::Relaxed));
+        }
+        retry
+    }
+
+    /// The command of one attempt as this runner runs it: output captured (and echoed when
+    /// asked), stdin closed, every line to the runner's sink as well as the command's own.
+    fn attempt_command(&self, cmd: Cmd) -> Cmd {
         let mode = if self.echo {
             OutputMode::TeeStderr
         } else {
             OutputMode::Capture
         };
-        // The gauge's reading when the current attempt started.
-        let at_start = Arc::new(AtomicU64::new(0));
-        if let Some(gauge) = &self.progress {
-            let (gauge, at_start) = (gauge.clone(), at_start.clone());
-            retry = retry.progress(move || gauge() > at_start.load(Ordering::Relaxed));
+        let mut cmd = cmd.output(mode).stdin_null();
+        if let Some(lines) = &self.lines {
+            // A sink of the command's own (a download watching its headers) and
+            // the runner's both get every line.
+            let sink = match cmd.lines.take() {
+                Some(own) => {
+                    let theirs = lines.clone();
+                    Arc::new(move |stream: crate::Stream, line: &str| {
+                        own(stream, line);
+                        theirs(stream, line);
+                    }) as LineSink
+                }
+                None => lines.clone(),
+            };
+            cmd = cmd.on_line(sink);
         }
-        let result = retry
-            .run(|attempt| {
-                if let Some(gauge) = &self.progress {
-                    at_start.store(gauge(), Ordering::Relaxed);
-                }
-                let mut cmd = build(&attempt).output(mode).stdin_null();
-                if let Some(lines) = &self.lines {
-                    // A sink of the command's own (a download watching its headers) and
-                    // the runner's both get every line.
-                    let sink = match cmd.lines.take() {
-                        Some(own) => {
-                            let theirs = lines.clone();
-                            Arc::new(move |stream: crate::Stream, line: &str| {
-                                own(stream, line);
-                                theirs(stream, line);
-                            }) as LineSink
-                        }
-                        None => lines.clone(),
-                    };
-                    cmd = cmd.on_line(sink);
-                }
-                let adapter = adapter.clone();
-                let check = self.check.clone();
-                async move {
-                    let out = cmd.run().await.map_err(AttemptError::NotRunnable)?;
-                    let checked = check.as_ref().and_then(|check| {
-                        check(&ToolFailure::from_output(&cmd, &out)).filter(|checked| {
-                            out.success() || matches!(checked, Checked::Permanent(..))
-                        })
-                    });
-                    if let Some(checked) = checked {
-                        let failure = ToolFailure::from_output(&cmd, &out);
-                        let verdict = match checked {
-                            Checked::Transient(reason) => Verdict::Transient(reason),
-                            Checked::Permanent(reason, hint) => Verdict::Permanent(reason, hint),
-                        };
-                        Err(AttemptError::Failed(failure, verdict))
-                    } else if out.success() {
-                        Ok(out)
-                    } else {
-                        let failure = ToolFailure::from_output(&cmd, &out);
-                        let verdict = adapter.classify(&failure);
-                        Err(AttemptError::Failed(failure, verdict))
-                    }
-                }
-            })
-            .await;
+        cmd
+    }
+
+    /// Records in the tally whether the circuit of `circuit_key` is open after the
+    /// operation (when the runner has a tally and a circuit breaker).
+    fn tally_circuit_state(&self, circuit_key: Option<&str>) {
         if let (Some(tally), Some(breaker), Some(key)) = (&self.tally, &self.circuit, circuit_key)
             && let Ok(state) = breaker.state(key)
         {
             tally.set_circuit_open(key, matches!(state, em_retry::CircuitState::Open { .. }));
         }
-        let err = match result {
-            Ok(out) => return Ok(out),
-            Err(err) => err,
-        };
-        let attempts = err.attempts();
-        let reason_kind = err.reason().clone();
-        let timed_out = err.timed_out();
-        let LastVerdict { reason, hint } = verdicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_else(|| LastVerdict {
-                reason: err.to_string(),
-                hint: None,
-            });
-        let (kind, reason, last) = match err.into_last() {
-            Some(Failure::Error(AttemptError::NotRunnable(e))) => {
-                (ToolErrorKind::NotRunnable, e.to_string(), None)
-            }
-            Some(Failure::Error(AttemptError::Failed(f, _))) => {
-                let kind = match reason_kind {
-                    GiveUpReason::Permanent => ToolErrorKind::Permanent,
-                    _ => ToolErrorKind::Exhausted,
-                };
-                (kind, reason, Some(f))
-            }
-            Some(Failure::TimedOut(d)) => (
-                ToolErrorKind::Exhausted,
-                format!("timed out after {}", em_retry::fmt_duration(d)),
-                None,
-            ),
-            None => match reason_kind {
-                GiveUpReason::CircuitOpen(_) => (ToolErrorKind::CircuitOpen, reason, None),
-                _ => (ToolErrorKind::Exhausted, reason, None),
-            },
-        };
-        Err(ToolError {
-            kind,
-            operation: label,
-            reason,
-            hint,
-            attempts,
-            last,
-            timed_out,
-        })
     }
 
     /// [`Runner::run`] over an ordered list of sources (a primary and its mirrors): when a
@@ -721,6 +628,143 @@ struct LastVerdict {
 
 fn set<T>(slot: &Mutex<Option<T>>, value: Option<T>) {
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = value;
+}
+
+/// Runs one attempt's command and reads how it ended: a success, unless the output check
+/// says otherwise; a failure as the output check or else the adapter reads it.
+async fn run_attempt<A: Adapter>(
+    cmd: Cmd,
+    adapter: Arc<A>,
+    check: Option<OutputCheck>,
+) -> Result<Output, AttemptError<A::Repair>> {
+    let out = cmd.run().await.map_err(AttemptError::NotRunnable)?;
+    let checked = check.as_ref().and_then(|check| {
+        check(&ToolFailure::from_output(&cmd, &out))
+            .filter(|checked| out.success() || matches!(checked, Checked::Permanent(..)))
+    });
+    if let Some(checked) = checked {
+        let failure = ToolFailure::from_output(&cmd, &out);
+        let verdict = match checked {
+            Checked::Transient(reason) => Verdict::Transient(reason),
+            Checked::Permanent(reason, hint) => Verdict::Permanent(reason, hint),
+        };
+        Err(AttemptError::Failed(failure, verdict))
+    } else if out.success() {
+        Ok(out)
+    } else {
+        let failure = ToolFailure::from_output(&cmd, &out);
+        let verdict = adapter.classify(&failure);
+        Err(AttemptError::Failed(failure, verdict))
+    }
+}
+
+/// The error of an operation the retry loop gave up: its kind from how the loop ended, its
+/// reason and hint from the classifier's last verdict (else the loop's own message).
+fn tool_error<R>(
+    err: em_retry::RetryError<AttemptError<R>>,
+    label: String,
+    last_verdict: &Mutex<Option<LastVerdict>>,
+) -> ToolError {
+    let attempts = err.attempts();
+    let reason_kind = err.reason().clone();
+    let timed_out = err.timed_out();
+    let LastVerdict { reason, hint } = last_verdict
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| LastVerdict {
+            reason: err.to_string(),
+            hint: None,
+        });
+    let (kind, reason, last) = match err.into_last() {
+        Some(Failure::Error(AttemptError::NotRunnable(e))) => {
+            (ToolErrorKind::NotRunnable, e.to_string(), None)
+        }
+        Some(Failure::Error(AttemptError::Failed(f, _))) => {
+            let kind = match reason_kind {
+                GiveUpReason::Permanent => ToolErrorKind::Permanent,
+                _ => ToolErrorKind::Exhausted,
+            };
+            (kind, reason, Some(f))
+        }
+        Some(Failure::TimedOut(d)) => (
+            ToolErrorKind::Exhausted,
+            format!("timed out after {}", em_retry::fmt_duration(d)),
+            None,
+        ),
+        None => match reason_kind {
+            GiveUpReason::CircuitOpen(_) => (ToolErrorKind::CircuitOpen, reason, None),
+            _ => (ToolErrorKind::Exhausted, reason, None),
+        },
+    };
+    ToolError {
+        kind,
+        operation: label,
+        reason,
+        hint,
+        attempts,
+        last,
+        timed_out,
+    }
+}
+
+/// One operation's reading of its failed attempts: the repairs it ran so far, and the
+/// verdict it last recorded for the final error.
+struct AttemptClassifier<A: Adapter> {
+    adapter: Arc<A>,
+    repairs_run: HashMap<A::Repair, u32>,
+    last_verdict: Arc<Mutex<Option<LastVerdict>>>,
+}
+
+impl<A: Adapter> AttemptClassifier<A> {
+    /// The retry decision for a failed attempt; records its reason (and hint) as the last
+    /// verdict unless the repair branch already did.
+    fn decide(&mut self, e: &AttemptError<A::Repair>) -> Decision {
+        let verdict = match e {
+            AttemptError::NotRunnable(_) => return Decision::Fail,
+            AttemptError::Failed(_, verdict) => verdict,
+        };
+        let decision = match verdict {
+            Verdict::Transient(_) => Decision::Retry,
+            Verdict::RetryAfter(_, d) => Decision::RetryAfter(*d),
+            Verdict::Permanent(reason, hint) => {
+                self.record(reason.clone(), hint.clone());
+                Decision::Fail
+            }
+            Verdict::Repairable(repair, reason) => self.repair_or_stop(repair, reason),
+        };
+        if !matches!(decision, Decision::Fail | Decision::GiveUp(_)) {
+            self.record(verdict.reason().to_string(), None);
+        }
+        decision
+    }
+
+    /// Runs `repair` while it is under its limit; past it the repair did not help, and the
+    /// failure ends the operation or (when the adapter says so) only this source.
+    fn repair_or_stop(&mut self, repair: &A::Repair, reason: &str) -> Decision {
+        let count = self.repairs_run.entry(repair.clone()).or_default();
+        if *count >= self.adapter.repair_limit(repair) {
+            let reason = format!("{reason} (still failing after {repair})");
+            self.record(reason.clone(), None);
+            if self.adapter.exhausted_repair_is_permanent(repair) {
+                Decision::Fail
+            } else {
+                Decision::GiveUp(reason)
+            }
+        } else {
+            *count += 1;
+            let adapter = self.adapter.clone();
+            let repair = repair.clone();
+            Decision::Repair(Repair::new(repair.to_string(), move || async move {
+                adapter.repair(repair).await
+            }))
+        }
+    }
+
+    /// Remembers `reason` and `hint` as the verdict the final error quotes.
+    fn record(&self, reason: String, hint: Option<String>) {
+        set(&self.last_verdict, Some(LastVerdict { reason, hint }));
+    }
 }
 
 /// Set to `1` (tests only), [`is_root`] answers false whatever the uid: the test machine
@@ -852,6 +896,45 @@ mod tests {
                 format!("{} ...", &long[..TAIL_LINE]),
             ]
         );
+    }
+
+    /// Reads every failure as permanent; enough to build a runner's futures.
+    struct Never;
+
+    impl Adapter for Never {
+        type Repair = String;
+
+        fn name(&self) -> &'static str {
+            "never"
+        }
+
+        fn classify(&self, _failure: &ToolFailure) -> Verdict<String> {
+            Verdict::Permanent("no".into(), None)
+        }
+
+        async fn repair(&self, _repair: String) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_run_futures_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let runner = Runner::new(RetryPolicy::new(1));
+        let adapter = Arc::new(Never);
+        let run = runner.run(&adapter, Operation::new("never", "x"), Some("h"), |_| {
+            Cmd::tool("true")
+        });
+        assert_send(&run);
+        let sources = ["a".to_string()];
+        let mirrors = runner.run_with_mirrors(
+            &adapter,
+            Operation::new("never", "x"),
+            &sources,
+            |s| s.clone(),
+            |_, _| Cmd::tool("true"),
+        );
+        assert_send(&mirrors);
     }
 
     #[test]
