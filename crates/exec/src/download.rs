@@ -1105,33 +1105,11 @@ where
     let tool = adapter.name();
     let label = format!("download {}", crate::redact_url(&req.url));
     let operation = format!("{tool} {label}");
-    let mut split = Vec::new();
-    for url in req.sources() {
-        split.push(
-            split_credentials(&url)
-                .map_err(|reason| ToolError::permanent(&operation, reason, None))?,
-        );
-    }
-    let secrets = if split.iter().any(|(_, c)| c.is_some()) {
-        Some(
-            tempfile::Builder::new()
-                .prefix("em-credentials-")
-                .tempdir()
-                .map_err(|e| {
-                    ToolError::permanent(
-                        &operation,
-                        format!("could not create a private directory for the credentials: {e}"),
-                        None,
-                    )
-                })?,
-        )
-    } else {
-        None
-    };
-    let secrets_path = secrets.as_ref().map(|d| d.path().to_path_buf());
+    let sources = split_sources(req, &operation)?;
+    // Held until the download ends: dropping it deletes the credentials files.
+    let secrets = credentials_dir(&sources, &operation)?;
     let partial = req.partial();
     let validator = validator_path(&req.dest);
-    let dir = req.dest.parent().unwrap_or(Path::new("/")).to_path_buf();
     let spec = Arc::new(Mutex::new(AttemptSpec {
         partial: partial.clone(),
         validator: validator.clone(),
@@ -1140,92 +1118,269 @@ where
         max_size: req.max_size(),
         empty_ok: req.sha256 == Some(EMPTY_SHA256),
     }));
-    // What the tool's output announced, read as it arrives: the size of the file.
-    let announced = Arc::new(Announced::default());
-    // An attempt that made the partial file grow made progress: the next one resumes from
-    // there at once, and it does not count against the policy (see `Runner::with_progress`).
-    let gauge_path = partial.clone();
-    let check_spec = spec.clone();
-    let runner = &runner
-        .clone()
-        .with_progress(Arc::new(move || {
-            std::fs::symlink_metadata(&gauge_path).map_or(0, |m| m.len())
-        }))
-        .with_output_check(Arc::new(move |run: &crate::ToolFailure| {
-            let spec = lock(&check_spec).clone();
-            let text = run.text();
-            if let Some(last) = responses(&text).last()
-                && last.status == 200
-                && has_partial_data(&spec.partial)
-            {
-                match last.validator() {
-                    Some(v) => {
-                        let _ = write_private(&spec.validator, v.as_bytes());
-                    }
-                    None => {
-                        let _ = delete_partial(&spec.validator);
-                    }
-                }
-            }
-            check_attempt(&text, &spec)
-        }));
+    let plain = plain_request(req, &sources);
+    let download = &ToolDownload {
+        adapter,
+        runner: watching_runner(runner, partial.clone(), spec.clone()),
+        tool,
+        label,
+        operation,
+        sources,
+        secrets: secrets.as_ref().map(|d| d.path().to_path_buf()),
+        sha256: req.sha256,
+        dir: req.dest.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        partial,
+        validator,
+        spec,
+        announced: Arc::default(),
+        rejections: AtomicU32::new(0),
+    };
     // Owned sources and copied references: the future borrows nothing from the closure,
     // so the download future stays `Send` (see `download_with`).
-    let (label_ref, command, split, spec, announced) =
-        (&label, &command, &split, &spec, &announced);
-    let sha256 = req.sha256;
-    let plan_for = move |url: &str| -> AttemptPlan {
-        let (url, credentials) = split
+    let command = &command;
+    download_with(
+        &plain,
+        &download.operation,
+        move |sources: Vec<String>| download.fetch(command, sources),
+        &|reason: &str, attempt: u32| download.reject(reason, attempt),
+    )
+    .await
+}
+
+/// Each source of `req` as its plain URL and the credentials of its user info; a user info
+/// that cannot be passed safely fails the download before anything runs.
+fn split_sources(
+    req: &DownloadRequest,
+    operation: &str,
+) -> Result<Vec<(String, Option<Credentials>)>, ToolError> {
+    req.sources()
+        .iter()
+        .map(|url| {
+            split_credentials(url).map_err(|reason| ToolError::permanent(operation, reason, None))
+        })
+        .collect()
+}
+
+/// A private directory for the tool's credentials files, when a source has credentials.
+fn credentials_dir(
+    sources: &[(String, Option<Credentials>)],
+    operation: &str,
+) -> Result<Option<tempfile::TempDir>, ToolError> {
+    if !sources.iter().any(|(_, c)| c.is_some()) {
+        return Ok(None);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("em-credentials-")
+        .tempdir()
+        .map_err(|e| {
+            ToolError::permanent(
+                operation,
+                format!("could not create a private directory for the credentials: {e}"),
+                None,
+            )
+        })?;
+    Ok(Some(dir))
+}
+
+/// `req` with its URL and mirrors stripped of their user info, as [`download_with`]
+/// validates, shows and fetches them.
+fn plain_request(
+    req: &DownloadRequest,
+    sources: &[(String, Option<Credentials>)],
+) -> DownloadRequest {
+    let plain: Vec<String> = sources.iter().map(|(u, _)| u.clone()).collect();
+    let mut req = req.clone();
+    req.url = plain[0].clone();
+    req.mirrors = plain[1..].to_vec();
+    req
+}
+
+/// `runner` watching the partial file: its growth is progress, and every finished run is
+/// read against `spec` ([`check_run`]).
+fn watching_runner(runner: &Runner, partial: PathBuf, spec: Arc<Mutex<AttemptSpec>>) -> Runner {
+    // An attempt that made the partial file grow made progress: the next one resumes from
+    // there at once, and it does not count against the policy (see `Runner::with_progress`).
+    runner
+        .clone()
+        .with_progress(Arc::new(move || {
+            std::fs::symlink_metadata(&partial).map_or(0, |m| m.len())
+        }))
+        .with_output_check(Arc::new(move |run: &crate::ToolFailure| {
+            check_run(run, &spec)
+        }))
+}
+
+/// Reads a finished run of the tool: a `200` that left bytes in the partial file saves its
+/// validator for a resume (or drops a stale one when it has none), then [`check_attempt`].
+fn check_run(run: &crate::ToolFailure, spec: &Mutex<AttemptSpec>) -> Option<Checked> {
+    let spec = lock(spec).clone();
+    let text = run.text();
+    if let Some(last) = responses(&text).last()
+        && last.status == 200
+        && has_partial_data(&spec.partial)
+    {
+        match last.validator() {
+            Some(v) => {
+                let _ = write_private(&spec.validator, v.as_bytes());
+            }
+            None => {
+                let _ = delete_partial(&spec.validator);
+            }
+        }
+    }
+    check_attempt(&text, &spec)
+}
+
+/// One [`download_with_tool`] call, shared by every fetch and attempt it makes.
+struct ToolDownload<'a, A: Adapter> {
+    adapter: &'a Arc<A>,
+    /// The caller's runner, watching the partial file ([`watching_runner`]).
+    runner: Runner,
+    /// The tool, [`Adapter::name`].
+    tool: &'static str,
+    /// `download <url>`, the URL redacted.
+    label: String,
+    /// `<tool> <label>`, as errors name it.
+    operation: String,
+    /// Each source's plain URL and credentials ([`split_sources`]).
+    sources: Vec<(String, Option<Credentials>)>,
+    /// The private directory for the credentials files, when there are credentials.
+    secrets: Option<PathBuf>,
+    sha256: Option<Sha256>,
+    /// The destination's directory, whose free space caps the file.
+    dir: PathBuf,
+    partial: PathBuf,
+    validator: PathBuf,
+    /// What the current attempt is checked against; its cap shrinks with the free space.
+    spec: Arc<Mutex<AttemptSpec>>,
+    /// What the tool's output announced, read as it arrives: the size of the file.
+    announced: Arc<Announced>,
+    /// Files the checksum rejected so far.
+    rejections: AtomicU32,
+}
+
+impl<A: Adapter> ToolDownload<'_, A> {
+    /// Runs the tool over `sources` (the URL and the mirrors left) until one succeeds; stops
+    /// it for good when the partial file or the announced size passes the cap.
+    async fn fetch<C>(&self, command: &C, sources: Vec<String>) -> Result<Fetched, ToolError>
+    where
+        C: Fn(&AttemptPlan, &Attempt) -> Cmd,
+    {
+        let attempts = AtomicU32::new(0);
+        let run = self.runner.run_with_mirrors(
+            self.adapter,
+            Operation::new(self.tool, self.label.clone()),
+            &sources,
+            |url| url_host(url).to_string(),
+            |url, attempt| {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let plan = self.plan(url);
+                let watch = self.announced.clone();
+                command(&plan, attempt).on_line(Arc::new(move |_, line: &str| {
+                    watch.line(line);
+                }))
+            },
+        );
+        let (_, source) = tokio::select! {
+            done = run => done?,
+            (size, spec) = self.past_the_cap() => {
+                return Err(self.stopped_too_large(size, &spec, &attempts));
+            }
+        };
+        Ok(Fetched {
+            source,
+            attempts: attempts.load(Ordering::Relaxed),
+        })
+    }
+
+    /// What one attempt on `url` is built from: its credentials, the partial file made
+    /// ready ([`ToolDownload::prepare_resume`]), and the cap lowered to the room left on
+    /// the destination's file system. Resets the announced size.
+    fn plan(&self, url: &str) -> AttemptPlan {
+        let (url, credentials) = self
+            .sources
             .iter()
             .find(|(plain, _)| plain == url)
             .cloned()
             .unwrap_or((url.to_string(), None));
-        let _ = prepare_partial(&partial);
-        let saved = fs::read_to_string(&validator)
-            .ok()
-            .filter(|v| !v.is_empty());
-        let mut resume = has_partial_data(&partial) && (sha256.is_some() || saved.is_some());
-        if !resume && has_partial_data(&partial) {
-            let _ = delete_partial(&partial);
-            let _ = prepare_partial(&partial);
-            resume = false;
-        }
+        let (resume, saved) = self.prepare_resume();
         let have = if resume {
-            fs::symlink_metadata(&partial).map_or(0, |m| m.len())
+            fs::symlink_metadata(&self.partial).map_or(0, |m| m.len())
         } else {
             0
         };
-        let room = available_space(&dir).map_or(u64::MAX, |free| free.saturating_add(have));
-        let mut spec = lock(spec);
-        spec.saved_validator = if resume { saved.clone() } else { None };
+        let room = available_space(&self.dir).map_or(u64::MAX, |free| free.saturating_add(have));
+        let mut spec = lock(&self.spec);
+        spec.saved_validator = saved.clone();
         spec.max_size = spec.max_size.min(room);
         if !resume {
             let _ = delete_partial(&spec.validator);
         }
-        announced.reset();
+        self.announced.reset();
         AttemptPlan {
             url,
-            partial: partial.clone(),
+            partial: self.partial.clone(),
             resume,
-            if_range: if resume { saved } else { None },
+            if_range: saved,
             max_size: spec.max_size,
-            secrets: credentials.as_ref().and(secrets_path.clone()),
+            secrets: credentials.as_ref().and(self.secrets.clone()),
             credentials,
         }
-    };
-    let plain: Vec<String> = split.iter().map(|(u, _)| u.clone()).collect();
-    let _secrets = &secrets;
-    let plan_for = &plan_for;
-    // A download the checksum rejects is a failed attempt in the events (and so in the
-    // report and the status lines), though the runner saw the tool succeed: downloaded
-    // again the first time, permanent the second.
-    let rejections = AtomicU32::new(0);
-    let on_rejected = |reason: &str, attempt: u32| {
-        let first = rejections.fetch_add(1, Ordering::Relaxed) == 0;
-        runner.emit(&em_retry::Event::AttemptFailed {
-            operation: Arc::new(Operation::new(tool, label.clone())),
+    }
+
+    /// Makes the partial file a regular file of ours and decides whether it is resumed: when
+    /// it holds bytes and a sha256 or a saved validator makes that safe, else it is emptied.
+    /// Returns that, and the saved validator when resuming.
+    fn prepare_resume(&self) -> (bool, Option<String>) {
+        let _ = prepare_partial(&self.partial);
+        let saved = fs::read_to_string(&self.validator)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let resume = has_partial_data(&self.partial) && (self.sha256.is_some() || saved.is_some());
+        if !resume && has_partial_data(&self.partial) {
+            let _ = delete_partial(&self.partial);
+            let _ = prepare_partial(&self.partial);
+        }
+        (resume, saved.filter(|_| resume))
+    }
+
+    /// Waits until the partial file or the size the output announced passes the cap,
+    /// looking every 20 ms; then the larger of the two, and the spec of that moment.
+    async fn past_the_cap(&self) -> (u64, AttemptSpec) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let spec = lock(&self.spec).clone();
+            let size = fs::symlink_metadata(&spec.partial).map_or(0, |m| m.len());
+            let told = self.announced.size();
+            if size > spec.max_size || told > spec.max_size {
+                break (size.max(told), spec);
+            }
+        }
+    }
+
+    /// The end of a download whose tool was stopped past the cap: the partial file and its
+    /// validator deleted, a permanent error.
+    fn stopped_too_large(&self, size: u64, spec: &AttemptSpec, attempts: &AtomicU32) -> ToolError {
+        let _ = delete_partial(&spec.partial);
+        let _ = delete_partial(&spec.validator);
+        let Checked::Permanent(reason, hint) = too_large(size, spec.max_size) else {
+            unreachable!("too_large is permanent")
+        };
+        let mut e = ToolError::permanent(&self.operation, reason, hint);
+        e.attempts = attempts.load(Ordering::Relaxed);
+        e
+    }
+
+    /// Tells the events of a file the checksum rejected.
+    fn reject(&self, reason: &str, attempt: u32) {
+        // A download the checksum rejects is a failed attempt in the events (and so in the
+        // report and the status lines), though the runner saw the tool succeed: downloaded
+        // again the first time, permanent the second.
+        let first = self.rejections.fetch_add(1, Ordering::Relaxed) == 0;
+        self.runner.emit(&em_retry::Event::AttemptFailed {
+            operation: Arc::new(Operation::new(self.tool, self.label.clone())),
             attempt,
-            max_attempts: runner.policy().max_attempts(),
+            max_attempts: self.runner.policy().max_attempts(),
             class: if first {
                 em_retry::FailureClass::Repairable("download again".into())
             } else {
@@ -1234,62 +1389,7 @@ where
             reason: reason.to_string(),
             duration: Duration::ZERO,
         });
-    };
-    let mut req = req.clone();
-    req.url = plain[0].clone();
-    req.mirrors = plain[1..].to_vec();
-    let operation = &operation;
-    download_with(
-        &req,
-        operation,
-        move |sources: Vec<String>| async move {
-            let attempts = AtomicU32::new(0);
-            let run = runner.run_with_mirrors(
-                adapter,
-                Operation::new(tool, label_ref.clone()),
-                &sources,
-                |url| url_host(url).to_string(),
-                |url, attempt| {
-                    attempts.fetch_add(1, Ordering::Relaxed);
-                    let plan = plan_for(url);
-                    let watch = announced.clone();
-                    command(&plan, attempt).on_line(Arc::new(move |_, line: &str| {
-                        watch.line(line);
-                    }))
-                },
-            );
-            let watch = async {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    let spec = lock(spec).clone();
-                    let size = fs::symlink_metadata(&spec.partial).map_or(0, |m| m.len());
-                    let told = announced.size();
-                    if size > spec.max_size || told > spec.max_size {
-                        break (size.max(told), spec);
-                    }
-                }
-            };
-            let (_, source) = tokio::select! {
-                done = run => done?,
-                (size, spec) = watch => {
-                    let _ = delete_partial(&spec.partial);
-                    let _ = delete_partial(&spec.validator);
-                    let Checked::Permanent(reason, hint) = too_large(size, spec.max_size) else {
-                        unreachable!("too_large is permanent")
-                    };
-                    let mut e = ToolError::permanent(operation, reason, hint);
-                    e.attempts = attempts.load(Ordering::Relaxed);
-                    return Err(e);
-                }
-            };
-            Ok(Fetched {
-                source,
-                attempts: attempts.load(Ordering::Relaxed),
-            })
-        },
-        &on_rejected,
-    )
-    .await
+    }
 }
 
 /// The size of the file as the tool's output announced it, read line by line as it
@@ -1995,4 +2095,237 @@ mod tests {
         assert_eq!(err.attempts, 0);
         assert_eq!(err.kind, ToolErrorKind::Permanent);
     }
+
+    /// A download tool played by `sh`: every failure reads as transient.
+    struct ShTool;
+
+    impl DownloadTool for ShTool {
+        const NAME: &'static str = "sh";
+
+        fn classify_failure(failure: &crate::ToolFailure) -> crate::Verdict<DownloadRepair> {
+            crate::Verdict::Transient(format!("exit {}", failure.code))
+        }
+    }
+
+    /// The events of a run, without their durations.
+    fn event_line(event: &em_retry::Event) -> String {
+        use em_retry::Event;
+        match event {
+            Event::AttemptStarted {
+                operation, attempt, ..
+            } => format!("{operation}: start {attempt}"),
+            Event::AttemptFailed {
+                operation,
+                attempt,
+                class,
+                reason,
+                ..
+            } => format!("{operation}: failed {attempt} {class:?} {reason}"),
+            Event::Repaired { repair, .. } => format!("repaired {repair}"),
+            Event::Sleeping {
+                next_attempt, why, ..
+            } => format!("sleeping before {next_attempt}: {why:?}"),
+            Event::Succeeded { attempt, .. } => format!("succeeded {attempt}"),
+            Event::GaveUp {
+                attempts, reason, ..
+            } => format!("gave up after {attempts}: {reason:?}"),
+        }
+    }
+
+    /// What one [`download_with_tool`] run did: the result, the plans of its attempts
+    /// (secrets directory reduced to whether there was one) and its events.
+    struct ToolRun {
+        result: Result<Landed, ToolError>,
+        plans: Vec<(String, bool, Option<String>, u64, bool, bool)>,
+        events: Vec<String>,
+    }
+
+    /// Runs `req` through [`download_with_tool`] with `sh` running `scripts[i]` on the
+    /// i-th attempt (the partial file is `$1`), under a policy of `attempts`.
+    async fn run_tool(req: &DownloadRequest, attempts: u32, scripts: &[&str]) -> ToolRun {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let runner = Runner::new(em_retry::RetryPolicy::new(attempts).with_backoff(
+            em_retry::Backoff::Fixed {
+                delay: Duration::from_millis(1),
+            },
+        ))
+        .subscribe_all(&[Arc::new(move |e: &em_retry::Event| {
+            lock(&seen).push(event_line(e));
+        }) as Arc<dyn em_retry::Subscriber>]);
+        let plans = Mutex::new(Vec::new());
+        let result = download_with_tool(&Arc::new(ShTool), &runner, req, |plan, _| {
+            let mut plans = lock(&plans);
+            let script = scripts[plans.len()];
+            plans.push((
+                plan.url.clone(),
+                plan.resume,
+                plan.if_range.clone(),
+                plan.max_size.min(u64::from(u32::MAX)),
+                plan.credentials.is_some(),
+                plan.secrets.as_ref().is_some_and(|s| s.is_dir()),
+            ));
+            Cmd::tool("sh")
+                .args(["-c", script, "sh"])
+                .arg(plan.partial.as_os_str())
+        })
+        .await;
+        let events = lock(&events).clone();
+        ToolRun {
+            result,
+            plans: plans.into_inner().expect("plans"),
+            events,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tool_lands_from_a_mirror_and_credentials_stay_off_the_plain_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut req = DownloadRequest::new("https://u:p%40ss@a.example/x", dir.path().join("x"));
+        req.mirrors = vec!["https://b.example/x".into()];
+        req.sha256 = Some(sha(HELLO_SHA));
+        req.max_size = Some(1000);
+        let run = run_tool(&req, 2, &["exit 7", "exit 7", "printf hello > \"$1\""]).await;
+        let landed = run.result.expect("lands");
+        assert_eq!(landed.sha256, sha(HELLO_SHA));
+        assert_eq!(fs::read(&req.dest).expect("read"), b"hello");
+        assert_eq!(
+            run.plans,
+            [
+                ("https://a.example/x".into(), false, None, 1000, true, true),
+                ("https://a.example/x".into(), false, None, 1000, true, true),
+                (
+                    "https://b.example/x".into(),
+                    false,
+                    None,
+                    1000,
+                    false,
+                    false
+                ),
+            ]
+        );
+        assert_eq!(run.events, PINNED_MIRROR_EVENTS);
+    }
+
+    #[tokio::test]
+    async fn a_cut_transfer_is_resumed_with_the_validator_it_started_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let req = DownloadRequest::new("https://example.org/x", dir.path().join("x"));
+        let run = run_tool(
+            &req,
+            1,
+            &[
+                "printf 'HTTP/1.1 200 OK\\r\\nETag: \"v1\"\\r\\n' >&2; printf hel > \"$1\"; exit 18",
+                "printf 'HTTP/1.1 206 Partial\\r\\nETag: \"v1\"\\r\\n' >&2; printf lo >> \"$1\"",
+            ],
+        )
+        .await;
+        let landed = run.result.expect("lands");
+        assert_eq!(landed.bytes, 5);
+        assert_eq!(
+            run.plans
+                .iter()
+                .map(|p| (p.1, p.2.clone()))
+                .collect::<Vec<_>>(),
+            [(false, None), (true, Some("\"v1\"".to_string()))]
+        );
+        assert!(!validator_path(&req.dest).exists());
+        assert_eq!(run.events, PINNED_RESUME_EVENTS);
+    }
+
+    #[tokio::test]
+    async fn a_file_the_checksum_rejects_twice_fails_with_both_rejections_in_the_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut req = DownloadRequest::new("https://example.org/x", dir.path().join("x"));
+        req.sha256 = Some(sha(HELLO_SHA));
+        let run = run_tool(&req, 3, &["printf bad > \"$1\""; 2]).await;
+        let err = run.result.expect_err("rejected twice");
+        assert_eq!(err.kind, ToolErrorKind::Permanent);
+        assert_eq!(err.operation, "sh download https://example.org/x");
+        assert_eq!(err.attempts, 2);
+        assert!(
+            err.reason
+                .ends_with("(from https://example.org/x, downloaded twice)"),
+            "{}",
+            err.reason
+        );
+        assert!(err.hint.is_some());
+        assert!(!req.dest.exists() && !req.partial().exists());
+        assert_eq!(
+            run.events.len(),
+            PINNED_REJECTED_EVENTS.len(),
+            "{:#?}",
+            run.events
+        );
+        for (got, want) in run.events.iter().zip(PINNED_REJECTED_EVENTS) {
+            assert!(got.starts_with(want), "{got} / {want}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_past_the_cap_stops_the_tool_and_fails_for_good() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut req = DownloadRequest::new("https://example.org/x", dir.path().join("x"));
+        req.max_size = Some(3);
+        // Still running: the watch stops it.
+        let run = run_tool(&req, 3, &["printf hello > \"$1\"; sleep 5"]).await;
+        let err = run.result.expect_err("too large");
+        assert_eq!(err.kind, ToolErrorKind::Permanent);
+        assert_eq!(err.attempts, 1);
+        assert_eq!(
+            err.reason,
+            "the download is larger than allowed (5 bytes, at most 3)"
+        );
+        assert!(!req.partial().exists());
+        assert_eq!(run.events, ["sh download https://example.org/x: start 1"]);
+        // Done already: the output check catches it.
+        let run = run_tool(&req, 3, &["printf hello > \"$1\""]).await;
+        let err = run.result.expect_err("too large");
+        assert_eq!(
+            (err.kind, err.attempts, err.reason.as_str()),
+            (
+                ToolErrorKind::Permanent,
+                1,
+                "the download is larger than allowed (5 bytes, at most 3)"
+            )
+        );
+    }
+
+    #[test]
+    fn the_tool_download_future_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let runner = Runner::new(em_retry::RetryPolicy::new(1));
+        let req = DownloadRequest::new("https://example.org/x", "/tmp/x");
+        let adapter = Arc::new(ShTool);
+        let fut = download_with_tool(&adapter, &runner, &req, |_, _| Cmd::tool("true"));
+        assert_send(&fut);
+    }
+
+    const PINNED_MIRROR_EVENTS: &[&str] = &[
+        "sh download https://***@a.example/x: start 1",
+        "sh download https://***@a.example/x: failed 1 Transient exit 7",
+        "sleeping before 2: Backoff",
+        "sh download https://***@a.example/x: start 2",
+        "sh download https://***@a.example/x: failed 2 Transient exit 7",
+        "gave up after 2: Exhausted",
+        "sh download https://***@a.example/x via https://b.example/x: start 1",
+        "succeeded 1",
+    ];
+    const PINNED_RESUME_EVENTS: &[&str] = &[
+        "sh download https://example.org/x: start 1",
+        "sh download https://example.org/x: failed 1 Transient exit 18",
+        "sleeping before 2: Progressed",
+        "sh download https://example.org/x: start 2",
+        "succeeded 2",
+    ];
+    /// Prefixes: the digests follow.
+    const PINNED_REJECTED_EVENTS: &[&str] = &[
+        "sh download https://example.org/x: start 1",
+        "succeeded 1",
+        "sh download https://example.org/x: failed 1 Repairable(\"download again\") checksum \
+         mismatch: expected ",
+        "sh download https://example.org/x: start 1",
+        "succeeded 1",
+        "sh download https://example.org/x: failed 2 Permanent checksum mismatch: expected ",
+    ];
 }
