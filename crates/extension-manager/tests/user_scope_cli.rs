@@ -335,3 +335,29 @@ fn remove_deletes_nothing_below_a_link_planted_since_the_install() {
     ok(&s, &["remove", "--user", &user.name, "toolconf"]);
     assert!(!user.home.join(".toolconf").exists());
 }
+
+/// A system extension named in a `--user` run is refused by name (not reported as a
+/// missing requirement of the user extensions), and nothing is installed.
+#[test]
+fn a_system_extension_named_in_a_user_run_is_refused_by_name() {
+    if !root_or_skip() {
+        return;
+    }
+    let user = TestUser::create();
+    let s = Session::new(&[], "");
+    let mut all = String::new();
+    for command in ["plan", "install"] {
+        let out = s
+            .em()
+            .env_remove("SUDO_USER")
+            .args([command, "--user", &user.name, "python", "shell-config"])
+            .output()
+            .expect("runs");
+        all.push_str(&format!(
+            "$ extension-manager {command} --user [USER] python shell-config\n"
+        ));
+        all.push_str(&common::transcript(&s, &out).replace(&user.name, "[USER]"));
+    }
+    assert!(!s.path().join("state").join("state.json").exists());
+    insta::assert_snapshot!(all);
+}

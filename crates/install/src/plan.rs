@@ -362,13 +362,20 @@ pub fn plan_for(
 /// The system extensions that the user extensions of `requested` need (through
 /// `requires`, all the way down) and that `system_installed` lacks (or has unfinished):
 /// a user run does not install them (they are root's, system-wide), it asks for them.
+/// A system extension named in `requested` is not followed: [`plan_for`] refuses it by
+/// name, which says more than listing it (and its requirements) as missing.
 pub fn missing_system_requirements(
     catalog: &Catalog,
     requested: &[String],
     system_installed: &BTreeMap<String, Installed>,
 ) -> Result<Vec<String>, PlanError> {
+    let user_requested: Vec<String> = requested
+        .iter()
+        .filter(|n| catalog.get(n).is_none_or(|m| m.scope != Scope::System))
+        .cloned()
+        .collect();
     let order = catalog
-        .order(requested, &[] as &[&str])
+        .order(&user_requested, &[] as &[&str])
         .map_err(PlanError::Manifest)?;
     Ok(order
         .into_iter()
