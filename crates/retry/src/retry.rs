@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::budget::RetryBudget;
 use crate::circuit::CircuitBreaker;
 use crate::events::{Event, FailureClass, GiveUpReason, Operation, Subscriber, Wait};
-use crate::policy::RetryPolicy;
+use crate::policy::{DelaySchedule, RetryPolicy};
 use crate::random::Random;
 
 type RepairFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -373,6 +373,29 @@ impl<E: fmt::Display> Retry<E> {
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let mut run = self.start_run()?;
+        loop {
+            let attempt = self.next_attempt(&mut run)?;
+            let began = Instant::now();
+            let failure = match run_attempt(&mut op, attempt).await {
+                Ok(value) => {
+                    self.record_success(&run);
+                    return Ok(value);
+                }
+                Err(failure) => failure,
+            };
+            let (decision, progressed) = self.judge_failure(failure, began, &mut run);
+            if let Some(reason) = self.why_stop(&decision, &run) {
+                return Err(self.stop(reason, run.number, &mut run));
+            }
+            let wait = self.wait_before_next(decision, progressed, &mut run).await;
+            self.sleep_before_next(wait, &mut run).await?;
+        }
+    }
+
+    /// Whether the run may start at all (not while its circuit is open); a run that starts
+    /// deposits in its budget and gets its state.
+    fn start_run(&self) -> Result<RunState<E>, RetryError<E>> {
         let start = Instant::now();
         let deadline_at = self.policy.deadline().and_then(|d| start.checked_add(d));
         if let Some((breaker, key)) = &self.circuit
@@ -386,168 +409,221 @@ impl<E: fmt::Display> Retry<E> {
         if let Some((budget, key)) = &self.budget {
             budget.record_first_attempt(key);
         }
-        // `allowed` grows by one for each attempt that made progress (up to the limit).
-        let mut allowed = self.policy.max_attempts();
-        let mut free_left = self.progress_limit;
-        let mut schedule = self.policy.schedule();
-        // Retries since the backoff schedule last started (it starts over after progress).
-        let mut backoff_retry = 0;
-        let mut number = 1;
-        let mut last: Option<Failure<E>> = None;
-        loop {
-            let remaining = deadline_at.map(|d| d.saturating_duration_since(Instant::now()));
-            if remaining == Some(Duration::ZERO) {
-                return Err(self.give_up(GiveUpReason::Deadline, number - 1, last, start));
-            }
-            let timeout = match (self.policy.timeout(), remaining) {
-                (Some(t), Some(r)) => Some(t.min(r)),
-                (t, r) => t.or(r),
-            };
-            let attempt = Attempt {
-                number,
-                max_attempts: allowed,
-                timeout,
-            };
-            self.emit(Event::AttemptStarted {
-                operation: self.operation.clone(),
-                attempt: number,
-                max_attempts: allowed,
-            });
-            let began = Instant::now();
-            let outcome = match timeout {
-                Some(t) => match tokio::time::timeout(t, op(attempt)).await {
-                    Ok(result) => result.map_err(Failure::Error),
-                    Err(_) => Err(Failure::TimedOut(t)),
-                },
-                None => op(attempt).await.map_err(Failure::Error),
-            };
-            let failure = match outcome {
-                Ok(value) => {
-                    if let Some((breaker, key)) = &self.circuit {
-                        breaker.record_success(key);
-                    }
-                    if let Some((budget, key)) = &self.budget
-                        && number > 1
-                    {
-                        budget.record_retried_success(key);
-                    }
-                    self.emit(Event::Succeeded {
-                        operation: self.operation.clone(),
-                        attempt: number,
-                        elapsed: start.elapsed(),
-                    });
-                    return Ok(value);
-                }
-                Err(failure) => failure,
-            };
-            let (class, decision) = match &failure {
-                Failure::TimedOut(t) => (FailureClass::TimedOut(*t), Decision::Retry),
-                Failure::Error(e) => {
-                    let decision = (self.classify)(e);
-                    let class = match &decision {
-                        Decision::Retry => FailureClass::Transient,
-                        Decision::RetryAfter(d) => FailureClass::RetryAfter(*d),
-                        Decision::Repair(r) => FailureClass::Repairable(r.name.clone()),
-                        Decision::Fail => FailureClass::Permanent,
-                        Decision::GiveUp(why) => FailureClass::SourceExhausted(why.clone()),
-                    };
-                    (class, decision)
-                }
-            };
-            // Progress only matters for a failure that would be retried as it is.
-            let progressed = matches!(decision, Decision::Retry | Decision::RetryAfter(_))
-                && free_left > 0
-                && self.progress.as_mut().is_some_and(|probe| probe());
-            // The failure is told against the attempts allowed when it began ("1/3"); the
-            // one it earned shows from the next attempt on ("2/4").
-            self.emit(Event::AttemptFailed {
-                operation: self.operation.clone(),
-                attempt: number,
-                max_attempts: allowed,
-                class,
-                reason: failure.to_string(),
-                duration: began.elapsed(),
-            });
-            if progressed {
-                free_left -= 1;
-                allowed = allowed.saturating_add(1);
-            }
-            last = Some(failure);
-            match decision {
-                Decision::Fail => {
-                    return Err(self.give_up(GiveUpReason::Permanent, number, last, start));
-                }
-                Decision::GiveUp(why) => {
-                    let reason = GiveUpReason::SourceExhausted(why);
-                    return Err(self.give_up(reason, number, last, start));
-                }
-                _ => {}
-            }
-            if number >= allowed {
-                return Err(self.give_up(GiveUpReason::Exhausted, number, last, start));
-            }
-            if let Some((budget, key)) = &self.budget
-                && let Err(dry) = budget.try_retry(key)
-            {
-                let reason = GiveUpReason::SourceExhausted(dry.to_string());
-                return Err(self.give_up(reason, number, last, start));
-            }
-            // A wait of its own (no backoff) after a repair that worked or an attempt that
-            // made progress; `floor` is a server's Retry-After.
-            let (floor, own_wait) = match decision {
-                Decision::Repair(repair) => {
-                    let began = Instant::now();
-                    let left = deadline_at.map(|d| d.saturating_duration_since(began));
-                    let outcome = match left {
-                        Some(left) => tokio::time::timeout(left, (repair.action)())
-                            .await
-                            .unwrap_or_else(|_| Err("stopped at the deadline".to_string())),
-                        None => (repair.action)().await,
-                    };
-                    let repaired = outcome.is_ok();
-                    self.emit(Event::Repaired {
-                        operation: self.operation.clone(),
-                        repair: repair.name,
-                        outcome,
-                        duration: began.elapsed(),
-                    });
-                    (Duration::ZERO, repaired.then_some(Wait::Repaired))
-                }
-                Decision::RetryAfter(d) => (d, progressed.then_some(Wait::Progressed)),
-                Decision::Retry | Decision::Fail | Decision::GiveUp(_) => {
-                    (Duration::ZERO, progressed.then_some(Wait::Progressed))
-                }
-            };
-            let (delay, why) = match own_wait {
-                Some(wait) => (floor, wait),
-                None => {
-                    backoff_retry += 1;
-                    let backoff = schedule.next_delay(backoff_retry, self.random.as_mut());
-                    (backoff.max(floor), Wait::Backoff)
-                }
-            };
-            if progressed {
-                backoff_retry = 0;
-                schedule = self.policy.schedule();
-            }
-            if let Some(deadline_at) = deadline_at {
-                let wakes = Instant::now().checked_add(delay);
-                if wakes.is_none_or(|w| w >= deadline_at) {
-                    return Err(self.give_up(GiveUpReason::Deadline, number, last, start));
-                }
-            }
-            number += 1;
-            self.emit(Event::Sleeping {
-                operation: self.operation.clone(),
-                next_attempt: number,
-                max_attempts: allowed,
-                delay,
-                why,
-            });
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+        Ok(RunState {
+            start,
+            deadline_at,
+            allowed: self.policy.max_attempts(),
+            free_left: self.progress_limit,
+            schedule: self.policy.schedule(),
+            backoff_retry: 0,
+            number: 1,
+            last: None,
+        })
+    }
+
+    /// The next attempt with the time it has (its timeout, shortened to what is left of
+    /// the deadline), announced to subscribers; a deadline already passed ends the run.
+    fn next_attempt(&self, run: &mut RunState<E>) -> Result<Attempt, RetryError<E>> {
+        let remaining = run
+            .deadline_at
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        if remaining == Some(Duration::ZERO) {
+            return Err(self.stop(GiveUpReason::Deadline, run.number - 1, run));
+        }
+        let timeout = match (self.policy.timeout(), remaining) {
+            (Some(t), Some(r)) => Some(t.min(r)),
+            (t, r) => t.or(r),
+        };
+        let attempt = Attempt {
+            number: run.number,
+            max_attempts: run.allowed,
+            timeout,
+        };
+        self.emit(Event::AttemptStarted {
+            operation: self.operation.clone(),
+            attempt: run.number,
+            max_attempts: run.allowed,
+        });
+        Ok(attempt)
+    }
+
+    /// Tells the circuit (the host is up), the budget (a retry paid off) and subscribers
+    /// that the attempt succeeded.
+    fn record_success(&self, run: &RunState<E>) {
+        if let Some((breaker, key)) = &self.circuit {
+            breaker.record_success(key);
+        }
+        if let Some((budget, key)) = &self.budget
+            && run.number > 1
+        {
+            budget.record_retried_success(key);
+        }
+        self.emit(Event::Succeeded {
+            operation: self.operation.clone(),
+            attempt: run.number,
+            elapsed: run.start.elapsed(),
+        });
+    }
+
+    /// What a failed attempt means: its decision, and whether it made progress (which
+    /// earns it an attempt); tells subscribers, and keeps it as the last failure.
+    fn judge_failure(
+        &mut self,
+        failure: Failure<E>,
+        began: Instant,
+        run: &mut RunState<E>,
+    ) -> (Decision, bool) {
+        let (class, decision) = self.classify_failure(&failure);
+        // Progress only matters for a failure that would be retried as it is.
+        let progressed = matches!(decision, Decision::Retry | Decision::RetryAfter(_))
+            && run.free_left > 0
+            && self.progress.as_mut().is_some_and(|probe| probe());
+        // The failure is told against the attempts allowed when it began ("1/3"); the
+        // one it earned shows from the next attempt on ("2/4").
+        self.emit(Event::AttemptFailed {
+            operation: self.operation.clone(),
+            attempt: run.number,
+            max_attempts: run.allowed,
+            class,
+            reason: failure.to_string(),
+            duration: began.elapsed(),
+        });
+        if progressed {
+            run.free_left -= 1;
+            run.allowed = run.allowed.saturating_add(1);
+        }
+        run.last = Some(failure);
+        (decision, progressed)
+    }
+
+    /// The failure's class and what to do about it: a timed-out attempt is retried, an
+    /// error gets the classifier's decision.
+    fn classify_failure(&mut self, failure: &Failure<E>) -> (FailureClass, Decision) {
+        match failure {
+            Failure::TimedOut(t) => (FailureClass::TimedOut(*t), Decision::Retry),
+            Failure::Error(e) => {
+                let decision = (self.classify)(e);
+                let class = match &decision {
+                    Decision::Retry => FailureClass::Transient,
+                    Decision::RetryAfter(d) => FailureClass::RetryAfter(*d),
+                    Decision::Repair(r) => FailureClass::Repairable(r.name.clone()),
+                    Decision::Fail => FailureClass::Permanent,
+                    Decision::GiveUp(why) => FailureClass::SourceExhausted(why.clone()),
+                };
+                (class, decision)
             }
         }
+    }
+
+    /// Why the run ends after this failure, if it does: the decision says stop, the
+    /// attempts allowed are used up, or the budget has no token for a retry (asking
+    /// withdraws one).
+    fn why_stop(&self, decision: &Decision, run: &RunState<E>) -> Option<GiveUpReason> {
+        match decision {
+            Decision::Fail => return Some(GiveUpReason::Permanent),
+            Decision::GiveUp(why) => return Some(GiveUpReason::SourceExhausted(why.clone())),
+            Decision::Retry | Decision::RetryAfter(_) | Decision::Repair(_) => {}
+        }
+        if run.number >= run.allowed {
+            return Some(GiveUpReason::Exhausted);
+        }
+        if let Some((budget, key)) = &self.budget
+            && let Err(dry) = budget.try_retry(key)
+        {
+            return Some(GiveUpReason::SourceExhausted(dry.to_string()));
+        }
+        None
+    }
+
+    /// How long to wait before the next attempt, and why: no backoff after a repair that
+    /// worked or an attempt that made progress (a server's Retry-After still holds), the
+    /// backoff otherwise. Runs the decision's repair, if it has one.
+    async fn wait_before_next(
+        &mut self,
+        decision: Decision,
+        progressed: bool,
+        run: &mut RunState<E>,
+    ) -> (Duration, Wait) {
+        // A wait of its own (no backoff) after a repair that worked or an attempt that
+        // made progress; `floor` is a server's Retry-After.
+        let (floor, own_wait) = match decision {
+            Decision::Repair(repair) => {
+                let repaired = self.repair(repair, run.deadline_at).await;
+                (Duration::ZERO, repaired.then_some(Wait::Repaired))
+            }
+            Decision::RetryAfter(d) => (d, progressed.then_some(Wait::Progressed)),
+            Decision::Retry | Decision::Fail | Decision::GiveUp(_) => {
+                (Duration::ZERO, progressed.then_some(Wait::Progressed))
+            }
+        };
+        let wait = match own_wait {
+            Some(wait) => (floor, wait),
+            None => {
+                run.backoff_retry += 1;
+                let backoff = run
+                    .schedule
+                    .next_delay(run.backoff_retry, self.random.as_mut());
+                (backoff.max(floor), Wait::Backoff)
+            }
+        };
+        if progressed {
+            run.backoff_retry = 0;
+            run.schedule = self.policy.schedule();
+        }
+        wait
+    }
+
+    /// Runs `repair`, stopped at the deadline, and tells subscribers how it went; whether
+    /// it worked.
+    async fn repair(&mut self, repair: Repair, deadline_at: Option<Instant>) -> bool {
+        let began = Instant::now();
+        let left = deadline_at.map(|d| d.saturating_duration_since(began));
+        let outcome = match left {
+            Some(left) => tokio::time::timeout(left, (repair.action)())
+                .await
+                .unwrap_or_else(|_| Err("stopped at the deadline".to_string())),
+            None => (repair.action)().await,
+        };
+        let repaired = outcome.is_ok();
+        self.emit(Event::Repaired {
+            operation: self.operation.clone(),
+            repair: repair.name,
+            outcome,
+            duration: began.elapsed(),
+        });
+        repaired
+    }
+
+    /// Sleeps `delay` before the next attempt, announced to subscribers; a next attempt
+    /// that would wake at or past the deadline ends the run instead.
+    async fn sleep_before_next(
+        &mut self,
+        (delay, why): (Duration, Wait),
+        run: &mut RunState<E>,
+    ) -> Result<(), RetryError<E>> {
+        if let Some(deadline_at) = run.deadline_at {
+            let wakes = Instant::now().checked_add(delay);
+            if wakes.is_none_or(|w| w >= deadline_at) {
+                return Err(self.stop(GiveUpReason::Deadline, run.number, run));
+            }
+        }
+        run.number += 1;
+        self.emit(Event::Sleeping {
+            operation: self.operation.clone(),
+            next_attempt: run.number,
+            max_attempts: run.allowed,
+            delay,
+            why,
+        });
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+
+    /// Ends the run as `reason` after `attempts` attempts, with its last failure.
+    fn stop(&self, reason: GiveUpReason, attempts: u32, run: &mut RunState<E>) -> RetryError<E> {
+        self.give_up(reason, attempts, run.last.take(), run.start)
     }
 
     /// [`Retry::run`] for code without a tokio runtime: runs on a private current-thread
@@ -567,5 +643,55 @@ impl<E: fmt::Display> Retry<E> {
                 "a current-thread runtime with only the timer needs no OS resource that can fail",
             );
         runtime.block_on(self.run(op))
+    }
+}
+
+/// Where one run of the retry loop stands between attempts.
+struct RunState<E> {
+    start: Instant,
+    deadline_at: Option<Instant>,
+    /// The attempts allowed: the policy's, grown by one for each attempt that made
+    /// progress (up to the limit).
+    allowed: u32,
+    /// How many more attempts progress may still add.
+    free_left: u32,
+    schedule: DelaySchedule,
+    /// Retries since the backoff schedule last started (it starts over after progress).
+    backoff_retry: u32,
+    /// The current attempt's number, 1-based.
+    number: u32,
+    last: Option<Failure<E>>,
+}
+
+/// Runs one attempt of `op`; its future is dropped (cancelled) when the attempt's timeout
+/// passes.
+async fn run_attempt<T, E, F, Fut>(op: &mut F, attempt: Attempt) -> Result<T, Failure<E>>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match attempt.timeout {
+        Some(t) => match tokio::time::timeout(t, op(attempt)).await {
+            Ok(result) => result.map_err(Failure::Error),
+            Err(_) => Err(Failure::TimedOut(t)),
+        },
+        None => op(attempt).await.map_err(Failure::Error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The loop's awaits sit in methods taking `&mut self`, so the run future stays `Send`
+    /// (a `&self` held across an await would need `Retry: Sync`, which it is not).
+    #[test]
+    fn the_run_future_can_be_spawned() {
+        let run = Retry::<String>::new(RetryPolicy::new(2))
+            .classify(|_| Decision::Repair(Repair::new("fix", || async { Ok(()) })))
+            .run(|_| async { Err::<(), _>("no".to_string()) });
+        assert_send(&run);
     }
 }
