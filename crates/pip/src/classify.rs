@@ -240,79 +240,111 @@ fn certificate_failure(text: &str) -> Option<String> {
     Some(format!("{said} (CERTIFICATE_VERIFY_FAILED)"))
 }
 
+/// How a failure reads before any probe: the families below, tried in this order (the
+/// first that matches decides, so the order is behaviour).
 fn read(failure: &ToolFailure) -> Reading {
-    use Reading::Decided;
     let text = failure.text();
     let text = text.as_str();
-    let permanent = |reason: String, hint: Option<&str>| {
-        Decided(Verdict::Permanent(reason, hint.map(str::to_string)))
-    };
+    untrusted_index(text)
+        .or_else(|| managed_python(text))
+        .or_else(|| invalid_requirement(text))
+        .or_else(|| missing_space_or_tools(text))
+        .or_else(|| downloads(failure, text))
+        .map(Reading::Decided)
+        .or_else(|| resolution(text))
+        .or_else(|| refused_locally(failure, text).map(Reading::Decided))
+        .unwrap_or_else(|| Reading::Decided(unrecognised(failure, text)))
+}
 
+/// A permanent verdict with an optional hint.
+fn permanent(reason: String, hint: Option<&str>) -> Verdict<PipRepair> {
+    Verdict::Permanent(reason, hint.map(str::to_string))
+}
+
+/// pip does not trust the index: a plain-http index it ignores, or a TLS certificate that
+/// failed verification.
+fn untrusted_index(text: &str) -> Option<Verdict<PipRepair>> {
     if let Some((_, rest)) = text.split_once("The repository located at ")
         && text.contains("is not a trusted or secure host")
     {
         let host = rest.split_whitespace().next().unwrap_or("the index");
-        return permanent(
+        return Some(permanent(
             format!("pip ignores the plain-http index on {host}: not a trusted or secure host"),
             Some(
                 "use an https:// index URL; for a plain-http index you control, add PIP_TRUSTED_HOST=<host> to the adapter's environment",
             ),
-        );
+        ));
     }
-    if let Some(said) = certificate_failure(text) {
-        return permanent(
-            format!(
-                "the TLS certificate{} is not trusted: {said}",
-                host_in(text)
-                    .map(|h| format!(" of {h}"))
-                    .unwrap_or_default()
-            ),
-            Some(
-                "pip trusts the CA bundle of PIP_CERT / `cert` in pip.conf (else its own): behind a \
-                 TLS-inspecting proxy, add the proxy's CA to the system store \
-                 (update-ca-certificates) and set PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
-                 or `cert` in /etc/pip.conf; check the clock for an expired certificate; never \
-                 --trusted-host for an https index",
-            ),
-        );
-    }
-    if text.contains("externally-managed-environment") {
-        return permanent(
+    let said = certificate_failure(text)?;
+    Some(permanent(
+        format!(
+            "the TLS certificate{} is not trusted: {said}",
+            host_in(text)
+                .map(|h| format!(" of {h}"))
+                .unwrap_or_default()
+        ),
+        Some(
+            "pip trusts the CA bundle of PIP_CERT / `cert` in pip.conf (else its own): behind a \
+             TLS-inspecting proxy, add the proxy's CA to the system store \
+             (update-ca-certificates) and set PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+             or `cert` in /etc/pip.conf; check the clock for an expired certificate; never \
+             --trusted-host for an https index",
+        ),
+    ))
+}
+
+/// This Python belongs to the system and refuses installs outside a virtual environment.
+fn managed_python(text: &str) -> Option<Verdict<PipRepair>> {
+    text.contains("externally-managed-environment").then(|| {
+        permanent(
             "this Python is managed by the system (externally-managed-environment)".into(),
             Some(
                 "install into a virtual environment: give the pip step `venv = \"/opt/<name>\"` (or `pip install --venv DIR`)",
             ),
-        );
-    }
-    if let Some((_, rest)) = text.split_once("Invalid requirement: ") {
-        let requirement = rest.lines().next().unwrap_or("").trim();
-        let hint = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Hint: "))
-            .map(str::to_string);
-        return Decided(Verdict::Permanent(
-            format!("invalid requirement: {requirement}"),
-            hint,
-        ));
-    }
+        )
+    })
+}
+
+/// pip cannot parse a requirement it was given; its own `Hint:` line, if any, is the hint.
+fn invalid_requirement(text: &str) -> Option<Verdict<PipRepair>> {
+    let (_, rest) = text.split_once("Invalid requirement: ")?;
+    let requirement = rest.lines().next().unwrap_or("").trim();
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Hint: "))
+        .map(str::to_string);
+    Some(Verdict::Permanent(
+        format!("invalid requirement: {requirement}"),
+        hint,
+    ))
+}
+
+/// The machine lacks what pip needs: disk space, pip itself, or the venv module.
+fn missing_space_or_tools(text: &str) -> Option<Verdict<PipRepair>> {
     if text.contains("No space left on device") || text.contains("[Errno 28]") {
-        return permanent(
+        return Some(permanent(
             "no space left on device".into(),
             Some("free some space; `pip cache purge` empties pip's cache"),
-        );
+        ));
     }
     if text.contains("No module named pip") {
-        return permanent(
+        return Some(permanent(
             "this Python has no pip".into(),
             Some("install the Debian package python3-pip (the python extension), or use a venv"),
-        );
+        ));
     }
     if text.contains("ensurepip is not") || text.contains("No module named venv") {
-        return permanent(
+        return Some(permanent(
             "this Python cannot create virtual environments".into(),
             Some("install the Debian package python3-venv (the python extension)"),
-        );
+        ));
     }
+    None
+}
+
+/// A file pip fetched is bad: it fails its hash, is not a valid wheel, or the index
+/// answered an HTTP error for it.
+fn downloads(failure: &ToolFailure, text: &str) -> Option<Verdict<PipRepair>> {
     if text.contains("THESE PACKAGES DO NOT MATCH THE HASHES") {
         let package = text
             .lines()
@@ -323,7 +355,7 @@ fn read(failure: &ToolFailure) -> Reading {
             .unwrap_or_default();
         // A truncated download shows up as a mismatch too (trap 3): purge once, fetch
         // again without the cache; the runner makes a second mismatch permanent.
-        return Decided(Verdict::Repairable(
+        return Some(Verdict::Repairable(
             PipRepair::PurgeCacheNoCacheDir,
             format!(
                 "the download{package} does not match its hash{}",
@@ -335,54 +367,67 @@ fn read(failure: &ToolFailure) -> Reading {
         let wheel = rest.split('\'').next().unwrap_or("?");
         let reason = format!("the downloaded wheel of `{wheel}` is invalid (truncated download?)");
         // Already fetched without the cache: it is the network, not the cache.
-        return Decided(if failure.command.contains("--no-cache-dir") {
+        return Some(if failure.command.contains("--no-cache-dir") {
             Verdict::Transient(reason)
         } else {
             Verdict::Repairable(PipRepair::PurgeCacheNoCacheDir, reason)
         });
     }
-    if let Some(status) = http_error_status(text) {
-        let url = text
-            .split_once("while getting ")
-            .and_then(|(_, r)| r.split_whitespace().next())
-            .unwrap_or("a file");
-        let reason = format!("HTTP {status} while getting {url}");
-        return Decided(match status {
-            408 | 429 | 500..=599 => Verdict::Transient(reason),
-            _ => Verdict::Permanent(
-                reason,
-                Some(
-                    "the index lists a file it does not serve: try again later, or use a mirror"
-                        .into(),
-                ),
+    let status = http_error_status(text)?;
+    let url = text
+        .split_once("while getting ")
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .unwrap_or("a file");
+    let reason = format!("HTTP {status} while getting {url}");
+    Some(match status {
+        408 | 429 | 500..=599 => Verdict::Transient(reason),
+        _ => Verdict::Permanent(
+            reason,
+            Some(
+                "the index lists a file it does not serve: try again later, or use a mirror".into(),
             ),
-        });
-    }
+        ),
+    })
+}
+
+/// What pip's resolver concluded: no listed version fits, no version seen at all (a
+/// network problem on the way, else ambiguous until the index is probed), or
+/// requirements that conflict.
+fn resolution(text: &str) -> Option<Reading> {
     if let Some((requirement, versions)) = not_found(text)
         && versions != "none"
     {
-        return permanent(
+        return Some(Reading::Decided(permanent(
             format!("no version of `{requirement}` is available (the index has: {versions})"),
             Some("pick one of the listed versions"),
-        );
+        )));
     }
     if let Some(signal) = network_signal(text) {
-        return Decided(Verdict::Transient(format!("{signal}{}", at_host(text))));
+        return Some(Reading::Decided(Verdict::Transient(format!(
+            "{signal}{}",
+            at_host(text)
+        ))));
     }
     if let Some((requirement, _)) = not_found(text) {
-        return Reading::Ambiguous(project_of(&requirement));
+        return Some(Reading::Ambiguous(project_of(&requirement)));
     }
     if text.contains("ResolutionImpossible") || text.contains("conflicting dependencies") {
-        return permanent(
+        return Some(Reading::Decided(permanent(
             "the requirements conflict with each other (ResolutionImpossible)".into(),
             None,
-        );
+        )));
     }
+    None
+}
+
+/// Refused on this machine: no permission to write the environment, or a command line
+/// this pip does not accept.
+fn refused_locally(failure: &ToolFailure, text: &str) -> Option<Verdict<PipRepair>> {
     if text.contains("[Errno 13] Permission denied") {
-        return permanent(
+        return Some(permanent(
             "permission denied writing the environment".into(),
             Some("run as root, or install into a venv you own"),
-        );
+        ));
     }
     if failure.code == 2 && (text.contains("no such option") || text.contains("\nUsage:")) {
         let what = text
@@ -391,24 +436,28 @@ fn read(failure: &ToolFailure) -> Reading {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("usage error")
             .trim();
-        return permanent(
+        return Some(permanent(
             format!("pip rejected the command line: {what}"),
             Some(
                 "this pip may be too old for an option we pass; upgrade pip in the target environment",
             ),
-        );
+        ));
     }
-    // Anything else (a crash with a traceback we do not know): SPEC 3, unclassified errors
-    // retry.
+    None
+}
+
+/// Anything else (a crash with a traceback we do not know): SPEC 3, unclassified errors
+/// retry. Say the last error line seen.
+fn unrecognised(failure: &ToolFailure, text: &str) -> Verdict<PipRepair> {
     let last = text
         .lines()
         .rev()
         .find(|l| l.starts_with("ERROR:") || l.contains("Error:"))
         .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()));
-    Decided(Verdict::Transient(match last {
+    Verdict::Transient(match last {
         Some(line) => format!("pip exited {}: {}", failure.code, line.trim()),
         None => format!("pip exited {} without a message", failure.code),
-    }))
+    })
 }
 
 /// Reads a failed pip run. Pure: exit code, text, and the context (the index probe's
