@@ -221,168 +221,254 @@ const TLS_HINT: &str = "npm trusts the CAs of its `cafile` setting (`npm config 
 /// Reads a failed npm run. Pure: exit code and text only.
 ///
 /// The classification table is in the crate documentation; [`error_code`] is what decides,
-/// the exit code is only used when npm printed no code at all.
+/// the exit code is only used when npm printed no code at all. The code is offered to the
+/// families below in this order; the first that knows it decides.
 pub fn classify(failure: &ToolFailure) -> Verdict<NpmRepair> {
     let text = failure.text();
     let text = text.as_str();
     let Some(code) = error_code(text) else {
         return classify_without_code(failure, text);
     };
-    let transient = |what: &str| Verdict::Transient(network_reason(what, code, text));
-    match code {
-        "ECONNRESET" => transient(if text.contains("network aborted") {
-            "download aborted mid-transfer"
-        } else if text.contains("socket hang up") {
-            "connection closed without an answer"
-        } else {
-            "connection reset"
-        }),
-        "ECONNREFUSED" => transient("connection refused"),
-        "EAI_AGAIN" => transient("temporary DNS failure"),
+    network(code, text)
+        .or_else(|| corrupt_download(code, text))
+        .or_else(|| directory_in_the_way(code, text))
+        .or_else(|| not_found(code, text))
+        .or_else(|| untrusted_certificate(code, text))
+        .or_else(|| registry_refusal(code, text))
+        .or_else(|| unsatisfiable_request(code, text))
+        .or_else(|| missing_permission_or_space(code, text))
+        .or_else(|| refused_package(code, text))
+        .or_else(|| classify_http_code(code, text))
+        .unwrap_or_else(|| unrecognised_code(code, text))
+}
+
+/// The network failed on the way (reset, refused, DNS, timeout, stall): worth another try.
+fn network(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    let what = match code {
+        "ECONNRESET" => {
+            if text.contains("network aborted") {
+                "download aborted mid-transfer"
+            } else if text.contains("socket hang up") {
+                "connection closed without an answer"
+            } else {
+                "connection reset"
+            }
+        }
+        "ECONNREFUSED" => "connection refused",
+        "EAI_AGAIN" => "temporary DNS failure",
         // NXDOMAIN: usually a wrong host, sometimes a resolver hiccup. Transient, so that
         // the retries of this source run out and the next mirror is tried (a permanent
         // verdict would stop the mirror chain); see the crate documentation.
-        "ENOTFOUND" => transient("host not found"),
-        "ETIMEDOUT" | "ESOCKETTIMEDOUT" | "ERR_SOCKET_TIMEOUT" => transient("connection timed out"),
-        "EIDLETIMEOUT" => transient("transfer stalled"),
-        "FETCH_ERROR" => transient(if text.contains("network timeout") {
-            "network timeout"
-        } else {
-            "fetch failed"
-        }),
-        "EPIPE" | "ECONNABORTED" | "EHOSTUNREACH" | "ENETUNREACH" | "ENETDOWN" | "EPROTO" => {
-            transient("network error")
+        "ENOTFOUND" => "host not found",
+        "ETIMEDOUT" | "ESOCKETTIMEDOUT" | "ERR_SOCKET_TIMEOUT" => "connection timed out",
+        "EIDLETIMEOUT" => "transfer stalled",
+        "FETCH_ERROR" => {
+            if text.contains("network timeout") {
+                "network timeout"
+            } else {
+                "fetch failed"
+            }
         }
-        "EINTEGRITY" => Verdict::Repairable(
+        "EPIPE" | "ECONNABORTED" | "EHOSTUNREACH" | "ENETUNREACH" | "ENETDOWN" | "EPROTO" => {
+            "network error"
+        }
+        _ => return None,
+    };
+    Some(Verdict::Transient(network_reason(what, code, text)))
+}
+
+/// A tarball failed its integrity check or does not unpack: the cache may hold it.
+fn corrupt_download(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    match code {
+        "EINTEGRITY" => Some(Verdict::Repairable(
             NpmRepair::CacheVerify,
             format!(
                 "a downloaded tarball failed its integrity check (EINTEGRITY){}",
                 from_host(text)
             ),
-        ),
-        "Z_DATA_ERROR" | "Z_BUF_ERROR" | "TAR_BAD_ARCHIVE" => Verdict::Repairable(
+        )),
+        "Z_DATA_ERROR" | "Z_BUF_ERROR" | "TAR_BAD_ARCHIVE" => Some(Verdict::Repairable(
             NpmRepair::CacheVerify,
             format!("a tarball is corrupt ({code})"),
+        )),
+        _ => None,
+    }
+}
+
+/// ENOTEMPTY: an interrupted install's leftover (removable), or another directory in the
+/// way (permanent).
+fn directory_in_the_way(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    if code != "ENOTEMPTY" {
+        return None;
+    }
+    Some(match stale_temp_in(text) {
+        Some(path) => Verdict::Repairable(
+            NpmRepair::RemoveStaleTemp(path.clone()),
+            format!(
+                "an interrupted install left {} behind (ENOTEMPTY)",
+                path.display()
+            ),
         ),
-        "ENOTEMPTY" => match stale_temp_in(text) {
-            Some(path) => Verdict::Repairable(
-                NpmRepair::RemoveStaleTemp(path.clone()),
-                format!(
-                    "an interrupted install left {} behind (ENOTEMPTY)",
-                    path.display()
-                ),
+        None => Verdict::Permanent(
+            format!(
+                "a directory is in the way (ENOTEMPTY): {}",
+                first_message(text).unwrap_or("directory not empty")
             ),
-            None => Verdict::Permanent(
-                format!(
-                    "a directory is in the way (ENOTEMPTY): {}",
-                    first_message(text).unwrap_or("directory not empty")
-                ),
-                Some("remove the directory named in the message, then try again".into()),
-            ),
-        },
+            Some("remove the directory named in the message, then try again".into()),
+        ),
+    })
+}
+
+/// The registry has no such package (E404), or no version matching the range (ETARGET).
+fn not_found(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    match code {
         "E404" => {
             let what = missing_package(text).unwrap_or_else(|| "the package".into());
-            Verdict::Permanent(
+            Some(Verdict::Permanent(
                 format!("package `{what}` not found{} (E404)", from_host(text)),
                 Some(
                     "check the name; a private registry also answers 404 when its token is missing"
                         .into(),
                 ),
-            )
+            ))
         }
         "ETARGET" => {
             let wanted = error_lines(text)
                 .find_map(|l| l.split_once("No matching version found for "))
                 .map(|(_, w)| w.trim().trim_end_matches('.').to_string());
-            Verdict::Permanent(
+            Some(Verdict::Permanent(
                 match wanted {
                     Some(w) => format!("no version matches `{w}` (ETARGET)"),
                     None => "no matching version found (ETARGET)".to_string(),
                 },
                 Some("`npm view <name> versions` lists the published versions".into()),
-            )
+            ))
         }
+        _ => None,
+    }
+}
+
+/// npm does not trust the registry's TLS certificate: what the check said, and for which
+/// host.
+fn untrusted_certificate(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    if !matches!(
+        code,
         "SELF_SIGNED_CERT_IN_CHAIN"
-        | "DEPTH_ZERO_SELF_SIGNED_CERT"
-        | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
-        | "UNABLE_TO_GET_ISSUER_CERT"
-        | "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
-        | "CERT_UNTRUSTED"
-        | "CERT_SIGNATURE_FAILURE"
-        | "CERT_HAS_EXPIRED"
-        | "CERT_NOT_YET_VALID"
-        | "ERR_TLS_CERT_ALTNAME_INVALID" => {
-            let said = error_lines(text)
-                .find_map(|l| l.split_once("reason: "))
-                .map(|(_, r)| r.trim().to_string())
-                .unwrap_or_else(|| code.to_lowercase().replace('_', " "));
-            let host = host_in(text).unwrap_or_else(|| "the registry".into());
-            Verdict::Permanent(
-                format!("the TLS certificate of {host} is not trusted: {said} ({code})"),
-                Some(TLS_HINT.into()),
-            )
-        }
-        "E401" => Verdict::Permanent(
+            | "DEPTH_ZERO_SELF_SIGNED_CERT"
+            | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
+            | "UNABLE_TO_GET_ISSUER_CERT"
+            | "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
+            | "CERT_UNTRUSTED"
+            | "CERT_SIGNATURE_FAILURE"
+            | "CERT_HAS_EXPIRED"
+            | "CERT_NOT_YET_VALID"
+            | "ERR_TLS_CERT_ALTNAME_INVALID"
+    ) {
+        return None;
+    }
+    let said = error_lines(text)
+        .find_map(|l| l.split_once("reason: "))
+        .map(|(_, r)| r.trim().to_string())
+        .unwrap_or_else(|| code.to_lowercase().replace('_', " "));
+    let host = host_in(text).unwrap_or_else(|| "the registry".into());
+    Some(Verdict::Permanent(
+        format!("the TLS certificate of {host} is not trusted: {said} ({code})"),
+        Some(TLS_HINT.into()),
+    ))
+}
+
+/// The registry wants credentials (E401) or refuses the ones given (E403).
+fn registry_refusal(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    match code {
+        "E401" => Some(Verdict::Permanent(
             format!(
                 "the registry asks for credentials{} (E401)",
                 from_host(text)
             ),
             Some("configure a token for it (`//host/:_authToken=...` in .npmrc)".into()),
-        ),
-        "E403" => Verdict::Permanent(
+        )),
+        "E403" => Some(Verdict::Permanent(
             format!("access forbidden{} (E403)", from_host(text)),
             Some("the token lacks access, or a registry policy forbids this package".into()),
-        ),
-        "EUSAGE" => Verdict::Permanent(
+        )),
+        _ => None,
+    }
+}
+
+/// npm will not do what was asked: a command line it rejects, or peer dependencies that
+/// conflict.
+fn unsatisfiable_request(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    match code {
+        "EUSAGE" => Some(Verdict::Permanent(
             format!(
                 "npm rejected the command line (EUSAGE): {}",
                 first_message(text).unwrap_or("usage error")
             ),
             None,
-        ),
-        "ERESOLVE" => Verdict::Permanent(
+        )),
+        "ERESOLVE" => Some(Verdict::Permanent(
             "conflicting peer dependencies (ERESOLVE)".to_string(),
             Some("install a version whose peer dependencies agree, or install it alone".into()),
-        ),
+        )),
+        _ => None,
+    }
+}
+
+/// This machine refuses: the global prefix is not writable, or the disk is full.
+fn missing_permission_or_space(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    match code {
         "EACCES" | "EPERM" => {
             let path = error_lines(text)
                 .find_map(|l| l.strip_prefix("path "))
                 .map(|p| format!(": {}", p.trim()))
                 .unwrap_or_default();
-            Verdict::Permanent(
+            Some(Verdict::Permanent(
                 format!("permission denied{path} ({code})"),
                 Some(
                     "the global prefix is not writable: run as root, or set a prefix you own \
                      (npm_config_prefix / NpmConfig::prefix)"
                         .into(),
                 ),
-            )
+            ))
         }
-        "ENOSPC" => Verdict::Permanent(
+        "ENOSPC" => Some(Verdict::Permanent(
             "no space left on device (ENOSPC)".to_string(),
             Some("free some space; `npm cache clean --force` empties npm's cache".into()),
-        ),
+        )),
+        _ => None,
+    }
+}
+
+/// The package itself is refused (wrong platform or engine, invalid name, tag or JSON, no
+/// versions, a bad override): npm's own sentence is the reason.
+fn refused_package(code: &str, text: &str) -> Option<Verdict<NpmRepair>> {
+    matches!(
+        code,
         "EBADPLATFORM"
-        | "EBADENGINE"
-        | "EINVALIDPACKAGENAME"
-        | "EINVALIDTAGNAME"
-        | "EJSONPARSE"
-        | "ENOVERSIONS"
-        | "EOVERRIDE" => Verdict::Permanent(
+            | "EBADENGINE"
+            | "EINVALIDPACKAGENAME"
+            | "EINVALIDTAGNAME"
+            | "EJSONPARSE"
+            | "ENOVERSIONS"
+            | "EOVERRIDE"
+    )
+    .then(|| {
+        Verdict::Permanent(
             format!(
                 "{} ({code})",
                 first_message(text).unwrap_or("npm refused the package")
             ),
             None,
-        ),
-        _ => classify_http_code(code, text).unwrap_or_else(|| {
-            // An error code we have not met: SPEC 3, unclassified errors retry.
-            Verdict::Transient(format!(
-                "{} ({code})",
-                first_message(text).unwrap_or("npm failed")
-            ))
-        }),
-    }
+        )
+    })
+}
+
+/// An error code we have not met: SPEC 3, unclassified errors retry.
+fn unrecognised_code(code: &str, text: &str) -> Verdict<NpmRepair> {
+    Verdict::Transient(format!(
+        "{} ({code})",
+        first_message(text).unwrap_or("npm failed")
+    ))
 }
 
 /// `E` + an HTTP status: 408, 429 and 5xx transient, any other 4xx permanent.
