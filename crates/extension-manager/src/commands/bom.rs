@@ -370,91 +370,143 @@ fn paths_of(e: &InstalledExtension) -> Vec<PathBuf> {
 /// Asks the machine about everything the chosen extensions use; also returns a note for
 /// each query that could not answer.
 async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Vec<String>) {
-    let apt_names: BTreeSet<String> = chosen.iter().flat_map(|(_, e)| apt_parts(e)).collect();
-    let wants_npm = chosen
-        .iter()
-        .any(|(_, e)| !e.uses.npm.is_empty() || !e.added.npm.is_empty());
-    let envs: BTreeSet<Option<PathBuf>> = chosen
-        .iter()
-        .flat_map(|(_, e)| union(&e.uses.pip, &e.added.pip))
-        .map(|p| p.venv)
-        .collect();
-    let paths: BTreeSet<PathBuf> = chosen.iter().flat_map(|(_, e)| paths_of(e)).collect();
-    let lang_tools: Vec<em_manifest::LangTool> = em_manifest::LangTool::ALL
-        .into_iter()
-        .filter(|t| {
-            chosen
-                .iter()
-                .any(|(_, e)| lang_parts(e).iter().any(|a| a.tool == t.key()))
-        })
-        .collect();
-    let lang = async {
-        let mut lists = BTreeMap::new();
-        for tool in lang_tools {
-            let answer = crate::executor::lang_steps::installed_versions(tool, None).await;
-            lists.insert(tool.key(), answer);
-        }
-        lists
-    };
-
-    let mut pip_jobs = tokio::task::JoinSet::new();
-    for env in envs {
-        pip_jobs.spawn(pip_versions(env));
-    }
-    let pip_lists = async move {
-        let mut lists = BTreeMap::new();
-        while let Some(done) = pip_jobs.join_next().await {
-            if let Ok((env, answer)) = done {
-                lists.insert(env, answer);
-            }
-        }
-        lists
-    };
-    let files = async {
-        tokio::task::spawn_blocking(move || file_facts(paths))
-            .await
-            .unwrap_or_default()
-    };
-    let (apt, npm, pip, lang, files) = tokio::join!(
-        apt_versions(&apt_names),
-        npm_versions(wants_npm),
-        pip_lists,
-        lang,
-        files
-    );
-
-    let mut notes = Vec::new();
-    if let Err(why) = &apt {
-        notes.push(format!("apt versions: {why}"));
-    }
-    if let Err(why) = &npm {
-        notes.push(format!("npm versions: {why}"));
-    }
-    for (tool, answer) in &lang {
-        if let Err(why) = answer {
-            notes.push(format!("{tool} versions: {why}"));
-        }
-    }
-    for (env, answer) in &pip {
-        if let Err(why) = answer {
-            let env = env
-                .as_ref()
-                .map_or("python3".to_string(), |v| v.display().to_string());
-            notes.push(format!("pip versions of {env}: {why}"));
-        }
-    }
-
+    let machine = Machine::ask(chosen).await;
     let entries = chosen
         .iter()
-        .map(|(name, e)| {
-            let mut parts = Vec::new();
-            for p in apt_parts(e) {
+        .map(|(name, e)| Entry {
+            name: (*name).clone(),
+            version: e.version.clone(),
+            installed_at: e.installed_at.clone(),
+            parts: machine.parts(e),
+        })
+        .collect();
+    (entries, machine.notes())
+}
+
+/// What the machine said about the chosen extensions' parts: each package manager's
+/// versions (or why it could not say) and the facts of each file.
+struct Machine {
+    apt: Answer<BTreeMap<String, (String, String)>>,
+    npm: Answer<BTreeMap<String, String>>,
+    /// By venv (`None`: the system's python3).
+    pip: BTreeMap<Option<PathBuf>, Answer<BTreeMap<String, String>>>,
+    /// By tool key (pipx, cargo, gem, go): name to version, when the tool shows one.
+    lang: BTreeMap<&'static str, Answer<BTreeMap<String, Option<String>>>>,
+    files: BTreeMap<PathBuf, FileFacts>,
+}
+
+impl Machine {
+    /// Runs the queries the chosen extensions need, at the same time: one dpkg-query, one
+    /// `npm ls -g`, one `pip list` per environment, one list per language tool, and the
+    /// file checks off the async threads.
+    async fn ask(chosen: &[(&String, &InstalledExtension)]) -> Machine {
+        let apt_names: BTreeSet<String> = chosen.iter().flat_map(|(_, e)| apt_parts(e)).collect();
+        let wants_npm = chosen
+            .iter()
+            .any(|(_, e)| !e.uses.npm.is_empty() || !e.added.npm.is_empty());
+        let envs: BTreeSet<Option<PathBuf>> = chosen
+            .iter()
+            .flat_map(|(_, e)| union(&e.uses.pip, &e.added.pip))
+            .map(|p| p.venv)
+            .collect();
+        let paths: BTreeSet<PathBuf> = chosen.iter().flat_map(|(_, e)| paths_of(e)).collect();
+        let lang_tools: Vec<em_manifest::LangTool> = em_manifest::LangTool::ALL
+            .into_iter()
+            .filter(|t| {
+                chosen
+                    .iter()
+                    .any(|(_, e)| lang_parts(e).iter().any(|a| a.tool == t.key()))
+            })
+            .collect();
+        let lang = async {
+            let mut lists = BTreeMap::new();
+            for tool in lang_tools {
+                let answer = crate::executor::lang_steps::installed_versions(tool, None).await;
+                lists.insert(tool.key(), answer);
+            }
+            lists
+        };
+        let mut pip_jobs = tokio::task::JoinSet::new();
+        for env in envs {
+            pip_jobs.spawn(pip_versions(env));
+        }
+        let pip_lists = async move {
+            let mut lists = BTreeMap::new();
+            while let Some(done) = pip_jobs.join_next().await {
+                if let Ok((env, answer)) = done {
+                    lists.insert(env, answer);
+                }
+            }
+            lists
+        };
+        let files = async {
+            tokio::task::spawn_blocking(move || file_facts(paths))
+                .await
+                .unwrap_or_default()
+        };
+        let (apt, npm, pip, lang, files) = tokio::join!(
+            apt_versions(&apt_names),
+            npm_versions(wants_npm),
+            pip_lists,
+            lang,
+            files
+        );
+        Machine {
+            apt,
+            npm,
+            pip,
+            lang,
+            files,
+        }
+    }
+
+    /// One note per query that could not answer.
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Err(why) = &self.apt {
+            notes.push(format!("apt versions: {why}"));
+        }
+        if let Err(why) = &self.npm {
+            notes.push(format!("npm versions: {why}"));
+        }
+        for (tool, answer) in &self.lang {
+            if let Err(why) = answer {
+                notes.push(format!("{tool} versions: {why}"));
+            }
+        }
+        for (env, answer) in &self.pip {
+            if let Err(why) = answer {
+                let env = env
+                    .as_ref()
+                    .map_or("python3".to_string(), |v| v.display().to_string());
+                notes.push(format!("pip versions of {env}: {why}"));
+            }
+        }
+        notes
+    }
+
+    /// Every part of one extension, with what the machine said about it: apt packages,
+    /// npm globals, pip packages, language tools' packages, then files.
+    fn parts(&self, e: &InstalledExtension) -> Vec<Part> {
+        let mut parts = self.apt_parts(e);
+        parts.extend(self.npm_parts(e));
+        parts.extend(self.pip_parts(e));
+        parts.extend(self.lang_parts(e));
+        parts.extend(self.file_parts(e));
+        parts
+    }
+
+    /// The apt packages, a dependency the install pulled in marked as such.
+    fn apt_parts(&self, e: &InstalledExtension) -> Vec<Part> {
+        apt_parts(e)
+            .into_iter()
+            .map(|p| {
                 let mut part = Part::package("apt", &p, e.added.apt.contains(&p));
                 if !part.added && e.added.apt_deps.contains(&p) {
                     part.added = true;
                     part.dependency = true;
                 }
-                match &apt {
+                match &self.apt {
                     Ok(found) => {
                         let found = found.get(&p);
                         part.version = found.map(|(v, _)| v.clone());
@@ -463,42 +515,60 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
                     }
                     Err(why) => part.note = Some(why.clone()),
                 }
-                parts.push(part);
-            }
-            for p in union(&e.uses.npm, &e.added.npm) {
+                part
+            })
+            .collect()
+    }
+
+    /// The npm global packages.
+    fn npm_parts(&self, e: &InstalledExtension) -> Vec<Part> {
+        union(&e.uses.npm, &e.added.npm)
+            .into_iter()
+            .map(|p| {
                 let mut part = Part::package("npm", &p, e.added.npm.contains(&p));
-                match &npm {
+                match &self.npm {
                     Ok(found) => {
                         part.version = found.get(&p).cloned();
                         part.present = Some(part.version.is_some());
                     }
                     Err(why) => part.note = Some(why.clone()),
                 }
-                parts.push(part);
-            }
-            for p in union(&e.uses.pip, &e.added.pip) {
-                let PipAdded { venv, name: pkg } = &p;
-                let mut part = Part::package("pip", pkg, e.added.pip.contains(&p));
-                part.venv = venv.clone();
-                match pip.get(venv) {
+                part
+            })
+            .collect()
+    }
+
+    /// The pip packages, each with its venv.
+    fn pip_parts(&self, e: &InstalledExtension) -> Vec<Part> {
+        union(&e.uses.pip, &e.added.pip)
+            .into_iter()
+            .map(|p| {
+                let mut part = Part::package("pip", &p.name, e.added.pip.contains(&p));
+                match self.pip.get(&p.venv) {
                     Some(Ok(found)) => {
-                        part.version = found.get(&em_pip::normalize_name(pkg)).cloned();
+                        part.version = found.get(&em_pip::normalize_name(&p.name)).cloned();
                         part.present = Some(part.version.is_some());
                     }
                     Some(Err(why)) => part.note = Some(why.clone()),
                     None => part.note = Some("`pip list` did not finish".into()),
                 }
-                parts.push(part);
-            }
-            for a in lang_parts(e) {
-                let Some(tool) = em_manifest::LangTool::ALL
+                let PipAdded { venv, .. } = p;
+                part.venv = venv;
+                part
+            })
+            .collect()
+    }
+
+    /// The pipx, cargo, gem and go packages (a tool this build does not know is skipped).
+    fn lang_parts(&self, e: &InstalledExtension) -> Vec<Part> {
+        lang_parts(e)
+            .into_iter()
+            .filter_map(|a| {
+                let tool = em_manifest::LangTool::ALL
                     .into_iter()
-                    .find(|t| t.key() == a.tool)
-                else {
-                    continue;
-                };
+                    .find(|t| t.key() == a.tool)?;
                 let mut part = Part::package(tool.key(), &a.name, e.added.lang.contains(&a));
-                match lang.get(tool.key()) {
+                match self.lang.get(tool.key()) {
                     Some(Ok(found)) => {
                         part.present = Some(found.contains_key(&a.name));
                         part.version = found.get(&a.name).cloned().flatten();
@@ -506,14 +576,21 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
                     Some(Err(why)) => part.note = Some(why.clone()),
                     None => part.note = Some(format!("`{tool}` was not asked")),
                 }
-                parts.push(part);
-            }
-            for path in paths_of(e) {
+                Some(part)
+            })
+            .collect()
+    }
+
+    /// The files, apt sources and venvs, with their checksums.
+    fn file_parts(&self, e: &InstalledExtension) -> Vec<Part> {
+        paths_of(e)
+            .into_iter()
+            .map(|path| {
                 let added = e.added.files.contains(&path)
                     || e.added.apt_sources.contains(&path)
                     || e.added.venvs.contains(&path);
                 let mut part = Part::package("file", &path.display().to_string(), added);
-                match files.get(&path) {
+                match self.files.get(&path) {
                     Some(facts) => {
                         part.present = Some(facts.present);
                         part.sha256 = facts.sha256.clone();
@@ -522,17 +599,10 @@ async fn inventory(chosen: &[(&String, &InstalledExtension)]) -> (Vec<Entry>, Ve
                     None => part.note = Some("the file was not examined".into()),
                 }
                 part.path = Some(path);
-                parts.push(part);
-            }
-            Entry {
-                name: (*name).clone(),
-                version: e.version.clone(),
-                installed_at: e.installed_at.clone(),
-                parts,
-            }
-        })
-        .collect();
-    (entries, notes)
+                part
+            })
+            .collect()
+    }
 }
 
 /// extension-manager's own document: every part, present or not.
