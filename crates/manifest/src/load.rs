@@ -29,6 +29,21 @@ use em_retry::{BackoffKind, Jitter, PolicyOverride};
 const ACTIONS: [&str; 11] = [
     "apt", "npm", "pip", "pipx", "cargo", "gem", "go", "download", "run", "file", "block",
 ];
+const EXTENSION_KEYS: [&str; 13] = [
+    "name",
+    "version",
+    "description",
+    "category",
+    "requires",
+    "after",
+    "conflicts",
+    "options",
+    "requirements",
+    "env",
+    "env_allow",
+    "shell",
+    "scope",
+];
 const STEP_COMMON: [&str; 6] = ["retry", "arch", "creates", "unless", "only_if", "optional"];
 const RETRY_KEYS: [&str; 9] = [
     "attempts",
@@ -75,6 +90,56 @@ fn step_article(kind: &str) -> &'static str {
         "file" => "a file step",
         "block" => "a block step",
         _ => "a run step",
+    }
+}
+
+/// Whether `key` is one that some kind of step takes besides its action key and the common keys.
+fn is_kind_key(key: &str) -> bool {
+    ACTIONS.iter().any(|a| kind_keys(a).contains(&key))
+}
+
+/// The keys a step of `kind` takes, in the order hints list them.
+fn step_keys(kind: &str) -> Vec<&str> {
+    std::iter::once(kind)
+        .chain(kind_keys(kind).iter().copied())
+        .chain(STEP_COMMON)
+        .collect()
+}
+
+/// The hint that lists the keys a step of `kind` takes.
+fn kind_takes(kind: &str) -> String {
+    format!(
+        "{} takes {}",
+        step_article(kind),
+        step_keys(kind).join(", ")
+    )
+}
+
+/// The action keys written in a step's table, in the order written.
+fn action_keys(t: &DeTable<'_>) -> Vec<(Span, &'static str)> {
+    let mut actions: Vec<(Span, &'static str)> = t
+        .iter()
+        .filter_map(|(k, _)| {
+            ACTIONS
+                .iter()
+                .find(|a| **a == k.get_ref().as_ref())
+                .map(|a| (k.span(), *a))
+        })
+        .collect();
+    actions.sort_by_key(|(s, _)| s.start);
+    actions
+}
+
+/// The name hints suggest for the extension: the file's stem, or a made-up one.
+fn suggested_name(stem: Option<&str>) -> &str {
+    stem.unwrap_or("my-extension")
+}
+
+/// The names of the options `[extension.options]` declares, valid or not.
+fn option_names(ext: &DeTable<'_>) -> BTreeSet<String> {
+    match find(ext, "options").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => t.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
+        _ => BTreeSet::new(),
     }
 }
 
@@ -354,6 +419,95 @@ struct Parts {
     remove: Vec<RemoveStep>,
 }
 
+/// The keys of a `retry` table as read, each with where it is written; a key that is
+/// absent or had an error is `None`.
+struct RetryKeys {
+    attempts: Option<(u32, Span)>,
+    backoff: Option<(BackoffKind, Span)>,
+    jitter: Option<Jitter>,
+    delay: Option<(Duration, Span)>,
+    base: Option<(Duration, Span)>,
+    max: Option<(Duration, Span)>,
+    timeout: Option<(Duration, Span)>,
+    deadline: Option<(Duration, Span)>,
+    multiplier: Option<(f64, Span)>,
+}
+
+impl RetryKeys {
+    /// The first delay: `delay` (fixed backoff) or `base` (linear and exponential).
+    fn first(&self) -> Option<&(Duration, Span)> {
+        self.delay.as_ref().or(self.base.as_ref())
+    }
+
+    /// The keys written that backoff `kind` would silently ignore.
+    fn ignored_by(&self, kind: BackoffKind) -> Vec<&'static str> {
+        let ignored: &[(&'static str, bool)] = match kind {
+            BackoffKind::None => &[
+                ("delay", self.delay.is_some()),
+                ("base", self.base.is_some()),
+                ("max", self.max.is_some()),
+                ("multiplier", self.multiplier.is_some()),
+            ],
+            BackoffKind::Fixed => &[
+                ("max", self.max.is_some()),
+                ("multiplier", self.multiplier.is_some()),
+            ],
+            BackoffKind::Linear => &[("multiplier", self.multiplier.is_some())],
+            BackoffKind::Exponential => &[],
+        };
+        ignored
+            .iter()
+            .filter(|(_, present)| *present)
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    /// What these keys change in the default policy.
+    fn overrides(&self) -> PolicyOverride {
+        PolicyOverride {
+            attempts: self.attempts.as_ref().map(|(n, _)| *n),
+            backoff: self.backoff.as_ref().map(|(k, _)| *k),
+            delay: self.first().map(|(d, _)| *d),
+            max: self.max.as_ref().map(|(d, _)| *d),
+            multiplier: self.multiplier.as_ref().map(|(m, _)| *m),
+            jitter: self.jitter,
+            timeout: self.timeout.as_ref().map(|(d, _)| *d),
+            deadline: self.deadline.as_ref().map(|(d, _)| *d),
+        }
+    }
+
+    /// Where the key a policy error is about is written, if it is, and how to fix it.
+    fn blame(&self, e: &PolicyError) -> (Option<Span>, &'static str) {
+        match e {
+            PolicyError::ZeroAttempts => (
+                written_at(&self.attempts),
+                "attempts counts all tries, the first included: 1 runs once, 3 retries twice",
+            ),
+            PolicyError::Multiplier(_) => (
+                written_at(&self.multiplier),
+                "a multiplier below 1 would shrink the delays: use 1.5 or 2.0",
+            ),
+            PolicyError::MaxBelowBase { .. } => (
+                written_at(&self.max).or(self.first().map(|(_, s)| s.clone())),
+                "raise `max`, or lower the first delay (without `base`, it is 1s)",
+            ),
+            PolicyError::ZeroTimeout => (
+                written_at(&self.timeout),
+                "a zero timeout fails every attempt: remove it or give a real limit",
+            ),
+            PolicyError::ZeroDeadline => (
+                written_at(&self.deadline),
+                "a zero deadline runs nothing: remove it or give a real limit",
+            ),
+        }
+    }
+}
+
+/// Where a key read with its span is written, if it was read.
+fn written_at<T>(key: &Option<(T, Span)>) -> Option<Span> {
+    key.as_ref().map(|(_, s)| s.clone())
+}
+
 /// The manifest's walk: [`TomlWalk`] with the manifest's typed readers.
 type Loader<'f> = TomlWalk<'f>;
 
@@ -462,6 +616,8 @@ impl Loader<'_> {
         out
     }
 
+    /// The whole manifest: the top-level keys, `[extension]`, then the `[[install]]`,
+    /// `[[validate]]` and `[[remove]]` lists and the placeholders of every string.
     fn manifest(&mut self, root: &DeTable<'_>, stem: Option<&str>) -> Option<Parts> {
         self.unknown_keys(
             root,
@@ -469,52 +625,8 @@ impl Loader<'_> {
             "at the top level",
             "a manifest has [extension], [[install]], [[validate]] and [[remove]] tables",
         );
-        let stem_hint = stem.unwrap_or("my-extension");
-        let Some(ext_value) = find(root, "extension") else {
-            self.push(
-                0..0,
-                "missing [extension] table",
-                format!(
-                    "start the manifest with an [extension] table holding name = \"{stem_hint}\" and version = \"1.0.0\""
-                ),
-            );
-            return None;
-        };
-        let DeValue::Table(ext) = ext_value.get_ref() else {
-            self.type_error("extension", "a table", ext_value, "");
-            return None;
-        };
-        let ext_span = ext_value.span();
-        self.unknown_keys(
-            ext,
-            &[
-                "name",
-                "version",
-                "description",
-                "category",
-                "requires",
-                "after",
-                "conflicts",
-                "options",
-                "requirements",
-                "env",
-                "env_allow",
-                "shell",
-                "scope",
-            ],
-            "in [extension]",
-            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env, env_allow, shell, scope",
-        );
-        let name = self.required_string(
-            ext,
-            "name",
-            &ext_span,
-            "[extension]",
-            &format!("add name = \"{stem_hint}\": the name equals the file's stem"),
-        );
-        if let Some(name) = &name {
-            self.check_name(name, stem);
-        }
+        let (ext, ext_span) = self.extension(root, stem)?;
+        let name = self.name(ext, &ext_span, stem);
         let version = self.required_string(
             ext,
             "version",
@@ -527,102 +639,18 @@ impl Loader<'_> {
             .map(Spanned::into_inner)
             .unwrap_or_default();
         let category = self.string(ext, "category").map(Spanned::into_inner);
-        let references = |loader: &mut Self, key: &str| {
-            let list = loader.strings(ext, key);
-            for item in &list {
-                if let Some(p) = grammar::check_extension_name(&item.value, "extension") {
-                    loader.push(item.span.clone(), p.message, p.hint);
-                }
-            }
-            list
-        };
-        let requires = references(self, "requires");
-        let after = references(self, "after");
-        let conflicts = references(self, "conflicts");
-
-        let option_names: BTreeSet<String> = match find(ext, "options").map(|v| v.get_ref()) {
-            Some(DeValue::Table(t)) => t.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
-            _ => BTreeSet::new(),
-        };
+        let requires = self.references(ext, "requires");
+        let after = self.references(ext, "after");
+        let conflicts = self.references(ext, "conflicts");
         let options = self.options(ext);
         let requirements = self.requirements(ext);
         let env = self.env(ext);
-        let shell = match self.string(ext, "shell") {
-            None => Shell::Sh,
-            Some(s) if s.value == "sh" => Shell::Sh,
-            Some(s) if s.value == "bash" => Shell::Bash,
-            Some(s) => {
-                self.push(
-                    s.span.clone(),
-                    format!("unknown shell `{}`", s.value),
-                    "shell is \"sh\" (the default) or \"bash\"".to_string(),
-                );
-                Shell::Sh
-            }
-        };
-        let scope = match self.string(ext, "scope") {
-            None => Scope::System,
-            Some(s) if s.value == "system" => Scope::System,
-            Some(s) if s.value == "user" => Scope::User,
-            Some(s) => {
-                self.push(
-                    s.span.clone(),
-                    format!("unknown scope `{}`", s.value),
-                    "scope is \"system\" (the default: as root, system-wide) or \"user\" (into a user's home, as that user)".to_string(),
-                );
-                Scope::System
-            }
-        };
-
-        let install = self
-            .tables(root, "install")
-            .into_iter()
-            .filter_map(|(t, span)| self.step(t, span))
-            .collect();
-        let validate = self
-            .tables(root, "validate")
-            .into_iter()
-            .filter_map(|(t, span)| {
-                self.unknown_keys(
-                    t,
-                    &["run", "expect"],
-                    "in a validate check",
-                    "a [[validate]] check takes run and expect",
-                );
-                let run = self.required_string(
-                    t,
-                    "run",
-                    &span,
-                    "a [[validate]] check",
-                    "add run = \"COMMAND\": a command that exits 0 when the extension works",
-                )?;
-                let expect = self.string(t, "expect");
-                Some(Check { run, expect, span })
-            })
-            .collect();
-        let remove = self
-            .tables(root, "remove")
-            .into_iter()
-            .filter_map(|(t, span)| {
-                self.unknown_keys(
-                    t,
-                    &["run"],
-                    "in a remove step",
-                    "a [[remove]] step takes run",
-                );
-                let run = self.required_string(
-                    t,
-                    "run",
-                    &span,
-                    "a [[remove]] step",
-                    "add run = \"COMMAND\"",
-                )?;
-                Some(RemoveStep { run, span })
-            })
-            .collect();
-
-        self.placeholders(root, &option_names, scope);
-
+        let shell = self.shell(ext);
+        let scope = self.scope(ext);
+        let install = self.install(root);
+        let validate = self.validate(root);
+        let remove = self.remove(root);
+        self.placeholders(root, &option_names(ext), scope);
         Some(Parts {
             name: name?,
             version: version?,
@@ -640,6 +668,166 @@ impl Loader<'_> {
             validate,
             remove,
         })
+    }
+
+    /// The `[extension]` table and where it is written, its unknown keys reported; without
+    /// it, or when it is not a table, there is no manifest to read.
+    fn extension<'t, 'i>(
+        &mut self,
+        root: &'t DeTable<'i>,
+        stem: Option<&str>,
+    ) -> Option<(&'t DeTable<'i>, Span)> {
+        let Some(ext_value) = find(root, "extension") else {
+            self.push(
+                0..0,
+                "missing [extension] table",
+                format!(
+                    "start the manifest with an [extension] table holding name = \"{}\" and version = \"1.0.0\"",
+                    suggested_name(stem)
+                ),
+            );
+            return None;
+        };
+        let DeValue::Table(ext) = ext_value.get_ref() else {
+            self.type_error("extension", "a table", ext_value, "");
+            return None;
+        };
+        self.unknown_keys(
+            ext,
+            &EXTENSION_KEYS,
+            "in [extension]",
+            "[extension] takes name, version, description, category, requires, after, conflicts, options, requirements, env, env_allow, shell, scope",
+        );
+        Some((ext, ext_value.span()))
+    }
+
+    /// The required `name` of `[extension]`, checked against the grammar and the file's stem.
+    fn name(
+        &mut self,
+        ext: &DeTable<'_>,
+        ext_span: &Span,
+        stem: Option<&str>,
+    ) -> Option<Spanned<String>> {
+        let name = self.required_string(
+            ext,
+            "name",
+            ext_span,
+            "[extension]",
+            &format!(
+                "add name = \"{}\": the name equals the file's stem",
+                suggested_name(stem)
+            ),
+        );
+        if let Some(name) = &name {
+            self.check_name(name, stem);
+        }
+        name
+    }
+
+    /// The extensions listed at `key` (`requires`, `after`, `conflicts`), each name checked.
+    fn references(&mut self, ext: &DeTable<'_>, key: &str) -> Vec<Spanned<String>> {
+        let list = self.strings(ext, key);
+        for item in &list {
+            if let Some(p) = grammar::check_extension_name(&item.value, "extension") {
+                self.push(item.span.clone(), p.message, p.hint);
+            }
+        }
+        list
+    }
+
+    /// The `shell` that runs the extension's commands: sh unless it says bash.
+    fn shell(&mut self, ext: &DeTable<'_>) -> Shell {
+        match self.string(ext, "shell") {
+            None => Shell::Sh,
+            Some(s) if s.value == "sh" => Shell::Sh,
+            Some(s) if s.value == "bash" => Shell::Bash,
+            Some(s) => {
+                self.push(
+                    s.span.clone(),
+                    format!("unknown shell `{}`", s.value),
+                    "shell is \"sh\" (the default) or \"bash\"".to_string(),
+                );
+                Shell::Sh
+            }
+        }
+    }
+
+    /// The `scope` the extension installs into: system-wide unless it says user.
+    fn scope(&mut self, ext: &DeTable<'_>) -> Scope {
+        match self.string(ext, "scope") {
+            None => Scope::System,
+            Some(s) if s.value == "system" => Scope::System,
+            Some(s) if s.value == "user" => Scope::User,
+            Some(s) => {
+                self.push(
+                    s.span.clone(),
+                    format!("unknown scope `{}`", s.value),
+                    "scope is \"system\" (the default: as root, system-wide) or \"user\" (into a user's home, as that user)".to_string(),
+                );
+                Scope::System
+            }
+        }
+    }
+
+    /// The `[[install]]` steps; a step with errors is left out.
+    fn install(&mut self, root: &DeTable<'_>) -> Vec<InstallStep> {
+        self.tables(root, "install")
+            .into_iter()
+            .filter_map(|(t, span)| self.step(t, span))
+            .collect()
+    }
+
+    /// The `[[validate]]` checks; a check without a usable `run` is left out.
+    fn validate(&mut self, root: &DeTable<'_>) -> Vec<Check> {
+        self.tables(root, "validate")
+            .into_iter()
+            .filter_map(|(t, span)| self.validate_check(t, span))
+            .collect()
+    }
+
+    /// One `[[validate]]` check: the command to run and, optionally, what it must print.
+    fn validate_check(&mut self, t: &DeTable<'_>, span: Span) -> Option<Check> {
+        self.unknown_keys(
+            t,
+            &["run", "expect"],
+            "in a validate check",
+            "a [[validate]] check takes run and expect",
+        );
+        let run = self.required_string(
+            t,
+            "run",
+            &span,
+            "a [[validate]] check",
+            "add run = \"COMMAND\": a command that exits 0 when the extension works",
+        )?;
+        let expect = self.string(t, "expect");
+        Some(Check { run, expect, span })
+    }
+
+    /// The `[[remove]]` steps; a step without a usable `run` is left out.
+    fn remove(&mut self, root: &DeTable<'_>) -> Vec<RemoveStep> {
+        self.tables(root, "remove")
+            .into_iter()
+            .filter_map(|(t, span)| self.remove_step(t, span))
+            .collect()
+    }
+
+    /// One `[[remove]]` step: the command to run.
+    fn remove_step(&mut self, t: &DeTable<'_>, span: Span) -> Option<RemoveStep> {
+        self.unknown_keys(
+            t,
+            &["run"],
+            "in a remove step",
+            "a [[remove]] step takes run",
+        );
+        let run = self.required_string(
+            t,
+            "run",
+            &span,
+            "a [[remove]] step",
+            "add run = \"COMMAND\"",
+        )?;
+        Some(RemoveStep { run, span })
     }
 
     fn check_name(&mut self, name: &Spanned<String>, stem: Option<&str>) {
@@ -933,165 +1121,17 @@ impl Loader<'_> {
         out
     }
 
+    /// One `[[install]]` step: its one action, the keys its kind takes and the keys every
+    /// step takes; `None` when any of them had an error.
     fn step(&mut self, t: &DeTable<'_>, span: Span) -> Option<InstallStep> {
         let before = self.errors.len();
-        let mut actions: Vec<(Span, &str)> = t
-            .iter()
-            .filter_map(|(k, _)| {
-                ACTIONS
-                    .iter()
-                    .find(|a| **a == k.get_ref().as_ref())
-                    .map(|a| (k.span(), *a))
-            })
-            .collect();
-        actions.sort_by_key(|(s, _)| s.start);
-        let all_kind_keys: BTreeSet<&str> =
-            ACTIONS.iter().flat_map(|a| kind_keys(a)).copied().collect();
-
-        // Unknown keys: explained in terms of the step's kind when it has one.
-        let known =
-            |k: &str| ACTIONS.contains(&k) || STEP_COMMON.contains(&k) || all_kind_keys.contains(k);
-        let unknown: Vec<_> = t
-            .iter()
-            .filter(|(k, _)| !known(k.get_ref()))
-            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
-            .collect();
-        let kind = (actions.len() == 1).then(|| actions[0].1);
-        for (key_span, key) in &unknown {
-            let (candidates, hint): (Vec<&str>, String) = match kind {
-                Some(kind) => {
-                    let takes: Vec<&str> = std::iter::once(kind)
-                        .chain(kind_keys(kind).iter().copied())
-                        .chain(STEP_COMMON)
-                        .collect();
-                    let hint = format!("{} takes {}", step_article(kind), takes.join(", "));
-                    (takes, hint)
-                }
-                None => (
-                    ACTIONS.to_vec(),
-                    format!("the action keys are {}", ACTIONS.join(", ")),
-                ),
-            };
-            let hint = guess_hint(key, candidates.iter().copied(), &hint);
-            self.push(
-                key_span.clone(),
-                format!("unknown key `{key}` in an install step"),
-                hint,
-            );
-        }
-        match actions.as_slice() {
-            [] => {
-                if unknown.is_empty() {
-                    self.push(
-                        span,
-                        "an install step with no action",
-                        format!("give it exactly one of {}", ACTIONS.join(", ")),
-                    );
-                }
-                return None;
-            }
-            [(_, first), (second_span, second), ..] => {
-                self.push(
-                    second_span.clone(),
-                    format!("an install step with two actions: `{first}` and `{second}`"),
-                    "split it into two [[install]] steps: each step does one thing",
-                );
-                return None;
-            }
-            [_] => {}
-        }
-        let kind = actions[0].1;
-
-        // Keys that belong to another kind of step.
-        let mut misplaced: Vec<(Span, String)> = t
-            .iter()
-            .filter(|(k, _)| {
-                all_kind_keys.contains(k.get_ref().as_ref())
-                    && !kind_keys(kind).contains(&k.get_ref().as_ref())
-            })
-            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
-            .collect();
-        misplaced.sort_by_key(|(s, _)| s.start);
-        for (key_span, key) in misplaced {
-            let owners: Vec<&str> = ACTIONS
-                .iter()
-                .copied()
-                .filter(|a| kind_keys(a).contains(&key.as_str()))
-                .collect();
-            let takes: Vec<&str> = std::iter::once(kind)
-                .chain(kind_keys(kind).iter().copied())
-                .chain(STEP_COMMON)
-                .collect();
-            self.push(
-                key_span,
-                format!(
-                    "`{key}` belongs to {} steps, not to {}",
-                    owners.join(" and "),
-                    step_article(kind)
-                ),
-                format!("{} takes {}", step_article(kind), takes.join(", ")),
-            );
-        }
-
+        let actions = action_keys(t);
+        let any_unknown = self.unknown_step_keys(t, &actions);
+        let kind = self.single_action(&actions, any_unknown, &span)?;
+        self.misplaced_keys(t, kind);
         let retry = self.retry(t);
         let arch = self.arch(t);
-        let action = match kind {
-            "apt" => {
-                let packages = self.packages(t, "apt");
-                let allow_http = self.boolean(t, "allow_http").unwrap_or(false);
-                let repository = self.repository(t);
-                Step::Apt(AptStep {
-                    packages,
-                    repository,
-                    allow_http,
-                })
-            }
-            "npm" => Step::Npm(NpmStep {
-                packages: self.packages(t, "npm"),
-            }),
-            "pip" => Step::Pip(PipStep {
-                packages: self.packages(t, "pip"),
-                venv: self.string(t, "venv"),
-            }),
-            kind if LangTool::from_key(kind).is_some() => Step::Lang(LangStep {
-                tool: LangTool::from_key(kind).expect("checked just above"),
-                packages: self.packages(t, kind),
-            }),
-            "download" => self.download(t, &span)?,
-            "file" => {
-                let path = self.string(t, "file");
-                let content = self.content(t, &span, "a file step");
-                let mode = self.mode(t);
-                Step::File(FileStep {
-                    path: path?,
-                    content: content?,
-                    mode,
-                    owner: self.string(t, "owner"),
-                    group: self.string(t, "group"),
-                    replace: self.boolean(t, "replace").unwrap_or(false),
-                })
-            }
-            "block" => {
-                let path = self.string(t, "block");
-                let content = self.content(t, &span, "a block step");
-                Step::Block(BlockStep {
-                    path: path?,
-                    content: content?,
-                    id: self.string(t, "id"),
-                })
-            }
-            _ => {
-                let command = self.string(t, "run")?;
-                if command.value.trim().is_empty() {
-                    self.push(
-                        command.span.clone(),
-                        "`run` is empty",
-                        "give the shell command to run",
-                    );
-                }
-                Step::Run(RunStep { command })
-            }
-        };
+        let action = self.action(t, kind, &span)?;
         let creates = self.string(t, "creates");
         let unless = self.string(t, "unless");
         let only_if = self.string(t, "only_if");
@@ -1106,6 +1146,167 @@ impl Loader<'_> {
             optional,
             span,
         })
+    }
+
+    /// Reports the keys no kind of step takes, explained in terms of the step's kind when it
+    /// has exactly one action; says whether there were any.
+    fn unknown_step_keys(&mut self, t: &DeTable<'_>, actions: &[(Span, &str)]) -> bool {
+        let known = |k: &str| ACTIONS.contains(&k) || STEP_COMMON.contains(&k) || is_kind_key(k);
+        let unknown: Vec<_> = t
+            .iter()
+            .filter(|(k, _)| !known(k.get_ref()))
+            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
+            .collect();
+        let kind = (actions.len() == 1).then(|| actions[0].1);
+        for (key_span, key) in &unknown {
+            let (candidates, hint): (Vec<&str>, String) = match kind {
+                Some(kind) => (step_keys(kind), kind_takes(kind)),
+                None => (
+                    ACTIONS.to_vec(),
+                    format!("the action keys are {}", ACTIONS.join(", ")),
+                ),
+            };
+            let hint = guess_hint(key, candidates.iter().copied(), &hint);
+            self.push(
+                key_span.clone(),
+                format!("unknown key `{key}` in an install step"),
+                hint,
+            );
+        }
+        !unknown.is_empty()
+    }
+
+    /// The kind of a step, its one action key. A step with no action (reported unless an
+    /// unknown key explains it already) or with two actions has none.
+    fn single_action(
+        &mut self,
+        actions: &[(Span, &'static str)],
+        any_unknown: bool,
+        span: &Span,
+    ) -> Option<&'static str> {
+        match actions {
+            [] => {
+                if !any_unknown {
+                    self.push(
+                        span.clone(),
+                        "an install step with no action",
+                        format!("give it exactly one of {}", ACTIONS.join(", ")),
+                    );
+                }
+                None
+            }
+            [(_, first), (second_span, second), ..] => {
+                self.push(
+                    second_span.clone(),
+                    format!("an install step with two actions: `{first}` and `{second}`"),
+                    "split it into two [[install]] steps: each step does one thing",
+                );
+                None
+            }
+            [(_, kind)] => Some(*kind),
+        }
+    }
+
+    /// Reports the keys of `t` that belong to another kind of step than `kind`.
+    fn misplaced_keys(&mut self, t: &DeTable<'_>, kind: &str) {
+        let mut misplaced: Vec<(Span, String)> = t
+            .iter()
+            .filter(|(k, _)| {
+                is_kind_key(k.get_ref()) && !kind_keys(kind).contains(&k.get_ref().as_ref())
+            })
+            .map(|(k, _)| (k.span(), k.get_ref().to_string()))
+            .collect();
+        misplaced.sort_by_key(|(s, _)| s.start);
+        for (key_span, key) in misplaced {
+            let owners: Vec<&str> = ACTIONS
+                .iter()
+                .copied()
+                .filter(|a| kind_keys(a).contains(&key.as_str()))
+                .collect();
+            self.push(
+                key_span,
+                format!(
+                    "`{key}` belongs to {} steps, not to {}",
+                    owners.join(" and "),
+                    step_article(kind)
+                ),
+                kind_takes(kind),
+            );
+        }
+    }
+
+    /// What a step of `kind` does, read from its action key and the keys of its kind.
+    fn action(&mut self, t: &DeTable<'_>, kind: &str, span: &Span) -> Option<Step> {
+        match kind {
+            "apt" => Some(self.apt_step(t)),
+            "npm" => Some(Step::Npm(NpmStep {
+                packages: self.packages(t, "npm"),
+            })),
+            "pip" => Some(Step::Pip(PipStep {
+                packages: self.packages(t, "pip"),
+                venv: self.string(t, "venv"),
+            })),
+            kind if LangTool::from_key(kind).is_some() => Some(Step::Lang(LangStep {
+                tool: LangTool::from_key(kind).expect("checked just above"),
+                packages: self.packages(t, kind),
+            })),
+            "download" => self.download(t, span),
+            "file" => self.file_step(t, span),
+            "block" => self.block_step(t, span),
+            _ => self.run_step(t),
+        }
+    }
+
+    /// An apt step: its packages, `allow_http` and its optional `repository`.
+    fn apt_step(&mut self, t: &DeTable<'_>) -> Step {
+        let packages = self.packages(t, "apt");
+        let allow_http = self.boolean(t, "allow_http").unwrap_or(false);
+        let repository = self.repository(t);
+        Step::Apt(AptStep {
+            packages,
+            repository,
+            allow_http,
+        })
+    }
+
+    /// A file step: the path, its required content, and the file's mode and owners.
+    fn file_step(&mut self, t: &DeTable<'_>, span: &Span) -> Option<Step> {
+        let path = self.string(t, "file");
+        let content = self.content(t, span, "a file step");
+        let mode = self.mode(t);
+        // Without a path or content, the owners and `replace` are not read (nor reported).
+        Some(Step::File(FileStep {
+            path: path?,
+            content: content?,
+            mode,
+            owner: self.string(t, "owner"),
+            group: self.string(t, "group"),
+            replace: self.boolean(t, "replace").unwrap_or(false),
+        }))
+    }
+
+    /// A block step: the path, its required content and the block's `id`.
+    fn block_step(&mut self, t: &DeTable<'_>, span: &Span) -> Option<Step> {
+        let path = self.string(t, "block");
+        let content = self.content(t, span, "a block step");
+        Some(Step::Block(BlockStep {
+            path: path?,
+            content: content?,
+            id: self.string(t, "id"),
+        }))
+    }
+
+    /// A run step: its shell command, which must not be empty.
+    fn run_step(&mut self, t: &DeTable<'_>) -> Option<Step> {
+        let command = self.string(t, "run")?;
+        if command.value.trim().is_empty() {
+            self.push(
+                command.span.clone(),
+                "`run` is empty",
+                "give the shell command to run",
+            );
+        }
+        Some(Step::Run(RunStep { command }))
     }
 
     fn packages(&mut self, t: &DeTable<'_>, key: &str) -> Vec<Spanned<String>> {
@@ -1360,7 +1561,33 @@ impl Loader<'_> {
             "in a retry policy",
             "a retry policy takes attempts, backoff, delay, base, max, multiplier, jitter, timeout, deadline",
         );
-        let attempts = find(r, "attempts").and_then(|v| match v.get_ref() {
+        let keys = self.retry_keys(r);
+        self.conflicting_retry_keys(r, &keys);
+        if self.errors.len() != before {
+            return None;
+        }
+        self.retry_policy(&keys, span)
+    }
+
+    /// Each key of a retry table `r`, read with its own checks.
+    fn retry_keys(&mut self, r: &DeTable<'_>) -> RetryKeys {
+        // Fields are read in the order written here, which is the order of their errors.
+        RetryKeys {
+            attempts: self.attempts(r),
+            backoff: self.backoff(r),
+            jitter: self.jitter(r),
+            delay: self.step_duration(r, "delay"),
+            base: self.step_duration(r, "base"),
+            max: self.step_duration(r, "max"),
+            timeout: self.step_duration(r, "timeout"),
+            deadline: self.step_duration(r, "deadline"),
+            multiplier: self.multiplier(r),
+        }
+    }
+
+    /// `attempts` of a retry table: a whole number that fits a `u32`.
+    fn attempts(&mut self, r: &DeTable<'_>) -> Option<(u32, Span)> {
+        find(r, "attempts").and_then(|v| match v.get_ref() {
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix())
                 .ok()
                 .and_then(|n| u32::try_from(n).ok())
@@ -1382,9 +1609,12 @@ impl Loader<'_> {
                 self.type_error("attempts", "a whole number", v, "e.g. attempts = 5");
                 None
             }
-        });
-        let backoff = self
-            .string(r, "backoff")
+        })
+    }
+
+    /// `backoff` of a retry table: the name of a [`BackoffKind`].
+    fn backoff(&mut self, r: &DeTable<'_>) -> Option<(BackoffKind, Span)> {
+        self.string(r, "backoff")
             .and_then(|b| match BackoffKind::parse(&b.value) {
                 Some(k) => Some((k, b.span)),
                 None => {
@@ -1399,9 +1629,12 @@ impl Loader<'_> {
                     );
                     None
                 }
-            });
-        let jitter = self
-            .string(r, "jitter")
+            })
+    }
+
+    /// `jitter` of a retry table: the name of a [`Jitter`].
+    fn jitter(&mut self, r: &DeTable<'_>) -> Option<Jitter> {
+        self.string(r, "jitter")
             .and_then(|j| match Jitter::parse(&j.value) {
                 Some(k) => Some(k),
                 None => {
@@ -1416,13 +1649,12 @@ impl Loader<'_> {
                     );
                     None
                 }
-            });
-        let delay = self.step_duration(r, "delay");
-        let base = self.step_duration(r, "base");
-        let max = self.step_duration(r, "max");
-        let timeout = self.step_duration(r, "timeout");
-        let deadline = self.step_duration(r, "deadline");
-        let multiplier = find(r, "multiplier").and_then(|v| match v.get_ref() {
+            })
+    }
+
+    /// `multiplier` of a retry table: a number, float or integer.
+    fn multiplier(&mut self, r: &DeTable<'_>) -> Option<(f64, Span)> {
+        find(r, "multiplier").and_then(|v| match v.get_ref() {
             DeValue::Float(f) => f
                 .as_str()
                 .replace('_', "")
@@ -1439,84 +1671,47 @@ impl Loader<'_> {
                 self.type_error("multiplier", "a number", v, "e.g. multiplier = 2.0");
                 None
             }
-        });
-        if let (Some(_), Some((_, base_span))) = (&delay, &base) {
+        })
+    }
+
+    /// Reports keys of a retry table `r` that contradict each other: `delay` with `base`,
+    /// and keys the chosen backoff would silently ignore.
+    fn conflicting_retry_keys(&mut self, r: &DeTable<'_>, keys: &RetryKeys) {
+        if let (Some(_), Some((_, base_span))) = (&keys.delay, &keys.base) {
             self.push(
                 base_span.clone(),
                 "`delay` and `base` both set the first delay",
                 "keep one: `delay` for fixed backoff, `base` for linear and exponential",
             );
         }
-        // Keys that the chosen backoff would silently ignore.
-        if let Some((kind, _)) = &backoff {
-            let ignored: &[(&str, bool)] = match kind {
-                BackoffKind::None => &[
-                    ("delay", delay.is_some()),
-                    ("base", base.is_some()),
-                    ("max", max.is_some()),
-                    ("multiplier", multiplier.is_some()),
-                ],
-                BackoffKind::Fixed => {
-                    &[("max", max.is_some()), ("multiplier", multiplier.is_some())]
-                }
-                BackoffKind::Linear => &[("multiplier", multiplier.is_some())],
-                BackoffKind::Exponential => &[],
-            };
-            let name = kind.as_str();
-            for (key, present) in ignored {
-                if *present && let Some(key_span) = key_span(r, key) {
-                    self.push(
-                        key_span,
-                        format!("`{key}` has no effect with backoff = \"{name}\""),
-                        match *key {
-                            "multiplier" => "multiplier applies to exponential backoff only",
-                            "max" => "max caps linear and exponential backoff",
-                            _ => "backoff = \"none\" retries at once: remove the delay, or choose fixed, linear or exponential",
-                        },
-                    );
-                }
+        let Some((kind, _)) = &keys.backoff else {
+            return;
+        };
+        let name = kind.as_str();
+        for key in keys.ignored_by(*kind) {
+            if let Some(key_span) = key_span(r, key) {
+                self.push(
+                    key_span,
+                    format!("`{key}` has no effect with backoff = \"{name}\""),
+                    match key {
+                        "multiplier" => "multiplier applies to exponential backoff only",
+                        "max" => "max caps linear and exponential backoff",
+                        _ => "backoff = \"none\" retries at once: remove the delay, or choose fixed, linear or exponential",
+                    },
+                );
             }
         }
-        if self.errors.len() != before {
-            return None;
-        }
-        let first = delay.as_ref().or(base.as_ref());
+    }
+
+    /// The policy that `keys`, written at `span`, make; one the policy itself refuses (no
+    /// attempts, a shrinking multiplier, ...) is reported at the key to blame.
+    fn retry_policy(&mut self, keys: &RetryKeys, span: Span) -> Option<StepRetry> {
         let retry = StepRetry {
-            overrides: PolicyOverride {
-                attempts: attempts.as_ref().map(|(n, _)| *n),
-                backoff: backoff.as_ref().map(|(k, _)| *k),
-                delay: first.map(|(d, _)| *d),
-                max: max.as_ref().map(|(d, _)| *d),
-                multiplier: multiplier.as_ref().map(|(m, _)| *m),
-                jitter,
-                timeout: timeout.as_ref().map(|(d, _)| *d),
-                deadline: deadline.as_ref().map(|(d, _)| *d),
-            },
+            overrides: keys.overrides(),
             span: span.clone(),
         };
         if let Err(e) = retry.policy() {
-            let (at, hint) = match &e {
-                PolicyError::ZeroAttempts => (
-                    attempts.map(|(_, s)| s),
-                    "attempts counts all tries, the first included: 1 runs once, 3 retries twice",
-                ),
-                PolicyError::Multiplier(_) => (
-                    multiplier.map(|(_, s)| s),
-                    "a multiplier below 1 would shrink the delays: use 1.5 or 2.0",
-                ),
-                PolicyError::MaxBelowBase { .. } => (
-                    max.map(|(_, s)| s).or(first.map(|(_, s)| s.clone())),
-                    "raise `max`, or lower the first delay (without `base`, it is 1s)",
-                ),
-                PolicyError::ZeroTimeout => (
-                    timeout.map(|(_, s)| s),
-                    "a zero timeout fails every attempt: remove it or give a real limit",
-                ),
-                PolicyError::ZeroDeadline => (
-                    deadline.map(|(_, s)| s),
-                    "a zero deadline runs nothing: remove it or give a real limit",
-                ),
-            };
+            let (at, hint) = keys.blame(&e);
             self.push(at.unwrap_or(span), format!("bad retry policy: {e}"), hint);
             return None;
         }
