@@ -226,8 +226,8 @@ impl Cmd {
     /// set, and the child starts in the home directory; the variables that name our own
     /// per-user places ([`CALLERS_PLACES`]: XDG dirs, pipx/cargo/go/gem homes, ...) are
     /// removed unless this command set them, so the user's tools use the user's own.
-    /// Needs root; a failed switch fails
-    /// the spawn, so nothing ever runs as root by mistake.
+    /// Needs root; a failed switch fails the spawn, so nothing ever runs as root by
+    /// mistake.
     ///
     /// ```
     /// use em_exec::{Cmd, RunAs};
