@@ -284,6 +284,9 @@ pub async fn uninstall(
 /// When this group created pipx's home ([`Added::dirs`]) and no app is left in it: pipx's
 /// own internals go, so that `remove`'s "delete when empty" takes the home too.
 async fn empty_pipx_home(group: &Added, user: Option<&em_manifest::TargetUser>) -> Option<String> {
+    if group.dirs.is_empty() {
+        return None;
+    }
     let pipx = Lang::new(LangTool::Pipx, config(LangTool::Pipx, None, user)).ok()?;
     let (home, _) = pipx.pipx_dirs().await.ok()?;
     if !group.dirs.contains(&home) || !pipx.installed().await.ok()?.is_empty() {
